@@ -1,0 +1,5 @@
+"""`python -m nasx` = the `nasx` command."""
+
+from .cli import main
+
+main()

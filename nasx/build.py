@@ -1,0 +1,336 @@
+"""nn.Module from a NetSpec: stem -> s1..sN (blocks b1..bN) -> head.
+
+Every module here has an analytic twin in `nasx.complexity` with the same structure; keep them in
+step (tests compare the two against fvcore and `numel` for the zoo and random specs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .spec import (
+    AggregatedBlock,
+    Head,
+    InceptionBlock,
+    NetSpec,
+    PlainBlock,
+    Pool,
+    ResidualBlock,
+    Stage,
+    Stem,
+)
+
+__all__ = ["build", "Net"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer helpers
+
+
+def conv2d(w_in: int, w_out: int, k: int, *, stride: int = 1, groups: int = 1, bias: bool = False,
+           padding: int | None = None) -> nn.Conv2d:
+    """k x k convolution with 'same' padding (k // 2) unless `padding` is given."""
+    return nn.Conv2d(w_in, w_out, k, stride=stride, padding=k // 2 if padding is None else padding,
+                     groups=groups, bias=bias)
+
+
+def norm2d(w: int) -> nn.BatchNorm2d:
+    """Batch norm over w channels."""
+    return nn.BatchNorm2d(w)
+
+
+def pool2d(pool: Pool) -> nn.MaxPool2d:
+    """Max-pool as the spec says."""
+    return nn.MaxPool2d(pool.kernel, stride=pool.stride, padding=pool.padding, ceil_mode=pool.ceil_mode)
+
+
+class ConvBnRelu(nn.Sequential):
+    """Conv, BN, ReLU (GoogLeNet's BasicConv2d)."""
+
+    def __init__(self, w_in: int, w_out: int, k: int, *, stride: int = 1, padding: int | None = None):
+        super().__init__()
+        self.conv = conv2d(w_in, w_out, k, stride=stride, padding=padding)
+        self.bn = norm2d(w_out)
+        self.relu = nn.ReLU(inplace=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stems
+
+
+def make_stem(stem: Stem, w_in: int) -> nn.Module:
+    """The stem named by `stem.kind`."""
+    if stem.kind == "imagenet":
+        return nn.Sequential(
+            _named(conv=conv2d(w_in, stem.width, 7, stride=2), bn=norm2d(stem.width), relu=nn.ReLU(inplace=True),
+                   pool=nn.MaxPool2d(3, stride=2, padding=1))
+        )
+    if stem.kind == "cifar":
+        return nn.Sequential(_named(conv=conv2d(w_in, stem.width, 3), bn=norm2d(stem.width), relu=nn.ReLU(inplace=True)))
+    if stem.kind == "alexnet":
+        return nn.Sequential(
+            _named(conv=conv2d(w_in, stem.width, 11, stride=4, padding=2, bias=True), relu=nn.ReLU(inplace=True),
+                   pool=nn.MaxPool2d(3, stride=2))
+        )
+    if stem.kind == "googlenet":
+        w_mid = stem.mid_width or 64
+        return nn.Sequential(
+            _named(conv1=ConvBnRelu(w_in, w_mid, 7, stride=2), pool1=nn.MaxPool2d(3, stride=2, ceil_mode=True),
+                   conv2=ConvBnRelu(w_mid, w_mid, 1), conv3=ConvBnRelu(w_mid, stem.width, 3),
+                   pool2=nn.MaxPool2d(3, stride=2, ceil_mode=True))
+        )
+    return nn.Identity()
+
+
+def _named(**modules: nn.Module):
+    from collections import OrderedDict
+
+    return OrderedDict(modules)
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks
+
+
+class PlainLayer(nn.Sequential):
+    """k x k conv (+ BN), ReLU."""
+
+    def __init__(self, w_in: int, w_out: int, stride: int, block: PlainBlock):
+        super().__init__()
+        self.conv = conv2d(w_in, w_out, block.kernel, stride=stride, bias=block.bias)
+        if block.bn:
+            self.bn = norm2d(w_out)
+        self.relu = nn.ReLU(inplace=True)
+
+
+class BasicTransform(nn.Module):
+    """Basic transformation: 3x3, BN, ReLU, 3x3, BN."""
+
+    def __init__(self, w_in: int, w_out: int, stride: int):
+        super().__init__()
+        self.a = conv2d(w_in, w_out, 3, stride=stride)
+        self.a_bn = norm2d(w_out)
+        self.a_relu = nn.ReLU(inplace=True)
+        self.b = conv2d(w_out, w_out, 3)
+        self.b_bn = norm2d(w_out)
+        self.b_bn.final_bn = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a_relu(self.a_bn(self.a(x)))
+        return self.b_bn(self.b(x))
+
+
+class BottleneckTransform(nn.Module):
+    """Bottleneck transformation: 1x1, BN, ReLU, 3x3 (stride, groups), BN, ReLU, 1x1, BN."""
+
+    def __init__(self, w_in: int, w_out: int, stride: int, w_b: int, groups: int = 1):
+        super().__init__()
+        self.a = conv2d(w_in, w_b, 1)
+        self.a_bn = norm2d(w_b)
+        self.a_relu = nn.ReLU(inplace=True)
+        self.b = conv2d(w_b, w_b, 3, stride=stride, groups=groups)  # stride on the 3x3, as torchvision
+        self.b_bn = norm2d(w_b)
+        self.b_relu = nn.ReLU(inplace=True)
+        self.c = conv2d(w_b, w_out, 1)
+        self.c_bn = norm2d(w_out)
+        self.c_bn.final_bn = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a_relu(self.a_bn(self.a(x)))
+        x = self.b_relu(self.b_bn(self.b(x)))
+        return self.c_bn(self.c(x))
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A shortcut: strided identity, channels zero-padded to w_out (no parameters)."""
+
+    def __init__(self, w_in: int, w_out: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.pad_front = (w_out - w_in) // 2
+        self.pad_back = w_out - w_in - self.pad_front
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.pad_front or self.pad_back:
+            x = F.pad(x, (0, 0, 0, 0, self.pad_front, self.pad_back))
+        return x
+
+
+class ResBlock(nn.Module):
+    """Residual block: x + f(x), projection (1x1 + BN) or zero-pad shortcut when the shape changes, ReLU."""
+
+    def __init__(self, w_in: int, w_out: int, stride: int, f: nn.Module, shortcut: str):
+        super().__init__()
+        self.proj: nn.Module | None = None
+        if w_in != w_out or stride != 1:
+            if shortcut == "zeropad":
+                self.proj = ZeroPadShortcut(w_in, w_out, stride)
+            else:
+                self.proj = nn.Sequential(_named(conv=conv2d(w_in, w_out, 1, stride=stride), bn=norm2d(w_out)))
+        self.f = f
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.proj is None else self.proj(x)
+        return self.relu(shortcut + self.f(x))
+
+
+class InceptionModule(nn.Module):
+    """Inception: cat(1x1 | 1x1->3x3 | 1x1->kxk | 3x3 pool->1x1) [-> 1x1 + BN, + shortcut, ReLU]."""
+
+    def __init__(self, w_in: int, w_out: int, block: InceptionBlock):
+        super().__init__()
+        k = block.kernel_5x5
+        self.branch1 = ConvBnRelu(w_in, block.c1x1, 1)
+        self.branch2 = nn.Sequential(ConvBnRelu(w_in, block.c3x3_reduce, 1), ConvBnRelu(block.c3x3_reduce, block.c3x3, 3))
+        self.branch3 = nn.Sequential(ConvBnRelu(w_in, block.c5x5_reduce, 1), ConvBnRelu(block.c5x5_reduce, block.c5x5, k))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), ConvBnRelu(w_in, block.pool_proj, 1))
+        self.residual = block.residual
+        if block.residual:
+            self.up = nn.Sequential(_named(conv=conv2d(block.w_concat, w_out, 1), bn=norm2d(w_out)))
+            self.proj = None
+            if w_in != w_out:
+                self.proj = nn.Sequential(_named(conv=conv2d(w_in, w_out, 1), bn=norm2d(w_out)))
+            self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+        if not self.residual:
+            return y
+        shortcut = x if self.proj is None else self.proj(x)
+        return self.relu(shortcut + self.up(y))
+
+
+def make_block(w_in: int, w_out: int, stride: int, stage: Stage) -> nn.Module:
+    """One block of `stage` from w_in to w_out channels."""
+    block = stage.block
+    if isinstance(block, PlainBlock):
+        return PlainLayer(w_in, w_out, stride, block)
+    if isinstance(block, ResidualBlock):
+        if block.kind == "basic":
+            f: nn.Module = BasicTransform(w_in, w_out, stride)
+        else:
+            f = BottleneckTransform(w_in, w_out, stride, NetSpec.bottleneck_width(stage))
+        return ResBlock(w_in, w_out, stride, f, block.shortcut)
+    if isinstance(block, AggregatedBlock):
+        f = BottleneckTransform(w_in, w_out, stride, block.w_b, groups=block.cardinality)
+        return ResBlock(w_in, w_out, stride, f, block.shortcut)
+    if isinstance(block, InceptionBlock):
+        return InceptionModule(w_in, w_out, block)
+    raise TypeError(f"unknown block {block!r}")
+
+
+class AnyStage(nn.Sequential):
+    """[max-pool], then `depth` blocks b1..bN; the first takes the stride and the width change."""
+
+    def __init__(self, w_in: int, stage: Stage):
+        super().__init__()
+        if stage.pool is not None:
+            self.pool = pool2d(stage.pool)
+        stride = stage.stride
+        for i in range(1, stage.depth + 1):
+            self.add_module(f"b{i}", make_block(w_in, stage.width, stride, stage))
+            stride, w_in = 1, stage.width
+
+
+# ---------------------------------------------------------------------------------------------
+# Heads
+
+
+class LinearHead(nn.Module):
+    """[max-pool], global average pool, [dropout], linear."""
+
+    def __init__(self, w_in: int, num_classes: int, head: Head):
+        super().__init__()
+        self.pool = pool2d(head.pool) if head.pool is not None else None
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(head.dropout) if head.dropout > 0 else None
+        self.fc = nn.Linear(w_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            x = self.pool(x)
+        x = torch.flatten(self.avgpool(x), 1)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.fc(x)
+
+
+class ClassifierHead(nn.Module):
+    """[max-pool], adaptive avg pool to s x s, FC-hidden, ReLU, dropout, FC-hidden, ReLU, dropout, FC."""
+
+    def __init__(self, w_in: int, num_classes: int, head: Head):
+        super().__init__()
+        self.pool = pool2d(head.pool) if head.pool is not None else None
+        self.avgpool = nn.AdaptiveAvgPool2d((head.pool_size, head.pool_size))
+        s2 = head.pool_size * head.pool_size
+        self.classifier = nn.Sequential(
+            nn.Linear(w_in * s2, head.hidden), nn.ReLU(inplace=True), nn.Dropout(head.dropout),
+            nn.Linear(head.hidden, head.hidden), nn.ReLU(inplace=True), nn.Dropout(head.dropout),
+            nn.Linear(head.hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            x = self.pool(x)
+        return self.classifier(torch.flatten(self.avgpool(x), 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# The net
+
+
+class Net(nn.Module):
+    """stem, s1..sN, head; `spec` is kept on the module for reference."""
+
+    def __init__(self, spec: NetSpec):
+        super().__init__()
+        self.spec = spec
+        self.stem = make_stem(spec.stem, spec.in_channels)
+        w_in = spec.stem_width
+        for i, stage in enumerate(spec.stages, start=1):
+            self.add_module(f"s{i}", AnyStage(w_in, stage))
+            if stage.depth > 0:
+                w_in = stage.width
+        head_cls = LinearHead if spec.head.kind == "linear" else ClassifierHead
+        self.head = head_cls(w_in, spec.num_classes, spec.head)
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.children():
+            x = module(x)
+        return x
+
+
+def _init_weights(net: nn.Module) -> None:
+    """He init for convs, unit BN (zero for a residual branch's last BN), small normal for linears."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 0.0 if getattr(m, "final_bn", False) else 1.0)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+
+
+def build(spec_or_name: NetSpec | str, num_classes: int | None = None, in_channels: int | None = None) -> Net:
+    """A plain nn.Module for a spec or zoo name; num_classes / in_channels override the spec's."""
+    from .zoo import resolve
+
+    spec = resolve(spec_or_name)
+    changes = {}
+    if num_classes is not None:
+        changes["num_classes"] = num_classes
+    if in_channels is not None:
+        changes["in_channels"] = in_channels
+    if changes:
+        spec = spec.replace(**changes)
+    return Net(spec)

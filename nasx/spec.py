@@ -1,0 +1,538 @@
+"""What a net is: frozen dataclasses for stem -> stages -> head, JSON/YAML round-trip, stable id, validation.
+
+A `NetSpec` is the single source of truth that `nasx.build` (an nn.Module), `nasx.complexity`
+(its analytic twin) and every report read. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+__all__ = [
+    "SpecError",
+    "Pool",
+    "Stem",
+    "PlainBlock",
+    "ResidualBlock",
+    "AggregatedBlock",
+    "InceptionBlock",
+    "Block",
+    "Stage",
+    "Head",
+    "NetSpec",
+    "BRANCHES",
+    "STEMS",
+    "HEADS",
+    "conv_out",
+    "pool_out",
+    "load_spec",
+]
+
+
+class SpecError(ValueError):
+    """An impossible or malformed spec; the message names the place (stage and field)."""
+
+
+STEMS = ("imagenet", "cifar", "alexnet", "googlenet", "none")
+HEADS = ("linear", "classifier")
+BRANCHES = ("plain", "residual", "aggregated", "inception")
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output side of a convolution (PyTorch's floor rule)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def pool_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """Output side of a max-pool, including PyTorch's ceil_mode rule (last window must start inside)."""
+    if not ceil_mode:
+        return (size + 2 * padding - kernel) // stride + 1
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks of a spec
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A max-pool: kernel, stride, padding, ceil_mode (as torch.nn.MaxPool2d)."""
+
+    kernel: int = 2
+    stride: int = 2
+    padding: int = 0
+    ceil_mode: bool = False
+
+    def out(self, size: int) -> int:
+        return pool_out(size, self.kernel, self.stride, self.padding, self.ceil_mode)
+
+    def _check(self, where: str) -> None:
+        _positive(self.kernel, f"{where}.kernel")
+        _positive(self.stride, f"{where}.stride")
+        if self.padding < 0 or 2 * self.padding > self.kernel:
+            raise SpecError(f"{where}.padding: {self.padding} must lie in 0..kernel/2")
+
+
+@dataclass(frozen=True)
+class Stem:
+    """The layers before the first stage.
+
+    kind: imagenet (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), cifar (3x3/1 conv, BN, ReLU),
+    alexnet (11x11/4 conv with bias, ReLU, 3x3/2 max-pool), googlenet (7x7/2 conv, pool,
+    1x1 conv to `mid_width`, 3x3 conv, pool; each conv with BN and ReLU), none (identity).
+    """
+
+    kind: str = "cifar"
+    width: int = 16
+    mid_width: int | None = None  # googlenet only: width of its 7x7 and 1x1 convs
+
+    def _check(self) -> None:
+        if self.kind not in STEMS:
+            raise SpecError(f"stem.kind: unknown stem {self.kind!r} (choose from {', '.join(STEMS)})")
+        if self.kind != "none":
+            _positive(self.width, "stem.width")
+        if self.mid_width is not None:
+            if self.kind != "googlenet":
+                raise SpecError(f"stem.mid_width: only the googlenet stem has one (kind is {self.kind!r})")
+            _positive(self.mid_width, "stem.mid_width")
+
+
+@dataclass(frozen=True)
+class PlainBlock:
+    """One k x k conv (+ BN) + ReLU; a plain stage of depth d stacks d of them (AlexNet, VGG)."""
+
+    branch: Literal["plain"] = "plain"
+    kernel: int = 3
+    bn: bool = False
+    bias: bool = True  # torchvision's AlexNet/VGG keep the conv bias, with or without BN
+
+    def _check(self, where: str) -> None:
+        _positive(self.kernel, f"{where}.kernel")
+        if self.kernel % 2 == 0:
+            raise SpecError(f"{where}.kernel: {self.kernel} is even; 'same' padding needs an odd kernel")
+
+
+@dataclass(frozen=True)
+class ResidualBlock:
+    """Residual block: basic (3x3, 3x3) or bottleneck (1x1, 3x3, 1x1) with w_b = width * bottleneck_ratio.
+
+    shortcut: projection (1x1 conv + BN when the shape changes, ResNet option B) or zeropad
+    (strided identity with zero-padded channels, option A of He et al. 2016, used by the CIFAR ResNets).
+    """
+
+    branch: Literal["residual"] = "residual"
+    kind: str = "basic"
+    bottleneck_ratio: float = 0.25  # w_b / w_out, bottleneck only (pycls's bot_mul)
+    shortcut: str = "projection"
+
+    def _check(self, where: str) -> None:
+        if self.kind not in ("basic", "bottleneck"):
+            raise SpecError(f"{where}.kind: {self.kind!r} is not 'basic' or 'bottleneck'")
+        if not (isinstance(self.bottleneck_ratio, (int, float)) and self.bottleneck_ratio > 0):
+            raise SpecError(f"{where}.bottleneck_ratio: {self.bottleneck_ratio!r} must be > 0")
+        _check_shortcut(self.shortcut, where)
+
+
+@dataclass(frozen=True)
+class AggregatedBlock:
+    """ResNeXt bottleneck: 1x1 to w_b = cardinality * group_width, grouped 3x3 (cardinality groups), 1x1."""
+
+    branch: Literal["aggregated"] = "aggregated"
+    cardinality: int = 32
+    group_width: int = 4
+    shortcut: str = "projection"
+
+    @property
+    def w_b(self) -> int:
+        return self.cardinality * self.group_width
+
+    def _check(self, where: str) -> None:
+        _positive(self.cardinality, f"{where}.cardinality")
+        _positive(self.group_width, f"{where}.group_width")
+        _check_shortcut(self.shortcut, where)
+
+
+@dataclass(frozen=True)
+class InceptionBlock:
+    """GoogLeNet's module: 1x1 | 1x1->3x3 | 1x1->kxk | 3x3 max-pool->1x1, concatenated.
+
+    `kernel_5x5` is the kernel of the third branch: torchvision uses 3 (a known deviation from the
+    paper's 5). With `residual`, the concatenation goes through a 1x1 conv + BN to the stage width
+    and is added to the (projected) input before the ReLU (Inception-ResNet style).
+    """
+
+    branch: Literal["inception"] = "inception"
+    c1x1: int = 64
+    c3x3_reduce: int = 96
+    c3x3: int = 128
+    c5x5_reduce: int = 16
+    c5x5: int = 32
+    pool_proj: int = 32
+    kernel_5x5: int = 3
+    residual: bool = False
+
+    @property
+    def w_concat(self) -> int:
+        return self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj
+
+    def _check(self, where: str) -> None:
+        for name in ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj"):
+            _positive(getattr(self, name), f"{where}.{name}")
+        if self.kernel_5x5 not in (3, 5):
+            raise SpecError(f"{where}.kernel_5x5: {self.kernel_5x5} must be 3 (torchvision) or 5 (paper)")
+
+
+Block = Union[PlainBlock, ResidualBlock, AggregatedBlock, InceptionBlock]
+_BLOCKS: dict[str, type] = {
+    "plain": PlainBlock,
+    "residual": ResidualBlock,
+    "aggregated": AggregatedBlock,
+    "inception": InceptionBlock,
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """`depth` blocks of one kind to `width` channels; downsampling by the first block's `stride`
+    and/or a max-pool before the stage."""
+
+    depth: int
+    width: int
+    block: Block = field(default_factory=PlainBlock)
+    stride: int = 1
+    pool: Pool | None = None
+
+
+@dataclass(frozen=True)
+class Head:
+    """After the last stage: optional max-pool, then
+
+    linear: global average pool, dropout, linear (ResNet, GoogLeNet);
+    classifier: adaptive average pool to pool_size x pool_size, FC-hidden, ReLU, dropout,
+    FC-hidden, ReLU, dropout, FC (AlexNet 6x6, VGG 7x7).
+    """
+
+    kind: str = "linear"
+    dropout: float = 0.0
+    pool: Pool | None = None
+    pool_size: int = 7  # classifier only
+    hidden: int = 4096  # classifier only
+
+    def _check(self) -> None:
+        if self.kind not in HEADS:
+            raise SpecError(f"head.kind: unknown head {self.kind!r} (choose from {', '.join(HEADS)})")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise SpecError(f"head.dropout: {self.dropout!r} must lie in [0, 1)")
+        if self.pool is not None:
+            self.pool._check("head.pool")
+        if self.kind == "classifier":
+            _positive(self.pool_size, "head.pool_size")
+            _positive(self.hidden, "head.hidden")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A whole net: input shape, stem, stages, head. Frozen, hashable, JSON/YAML round-trip."""
+
+    stem: Stem
+    stages: tuple[Stage, ...]
+    head: Head = field(default_factory=Head)
+    in_channels: int = 3
+    num_classes: int = 10
+    resolution: int = 32
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- identity ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=indent is None)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def id(self) -> str:
+        """Stable content id: the first 12 hex digits of sha256 of the canonical JSON."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "NetSpec":
+        return _net_from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "NetSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "NetSpec":
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise SpecError(f"not valid YAML: {problem}{where}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "NetSpec":
+        return dataclasses.replace(self, **changes)
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self) -> "NetSpec":
+        """Raise SpecError naming the stage and field of the first impossible setting; else return self."""
+        _positive(self.in_channels, "in_channels")
+        _positive(self.num_classes, "num_classes")
+        _positive(self.resolution, "resolution")
+        if not isinstance(self.stem, Stem):
+            raise SpecError("stem: must be a Stem")
+        self.stem._check()
+        if not isinstance(self.head, Head):
+            raise SpecError("head: must be a Head")
+        self.head._check()
+        if not isinstance(self.stages, tuple):
+            raise SpecError("stages: must be a tuple of Stage")
+        size = self.stem_resolution(self.resolution)
+        if size < 1:
+            raise SpecError(f"stem: resolution {self.resolution} collapses to {size}x{size} in the stem")
+        w_in = self.stem_width
+        for i, stage in enumerate(self.stages, start=1):
+            where = f"stage {i}"
+            if not isinstance(stage, Stage):
+                raise SpecError(f"{where}: must be a Stage")
+            if not isinstance(stage.depth, int) or isinstance(stage.depth, bool) or stage.depth < 0:
+                raise SpecError(f"{where}.depth: {stage.depth!r} must be an integer >= 0")
+            _positive(stage.width, f"{where}.width")
+            _positive(stage.stride, f"{where}.stride")
+            block = stage.block
+            if type(block) not in _BLOCKS.values():
+                raise SpecError(f"{where}.block: must be one of {', '.join(BRANCHES)}")
+            block._check(f"{where}.block")
+            if isinstance(block, AggregatedBlock) and stage.width % block.cardinality:
+                # grouped convs need it, and a ResNeXt stage's output splits into the same groups
+                raise SpecError(
+                    f"{where}.width: {stage.width} is not divisible by cardinality {block.cardinality}"
+                )
+            if isinstance(block, ResidualBlock) and block.kind == "bottleneck":
+                if self.bottleneck_width(stage) < 1:
+                    raise SpecError(f"{where}.block.bottleneck_ratio: gives a bottleneck width below 1")
+            if isinstance(block, InceptionBlock):
+                if stage.stride != 1:
+                    raise SpecError(f"{where}.stride: inception stages downsample by pool, stride must be 1")
+                if not block.residual and block.w_concat != stage.width:
+                    raise SpecError(
+                        f"{where}.width: {stage.width} must equal the sum of the branch widths "
+                        f"c1x1 + c3x3 + c5x5 + pool_proj = {block.w_concat} (or set residual: true)"
+                    )
+            if (
+                isinstance(block, (ResidualBlock, AggregatedBlock))
+                and block.shortcut == "zeropad"
+                and stage.depth > 0
+                and stage.width < w_in
+            ):
+                raise SpecError(f"{where}.block.shortcut: zeropad cannot shrink {w_in} to {stage.width} channels")
+            if stage.pool is not None:
+                stage.pool._check(f"{where}.pool")
+                size = stage.pool.out(size)
+                if size < 1:
+                    raise SpecError(f"{where}.pool: resolution collapses to {size}x{size}")
+            if stage.depth > 0:
+                size = self.block_out_size(stage, size)
+                if size < 1:
+                    raise SpecError(f"{where}.stride: resolution collapses to {size}x{size}")
+                w_in = stage.width
+        if self.head.pool is not None:
+            size = self.head.pool.out(size)
+            if size < 1:
+                raise SpecError(f"head.pool: resolution collapses to {size}x{size} before the head")
+        return self
+
+    # -- derived shapes (shared by build and complexity) ---------------------------------------
+    @property
+    def stem_width(self) -> int:
+        return self.in_channels if self.stem.kind == "none" else self.stem.width
+
+    def stem_resolution(self, size: int) -> int:
+        kind = self.stem.kind
+        if kind == "imagenet":
+            return pool_out(conv_out(size, 7, 2, 3), 3, 2, 1, False)
+        if kind == "alexnet":
+            return pool_out(conv_out(size, 11, 4, 2), 3, 2, 0, False)
+        if kind == "googlenet":
+            size = pool_out(conv_out(size, 7, 2, 3), 3, 2, 0, True)
+            return pool_out(size, 3, 2, 0, True)
+        return size
+
+    @staticmethod
+    def block_out_size(stage: Stage, size: int) -> int:
+        if isinstance(stage.block, PlainBlock):
+            k = stage.block.kernel
+            return conv_out(size, k, stage.stride, k // 2)
+        return conv_out(size, 3, stage.stride, 1)
+
+    @staticmethod
+    def bottleneck_width(stage: Stage) -> int:
+        block = stage.block
+        if isinstance(block, AggregatedBlock):
+            return block.w_b
+        return int(round(stage.width * block.bottleneck_ratio))
+
+    def out_width(self) -> int:
+        """Channels entering the head."""
+        w = self.stem_width
+        for stage in self.stages:
+            if stage.depth > 0:
+                w = stage.width
+        return w
+
+    def describe(self) -> str:
+        """A short human description, e.g. `aggregated 3 stages d=(3,3,3) w=(256,512,1024) C=8 gw=64`."""
+        branches = sorted({s.block.branch for s in self.stages}, key=BRANCHES.index)
+        parts = [
+            "+".join(branches) or "stem-only",
+            f"{len(self.stages)} stages",
+            "d=(" + ",".join(str(s.depth) for s in self.stages) + ")",
+            "w=(" + ",".join(str(s.width) for s in self.stages) + ")",
+        ]
+        cards = [s.block.cardinality for s in self.stages if isinstance(s.block, AggregatedBlock)]
+        gws = [s.block.group_width for s in self.stages if isinstance(s.block, AggregatedBlock)]
+        if cards:
+            parts.append("C=" + _compact(cards))
+            parts.append("gw=" + _compact(gws))
+        return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _compact(values: list[int]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else "(" + ",".join(map(str, values)) + ")"
+
+
+def _positive(value: Any, where: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecError(f"{where}: {value!r} must be an integer >= 1")
+
+
+def _check_shortcut(shortcut: str, where: str) -> None:
+    if shortcut not in ("projection", "zeropad"):
+        raise SpecError(f"{where}.shortcut: {shortcut!r} is not 'projection' or 'zeropad'")
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _make(cls: type, data: Any, where: str, skip: tuple[str, ...] = ()) -> Any:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)} - set(skip)
+    unknown = sorted(set(data) - names - set(skip))
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown field (known: {', '.join(sorted(names))})")
+    kwargs = {k: v for k, v in data.items() if k in names}
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name in names
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    ]
+    missing = [n for n in required if n not in kwargs]
+    if missing:
+        raise SpecError(f"{where}.{missing[0]}: missing")
+    for name, value in kwargs.items():
+        if isinstance(value, float) and value.is_integer() and cls is not ResidualBlock and name != "dropout":
+            kwargs[name] = int(value)  # YAML writes 64.0 where 64 is meant
+    return cls(**kwargs)
+
+
+def _pool_from(data: Any, where: str) -> Pool | None:
+    return None if data is None else _make(Pool, data, where)
+
+
+def _block_from(data: Any, where: str) -> Block:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping, got {type(data).__name__}")
+    branch = data.get("branch", "plain")
+    if branch not in _BLOCKS:
+        raise SpecError(f"{where}.branch: unknown branch type {branch!r} (choose from {', '.join(BRANCHES)})")
+    return _make(_BLOCKS[branch], data, where)
+
+
+def _net_from_dict(data: Any) -> NetSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"spec: expected a mapping, got {type(data).__name__}")
+    if "spec" in data and "stages" not in data:  # a `nasx sample --format jsonl` line
+        data = data["spec"]
+        if not isinstance(data, dict):
+            raise SpecError("spec: expected a mapping")
+    allowed = {f.name for f in dataclasses.fields(NetSpec)}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SpecError(f"{unknown[0]}: unknown field (known: {', '.join(sorted(allowed))})")
+    if "stages" not in data:
+        raise SpecError("stages: missing")
+    if not isinstance(data["stages"], list):
+        raise SpecError("stages: expected a list")
+    stages = []
+    for i, s in enumerate(data["stages"], start=1):
+        where = f"stage {i}"
+        if not isinstance(s, dict):
+            raise SpecError(f"{where}: expected a mapping")
+        stage = dict(s)
+        block = _block_from(stage.pop("block", {"branch": "plain"}), f"{where}.block")
+        pool = _pool_from(stage.pop("pool", None), f"{where}.pool")
+        stages.append(_make(Stage, {**stage, "block": block, "pool": pool}, where))
+    stem = _make(Stem, data.get("stem", {}), "stem")
+    head_data = dict(data.get("head", {}) or {})
+    head_pool = _pool_from(head_data.pop("pool", None), "head.pool")
+    head = _make(Head, {**head_data, "pool": head_pool}, "head")
+    rest = {k: data[k] for k in ("in_channels", "num_classes", "resolution") if k in data}
+    return NetSpec(stem=stem, stages=tuple(stages), head=head, **rest)
+
+
+def load_spec(path: str | Path) -> NetSpec:
+    """Read a spec file (.json, .yaml/.yml, or one `nasx sample` JSONL line); SpecError names the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return NetSpec.from_yaml(text)
+        stripped = text.strip()
+        if path.suffix.lower() == ".jsonl" and stripped:
+            stripped = stripped.splitlines()[0]
+        return NetSpec.from_json(stripped)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+    except TypeError as e:  # a value of the wrong type reaching a dataclass
+        raise SpecError(f"{path}: {e}") from None
+

@@ -1,0 +1,235 @@
+"""The classic nets as named points of the space (torchvision's ImageNet models, the CIFAR nets of He et al. and Xie et al.)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .spec import (
+    AggregatedBlock,
+    Head,
+    InceptionBlock,
+    NetSpec,
+    PlainBlock,
+    Pool,
+    ResidualBlock,
+    SpecError,
+    Stage,
+    Stem,
+    load_spec,
+)
+
+__all__ = ["ZooEntry", "ZOO", "NAMES", "get", "resolve"]
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A named net: its spec, where it comes from, and the parameter count its reference publishes."""
+
+    name: str
+    make: Callable[[], NetSpec]
+    dataset: str  # imagenet | cifar
+    reference: str
+    published_params: int | None  # torchvision's weights meta, or the paper's (rounded) figure
+    note: str = ""
+
+
+ZOO: dict[str, ZooEntry] = {}
+
+
+def register(name: str, dataset: str, reference: str, published_params: int | None, note: str = ""):
+    """Decorator: add a spec factory to the zoo under `name`."""
+
+    def wrap(fn: Callable[[], NetSpec]) -> Callable[[], NetSpec]:
+        ZOO[name] = ZooEntry(name, fn, dataset, reference, published_params, note)
+        return fn
+
+    return wrap
+
+
+def get(name: str) -> NetSpec:
+    """The spec of a zoo net."""
+    try:
+        return ZOO[name].make()
+    except KeyError:
+        raise SpecError(f"{name!r}: not a zoo net (see `nasx zoo`)") from None
+
+
+def resolve(spec_or_name: NetSpec | str | Path) -> NetSpec:
+    """A NetSpec from itself, a zoo name, or a path to a spec file (.json/.yaml/.jsonl)."""
+    if isinstance(spec_or_name, NetSpec):
+        return spec_or_name
+    if isinstance(spec_or_name, Path):
+        return load_spec(spec_or_name)
+    if isinstance(spec_or_name, str):
+        if spec_or_name in ZOO:
+            return get(spec_or_name)
+        if Path(spec_or_name).suffix.lower() in (".json", ".yaml", ".yml", ".jsonl"):
+            return load_spec(spec_or_name)
+        raise SpecError(f"{spec_or_name!r}: not a zoo name (see `nasx zoo`) nor a .json/.yaml spec file")
+    raise SpecError(f"expected a NetSpec, zoo name or spec path, got {type(spec_or_name).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet: torchvision's models (224 x 224, 1000 classes)
+
+TV = "torchvision.models"
+
+
+def _imagenet_resnet(depths, block_for_stage, widths) -> NetSpec:
+    stages = tuple(
+        Stage(depth=d, width=w, block=block_for_stage(i), stride=1 if i == 0 else 2)
+        for i, (d, w) in enumerate(zip(depths, widths))
+    )
+    return NetSpec(stem=Stem("imagenet", 64), stages=stages, head=Head("linear"), num_classes=1000, resolution=224)
+
+
+def _resnet_basic(depths) -> NetSpec:
+    return _imagenet_resnet(depths, lambda i: ResidualBlock(kind="basic"), (64, 128, 256, 512))
+
+
+def _resnet_bottleneck(depths, bottleneck_ratio: float = 0.25) -> NetSpec:
+    block = ResidualBlock(kind="bottleneck", bottleneck_ratio=bottleneck_ratio)
+    return _imagenet_resnet(depths, lambda i: block, (256, 512, 1024, 2048))
+
+
+def _resnext(depths, cardinality: int, group_width: int) -> NetSpec:
+    # torchvision doubles the bottleneck width per stage at fixed cardinality: group width doubles
+    return _imagenet_resnet(
+        depths, lambda i: AggregatedBlock(cardinality=cardinality, group_width=group_width * 2**i), (256, 512, 1024, 2048)
+    )
+
+
+for _name, _depths, _params in [("resnet18", (2, 2, 2, 2), 11_689_512), ("resnet34", (3, 4, 6, 3), 21_797_672)]:
+    register(_name, "imagenet", f"{TV}.{_name} (He et al. 2016)", _params)(lambda d=_depths: _resnet_basic(d))
+for _name, _depths, _params in [
+    ("resnet50", (3, 4, 6, 3), 25_557_032),
+    ("resnet101", (3, 4, 23, 3), 44_549_160),
+    ("resnet152", (3, 8, 36, 3), 60_192_808),
+]:
+    register(_name, "imagenet", f"{TV}.{_name} (He et al. 2016, v1.5: stride on the 3x3)", _params)(
+        lambda d=_depths: _resnet_bottleneck(d)
+    )
+for _name, _depths, _card, _gw, _params in [
+    ("resnext50_32x4d", (3, 4, 6, 3), 32, 4, 25_028_904),
+    ("resnext101_32x8d", (3, 4, 23, 3), 32, 8, 88_791_336),
+    ("resnext101_64x4d", (3, 4, 23, 3), 64, 4, 83_455_272),
+]:
+    register(_name, "imagenet", f"{TV}.{_name} (Xie et al. 2017)", _params)(
+        lambda d=_depths, c=_card, g=_gw: _resnext(d, c, g)
+    )
+for _name, _depths, _params in [("wide_resnet50_2", (3, 4, 6, 3), 68_883_240), ("wide_resnet101_2", (3, 4, 23, 3), 126_886_696)]:
+    register(_name, "imagenet", f"{TV}.{_name} (Zagoruyko & Komodakis 2016)", _params)(
+        lambda d=_depths: _resnet_bottleneck(d, 0.5)
+    )
+
+
+_VGG_DEPTHS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+_VGG_PARAMS = {
+    "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg13": 133_047_848, "vgg13_bn": 133_053_736,
+    "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240, "vgg19_bn": 143_678_248,
+}
+
+
+def _vgg(depths, bn: bool) -> NetSpec:
+    # torchvision's "M" after each stage = a max-pool before the next stage, and before the head
+    halve = Pool(2, 2)
+    stages = tuple(
+        Stage(depth=d, width=w, block=PlainBlock(kernel=3, bn=bn), pool=None if i == 0 else halve)
+        for i, (d, w) in enumerate(zip(depths, (64, 128, 256, 512, 512)))
+    )
+    head = Head("classifier", dropout=0.5, pool=halve, pool_size=7, hidden=4096)
+    return NetSpec(stem=Stem("none", 3), stages=stages, head=head, num_classes=1000, resolution=224)
+
+
+for _base, _depths in _VGG_DEPTHS.items():
+    for _bn in (False, True):
+        _name = _base + ("_bn" if _bn else "")
+        register(_name, "imagenet", f"{TV}.{_name} (Simonyan & Zisserman 2015)", _VGG_PARAMS[_name])(
+            lambda d=_depths, b=_bn: _vgg(d, b)
+        )
+
+
+@register("alexnet", "imagenet", f"{TV}.alexnet (Krizhevsky 2014, one-GPU variant)", 61_100_840)
+def alexnet() -> NetSpec:
+    """11x11/4 conv 64, pool, 5x5 conv 192, pool, 3x3 convs 384, 256, 256, pool, classifier 6x6."""
+    pool = Pool(3, 2)
+    stages = (
+        Stage(depth=1, width=192, block=PlainBlock(kernel=5)),
+        Stage(depth=1, width=384, block=PlainBlock(kernel=3), pool=pool),
+        Stage(depth=2, width=256, block=PlainBlock(kernel=3)),
+    )
+    head = Head("classifier", dropout=0.5, pool=pool, pool_size=6, hidden=4096)
+    return NetSpec(stem=Stem("alexnet", 64), stages=stages, head=head, num_classes=1000, resolution=224)
+
+
+# GoogLeNet's modules as in torchvision (and Szegedy et al. 2015, Table 1):
+# (c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj), and the max-pool before each module
+_GOOGLENET = [
+    ("3a", (64, 96, 128, 16, 32, 32), None),
+    ("3b", (128, 128, 192, 32, 96, 64), None),
+    ("4a", (192, 96, 208, 16, 48, 64), Pool(3, 2, ceil_mode=True)),
+    ("4b", (160, 112, 224, 24, 64, 64), None),
+    ("4c", (128, 128, 256, 24, 64, 64), None),
+    ("4d", (112, 144, 288, 32, 64, 64), None),
+    ("4e", (256, 160, 320, 32, 128, 128), None),
+    ("5a", (256, 160, 320, 32, 128, 128), Pool(2, 2, ceil_mode=True)),
+    ("5b", (384, 192, 384, 48, 128, 128), None),
+]
+
+
+def _googlenet(kernel_5x5: int) -> NetSpec:
+    stages = []
+    for _, widths, pool in _GOOGLENET:
+        block = InceptionBlock(
+            c1x1=widths[0], c3x3_reduce=widths[1], c3x3=widths[2], c5x5_reduce=widths[3], c5x5=widths[4],
+            pool_proj=widths[5], kernel_5x5=kernel_5x5,
+        )
+        stages.append(Stage(depth=1, width=block.w_concat, block=block, pool=pool))
+    return NetSpec(stem=Stem("googlenet", 192, mid_width=64), stages=tuple(stages), head=Head("linear", dropout=0.2),
+                   num_classes=1000, resolution=224)
+
+
+register(
+    "googlenet", "imagenet", f"{TV}.googlenet (Szegedy et al. 2015), aux heads off", 6_624_904,
+    note="torchvision's: a 3x3 conv in the '5x5' branch, BN after every conv",
+)(lambda: _googlenet(3))
+register(
+    "googlenet_paper", "imagenet", "Szegedy et al. 2015, Table 1", None,
+    note="the paper's 5x5 conv in the third branch; otherwise as torchvision (BN, no LRN, no aux heads)",
+)(lambda: _googlenet(5))
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR (32 x 32, 10 classes)
+
+
+def _cifar_resnet(n: int) -> NetSpec:
+    block = ResidualBlock(kind="basic", shortcut="zeropad")  # option A, as in the paper's CIFAR nets
+    stages = tuple(Stage(depth=n, width=w, block=block, stride=s) for w, s in ((16, 1), (32, 2), (64, 2)))
+    return NetSpec(stem=Stem("cifar", 16), stages=stages, head=Head("linear"), num_classes=10, resolution=32)
+
+
+# He et al. 2016, Table 6: 0.27M / 0.46M / 0.66M / 0.85M / 1.7M
+for _n, _paper in [(3, 270_000), (5, 460_000), (7, 660_000), (9, 850_000), (18, 1_700_000)]:
+    register(f"resnet{6 * _n + 2}", "cifar", "He et al. 2016, Sec. 4.2 (option A shortcuts)", _paper)(
+        lambda n=_n: _cifar_resnet(n)
+    )
+
+
+def _resnext29(cardinality: int, group_width: int) -> NetSpec:
+    # Xie et al. 2017, Sec. 5.3: 3x3 conv 64, then 3 stages of 3 bottleneck blocks with outputs
+    # 256/512/1024; the bottleneck width (cardinality x group width) doubles with the stage
+    stages = tuple(
+        Stage(depth=3, width=w, block=AggregatedBlock(cardinality=cardinality, group_width=group_width * 2**i),
+              stride=1 if i == 0 else 2)
+        for i, w in enumerate((256, 512, 1024))
+    )
+    return NetSpec(stem=Stem("cifar", 64), stages=stages, head=Head("linear"), num_classes=10, resolution=32)
+
+
+register("resnext29_8x64d", "cifar", "Xie et al. 2017, Table 7", 34_400_000)(lambda: _resnext29(8, 64))
+register("resnext29_16x64d", "cifar", "Xie et al. 2017, Table 7", 68_100_000)(lambda: _resnext29(16, 64))
+
+NAMES: tuple[str, ...] = tuple(ZOO)
