@@ -115,7 +115,6 @@ class BasicTransform(nn.Module):
         self.a_relu = nn.ReLU(inplace=True)
         self.b = conv2d(w_out, w_out, 3)
         self.b_bn = norm2d(w_out)
-        self.b_bn.final_bn = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.a_relu(self.a_bn(self.a(x)))
@@ -135,7 +134,6 @@ class BottleneckTransform(nn.Module):
         self.b_relu = nn.ReLU(inplace=True)
         self.c = conv2d(w_b, w_out, 1)
         self.c_bn = norm2d(w_out)
-        self.c_bn.final_bn = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.a_relu(self.a_bn(self.a(x)))
@@ -165,13 +163,13 @@ class ResBlock(nn.Module):
 
     def __init__(self, w_in: int, w_out: int, stride: int, f: nn.Module, shortcut: str):
         super().__init__()
+        self.f = f  # registered before the projection: parameters in torchvision's order
         self.proj: nn.Module | None = None
         if w_in != w_out or stride != 1:
             if shortcut == "zeropad":
                 self.proj = ZeroPadShortcut(w_in, w_out, stride)
             else:
                 self.proj = nn.Sequential(_named(conv=conv2d(w_in, w_out, 1, stride=stride), bn=norm2d(w_out)))
-        self.f = f
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,14 +305,14 @@ class Net(nn.Module):
 
 
 def _init_weights(net: nn.Module) -> None:
-    """He init for convs, unit BN (zero for a residual branch's last BN), small normal for linears."""
+    """He init (fan_out) for convs, unit BN, N(0, 0.01) for linears: torchvision's choices."""
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
-            nn.init.constant_(m.weight, 0.0 if getattr(m, "final_bn", False) else 1.0)
+            nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=0.01)

@@ -1,0 +1,135 @@
+"""Specs: JSON/YAML round-trip, stable content id, validation errors that name the stage and field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+import pytest
+
+import nasx
+from nasx.spec import AggregatedBlock, Head, NetSpec, PlainBlock, Pool, ResidualBlock, SpecError, Stage, Stem
+from nasx.zoo import ZOO
+from random_specs import random_spec
+
+
+def small_resnext(**stage2) -> NetSpec:
+    s2 = dict(depth=2, width=64, block=AggregatedBlock(cardinality=8, group_width=4), stride=2) | stage2
+    return NetSpec(stem=Stem("cifar", 16), stages=(Stage(1, 32, ResidualBlock(kind="basic")), Stage(**s2)),
+                   head=Head("linear"), num_classes=10, resolution=32)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_specs_round_trip_json_and_yaml(name):
+    spec = nasx.zoo.get(name)
+    assert NetSpec.from_json(spec.to_json()) == spec
+    assert NetSpec.from_json(spec.to_json(indent=2)) == spec
+    assert NetSpec.from_yaml(spec.to_yaml()) == spec
+    assert NetSpec.from_yaml(spec.to_yaml()).id == spec.id
+
+
+def test_random_specs_round_trip():
+    rng = random.Random(7)
+    for _ in range(200):
+        spec = random_spec(rng)
+        assert NetSpec.from_json(spec.to_json()) == spec
+        assert NetSpec.from_yaml(spec.to_yaml()) == spec
+
+
+def test_id_is_hash_of_canonical_json():
+    spec = nasx.zoo.get("resnet20")
+    canonical = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert spec.id == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    assert len({nasx.zoo.get(n).id for n in ZOO}) == len(ZOO)  # every zoo net is a distinct point
+    assert small_resnext().id == small_resnext().id
+    assert small_resnext(depth=3).id != small_resnext().id
+
+
+def test_specs_are_frozen_and_hashable():
+    spec = small_resnext()
+    with pytest.raises(AttributeError):
+        spec.resolution = 64  # type: ignore[misc]
+    assert len({spec, small_resnext()}) == 1
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (dict(width=60), ["stage 2.width", "cardinality 8"]),
+        (dict(depth=-1), ["stage 2.depth"]),
+        (dict(stride=0), ["stage 2.stride"]),
+        (dict(pool=Pool(64, 2)), ["stage 2.pool", "collapses"]),
+        (dict(block=AggregatedBlock(cardinality=0, group_width=4)), ["stage 2.block.cardinality"]),
+        (dict(block=ResidualBlock(kind="huge")), ["stage 2.block.kind"]),
+        (dict(block=PlainBlock(kernel=4)), ["stage 2.block.kernel", "even"]),
+    ],
+)
+def test_impossible_specs_raise_one_error_naming_stage_and_field(change, words):
+    with pytest.raises(SpecError) as e:
+        small_resnext(**change)
+    assert all(w in str(e.value) for w in words), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_resolution_collapse_before_the_head_is_reported():
+    with pytest.raises(SpecError, match="stage 2.pool: resolution collapses"):
+        nasx.zoo.get("alexnet").replace(resolution=16)
+    with pytest.raises(SpecError, match="stem: resolution 5 collapses"):
+        nasx.zoo.get("alexnet").replace(resolution=5)
+    with pytest.raises(SpecError, match="head.pool"):
+        nasx.zoo.get("vgg16").replace(resolution=16)
+
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda d: d["stages"][1]["block"].update(branch="dense"), ["stage 2.block.branch", "dense"]),
+        (lambda d: d["stages"][0].update(colour="red"), ["stage 1.colour", "unknown field"]),
+        (lambda d: d["stem"].update(kind="huge"), ["stem.kind"]),
+        (lambda d: d["head"].update(kind="mlp"), ["head.kind"]),
+        (lambda d: d["stages"][1].pop("width"), ["stage 2.width", "missing"]),
+        (lambda d: d["stages"][1].update(depth="three"), ["stage 2.depth"]),
+        (lambda d: d.update(flavour=1), ["flavour"]),
+    ],
+)
+def test_bad_spec_documents(mutate, words):
+    data = small_resnext().to_dict()
+    mutate(data)
+    with pytest.raises(SpecError) as e:
+        NetSpec.from_dict(data)
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_bad_json_and_yaml_text():
+    with pytest.raises(SpecError, match="not valid JSON"):
+        NetSpec.from_json("{stages: ")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        NetSpec.from_yaml("stages: [\n  - {depth: 1")
+
+
+def test_load_spec_names_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(small_resnext().to_dict() | {"num_classes": 0}))
+    with pytest.raises(SpecError, match=r"bad\.json: num_classes"):
+        nasx.load_spec(bad)
+    with pytest.raises(SpecError, match="cannot read"):
+        nasx.load_spec(tmp_path / "missing.yaml")
+
+
+def test_sample_jsonl_line_is_accepted(tmp_path):
+    spec = small_resnext()
+    line = tmp_path / "one.jsonl"
+    line.write_text(json.dumps({"id": spec.id, "flops": 1, "params": 2, "spec": spec.to_dict()}) + "\n")
+    assert nasx.load_spec(line) == spec
+
+
+def test_mixed_branch_types_in_one_net():
+    spec = NetSpec(
+        stem=Stem("cifar", 16),
+        stages=(Stage(2, 32, PlainBlock(bn=True)), Stage(2, 64, ResidualBlock(kind="bottleneck"), stride=2),
+                Stage(1, 128, AggregatedBlock(cardinality=4, group_width=8), stride=2)),
+        head=Head("linear"), num_classes=10, resolution=32,
+    )
+    assert spec.describe() == "plain+residual+aggregated 3 stages d=(2,2,1) w=(32,64,128) C=4 gw=8"
+    assert nasx.complexity(spec).params == sum(p.numel() for p in nasx.build(spec).parameters())

@@ -1,0 +1,100 @@
+"""The zoo: torchvision's published parameter counts to the parameter, the papers' CIFAR figures, working models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nasx
+from nasx.zoo import ZOO
+
+# torchvision's published figures (the `num_params` of each model's weights meta; googlenet without aux heads)
+TORCHVISION_PARAMS = {
+    "alexnet": 61_100_840,
+    "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg13": 133_047_848, "vgg13_bn": 133_053_736,
+    "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240, "vgg19_bn": 143_678_248,
+    "googlenet": 6_624_904,
+    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
+    "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
+}
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", list(TORCHVISION_PARAMS))
+def test_torchvision_parameter_counts_exact(name):
+    assert nasx.complexity(name).params == TORCHVISION_PARAMS[name]
+    assert n_params(nasx.build(name)) == TORCHVISION_PARAMS[name]
+
+
+def cifar_resnet_option_a_params(n: int, classes: int = 10) -> int:
+    """He et al.'s CIFAR ResNet-(6n+2) with parameter-free (option A) shortcuts, by hand."""
+    def conv_bn(w_in, w_out):
+        return 9 * w_in * w_out + 2 * w_out
+
+    total = conv_bn(3, 16)
+    w_in = 16
+    for w in (16, 32, 64):
+        for _ in range(n):
+            total += conv_bn(w_in, w) + conv_bn(w, w)
+            w_in = w
+    return total + 64 * classes + classes
+
+
+@pytest.mark.parametrize("n, paper_millions", [(3, "0.27"), (5, "0.46"), (7, "0.66"), (9, "0.85"), (18, "1.7")])
+def test_cifar_resnets_match_he_et_al(n, paper_millions):
+    name = f"resnet{6 * n + 2}"
+    params = nasx.complexity(name).params
+    assert params == cifar_resnet_option_a_params(n)
+    assert f"{params / 1e6:.2g}" == paper_millions  # He et al. 2016, Table 6
+    assert n_params(nasx.build(name)) == params
+
+
+@pytest.mark.parametrize("name, paper", [("resnext29_8x64d", 34.4e6), ("resnext29_16x64d", 68.1e6)])
+def test_cifar_resnexts_match_xie_et_al(name, paper):
+    params = nasx.complexity(name).params
+    assert abs(params - paper) / paper < 0.001  # Table 7 prints three significant digits
+
+
+def test_googlenet_paper_variant_differs_only_in_the_5x5_branch():
+    tv, paper = nasx.zoo.get("googlenet"), nasx.zoo.get("googlenet_paper")
+    assert [s.block.kernel_5x5 for s in tv.stages] == [3] * 9
+    assert [s.block.kernel_5x5 for s in paper.stages] == [5] * 9
+    # 16 extra weights per (c5x5_reduce x c5x5) pair: 5x5 - 3x3
+    extra = sum(16 * s.block.c5x5_reduce * s.block.c5x5 for s in tv.stages)
+    assert nasx.complexity(paper).params - nasx.complexity(tv).params == extra
+
+
+def small_resolution(name: str) -> int:
+    return 32 if ZOO[name].dataset == "cifar" else 64
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_forward_shape_no_nan_and_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    model = nasx.build(name, num_classes=7).train()
+    x = torch.randn(2, 3, small_resolution(name), small_resolution(name))
+    out = model(x)
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+    out.logsumexp(1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing, f"no (or an all-zero) gradient for {missing[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_build_overrides_classes_and_channels():
+    model = nasx.build("resnet20", num_classes=100, in_channels=1)
+    assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 100)
+    assert model.stem.conv.in_channels == 1
+
+
+def test_module_names_follow_the_spec():
+    model = nasx.build("resnet50")
+    names = [n for n, _ in model.named_children()]
+    assert names == ["stem", "s1", "s2", "s3", "s4", "head"]
+    assert [n for n, _ in model.s3.named_children()] == [f"b{i}" for i in range(1, 7)]
