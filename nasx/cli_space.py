@@ -1,0 +1,88 @@
+"""The `nasx spaces` and `nasx sample` commands (thin typer layer over nasx.space and nasx.space_sample)."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+class SampleFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `spaces` and `sample` to the nasx app."""
+    from .cli import fail, human
+
+    @app.command()
+    def spaces() -> None:
+        """List the shipped design spaces: name, structural size, default band, description.
+
+        Size counts distinct structures (stage count, depths, branch types, block choices, stem and
+        head choices) with widths left out, since the sampler solves them from the FLOPs band;
+        ∞ where a structural choice is continuous.
+        """
+        from .space import load_space, shipped_spaces
+        from .spec import SpecError
+
+        typer.echo(f"{'name':<10} {'structures':>26} {'input':>7} {'default band':>18}  description")
+        for name in shipped_spaces():
+            try:
+                space = load_space(name)
+            except SpecError as e:
+                fail(str(e))
+            band = " ".join(f"{key} {human(b[0])}:{human(b[1])}" for key, b in
+                            (("FLOPs", space.flops), ("params", space.params)) if b) or "-"
+            res = f"{space.resolution}px"
+            typer.echo(f"{name:<10} {space.describe_size():>26} {res:>7} {band:>18}  {space.description}")
+
+    @app.command()
+    def sample(
+        space: str = typer.Option(..., "--space", "-s", help="A shipped space name (see `nasx spaces`) or a space .yaml file."),
+        n: int = typer.Option(10, "-n", help="How many distinct members to draw."),
+        flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
+        params: Optional[str] = typer.Option(None, "--params", help="Parameter band LO:HI, e.g. 500k:2M."),
+        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Input side (default: the space's)."),
+        seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same members."),
+        format: SampleFormat = typer.Option(SampleFormat.table, "--format", "-f", help="table or jsonl (one member per line)."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr for n >= 100."),
+    ) -> None:
+        """Draw n distinct members of a space with analytic counts inside the FLOPs/params band."""
+        from .space import load_space
+        from .spec import SpecError
+
+        if n < 1:
+            fail(f"-n: {n} must be >= 1")
+        try:
+            loaded = load_space(space)
+            if resolution is not None:
+                if resolution < 1:
+                    fail(f"--resolution: {resolution} must be >= 1")
+                loaded = loaded.at(resolution)
+            bar = None
+            if progress and n >= 100:
+                from tqdm import tqdm
+
+                bar = tqdm(total=n, desc=f"sampling {loaded.name}", unit="net", file=None, leave=False)
+            try:
+                run = loaded.sample(seed, n, flops=flops, params=params,
+                                    on_accept=(lambda _: bar.update()) if bar is not None else None)
+            finally:
+                if bar is not None:
+                    bar.close()
+        except SpecError as e:
+            fail(str(e))
+        if format is SampleFormat.jsonl:
+            typer.echo("\n".join(json.dumps(s.to_dict(), separators=(",", ":")) for s in run))
+            return
+        typer.echo(f"{'id':<12} {'FLOPs':>9} {'params':>9} {'acts':>9}  structure")
+        for s in run:
+            cx = s.complexity
+            typer.echo(f"{s.spec.id:<12} {human(cx.flops):>9} {human(cx.params):>9} {human(cx.acts):>9}  {s.spec.describe()}")
+        typer.echo(f"# {len(run)} members from {run.draws} draws (acceptance {run.acceptance:.0%})", err=True)

@@ -1,0 +1,586 @@
+"""Design spaces as files: parse a space YAML, check membership of a spec, count its structural size.
+
+A space is a family of nets: an input, stem and head choices, a number of stages, and per stage
+the distributions of depth, width, branch type and the branch's own fields, with optional ties
+across stages and a default FLOPs/params band. Drawing members (i.i.d. or from an Optuna trial)
+lives in `nasx.space_sample`; the format is documented in docs/spaces.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .spec import (
+    AggregatedBlock,
+    BRANCHES,
+    Head,
+    InceptionBlock,
+    NetSpec,
+    PlainBlock,
+    Pool,
+    ResidualBlock,
+    SpecError,
+    Stem,
+)
+
+__all__ = [
+    "SpaceError",
+    "Dist",
+    "PerStage",
+    "Space",
+    "Membership",
+    "SPACES_DIR",
+    "load_space",
+    "shipped_spaces",
+    "parse_count",
+    "parse_band",
+]
+
+SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"
+
+
+class SpaceError(SpecError):
+    """A malformed space file or an impossible request of a space; the message names file and key."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributions
+
+DIST_KINDS = ("choice", "int", "log_int", "power_of_two", "float", "log_float")
+_SUFFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_count(text: Any) -> int:
+    """'150M' -> 150_000_000, '1.2G', '500k', or a plain number."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return int(text)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMGT]?)\s*", str(text))
+    if not match:
+        raise SpaceError(f"{text!r}: not a count (write e.g. 150M, 1.2G, 500k)")
+    return int(round(float(match.group(1)) * _SUFFIX[match.group(2)]))
+
+
+def parse_band(text: Any, what: str = "band") -> tuple[int, int]:
+    """'100M:150M' or [lo, hi] -> (lo, hi), checked 0 < lo <= hi."""
+    parts = text.split(":") if isinstance(text, str) else text
+    if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+        raise SpaceError(f"{what}: {text!r} is not LO:HI")
+    lo, hi = (parse_count(p) for p in parts)
+    if lo <= 0 or lo > hi:
+        raise SpaceError(f"{what}: {lo} > {hi}" if lo > hi else f"{what}: low end {lo} must be > 0")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Dist:
+    """One parameter's distribution: fixed, choice, int, log_int, power_of_two, float or log_float."""
+
+    kind: str
+    values: tuple  # the choices (fixed: one), or (low, high)
+
+    @property
+    def low(self) -> Any:
+        return self.values[0] if self.kind not in ("choice", "fixed") else min(self.values)
+
+    @property
+    def high(self) -> Any:
+        return self.values[-1] if self.kind not in ("choice", "fixed") else max(self.values)
+
+    def support(self) -> tuple | None:
+        """Every value, or None for a continuous range."""
+        if self.kind in ("fixed", "choice"):
+            return self.values
+        lo, hi = self.values
+        if self.kind in ("int", "log_int"):
+            return tuple(range(lo, hi + 1))
+        if self.kind == "power_of_two":
+            return tuple(2**e for e in range(lo.bit_length() - 1, hi.bit_length()))
+        return None
+
+    def size(self) -> float:
+        values = self.support()
+        return math.inf if values is None else len(values)
+
+    def holds(self, value: Any) -> bool:
+        if self.kind in ("fixed", "choice"):
+            return any(_same(value, v) for v in self.values)
+        lo, hi = self.values
+        if self.kind in ("float", "log_float"):
+            return isinstance(value, (int, float)) and lo - 1e-9 <= value <= hi + 1e-9
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            return False
+        return self.kind != "power_of_two" or value & (value - 1) == 0
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return repr(self.values[0])
+        if self.kind == "choice":
+            return "{" + ", ".join(map(str, self.values)) + "}"
+        lo, hi = self.values
+        return f"{lo}..{hi}" + ("" if self.kind in ("int", "float") else f" ({self.kind})")
+
+    def draw(self, rng) -> Any:
+        """One i.i.d. value from a numpy Generator."""
+        if self.kind in ("fixed", "choice"):
+            return self.values[int(rng.integers(len(self.values)))]
+        lo, hi = self.values
+        if self.kind == "int":
+            return int(rng.integers(lo, hi + 1))
+        if self.kind == "log_int":
+            return min(hi, int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1)))))
+        if self.kind == "power_of_two":
+            return 2 ** int(rng.integers(lo.bit_length() - 1, hi.bit_length()))
+        if self.kind == "float":
+            return float(rng.uniform(lo, hi))
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+    def suggest(self, trial, name: str) -> Any:
+        """The value an Optuna trial suggests under `name` (a fixed value is not a parameter)."""
+        if self.kind == "fixed":
+            return self.values[0]
+        if self.kind == "choice":
+            if all(v is None or isinstance(v, (bool, int, float, str)) for v in self.values):
+                return trial.suggest_categorical(name, list(self.values))
+            labels = [_label(v) for v in self.values]  # Pools and other mappings: by label
+            return self.values[labels.index(trial.suggest_categorical(name, labels))]
+        lo, hi = self.values
+        if self.kind in ("int", "log_int"):
+            return trial.suggest_int(name, lo, hi, log=self.kind == "log_int")
+        if self.kind == "power_of_two":
+            return trial.suggest_categorical(name, list(self.support()))
+        return trial.suggest_float(name, lo, hi, log=self.kind == "log_float")
+
+    def nearest(self, x: float, quantum: int = 1) -> int | None:
+        """The legal integer value nearest to x in log scale that is a multiple of `quantum`, or None."""
+        if self.kind in ("int", "log_int"):
+            lo, hi = -(-self.values[0] // quantum) * quantum, self.values[1] // quantum * quantum
+            if lo > hi:
+                return None
+            k = x / quantum
+            below = max(lo, min(hi, math.floor(k) * quantum))
+            above = max(lo, min(hi, math.ceil(k) * quantum))
+            if below == above or below <= 0:
+                return above
+            return below if x * x < below * above else above  # geometric midpoint
+        values = [v for v in (self.support() or ()) if isinstance(v, int) and v % quantum == 0]
+        if not values:
+            return None
+        return min(values, key=lambda v: abs(math.log(v) - math.log(max(x, 1e-9))))
+
+
+@dataclass(frozen=True)
+class PerStage:
+    """A fixed value per stage position; the last one repeats (e.g. strides 1, 2, 2, ...)."""
+
+    values: tuple
+
+    def at(self, index: int) -> Any:
+        return self.values[min(index, len(self.values) - 1)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, Pool):
+        return f"pool{value.kernel}s{value.stride}p{value.padding}" + ("c" if value.ceil_mode else "")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The space
+
+
+BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
+    "plain": ("kernel", "bn", "bias"),
+    "residual": ("kind", "bottleneck_ratio", "shortcut"),
+    "aggregated": ("cardinality", "bottleneck_ratio", "shortcut"),
+    "inception": ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj", "kernel_5x5", "residual"),
+}
+INCEPTION_WIDTHS = ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj")
+_BLOCK_CLASS = {"plain": PlainBlock, "residual": ResidualBlock, "aggregated": AggregatedBlock,
+                "inception": InceptionBlock}
+STAGE_KEYS = ("count", "depth", "width", "branch", "stride", "pool") + BRANCHES
+TIE_KINDS = {"stem_width": ("stage1",), "width": ("same", "double", "non_decreasing"),
+             "depth": ("same", "non_decreasing")}
+_TOP_KEYS = ("name", "description", "input", "constraints", "stem", "head", "stages", "ties")
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Truthy when the spec is a member; `reason` names the offending field otherwise."""
+
+    reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class Space:
+    """A parsed space file. Distributions are `Dist`; stride and pool may also be `PerStage`."""
+
+    name: str
+    description: str
+    source: str  # the file it came from, for messages
+    resolution: int
+    in_channels: int
+    num_classes: int
+    flops: tuple[int, int] | None  # default band
+    params: tuple[int, int] | None
+    stem: dict[str, Dist]
+    head: dict[str, Dist]
+    stages: dict[str, Any]  # count, depth, width, branch, stride, pool: Dist | PerStage
+    blocks: dict[str, dict[str, Any]]  # branch -> field -> Dist (plus stride/pool overrides)
+    ties: dict[str, str] = field(default_factory=dict)
+
+    # -- derived --------------------------------------------------------------------------------
+    def at(self, resolution: int) -> "Space":
+        """The same family at another input side (e.g. 224 for ImageNet)."""
+        return dataclasses.replace(self, resolution=resolution)
+
+    def branches(self) -> tuple[str, ...]:
+        return tuple(self.stages["branch"].values)
+
+    def placement(self, branch: str, key: str, index: int) -> Any:
+        """Stride or pool of the stage at `index` (0-based) with this branch: a value or a Dist."""
+        entry = self.blocks.get(branch, {}).get(key, self.stages[key])
+        return entry.at(index) if isinstance(entry, PerStage) else entry
+
+    def tied(self, name: str) -> str | None:
+        return self.ties.get(name)
+
+    # -- membership -----------------------------------------------------------------------------
+    def why_not(self, spec: NetSpec) -> str | None:
+        """None if the spec is a member, else one line naming the first offending field."""
+        for reason in self._reasons(spec):
+            return reason
+        return None
+
+    def contains(self, spec: NetSpec) -> Membership:
+        return Membership(self.why_not(spec))
+
+    def _reasons(self, spec: NetSpec) -> Iterator[str]:
+        for name, value, want in (("resolution", spec.resolution, self.resolution),
+                                  ("in_channels", spec.in_channels, self.in_channels),
+                                  ("num_classes", spec.num_classes, self.num_classes)):
+            if value != want:
+                yield f"{name}: {value} is not the space's {want}"
+        stages = spec.stages
+        yield from _check(self.stem["kind"], spec.stem.kind, "stem.kind")
+        if spec.stem.kind != "none":
+            if self.tied("stem_width") == "stage1":
+                if stages and spec.stem.width != stages[0].width:
+                    yield f"stem.width: {spec.stem.width} is not stage 1's width {stages[0].width} (tie stem_width: stage1)"
+            else:
+                yield from _check(self.stem["width"], spec.stem.width, "stem.width")
+        if spec.stem.kind == "googlenet":
+            yield from _check(self.stem["mid_width"], spec.stem.mid_width, "stem.mid_width")
+        for name, dist in self.head.items():
+            yield from _check(dist, getattr(spec.head, name), f"head.{name}")
+        yield from _check(self.stages["count"], len(stages), "stages (count)")
+        first: dict[str, Any] = {}
+        for i, stage in enumerate(stages):
+            where = f"stage {i + 1}"
+            branch = stage.block.branch
+            yield from _check(self.stages["depth"], stage.depth, f"{where}.depth")
+            yield from _check(self.stages["branch"], branch, f"{where}.branch")
+            yield from _check(self.placement(branch, "stride", i), stage.stride, f"{where}.stride")
+            yield from _check(self.placement(branch, "pool", i), stage.pool, f"{where}.pool")
+            block = stage.block
+            dists = self.blocks[branch]
+            values = {f: getattr(block, f, None) for f in BLOCK_FIELDS[branch]}
+            if branch == "aggregated":
+                values["bottleneck_ratio"] = block.w_b / stage.width  # derived: the spec stores group_width
+            if branch == "residual" and block.kind == "basic":
+                values.pop("bottleneck_ratio")  # irrelevant to a basic block
+            for name, value in values.items():
+                yield from _check(dists[name], value, f"{where}.block.{name}")
+                if self.tied(name) == "same":
+                    key = f"{branch}.{name}"
+                    if key in first and not _same(first[key], value):
+                        yield f"{where}.block.{name}: {value} differs from {first[key]} (tie {name}: same)"
+                    first.setdefault(key, value)
+            if drawn_width(stage):
+                yield from self._width_reasons(stages, i)
+            if i > 0 and self.tied("depth") in ("same", "non_decreasing"):
+                prev = stages[i - 1].depth
+                if (self.tied("depth") == "same" and stage.depth != prev) or stage.depth < prev:
+                    yield f"{where}.depth: {stage.depth} breaks the tie depth: {self.tied('depth')} ({prev} before)"
+
+    def _width_reasons(self, stages, i: int) -> Iterator[str]:
+        width, where, tie = stages[i].width, f"stage {i + 1}.width", self.tied("width")
+        # ties hold among the stages whose width is drawn (a plain inception stage's is the sum of its branches)
+        before = [s.width for s in stages[:i] if drawn_width(s)]
+        if not before or tie is None:
+            yield from _check(self.stages["width"], width, where)
+            return
+        prev = before[-1]
+        if tie == "non_decreasing":
+            yield from _check(self.stages["width"], width, where)
+            if width < prev:
+                yield f"{where}: {width} < {prev} before it (tie width: non_decreasing)"
+        elif width != (2 * prev if tie == "double" else prev):
+            yield f"{where}: {width} is not {'2 x' if tie == 'double' else ''} {prev} (tie width: {tie})"
+
+    # -- size ------------------------------------------------------------------------------------
+    def size(self) -> float:
+        """Number of distinct structures, widths excluded (they are solved from the band); inf if a
+        structural parameter is continuous."""
+        fixed = 1.0
+        for name, dist in self.stem.items():
+            if name not in ("width", "mid_width"):
+                fixed *= dist.size()
+        for dist in self.head.values():
+            fixed *= dist.size()
+        total = 0.0
+        branches = self.branches()
+        for k in self.stages["count"].support() or ():
+            for assignment in product(branches, repeat=k):
+                n = _tied_count(self.stages["depth"], self.tied("depth"), k)
+                for name_branch in set(assignment):
+                    for f, dist in self.structural_fields(name_branch).items():
+                        if self.tied(f) == "same":
+                            n *= dist.size()
+                for i, b in enumerate(assignment):
+                    for key in ("stride", "pool"):
+                        p = self.placement(b, key, i)
+                        n *= p.size() if isinstance(p, Dist) else 1
+                    for f, dist in self.structural_fields(b).items():
+                        if self.tied(f) != "same":
+                            n *= dist.size()
+                total += n
+        return total * fixed
+
+    def structural_fields(self, branch: str) -> dict[str, Dist]:
+        """A branch's fields that are drawn, not solved (everything but inception branch widths)."""
+        return {f: d for f, d in self.blocks[branch].items() if f in BLOCK_FIELDS[branch] and f not in INCEPTION_WIDTHS}
+
+    def describe_size(self) -> str:
+        n = self.size()
+        return "∞ (continuous)" if math.isinf(n) else f"{int(n):,}"
+
+    # -- sampling (nasx.space_sample) ---------------------------------------------------------------
+    def sample(self, rng, n: int, flops=None, params=None, **options):
+        """n distinct members i.i.d. inside the band (default: the space's); see space_sample.sample."""
+        from .space_sample import sample
+
+        return sample(self, rng, n, flops=flops, params=params, **options)
+
+    def suggest(self, trial, flops=None, params=None) -> NetSpec:
+        """A member inside the band from an Optuna trial; see space_sample.suggest."""
+        from .space_sample import suggest
+
+        return suggest(self, trial, flops=flops, params=params)
+
+
+def drawn_width(stage) -> bool:
+    """Whether a stage's width is its own parameter (not the sum of inception branch widths)."""
+    return not (isinstance(stage.block, InceptionBlock) and not stage.block.residual)
+
+
+def _check(dist: Any, value: Any, where: str) -> Iterator[str]:
+    if isinstance(dist, Dist) and not dist.holds(value):
+        shown = _label(value) if isinstance(value, Pool) else value
+        verb = "outside" if dist.kind not in ("fixed", "choice") else "not in"
+        yield f"{where}: {shown} {verb} {dist.describe()}"
+
+
+def _tied_count(dist: Dist, tie: str | None, k: int) -> float:
+    m = dist.size()
+    if math.isinf(m):
+        return m
+    if tie == "same":
+        return m
+    if tie == "non_decreasing":
+        return math.comb(int(m) + k - 1, k)
+    return m**k
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+class _Where:
+    """The file and key path that a parse error names."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str) -> SpaceError:
+        return SpaceError(f"{self.source}: {key}: {message}")
+
+
+def _mapping(node: Any, key: str, known: tuple[str, ...], at: _Where) -> dict:
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        raise at.fail(key, f"expected a mapping, got {type(node).__name__}")
+    for name in node:
+        if name not in known:
+            raise at.fail(f"{key}.{name}", f"unknown key (known: {', '.join(known)})")
+    return node
+
+
+def _dist(node: Any, key: str, at: _Where, per_stage: bool = False) -> Dist | PerStage:
+    if isinstance(node, dict) and len(node) == 1 and next(iter(node)) in DIST_KINDS + ("per_stage",):
+        kind, arg = next(iter(node.items()))
+        if kind == "per_stage":
+            if not per_stage:
+                raise at.fail(key, "per_stage is only for stride and pool")
+            if not isinstance(arg, list) or not arg:
+                raise at.fail(key, "per_stage needs a non-empty list")
+            return PerStage(tuple(_value(v, key, at) for v in arg))
+        if kind == "choice":
+            if not isinstance(arg, list) or not arg:
+                raise at.fail(key, "empty choice")
+            return Dist("choice", tuple(_value(v, key, at) for v in arg))
+        if not isinstance(arg, list) or len(arg) != 2:
+            raise at.fail(key, f"{kind} needs [min, max]")
+        lo, hi = arg
+        numeric = (int, float) if kind in ("float", "log_float") else (int,)
+        if any(isinstance(v, bool) or not isinstance(v, numeric) for v in (lo, hi)):
+            raise at.fail(key, f"{kind} bounds must be {'numbers' if len(numeric) == 2 else 'integers'}, got {lo!r}, {hi!r}")
+        if lo > hi:
+            raise at.fail(key, f"min {lo} > max {hi}")
+        if kind != "float" and kind != "int" and lo <= 0:
+            raise at.fail(key, f"{kind} needs min > 0, got {lo}")
+        if kind == "power_of_two" and (lo & (lo - 1) or hi & (hi - 1)):
+            raise at.fail(key, f"power_of_two bounds must be powers of two, got {lo}, {hi}")
+        return Dist(kind, (lo, hi))
+    return Dist("fixed", (_value(node, key, at),))
+
+
+def _value(node: Any, key: str, at: _Where) -> Any:
+    if isinstance(node, dict) and key.split(".")[-1] == "pool":
+        try:
+            return Pool(**node)
+        except TypeError as e:
+            raise at.fail(key, f"not a pool: {e}") from None
+    if isinstance(node, (dict, list)):
+        raise at.fail(key, f"expected a value or one of {', '.join(DIST_KINDS)}, got {node!r}")
+    return node
+
+
+def _field_default(cls: type, name: str) -> Any:
+    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+
+def parse_space(data: Any, source: str) -> Space:
+    """A Space from the mapping of a space file; SpaceError names `source` and the key."""
+    at = _Where(source)
+    top = _mapping(data, "space", _TOP_KEYS, at)
+    if not top:
+        raise SpaceError(f"{source}: empty space file")
+    name = top.get("name") or Path(source).stem
+    inp = _mapping(top.get("input"), "input", ("resolution", "channels", "classes"), at)
+    numbers = {}
+    for key, default in (("resolution", 32), ("channels", 3), ("classes", 10)):
+        value = inp.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise at.fail(f"input.{key}", f"{value!r} must be an integer >= 1")
+        numbers[key] = value
+    cons = _mapping(top.get("constraints"), "constraints", ("flops", "params"), at)
+    bands = {}
+    for key in ("flops", "params"):
+        try:
+            bands[key] = parse_band(cons[key], key) if cons.get(key) is not None else None
+        except SpaceError as e:
+            raise at.fail(f"constraints.{key}", str(e).split(": ", 1)[-1]) from None
+
+    stem_node = _mapping(top.get("stem"), "stem", ("kind", "width", "mid_width"), at)
+    stem = {k: _dist(stem_node.get(k, _field_default(Stem, k)), f"stem.{k}", at) for k in ("kind", "width")}
+    stem["mid_width"] = _dist(stem_node.get("mid_width", 64), "stem.mid_width", at)
+    for kind in stem["kind"].values:
+        if kind not in ("imagenet", "cifar", "alexnet", "googlenet", "none"):
+            raise at.fail("stem.kind", f"unknown stem {kind!r}")
+    head_node = _mapping(top.get("head"), "head", tuple(f.name for f in dataclasses.fields(Head)), at)
+    head = {k: _dist(v, f"head.{k}", at) for k, v in head_node.items()}
+
+    st = _mapping(top.get("stages"), "stages", STAGE_KEYS, at)
+    for key in ("count", "depth", "width", "branch"):
+        if key not in st:
+            raise at.fail(f"stages.{key}", "missing")
+    stages = {k: _dist(st[k], f"stages.{k}", at) for k in ("count", "depth", "width", "branch")}
+    for k in ("stride", "pool"):
+        stages[k] = _dist(st.get(k, 1 if k == "stride" else None), f"stages.{k}", at, per_stage=True)
+    for key in ("count", "depth", "width"):
+        if stages[key].kind in ("float", "log_float"):
+            raise at.fail(f"stages.{key}", "must be an integer distribution")
+    if stages["count"].low < 1 or stages["depth"].low < 0:
+        raise at.fail("stages.count" if stages["count"].low < 1 else "stages.depth", "must be >= 1 (count) / >= 0 (depth)")
+    if stages["width"].support() is not None and not all(isinstance(v, int) and v >= 1 for v in stages["width"].support()):
+        raise at.fail("stages.width", "widths must be integers >= 1")
+    blocks: dict[str, dict[str, Any]] = {}
+    for branch in stages["branch"].values:
+        if branch not in BRANCHES:
+            raise at.fail("stages.branch", f"unknown branch {branch!r} (choose from {', '.join(BRANCHES)})")
+        known = BLOCK_FIELDS[branch] + (("pool",) if branch == "inception" else ("stride", "pool"))
+        node = _mapping(st.get(branch), f"stages.{branch}", known, at)
+        cls = _BLOCK_CLASS[branch]
+        entry = {}
+        for f in BLOCK_FIELDS[branch]:
+            default = 0.25 if f == "bottleneck_ratio" and branch == "aggregated" else (
+                _field_default(cls, f) if f in {x.name for x in dataclasses.fields(cls)} else None)
+            entry[f] = _dist(node.get(f, default), f"stages.{branch}.{f}", at)
+        for f in ("stride", "pool"):
+            if f in node:
+                entry[f] = _dist(node[f], f"stages.{branch}.{f}", at, per_stage=True)
+        if branch == "aggregated" and entry["cardinality"].low < 1:
+            raise at.fail("stages.aggregated.cardinality", "must be >= 1")
+        blocks[branch] = entry
+    for branch in st:
+        if branch in BRANCHES and branch not in blocks:
+            raise at.fail(f"stages.{branch}", f"{branch} is not among stages.branch")
+
+    ties = _mapping(top.get("ties"), "ties", tuple(TIE_KINDS) + tuple(
+        sorted({f for fs in BLOCK_FIELDS.values() for f in fs} - set(INCEPTION_WIDTHS))), at)
+    for key, value in ties.items():
+        allowed = TIE_KINDS.get(key, ("same",))
+        if value not in allowed:
+            raise at.fail(f"ties.{key}", f"{value!r} is not one of {', '.join(allowed)}")
+    description = str(top.get("description", "")).strip()
+    return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
+                 in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
+                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties))
+
+
+def load_space(name_or_path: str | Path) -> Space:
+    """A shipped space by name (see `shipped_spaces`) or a space file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            known = ", ".join(shipped_spaces()) or "none found"
+            raise SpaceError(f"{name_or_path!r}: no such space (shipped: {known})")
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpaceError(f"{source}: cannot read ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpaceError(f"{source}: not valid YAML: {problem}{where}") from None
+    return parse_space(data, source)
+
+
+def shipped_spaces() -> list[str]:
+    """Names of the spaces in the repository's spaces/ folder."""
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml")) if SPACES_DIR.is_dir() else []

@@ -1,0 +1,282 @@
+"""Design spaces: files, membership, constraint-aware sampling (i.i.d. and Optuna), CLI, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import optuna
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+import nasx
+from nasx import zoo
+from nasx.cli_space import register
+from nasx.space import SpaceError, load_space, parse_band, parse_count, shipped_spaces
+from nasx.spec import NetSpec, SpecError
+
+SHIPPED = ("classic", "inception", "resnet", "resnext", "vgg")
+MEMBERS = {
+    "resnet": ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"],
+    "resnext": ["resnext29_8x64d", "resnext29_16x64d"],
+}
+MEMBERS["classic"] = MEMBERS["resnet"] + MEMBERS["resnext"]
+
+
+def narrow(space, half_width: float = 0.05) -> tuple[int, int]:
+    """A +-half_width FLOPs band around the geometric centre of the space's default band."""
+    lo, hi = space.flops
+    centre = math.sqrt(lo * hi)
+    return int(centre * (1 - half_width)), int(centre * (1 + half_width))
+
+
+def test_every_space_is_shipped_and_parses():
+    assert set(SHIPPED) <= set(shipped_spaces())
+    for name in SHIPPED:
+        space = load_space(name)
+        assert space.name == name and space.resolution == 32 and space.flops is not None
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_samples_validate_lie_in_band_and_are_members(name):
+    space = load_space(name)
+    lo, hi = space.flops
+    run = space.sample(np.random.default_rng(1), 20)
+    assert len(run) == 20 and len({s.spec.id for s in run}) == 20
+    for s in run:
+        again = NetSpec.from_dict(s.spec.to_dict())  # validates
+        cx = nasx.complexity(again)
+        assert cx == s.complexity
+        assert lo <= cx.flops <= hi
+        assert space.contains(s.spec), space.why_not(s.spec)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_samples_build_and_run_forward(name):
+    space = load_space(name)
+    lo = space.flops[0]
+    for s in space.sample(7, 2, flops=(lo, 2 * lo)):
+        model = nasx.build(s.spec).eval()
+        with torch.no_grad():
+            out = model(torch.randn(2, space.in_channels, space.resolution, space.resolution))
+        assert out.shape == (2, space.num_classes) and torch.isfinite(out).all()
+        assert sum(p.numel() for p in model.parameters()) == s.complexity.params
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_acceptance_in_a_five_percent_band_is_at_least_half(name):
+    space = load_space(name)
+    lo, hi = narrow(space)
+    run = space.sample(3, 100, flops=(lo, hi))
+    assert all(lo <= s.complexity.flops <= hi for s in run)
+    assert run.draws >= len(run) == 100
+    assert run.acceptance >= 0.5, (run.draws, run.rejected)
+
+
+def test_params_band_alone_and_with_flops():
+    space = load_space("resnet")
+    for s in space.sample(0, 10, params=(200_000, 300_000)):
+        assert 200_000 <= s.complexity.params <= 300_000
+    for s in space.sample(0, 5, flops=(30_000_000, 80_000_000), params=(100_000, 1_000_000)):
+        assert 30_000_000 <= s.complexity.flops <= 80_000_000 and 100_000 <= s.complexity.params <= 1_000_000
+
+
+def test_seeded_sampling_is_reproducible():
+    space = load_space("classic")
+    ids = lambda seed: [s.spec.id for s in space.sample(seed, 15)]  # noqa: E731
+    assert ids(5) == ids(5)
+    assert ids(5) != ids(6)
+    assert [s.spec.id for s in space.sample(np.random.default_rng(5), 15)] == ids(5)
+
+
+@pytest.mark.parametrize("space_name", sorted(MEMBERS))
+def test_zoo_nets_are_members(space_name):
+    space = load_space(space_name)
+    for net in MEMBERS[space_name]:
+        assert space.contains(zoo.get(net)), (net, space.why_not(zoo.get(net)))
+
+
+def test_non_members_are_reported_with_the_field():
+    resnet, resnext = load_space("resnet"), load_space("resnext")
+    spec = zoo.get("resnet20")
+    deep = spec.replace(stages=(spec.stages[0], spec.stages[1].__class__(**{**spec.stages[1].__dict__, "depth": 40}),
+                                spec.stages[2]))
+    membership = resnet.contains(deep)
+    assert not membership and membership.reason == "stage 2.depth: 40 outside 1..30"
+    assert resnet.why_not(deep) == membership.reason
+    assert resnext.why_not(spec) == "stage 1.branch: residual not in 'aggregated'"
+    assert "resolution" in resnet.why_not(spec.replace(resolution=64))
+    assert resnet.at(64).contains(spec.replace(resolution=64))
+    assert "stem.kind" in load_space("vgg").why_not(spec)
+    assert load_space("resnext").why_not(zoo.get("resnext50_32x4d")) is not None  # ImageNet-sized
+
+
+def test_size_counts_structures():
+    # vgg: 3..5 stages, depths 1..4 non-decreasing (multisets: 20 + 35 + 56), bn tied: x2
+    assert load_space("vgg").size() == 2 * (20 + 35 + 56)
+    assert math.isinf(load_space("vgg").size()) is False
+
+
+def _check_trials(study, space, band):
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) >= len(study.trials) // 2 and done
+    for t in done:
+        spec = NetSpec.from_dict(t.user_attrs["spec"])
+        cx = nasx.complexity(spec)
+        assert band[0] <= cx.flops <= band[1] and cx.flops == t.user_attrs["flops"]
+        assert space.contains(spec) and spec.id == t.user_attrs["spec_id"]
+    return done
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_suggest_with_single_objective_samplers(sampler):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, band = load_space("classic"), (50_000_000, 100_000_000)
+    make = {"tpe": lambda: optuna.samplers.TPESampler(seed=0, n_startup_trials=3),
+            "random": lambda: optuna.samplers.RandomSampler(seed=0)}[sampler]
+    study = optuna.create_study(sampler=make())
+    study.optimize(lambda trial: nasx.complexity(space.suggest(trial, flops=band)).params / 1e6, n_trials=8)
+    done = _check_trials(study, space, band)
+    # conditional parameters: a stage's cardinality exists only where its branch is aggregated
+    for t in done:
+        branches = [v for k, v in t.params.items() if k.endswith(".branch")]
+        assert ("aggregated.cardinality" in t.params) == ("aggregated" in branches)
+
+
+def test_suggest_with_nsga2_multi_objective():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, band = load_space("resnext"), (100_000_000, 150_000_000)
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=optuna.samplers.NSGAIISampler(seed=0, population_size=4))
+
+    def objective(trial):
+        cx = nasx.complexity(space.suggest(trial, flops=band))
+        return cx.params, cx.acts
+
+    study.optimize(objective, n_trials=10)
+    _check_trials(study, space, band)
+
+
+def test_counts_and_bands_parse_suffixes():
+    assert parse_count("150M") == 150_000_000 and parse_count("1.2G") == 1_200_000_000
+    assert parse_count("500k") == 500_000 and parse_count(42) == 42
+    assert parse_band("100M:150M") == (100_000_000, 150_000_000)
+    with pytest.raises(SpaceError, match="flops: 3 > 2"):
+        parse_band("3:2", "flops")
+    with pytest.raises(SpaceError):
+        parse_count("12Q")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+GOOD = """
+name: tiny
+input: {resolution: 32}
+stem: {kind: cifar, width: 16}
+stages:
+  count: 2
+  depth: {int: [1, 3]}
+  width: {log_int: [16, 256]}
+  branch: residual
+  residual: {kind: basic}
+"""
+
+
+@pytest.mark.parametrize("text, message", [
+    ("stages: [unclosed", "not valid YAML"),
+    (GOOD + "colour: red\n", "colour: unknown key"),
+    (GOOD.replace("depth: {int: [1, 3]}", "depth: {int: [5, 3]}"), "stages.depth: min 5 > max 3"),
+    (GOOD.replace("kind: basic", "kind: {choice: []}"), "stages.residual.kind: empty choice"),
+    (GOOD.replace("kind: basic", "kind: basic, cardinality: 4"), "stages.residual.cardinality: unknown key"),
+    (GOOD + "ties: {width: triple}\n", "ties.width: 'triple' is not one of"),
+    (GOOD + "constraints: {flops: [2G, 1G]}\n", "constraints.flops: 2000000000 > 1000000000"),
+])
+def test_bad_files_give_one_line_naming_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    assert isinstance(info.value, SpecError)
+    line = str(info.value)
+    assert "\n" not in line and line.startswith(str(path)) and message in line
+
+
+def test_unreachable_band_is_detected_not_looped(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(GOOD)
+    space = load_space(path)
+    assert len(space.sample(0, 3, flops=(5e6, 20e6))) == 3
+    with pytest.raises(SpaceError, match=r"tiny.yaml: no member with FLOPs in 1T\.\.2T .*unreachable"):
+        space.sample(0, 3, flops=(10**12, 2 * 10**12))
+    with pytest.raises(SpaceError, match="only"):  # a finite space cannot give 10**4 distinct members
+        load_space("vgg").sample(0, 10_000, flops=(1, 10**15), max_draws=2_000)
+
+
+def test_unknown_space_name():
+    with pytest.raises(SpaceError, match="no such space"):
+        load_space("nope")
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture()
+def cli():
+    app = typer.Typer(pretty_exceptions_enable=False)
+    register(app)
+    return lambda *args: CliRunner().invoke(app, list(args))
+
+
+def test_cli_spaces_lists_every_space(cli):
+    result = cli("spaces")
+    assert result.exit_code == 0
+    for name in SHIPPED:
+        assert any(line.startswith(name) for line in result.stdout.splitlines())
+    assert "222" in result.stdout  # vgg's size
+
+
+def test_cli_sample_jsonl_is_in_band_distinct_and_countable(cli, tmp_path):
+    result = cli("sample", "--space", "resnext", "-n", "50", "--flops", "100M:150M", "--seed", "0",
+                 "--format", "jsonl", "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 50 and len({r["id"] for r in rows}) == 50
+    for r in rows:
+        assert 100_000_000 <= r["flops"] <= 150_000_000
+        assert {"id", "flops", "params", "acts", "spec"} <= set(r)
+    line = tmp_path / "one.jsonl"
+    line.write_text(result.stdout.splitlines()[0])
+    spec = nasx.load_spec(line)
+    assert spec.id == rows[0]["id"] and nasx.complexity(spec).flops == rows[0]["flops"]
+    again = cli("sample", "--space", "resnext", "-n", "50", "--flops", "100M:150M", "--seed", "0",
+                "--format", "jsonl", "--no-progress")
+    assert again.stdout == result.stdout
+
+
+def test_cli_sample_table_and_resolution(cli):
+    result = cli("sample", "--space", "resnet", "-n", "3", "--flops", "0.5G:1G", "--resolution", "64")
+    assert result.exit_code == 0, result.output
+    assert len([line for line in result.stdout.splitlines() if "residual" in line]) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "BAD"], "bad.yaml: stages.depth: min 5 > max 3"),
+    (["--space", "resnet", "--flops", "1G:2G", "--params", "10k:20k"], "no member"),
+    (["--space", "resnet", "--flops", "2G:1G"], "flops: 2000000000 > 1000000000"),
+    (["--space", "nope"], "no such space"),
+])
+def test_cli_bad_input_is_one_line_exit_2(cli, tmp_path, args, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("depth: {int: [1, 3]}", "depth: {int: [5, 3]}"))
+    args = [str(bad) if a == "BAD" else a for a in args]
+    result = cli("sample", *args, "-n", "2")
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nasx: error:") and message in lines[0]
