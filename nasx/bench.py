@@ -1,0 +1,303 @@
+"""Benchmarks on the current device: proxy-training throughput (fast path vs a naive DataLoader loop),
+analytic complexity counting vs fvcore, and aggregate throughput of K concurrent trials.
+
+Returns plain dicts (JSON-able); prints nothing (the CLI formats them).
+
+Nets: `resnet20` (zoo) and a ResNeXt-29-style net. On CUDA that is `resnext29_8x4d_w128`: CIFAR stem 32,
+three stages of 3 aggregated blocks to widths 128/256/512, cardinality 8, group width 4/8/16
+(bottleneck widths 32/64/128), 116 MFLOPs, 0.73M params. On CPU, and with `quick`, it is the reduced
+`resnext11_8x2d_w64`: CIFAR stem 16, one block per stage to 64/128/256, cardinality 8, group width
+2/4/8, 15 MFLOPs.
+
+The naive baseline: a `torch.utils.data.DataLoader` over the same uint8 images, per-sample random
+crop (zero padding 4) + flip written here on a uint8 CHW tensor, float conversion and normalization
+per sample, batch 128, fp32, contiguous format, the same model, SGD and loss; 0 workers on CPU (the
+trainer has the cores), min(8, cores // 2) on CUDA with pinned memory.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import replace
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .build import build
+from .data import DataError, Dataset, load
+from .spec import AggregatedBlock, Head, NetSpec, Stage, Stem
+from .train import Budget, TrainConfig, adapt_spec, resolve_device, train
+
+__all__ = ["resnext_bench_spec", "pick_data", "throughput", "baseline_throughput", "counting", "concurrency", "run"]
+
+
+def resnext_bench_spec(reduced: bool) -> NetSpec:
+    """The ResNeXt-29-style bench net (see the module docstring); `reduced` for CPU / quick runs."""
+    stem, widths, depth, gw = (16, (64, 128, 256), 1, 2) if reduced else (32, (128, 256, 512), 3, 4)
+    stages = tuple(
+        Stage(depth, w, AggregatedBlock(cardinality=8, group_width=gw * 2**i), stride=1 if i == 0 else 2)
+        for i, w in enumerate(widths)
+    )
+    return NetSpec(stem=Stem("cifar", stem), stages=stages, head=Head("linear"), num_classes=10, resolution=32)
+
+
+def pick_data(dataset: str = "cifar10", data_dir: Optional[str] = None, val_size: int = 512) -> tuple[Dataset, str]:
+    """The named dataset if it is local (never downloads), else 32x32 synthetic data; and a note saying which."""
+    try:
+        ds = load(dataset, data_dir=data_dir, val_size=val_size, download=False)
+        return ds, f"{dataset} ({ds.source})"
+    except DataError as e:
+        ds = load("synthetic:32", val_size=val_size)
+        return ds, f"synthetic 32x32 ({dataset} unavailable: {str(e).split(';')[0]})"
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, steps: int, batch_size: Optional[int] = None,
+               seed: int = 0) -> dict:
+    """The trainer's own loop for 2 epochs of `steps` steps: steady images/s is the second epoch's
+    (the first pays for cudnn autotuning and allocator warm-up, reported separately)."""
+    cfg = TrainConfig(batch_size=batch_size).resolved(device)
+    n = len(ds.train_y)
+    fraction = min(1.0, steps * cfg.batch_size / n)
+    small = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
+    r = train(spec, small, Budget(epochs=2, fraction=fraction), device, seed, config=cfg)
+    if r.reason != "completed":
+        return {"reason": r.reason, "images_per_s": None}
+    return {"images_per_s": r.epoch_images_per_s[-1], "first_epoch_images_per_s": r.epoch_images_per_s[0],
+            "batch_size": cfg.batch_size, "steps": int(fraction * n) // cfg.batch_size, "amp": cfg.amp,
+            "channels_last": cfg.channels_last, "reason": r.reason}
+
+
+class _PerSampleCifar(torch.utils.data.Dataset):
+    """The naive pipeline: one uint8 CHW image at a time, cropped, flipped, normalized on the CPU."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, mean, std, padding: int = 4):
+        self.x, self.y, self.padding = x, y, padding
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        img = self.x[i]  # C x H x W uint8
+        p = self.padding
+        _, h, w = img.shape
+        padded = F.pad(img, (p, p, p, p))
+        dy, dx = torch.randint(0, 2 * p + 1, (2,)).tolist()
+        img = padded[:, dy:dy + h, dx:dx + w]
+        if torch.rand(()) < 0.5:
+            img = img.flip(2)
+        return (img.float() / 255 - self.mean) / self.std, self.y[i]
+
+
+def baseline_throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, steps: int, warmup: int = 3,
+                        batch_size: int = 128, workers: Optional[int] = None, seed: int = 0) -> dict:
+    """Images/s of the per-sample DataLoader loop (fp32), timed over `steps` steps after `warmup`."""
+    cuda = device.type == "cuda"
+    if workers is None:
+        workers = min(8, (os.cpu_count() or 2) // 2) if cuda else 0
+    torch.manual_seed(seed)
+    spec = adapt_spec(spec, ds)
+    model = build(spec).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    loader = torch.utils.data.DataLoader(
+        _PerSampleCifar(ds.train_x, ds.train_y, ds.mean, ds.std), batch_size=batch_size, shuffle=True,
+        num_workers=workers, pin_memory=cuda, drop_last=True, persistent_workers=workers > 0,
+    )
+    done, t0, images = 0, 0.0, 0
+    while done < warmup + steps:
+        for x, y in loader:
+            if done == warmup:
+                _sync(device)
+                t0 = time.perf_counter()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = criterion(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done += 1
+            images += len(y) if done > warmup else 0
+            if done == warmup + steps:
+                break
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    del loader
+    return {"images_per_s": images / seconds, "batch_size": batch_size, "steps": steps, "workers": workers}
+
+
+def counting(specs: dict[str, NetSpec], repeats: int = 200) -> dict:
+    """Specs/s of `nasx.complexity` (analytic) and of `nasx.verify.measure` (fvcore on a built model)."""
+    from .complexity import complexity
+    from .verify import measure
+
+    t = time.perf_counter()
+    for _ in range(repeats):
+        analytic = {name: complexity(s) for name, s in specs.items()}
+    analytic_s = (time.perf_counter() - t) / (repeats * len(specs))
+    t = time.perf_counter()
+    measured = {name: measure(s) for name, s in specs.items()}
+    fvcore_s = (time.perf_counter() - t) / len(specs)
+    agree = all(analytic[k].flops == measured[k]["flops"] and analytic[k].params == measured[k]["params"] for k in specs)
+    return {"specs": list(specs), "analytic_specs_per_s": 1 / analytic_s, "fvcore_specs_per_s": 1 / fvcore_s,
+            "ratio": fvcore_s / analytic_s, "analytic_ms": analytic_s * 1e3, "fvcore_ms": fvcore_s * 1e3,
+            "counts_agree": agree}
+
+
+def _concurrent_worker(index: int, spec_dict: dict, dataset: str, data_dir: Optional[str], device: str,
+                       threads: int, steps: int, barrier, queue) -> None:
+    """One trial process: load (cached) data, wait for the others, train 2 epochs, report epoch-2 timing."""
+    try:
+        torch.set_num_threads(threads)
+        ds, _ = pick_data(dataset, data_dir)
+        spec = NetSpec.from_dict(spec_dict)
+        dev = torch.device(device)
+        cfg = TrainConfig().resolved(dev)
+        fraction = min(1.0, steps * cfg.batch_size / len(ds.train_y))
+        ds = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
+        marks: list[float] = []
+        barrier.wait()
+        r = train(spec, ds, Budget(epochs=2, fraction=fraction), dev, seed=index, config=cfg,
+                  callback=lambda report: marks.append(time.time()))
+        queue.put({"index": index, "reason": r.reason, "images": r.images - round(r.images / 2),
+                   "start": marks[0] if marks else None, "end": marks[-1] if marks else None,
+                   "images_per_s": r.epoch_images_per_s[-1] if r.epoch_images_per_s else None})
+    except BaseException as e:  # the parent reports it; never hang the barrier
+        try:
+            barrier.abort()
+        except Exception:
+            pass
+        queue.put({"index": index, "error": f"{type(e).__name__}: {e}"})
+
+
+def concurrency(spec: NetSpec, dataset: str, data_dir: Optional[str], device: torch.device, ks: list[int],
+                steps: int) -> list[dict]:
+    """Aggregate images/s of K processes each training its own copy at once (spawned, same device).
+
+    Each process trains 2 epochs of `steps` steps after a common barrier; the aggregate is the sum of
+    their second-epoch images over the span from the first second-epoch start to the last end.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    rows = []
+    for k in ks:
+        barrier, queue = ctx.Barrier(k), ctx.Queue()
+        threads = max(1, cores // k)
+        procs = [ctx.Process(target=_concurrent_worker,
+                             args=(i, spec.to_dict(), dataset, data_dir, str(device), threads, steps, barrier, queue))
+                 for i in range(k)]
+        for p in procs:
+            p.start()
+        results = _collect(queue, procs)
+        for p in procs:
+            p.join()
+        errors = [r["error"] for r in results if "error" in r]
+        if errors:
+            rows.append({"k": k, "error": errors[0]})
+            continue
+        span = max(r["end"] for r in results) - min(r["start"] for r in results)
+        images = sum(r["images"] for r in results)
+        rows.append({"k": k, "threads_per_process": threads, "aggregate_images_per_s": images / span,
+                     "per_trial_images_per_s": [round(r["images_per_s"], 1) for r in results],
+                     "reasons": sorted({r["reason"] for r in results})})
+    return rows
+
+
+def _collect(queue, procs, poll: float = 2.0) -> list[dict]:
+    """One result per process; a process that died without reporting (a crash) becomes an error."""
+    import queue as queue_mod
+
+    results: list[dict] = []
+    while len(results) < len(procs):
+        try:
+            results.append(queue.get(timeout=poll))
+        except queue_mod.Empty:
+            if not any(p.is_alive() for p in procs):
+                try:
+                    while True:
+                        results.append(queue.get(timeout=0.5))
+                except queue_mod.Empty:
+                    pass
+                codes = [p.exitcode for p in procs]
+                results += [{"error": f"a worker exited with code {c} without a result"} for c in codes if c][: len(procs) - len(results)]
+                break
+    return results
+
+
+def run(*, device: str | None = "auto", quick: bool = False, dataset: str = "cifar10", data_dir: Optional[str] = None,
+        steps: Optional[int] = None, baseline_steps: Optional[int] = None, ks: Optional[list[int]] = None,
+        concurrent_steps: Optional[int] = None, count_repeats: Optional[int] = None,
+        progress: Callable[[str], None] | None = None) -> dict:
+    """All three benchmarks; sizes default by device and `quick`."""
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    say = progress or (lambda message: None)
+    steps = steps or (5 if quick else 100 if cuda else 20)
+    baseline_steps = baseline_steps or (5 if quick else 100 if cuda else 20)
+    concurrent_steps = concurrent_steps or (3 if quick else 100 if cuda else 10)
+    count_repeats = count_repeats or (50 if quick else 500)
+    ks = ks or ([1, 2, 4, 8] if cuda else [1, 2])
+    reduced = quick or not cuda
+    ds, data_note = pick_data(dataset, data_dir)
+    nets = {"resnet20": adapt_spec(build_spec("resnet20"), ds)}
+    rx_name = "resnext11_8x2d_w64" if reduced else "resnext29_8x4d_w128"
+    nets[rx_name] = adapt_spec(resnext_bench_spec(reduced), ds)
+    out: dict = {
+        "date": time.strftime("%Y-%m-%d"), "device": _device_name(dev), "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(), "data": data_note, "quick": quick,
+        "throughput": [], "counting": None, "concurrency": None,
+    }
+    from .complexity import complexity
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    for name, spec in nets.items():
+        say(f"throughput {name}")
+        fast = throughput(spec, ds, dev, steps=steps)
+        base = baseline_throughput(spec, ds, dev, steps=baseline_steps)
+        cx = complexity(spec)
+        ratio = fast["images_per_s"] / base["images_per_s"] if fast.get("images_per_s") else None
+        out["throughput"].append({"model": name, "flops": cx.flops, "params": cx.params, "fast": fast,
+                                  "baseline": base, "ratio": ratio})
+    seconds["throughput"], t = time.perf_counter() - t, time.perf_counter()
+    say("counting")
+    count_specs = {"resnet20": build_spec("resnet20"), rx_name: nets[rx_name]}
+    if not quick:
+        count_specs["resnet56"] = build_spec("resnet56")
+        count_specs["resnet18"] = build_spec("resnet18")
+        count_specs["resnext29_8x4d_w128"] = resnext_bench_spec(False)
+    out["counting"] = counting(count_specs, count_repeats)
+    seconds["counting"], t = time.perf_counter() - t, time.perf_counter()
+    say(f"concurrency K={ks}")
+    out["concurrency"] = {
+        "model": "resnet20", "steps": concurrent_steps, "ks": ks,
+        "note": "CUDA: K processes share one GPU" if cuda else
+                "CPU only: K = 1, 2 processes share the cores (threads per process = cores // K); no GPU here",
+        "rows": concurrency(nets["resnet20"], ds.name, data_dir, dev, ks, concurrent_steps),
+    }
+    seconds["concurrency"] = time.perf_counter() - t
+    out["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    return out
+
+
+def build_spec(name: str) -> NetSpec:
+    from .zoo import get
+
+    return get(name)
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(dev)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"

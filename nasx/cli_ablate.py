@@ -1,0 +1,91 @@
+"""`nasx ablate`: matched-complexity ablations (a thin typer layer over nasx.ablate)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from typing import Optional
+
+import typer
+
+
+class Axis(str, Enum):
+    cardinality = "cardinality"
+    width = "width"
+    depth = "depth"
+    bottleneck_ratio = "bottleneck-ratio"
+    scale = "scale"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ablate` to the app."""
+
+    @app.command()
+    def ablate(
+        space: str = typer.Option("resnext", "--space", "-s", help="Space whose default template to use when --base is not given (resnext: a ResNeXt-29-style CIFAR net, 32x4d)."),
+        base: Optional[str] = typer.Option(None, "--base", "-b", help="Template: a zoo name (resnet50, resnext50_32x4d, ...) or a spec file."),
+        vary: Axis = typer.Option(Axis.cardinality, "--vary", help="cardinality | width | depth | bottleneck-ratio | scale (see docs/ablations.md)."),
+        factor: float = typer.Option(2.0, "--factor", help="With --vary scale: the complexity multiple (Table 4: 2)."),
+        values: Optional[str] = typer.Option(None, "--values", help="Comma-separated axis values (cardinalities, multipliers or ratios); default: the axis's."),
+        seeds: int = typer.Option(2, "--seeds", help="Seeds per setting."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.02 on a CPU)."),
+        dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
+        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation images held out of the training split: a share (0.1, the default) or a count."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
+        per_gpu: int = typer.Option(1, "--per-gpu", help="Workers packed on each GPU."),
+        device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
+        name: Optional[str] = typer.Option(None, "--name", help="Ablation name: study ablation-NAME, report reports/ablation-NAME/ (default: VARY-TEMPLATE)."),
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/ablation-NAME/)."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Study storage: a journal path or postgresql://... (default: studies/ablation-NAME.journal)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings with their FLOPs deviations and exit; train nothing."),
+    ) -> None:
+        """Train settings of equal complexity that trade one design knob for another, and report error vs the knob."""
+        from .ablate import format_plan, plan, resolve_template, run_ablation, write_ablation_report
+        from .cli import fail
+        from .data import DataError
+        from .spec import SpecError
+        from .study import StudyConfig, redact
+
+        try:
+            template, label = resolve_template(space, base)
+            parsed = None
+            if values is not None:
+                try:
+                    parsed = [float(v) for v in values.split(",") if v.strip()]
+                except ValueError:
+                    fail(f"--values {values}: expected numbers separated by commas")
+            p = plan(template, vary.value, factor=factor, values=parsed, template=label)
+        except SpecError as e:
+            fail(str(e))
+        typer.echo(format_plan(p))
+        if dry_run:
+            return
+        if name is None:
+            name = f"{vary.value}-{label}" + (f"-x{factor:g}" if vary is Axis.scale else "")
+        overrides = {"space": space, "dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
+                     "workers": workers, "per_gpu": per_gpu, "device": device, "storage": storage,
+                     "val_size": (int(val_size) if val_size and val_size >= 1 else val_size)}
+        try:
+            cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
+            summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=_progress)
+        except (SpecError, DataError, ValueError) as e:
+            fail(str(e))
+        snap = summary.snapshot
+        typer.echo(f"study ablation-{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s; "
+                   f"stored in {redact(summary.config.storage_url)}")
+        if summary.interrupted:
+            typer.echo("interrupted: run the same command again to resume", err=True)
+            raise typer.Exit(130)
+        try:
+            folder = write_ablation_report(name, storage=summary.config.storage_url, out=out,
+                                           command=" ".join(["nasx", *map(shlex.quote, sys.argv[1:])]))
+        except SpecError as e:
+            fail(str(e))
+        typer.echo(f"report: {folder}")
+
+
+def _progress(snap) -> None:
+    typer.echo(f"[{snap.elapsed:6.0f} s] {snap.complete} done, {snap.running} running, {snap.failed} failed", err=True)

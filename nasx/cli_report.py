@@ -1,0 +1,141 @@
+"""The `nasx report`, `nasx export` and `nasx edf` commands (typer); `register(app)` adds them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+__all__ = ["register", "edf_study_name"]
+
+
+def _fail(message: str, code: int = 2):
+    from .cli import fail
+
+    fail(message, code)
+
+
+def edf_study_name(space: str, dataset: str, flops: tuple[int, int], epochs: int, n: int, seed: int) -> str:
+    """The fixed-candidate study of one space's i.i.d. sample: same arguments, same study (so it resumes)."""
+    name = f"edf-{Path(space).stem}-{dataset}-{flops[0]}-{flops[1]}-e{epochs}-n{n}-s{seed}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `report`, `export` and `edf` to `app`."""
+
+    @app.command()
+    def report(
+        studies: List[str] = typer.Argument(..., help="One or more study names (several: one curve per study)."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL holding the studies (default: studies/NAME.journal)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: reports/STUDY/)."),
+        reference: List[str] = typer.Option([], "--reference", help="A study on the same proxy whose trials give zoo nets a measured accuracy."),
+        studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
+    ) -> None:
+        """Write index.html, the figures (PNG, SVG) and trials.csv / pareto.csv of stored studies."""
+        from .report import write_report
+        from .spec import SpecError
+
+        try:
+            index = write_report(list(studies), storage=storage, out=out, studies_dir=studies_dir,
+                                 references=list(reference))
+        except SpecError as e:
+            _fail(str(e))
+        typer.echo(f"report: {index}")
+
+    @app.command()
+    def export(
+        study: str = typer.Argument(..., help="Study name."),
+        out: Path = typer.Option(..., "--out", "-o", help="Spec file to write: .yaml/.yml or .json."),
+        trial: Optional[int] = typer.Option(None, "--trial", "-t", help="Trial number."),
+        best: bool = typer.Option(False, "--best", help="The most accurate complete trial."),
+        max_flops: Optional[str] = typer.Option(None, "--max-flops", help="With --best: at most this many FLOPs, e.g. 30M."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL (default: studies/STUDY.journal)."),
+        studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
+    ) -> None:
+        """Write a trial's spec (JSON or YAML by suffix) for nasx count / nasx train / nasx.build."""
+        from .report import best_trial, load_study
+        from .space import parse_count
+        from .spec import NetSpec, SpecError
+
+        if (trial is None) == (not best):
+            _fail("give exactly one of --trial N or --best")
+        if max_flops is not None and not best:
+            _fail("--max-flops goes with --best")
+        if out.suffix.lower() not in (".yaml", ".yml", ".json"):
+            _fail(f"{out}: the file must end in .yaml, .yml or .json")
+        try:
+            limit = parse_count(max_flops) if max_flops is not None else None
+            data = load_study(study, storage, studies_dir)
+            if best:
+                row = best_trial(data.trials, limit)
+                if row is None:
+                    under = f" under {max_flops} FLOPs" if max_flops else ""
+                    _fail(f"study {study} has no complete trial{under}")
+                number = int(row["number"])
+            else:
+                number = trial
+            trials = {t.number: t for t in data.study.get_trials(deepcopy=False)}
+            if number not in trials:
+                _fail(f"study {study} has no trial {number} (it has 0..{max(trials) if trials else -1})")
+            raw = trials[number].user_attrs.get("spec")
+            if raw is None:
+                _fail(f"trial {number} of {study} holds no spec ({trials[number].state.name.lower()})")
+            spec = NetSpec.from_dict(raw)
+        except SpecError as e:
+            _fail(str(e))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(spec.to_yaml() if out.suffix.lower() in (".yaml", ".yml") else spec.to_json(indent=1) + "\n")
+        typer.echo(f"trial {number} ({spec.describe()}, id {spec.id}) -> {out}")
+
+    @app.command()
+    def edf(
+        space: List[str] = typer.Option(..., "--space", "-s", help="A space to sample (repeat: --space resnet --space resnext)."),
+        n: int = typer.Option(..., "-n", "--samples", min=1, help="Models sampled i.i.d. from each space."),
+        flops: str = typer.Option(..., "--flops", help="FLOPs band LO:HI, e.g. 100M:150M."),
+        epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Proxy budget in epochs."),
+        dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
+        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
+        fraction: float = typer.Option(1.0, "--fraction", help="Share of the training split per epoch."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the samples, the split and training."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: one per GPU, 1 on a CPU)."),
+        device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL for all the studies (default: studies/NAME.journal)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/edf-...)."),
+    ) -> None:
+        """Compare design spaces without a search: sample each i.i.d. in a FLOPs band, train, report the EDFs."""
+        import numpy as np
+
+        from . import data as nasx_data
+        from .data import DataError
+        from .report import write_report
+        from .space import load_space, parse_band
+        from .spec import SpecError
+        from .study import Candidate, StudyConfig, run_study
+
+        names = []
+        try:
+            band = parse_band(flops, "--flops")
+            resolution = nasx_data.load(dataset, data_dir=data_dir, val_size=0.1, seed=seed).train_x.shape[-1]
+            for name in space:
+                run = load_space(name).at(resolution).sample(np.random.default_rng(seed), n, flops=band)
+                if len(run) < n:
+                    _fail(f"space {name}: only {len(run)} of {n} samples fit {flops} (acceptance {run.acceptance:.1%})")
+                study = edf_study_name(name, dataset, band, epochs, n, seed)
+                cfg = StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
+                                  flops=band, study=study, storage=storage, workers=workers, device=device, seed=seed,
+                                  sampler="random")
+                typer.echo(f"{name}: {len(run)} samples in {flops} -> study {study}", err=True)
+                summary = run_study(cfg, candidates=[Candidate(s.spec, seed=seed) for s in run])
+                snap = summary.snapshot
+                typer.echo(f"{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s", err=True)
+                if summary.interrupted:
+                    typer.echo("interrupted: run the same command again to resume", err=True)
+                    raise typer.Exit(130)
+                names.append(study)
+            index = write_report(names, storage=storage, out=out)
+        except (SpecError, DataError, ValueError) as e:
+            _fail(str(e))
+        typer.echo(f"report: {index}")

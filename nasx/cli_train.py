@@ -1,0 +1,170 @@
+"""The `nasx train` and `nasx bench` commands (typer); `register(app)` adds them to the main app."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+class BenchFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _fail(message: str, code: int = 2):
+    from .cli import fail
+
+    fail(message, code)
+
+
+def _tqdm_hooks():
+    """Progress hooks for data (download/decode) and training that draw tqdm bars on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def hook(what: str, done: int, total: int) -> None:
+        bar = bars.get(what)
+        if bar is None:
+            unit = "B" if what.startswith("download") else "img" if what == "decode" else "step"
+            bar = bars[what] = tqdm(total=total or None, desc=what, unit=unit, unit_scale=unit == "B",
+                                    leave=False, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return hook, bars, close
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` and `bench` to `app`."""
+
+    @app.command()
+    def train(
+        target: str = typer.Argument(..., help="A zoo name (see `nasx zoo`) or a spec file (.json, .yaml, .jsonl)."),
+        dataset: str = typer.Option(..., "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH or synthetic."),
+        epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Passes over the training split."),
+        device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ..."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (before $NASX_DATA and the cache)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Default 512 on CUDA, 128 on CPU."),
+        lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 0.1 x batch / 128)."),
+        weight_decay: float = typer.Option(5e-4, "--weight-decay", help="SGD weight decay."),
+        schedule: str = typer.Option("cosine", "--schedule", help="cosine or onecycle (both with linear warm-up)."),
+        warmup: float = typer.Option(0.02, "--warmup", help="Share of all steps spent warming up."),
+        val_size: float = typer.Option(0, "--val-size", help="Validation images held out of training (a count, or a fraction < 1); 0 trains on all."),
+        test: bool = typer.Option(True, "--test/--no-test", help="Report test accuracy at the end."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the split, initialization, order and augmentation."),
+        no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the full result as JSON to this file."),
+    ) -> None:
+        """Train a net fully (e.g. the one a study found) with the proxy trainer and print its accuracies."""
+        from . import data as data_mod
+        from . import train as train_mod
+        from .spec import SpecError
+        from .zoo import resolve
+
+        try:
+            spec = resolve(target)
+        except SpecError as e:
+            _fail(str(e))
+        hook, bars, close = _tqdm_hooks()
+        size = int(val_size) if val_size >= 1 or val_size == 0 else val_size
+        try:
+            ds = data_mod.load(dataset, data_dir=data_dir, val_size=size, seed=seed, download=not no_download,
+                               progress=hook)
+        except data_mod.DataError as e:
+            close()
+            _fail(str(e))
+        try:
+            spec = train_mod.adapt_spec(spec, ds)
+            cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
+                                        warmup=warmup)
+            budget = train_mod.Budget(epochs=epochs)
+        except (SpecError, ValueError) as e:
+            close()
+            _fail(f"{target} on {dataset}: {e}")
+        dev = train_mod.resolve_device(device)
+
+        def on_epoch(report: "train_mod.EpochReport") -> None:
+            bar = bars.get("train")
+            text = f"epoch {report.epoch}/{report.epochs} loss {report.train_loss:.3f}"
+            if report.val_acc is not None:
+                text += f" val {100 * report.val_acc:.2f}%"
+            if bar is not None:
+                bar.set_postfix_str(text, refresh=True)
+
+        typer.echo(f"training {target} ({spec.id}) on {ds.name}: {len(ds.train_y)} train, {len(ds.val_y)} val, "
+                   f"split {ds.split_hash}, device {dev}", err=True)
+        try:
+            result = train_mod.train(spec, ds, budget, dev, seed, on_epoch, config=cfg, test=test, progress=hook)
+        finally:
+            close()
+        record = {"target": target, "spec": spec.to_dict(), "dataset": ds.describe(), **result.to_dict()}
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(record, indent=1))
+        typer.echo(f"{target} on {ds.name}: {result.reason} after {result.epochs_done} epochs, "
+                   f"{result.wall_time:.1f} s, {result.images_per_s:,.0f} img/s")
+        if result.final_val_acc is not None:
+            typer.echo(f"  val accuracy   {100 * result.final_val_acc:.2f}%")
+        if result.test_acc is not None:
+            typer.echo(f"  test accuracy  {100 * result.test_acc:.2f}%")
+        if result.reason != "completed":
+            _fail(f"training stopped: {result.reason}" + (f" ({result.error})" if result.error else ""), code=1)
+
+    @app.command()
+    def bench(
+        device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, ..."),
+        quick: bool = typer.Option(False, "--quick", help="Small sizes: about a minute on a 2-core CPU."),
+        format: BenchFormat = typer.Option(BenchFormat.table, "--format", "-f", help="table or json."),
+        dataset: str = typer.Option("cifar10", "--dataset", help="Benchmark data if local (else synthetic 32x32)."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Timed steps per throughput measurement."),
+        ks: Optional[str] = typer.Option(None, "--ks", help="Concurrent trial counts, e.g. 1,2,4,8."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the JSON to this file."),
+    ) -> None:
+        """Measure proxy-training images/s (fast path vs naive DataLoader), analytic vs fvcore counting, and K concurrent trials."""
+        from . import bench as bench_mod
+
+        try:
+            k_list = [int(k) for k in ks.split(",")] if ks else None
+            if k_list is not None and any(k < 1 for k in k_list):
+                raise ValueError
+        except ValueError:
+            _fail(f"--ks {ks!r}: give positive integers separated by commas, e.g. 1,2,4")
+        result = bench_mod.run(device=device, quick=quick, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+                               steps=steps, baseline_steps=steps, ks=k_list,
+                               progress=lambda message: typer.echo(f"bench: {message}", err=True))
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=1))
+        if format is BenchFormat.json:
+            typer.echo(json.dumps(result, indent=1))
+            return
+        typer.echo(f"nasx bench  {result['date']}  {result['device']}  torch {result['torch']}  data: {result['data']}")
+        typer.echo(f"{'proxy training':<22} {'fast img/s':>11} {'baseline img/s':>15} {'ratio':>7}")
+        for row in result["throughput"]:
+            fast = row["fast"].get("images_per_s")
+            typer.echo(f"{row['model']:<22} {fast or float('nan'):>11,.0f} {row['baseline']['images_per_s']:>15,.0f} "
+                       f"{row['ratio'] or float('nan'):>6.2f}x")
+        c = result["counting"]
+        typer.echo(f"counting ({len(c['specs'])} specs)  analytic {c['analytic_specs_per_s']:,.0f}/s  "
+                   f"fvcore {c['fvcore_specs_per_s']:,.1f}/s  ratio {c['ratio']:,.0f}x  agree {c['counts_agree']}")
+        conc = result["concurrency"]
+        typer.echo(f"concurrent trials ({conc['model']}; {conc['note']})")
+        for row in conc["rows"]:
+            if "error" in row:
+                typer.echo(f"  K={row['k']}: error {row['error']}")
+            else:
+                typer.echo(f"  K={row['k']}: {row['aggregate_images_per_s']:,.0f} img/s aggregate "
+                           f"(per trial {', '.join(f'{v:,.0f}' for v in row['per_trial_images_per_s'])})")

@@ -1,0 +1,355 @@
+"""The proxy trainer: a spec and a dataset in, per-epoch validation accuracy and a stop reason out.
+
+One code path for both devices. The dataset lives on the device as uint8; each batch is indexed,
+augmented there (random crop with zero padding, horizontal flip), converted to float and normalized
+with the training split's per-channel mean/std. On CUDA: bf16 autocast, channels_last, cudnn
+autotuning, fused SGD; on CPU: fp32. SGD with Nesterov momentum, label smoothing, a one-cycle
+(linear warm-up, linear decay) or cosine (linear warm-up, cosine decay) schedule per step.
+torch.compile is off by default: on the GPU box it cost 50-85 s per net and gained nothing for runs
+this short. The loss is accumulated on the device; the host reads it once per `check_every` steps
+(to stop on NaN/inf) and once per epoch, so steps do not wait on the GPU.
+
+Stops: `completed`; `nan` (non-finite training loss); `oom` (torch.cuda.OutOfMemoryError; model and
+optimizer are dropped and the CUDA cache emptied so the process can go on); `pruned` (the per-epoch
+callback returned a true value or raised `Pruned`). Knows nothing of Optuna; never prints.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .build import build
+from .data import Dataset, stratified_indices
+from .spec import NetSpec
+
+__all__ = ["Budget", "TrainConfig", "EpochReport", "TrainResult", "Pruned", "train", "augment", "resolve_device",
+           "adapt_spec", "REASONS"]
+
+REASONS = ("completed", "nan", "oom", "pruned")
+
+
+class Pruned(Exception):
+    """Raise from a callback (or return a true value) to stop a run as `pruned`."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training: `epochs` passes over `fraction` of the training split (a fixed, stratified,
+    seeded subset when fraction < 1)."""
+
+    epochs: int = 5
+    fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"budget epochs {self.epochs} must be >= 1")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"budget fraction {self.fraction} must lie in (0, 1]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer, schedule, augmentation and device options. None means: chosen by the device."""
+
+    batch_size: Optional[int] = None  # 512 on CUDA, 128 on CPU
+    lr: Optional[float] = None  # peak learning rate; default 0.1 * batch_size / 128
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    schedule: str = "onecycle"  # onecycle | cosine
+    warmup: float = 0.1  # share of all steps spent warming up linearly
+    crop_padding: int = 4  # 0 disables the random crop
+    flip: bool = True
+    amp: Optional[bool] = None  # bf16 autocast; default on for CUDA only
+    channels_last: Optional[bool] = None  # default on for CUDA only
+    cudnn_benchmark: bool = True
+    compile: bool = False
+    eval_batch_size: int = 1024
+    check_every: int = 50  # steps between host reads of the loss (NaN check, loss curve, progress)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("onecycle", "cosine"):
+            raise ValueError(f"unknown schedule {self.schedule!r} (onecycle or cosine)")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch size {self.batch_size} must be >= 1")
+
+    def resolved(self, device: torch.device) -> "TrainConfig":
+        cuda = device.type == "cuda"
+        bs = self.batch_size or (512 if cuda else 128)
+        return TrainConfig(**{
+            **asdict(self), "batch_size": bs, "lr": self.lr if self.lr is not None else 0.1 * bs / 128,
+            "amp": cuda if self.amp is None else self.amp,
+            "channels_last": cuda if self.channels_last is None else self.channels_last,
+        })
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What the callback sees after each epoch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    val_acc: Optional[float]  # None when there is no validation split
+    train_loss: float
+    elapsed: float  # seconds since the start of the run
+    images_per_s: float  # this epoch's training throughput
+
+
+@dataclass
+class TrainResult:
+    """Everything a study or a user keeps from one run (`to_dict` is JSON-able)."""
+
+    reason: str
+    epochs_done: int
+    val_acc: list[float]  # per epoch
+    train_loss: list[float]  # mean training loss per epoch
+    loss_curve: list[float]  # mean training loss per `check_every` steps
+    final_val_acc: Optional[float]
+    test_acc: Optional[float]
+    wall_time: float  # whole run: setup, training, evaluation
+    train_time: float  # training steps only
+    images: int  # training images processed
+    images_per_s: float  # images / train_time (first epoch included)
+    epoch_times: list[float]
+    epoch_images_per_s: list[float]
+    peak_memory_bytes: Optional[int]  # CUDA only
+    device: str
+    seed: int
+    spec_id: str
+    params: int
+    split_hash: str
+    budget: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    error: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """'auto' / None: CUDA when available, else CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def adapt_spec(spec: NetSpec, dataset: Dataset) -> NetSpec:
+    """The spec with the dataset's classes, channels and image side."""
+    changes = {"num_classes": dataset.num_classes, "in_channels": dataset.in_channels, "resolution": dataset.resolution}
+    changes = {k: v for k, v in changes.items() if getattr(spec, k) != v}
+    return spec.replace(**changes) if changes else spec
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:
+    """Random crop (zero padding) and horizontal flip of a uint8 NCHW batch, on its device, per sample."""
+    n, c, h, w = x.shape
+    if padding:
+        padded = F.pad(x, (padding, padding, padding, padding))
+        dy, dx = torch.randint(0, 2 * padding + 1, (2, n), device=x.device, generator=generator)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # N x 1 x H x 1
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # N x 1 x 1 x W
+        x = padded[torch.arange(n, device=x.device)[:, None, None, None],
+                   torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    if flip:
+        mirror = torch.rand(n, device=x.device, generator=generator) < 0.5
+        x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def train(
+    spec: NetSpec | str,
+    dataset: Dataset,
+    budget: Budget = Budget(),
+    device: str | torch.device | None = "auto",
+    seed: int = 0,
+    callback: Callable[[EpochReport], object] | None = None,
+    *,
+    config: TrainConfig = TrainConfig(),
+    test: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainResult:
+    """Train `spec` (adapted to the dataset's classes, channels and resolution) for `budget` on `device`.
+
+    callback(EpochReport) runs after each epoch; a true return value or `Pruned` stops the run as
+    `pruned`. progress("train", step, total_steps) runs every `check_every` steps and at epoch ends.
+    With `test`, the test split is evaluated once at the end of a run that was not stopped early.
+    """
+    from .zoo import resolve
+
+    t_start = time.perf_counter()
+    dev = resolve_device(device)
+    cfg = config.resolved(dev)
+    spec = adapt_spec(resolve(spec), dataset)
+    torch.manual_seed(seed)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+        torch.cuda.reset_peak_memory_stats(dev)
+
+    result = TrainResult(
+        reason="completed", epochs_done=0, val_acc=[], train_loss=[], loss_curve=[], final_val_acc=None,
+        test_acc=None, wall_time=0.0, train_time=0.0, images=0, images_per_s=0.0, epoch_times=[],
+        epoch_images_per_s=[], peak_memory_bytes=None, device=str(dev), seed=seed, spec_id=spec.id, params=0,
+        split_hash=dataset.split_hash, budget=asdict(budget), config=asdict(cfg),
+    )
+    state: dict = {}
+    try:
+        _fit(state, result, spec, dataset, budget, dev, seed, cfg, callback, test, progress)
+    except torch.cuda.OutOfMemoryError as e:  # the same class as torch.OutOfMemoryError, on CPU builds too
+        result.reason, result.error = "oom", (str(e).strip().splitlines() or ["out of memory"])[0][:300]
+    except Pruned:
+        result.reason = "pruned"
+    finally:
+        state.clear()  # model, optimizer, batches: dropped before the cache is emptied
+    gc.collect()
+    if dev.type == "cuda":
+        result.peak_memory_bytes = int(torch.cuda.max_memory_allocated(dev))
+        torch.cuda.empty_cache()
+    result.images_per_s = result.images / result.train_time if result.train_time > 0 else 0.0
+    result.wall_time = time.perf_counter() - t_start
+    return result
+
+
+def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Budget, dev: torch.device,
+         seed: int, cfg: TrainConfig, callback, test: bool, progress) -> None:
+    """The loop; everything big lives in `state` so the caller can drop it after an exception."""
+    t0 = time.perf_counter()
+    state["data"] = data = dataset.to(dev)  # a no-op when the caller already moved it (do that once per process)
+    train_x, train_y = data.train_x, data.train_y
+    if budget.fraction < 1:
+        keep = stratified_indices(dataset.train_y, max(1, round(budget.fraction * len(dataset.train_y))), seed).to(dev)
+        train_x, train_y = train_x[keep], train_y[keep]
+    model = build(spec).to(dev)
+    result.params = sum(p.numel() for p in model.parameters())
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    state["model"] = model
+    step_model = torch.compile(model) if cfg.compile else model
+    state["step_model"] = step_model
+    state["optimizer"] = optimizer = _optimizer(model, cfg, dev)
+    n = len(train_y)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = n // bs  # drop the last partial batch: steady shapes, no tiny BN batches
+    total_steps = steps_per_epoch * budget.epochs
+    lr_at = _schedule(cfg, total_steps)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1) * 255
+    inv_std = 1 / (torch.tensor(data.std, device=dev).view(1, -1, 1, 1) * 255)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - mean) * inv_std
+        return x.contiguous(memory_format=memory_format)
+
+    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if cfg.amp else _no_autocast
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    step = 0
+    for epoch in range(1, budget.epochs + 1):
+        t_epoch = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, device=dev, generator=generator)
+        loss_epoch = torch.zeros((), device=dev)
+        loss_window = torch.zeros((), device=dev)
+        window = 0
+        for i in range(steps_per_epoch):
+            idx = order[i * bs:(i + 1) * bs]
+            x = prepare(augment(train_x[idx], generator, cfg.crop_padding, cfg.flip))
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            with autocast():
+                loss = criterion(step_model(x), train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss = loss.detach().float()
+            loss_epoch += loss
+            loss_window += loss
+            step += 1
+            window += 1
+            if window == cfg.check_every or i == steps_per_epoch - 1:
+                mean_loss = loss_window.item() / window  # the one host sync per window
+                result.loss_curve.append(mean_loss)
+                loss_window.zero_()
+                window = 0
+                if not math.isfinite(mean_loss):
+                    result.reason = "nan"
+                    result.images += (i + 1) * bs
+                    result.train_time += time.perf_counter() - t_epoch
+                    return
+                if progress:
+                    progress("train", step, total_steps)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - t_epoch
+        result.images += steps_per_epoch * bs
+        result.train_time += seconds
+        result.epoch_times.append(seconds)
+        result.epoch_images_per_s.append(steps_per_epoch * bs / seconds)
+        result.train_loss.append(loss_epoch.item() / steps_per_epoch)
+        val = _accuracy(step_model, data.val_x, data.val_y, cfg.eval_batch_size, prepare, autocast) \
+            if len(data.val_y) else None
+        if val is not None:
+            result.val_acc.append(val)
+        result.epochs_done = epoch
+        if callback is not None:
+            report = EpochReport(epoch, budget.epochs, val, result.train_loss[-1], time.perf_counter() - t0,
+                                 result.epoch_images_per_s[-1])
+            if callback(report):
+                result.reason = "pruned"
+                break
+    result.final_val_acc = result.val_acc[-1] if result.val_acc else None
+    if test and result.reason == "completed" and data.test_x is not None:
+        result.test_acc = _accuracy(step_model, data.test_x, data.test_y, cfg.eval_batch_size, prepare, autocast)
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig, dev: torch.device) -> torch.optim.Optimizer:
+    kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                  weight_decay=cfg.weight_decay)
+    if dev.type == "cuda":
+        try:  # one kernel for the whole update: the loop is launch-bound at proxy batch sizes
+            return torch.optim.SGD(model.parameters(), fused=True, **kwargs)
+        except (TypeError, RuntimeError):
+            pass
+    return torch.optim.SGD(model.parameters(), **kwargs)
+
+
+def _schedule(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """Learning rate at step s: linear warm-up to cfg.lr, then linear (onecycle) or cosine decay to 0."""
+    if cfg.schedule not in ("onecycle", "cosine"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r} (onecycle or cosine)")
+    warm = max(1, round(cfg.warmup * total_steps)) if cfg.warmup > 0 else 0
+    peak = cfg.lr
+
+    def lr_at(s: int) -> float:
+        if s < warm:
+            return peak * (s + 1) / warm
+        t = (s - warm) / max(1, total_steps - warm)
+        return peak * (1 - t) if cfg.schedule == "onecycle" else peak * 0.5 * (1 + math.cos(math.pi * t))
+
+    return lr_at
+
+
+class _no_autocast:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, prepare, autocast) -> float:
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    for i in range(0, len(y), batch_size):
+        with autocast():
+            logits = model(prepare(x[i:i + batch_size]))
+        correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+    return correct.item() / len(y)

@@ -1,0 +1,64 @@
+"""Stand-ins for nasx.train.train in study tests: deterministic learning curves, no training.
+
+Importable by name so that spawned worker processes can use them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+
+from nasx.complexity import complexity
+from nasx.train import TrainResult
+
+
+def final_accuracy(spec) -> float:
+    """A smooth function of the spec: more FLOPs help, the spec's hash adds architecture 'luck'."""
+    luck = int(hashlib.sha256(spec.id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return 0.3 + 0.04 * math.log10(complexity(spec).flops) + 0.25 * luck
+
+
+def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None, sleep=0.0):
+    """Curves acc_e = final * (1 - 0.5^e) / (1 - 0.5^E): the order of nets never changes between epochs."""
+    final = final_accuracy(spec)
+    accs, reason = [], "completed"
+    for epoch in range(1, budget.epochs + 1):
+        time.sleep(sleep)
+        acc = final * (1 - 0.5 ** epoch) / (1 - 0.5 ** budget.epochs)
+        accs.append(acc)
+        report = type("Report", (), {"epoch": epoch, "epochs": budget.epochs, "val_acc": acc, "train_loss": 1.0,
+                                     "elapsed": 0.0, "images_per_s": 1000.0})()
+        if callback is not None and callback(report):
+            reason = "pruned"
+            break
+    return TrainResult(reason=reason, epochs_done=len(accs), val_acc=accs, train_loss=[1.0] * len(accs),
+                       loss_curve=[], final_val_acc=accs[-1], test_acc=None, wall_time=0.01, train_time=0.01,
+                       images=100, images_per_s=1000.0, epoch_times=[], epoch_images_per_s=[],
+                       peak_memory_bytes=None, device="cpu", seed=seed, spec_id=spec.id, params=0, split_hash="x")
+
+
+def slow_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None):
+    """The curve trainer, 0.2 s an epoch: long enough for workers to overlap."""
+    return curve_train(spec, dataset, budget, device, seed, callback, config, sleep=0.2)
+
+
+def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None):
+    """Hangs (until killed) on the first trial of the process whose marker file is named by NASX_TEST_HANG."""
+    marker = os.environ.get("NASX_TEST_HANG")
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3600)
+    return curve_train(spec, dataset, budget, device, seed, callback, config)
+
+
+def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None):
+    """NaN for some nets, CUDA OOM for others, by the spec's hash."""
+    bucket = int(spec.id[:2], 16) % 4
+    if bucket in (0, 1):
+        result = curve_train(spec, dataset, budget, device, seed, callback, config)
+        result.reason = "nan" if bucket == 0 else "oom"
+        result.error = "simulated"
+        return result
+    return curve_train(spec, dataset, budget, device, seed, callback, config)

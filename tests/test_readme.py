@@ -1,0 +1,35 @@
+"""The README's spec example is a valid spec whose analytic count equals the built model's."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nasx
+from nasx.verify import measure
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_spec_examples_load_and_count_exactly(tmp_path):
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    specs = [b for b in blocks if b.lstrip().startswith("# a small ResNeXt")]
+    assert specs, "README lost its spec example"
+    path = tmp_path / "example.yaml"
+    path.write_text(specs[0])
+    spec = nasx.load_spec(path)
+    cx = nasx.complexity(spec).to_dict()
+    assert cx == measure(spec)
+    assert spec.describe() == "aggregated 2 stages d=(3,3) w=(256,512) C=8 gw=(4,8)"
+
+
+def test_readme_space_example_is_the_shipped_resnet_space(tmp_path):
+    from nasx.space import load_space
+
+    block = re.search(r"### An annotated space file.*?```yaml\n(.*?)```", README.read_text(), re.S).group(1)
+    path = tmp_path / "resnet.yaml"
+    path.write_text(block)
+    ours, shipped = load_space(path), load_space("resnet")
+    assert ours.stages == shipped.stages and ours.ties == shipped.ties and ours.flops == shipped.flops
+    run = ours.sample(0, 5, flops=(20_000_000, 40_000_000))
+    assert [s.spec.id for s in run] == [s.spec.id for s in shipped.sample(0, 5, flops=(20_000_000, 40_000_000))]

@@ -1,0 +1,196 @@
+"""Reports: every figure and table from a small study, the CSVs, export, edf, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import optuna
+import pandas as pd
+import pytest
+import typer
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+import nasx
+from nasx.cli_report import register
+from nasx.report import ReportError, pareto_table, write_report
+from nasx.spec import load_spec
+from nasx.study import StudyConfig, open_storage, run_study
+from study_fakes import curve_train, final_accuracy
+
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=3, fraction=0.5,
+            device="cpu", sampler="random", heartbeat=0.5)
+FIGURES = ("accuracy_vs_flops", "accuracy_vs_params", "accuracy_vs_throughput", "error_edf", "importance-small",
+           "error_vs_params-small", "pareto_curves")
+
+
+def nan_train(spec, dataset, budget, **kwargs):
+    """Every net diverges."""
+    result = curve_train(spec, dataset, budget, **kwargs)
+    result.reason, result.error = "nan", "loss is nan"
+    return result
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """A small study, an all-failed one and an empty one, in one journal; and the small one's report."""
+    root = tmp_path_factory.mktemp("report")
+    storage = str(root / "s.journal")
+    run_study(StudyConfig(**TINY, storage=storage, study="small", trials=8), train_fn=curve_train)
+    run_study(StudyConfig(**TINY, storage=storage, study="broken", trials=2, max_trials=2), train_fn=nan_train)
+    optuna.create_study(study_name="empty", storage=open_storage(storage), directions=["maximize", "minimize"])
+    index = write_report(["small"], storage=storage, out=root / "out")
+    return root, storage, index
+
+
+def app() -> typer.Typer:
+    a = typer.Typer()
+    register(a)
+    return a
+
+
+def test_report_has_every_figure_and_table(studies):
+    root, storage, index = studies
+    out = index.parent
+    assert index == root / "out" / "index.html"
+    page = index.read_text()
+    for stem in FIGURES:
+        png, svg = out / f"{stem}.png", out / f"{stem}.svg"
+        assert png.stat().st_size > 10_000 and svg.stat().st_size > 10_000, stem
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"src='{stem}.png'" in page
+    for heading in ("Pareto-optimal architectures", "Zoo references", "Studies"):
+        assert heading in page
+    assert "resnet20" in page and "not measured" in page  # zoo nets at the study's input, no accuracy invented
+    assert storage.split("/")[-1] in page
+    zoo = pd.read_csv(out / "zoo.csv")
+    assert {"resnet20", "resnet110", "resnext29_8x64d"} <= set(zoo["name"]) and zoo["val_acc"].isna().all()
+    # resnet20 at the synthetic set's 16 x 16 input: about a quarter of its 32 x 32 FLOPs
+    r20 = int(zoo.loc[zoo["name"] == "resnet20", "flops"].iloc[0])
+    assert r20 == nasx.complexity(nasx.zoo.get("resnet20").replace(resolution=16, num_classes=10)).flops
+
+
+def test_trials_csv_has_one_row_per_trial_and_the_right_columns(studies):
+    root, storage, index = studies
+    df = pd.read_csv(index.parent / "trials.csv")
+    trials = optuna.load_study(study_name="small", storage=open_storage(storage)).get_trials()
+    assert len(df) == len(trials) and sorted(df["number"]) == [t.number for t in trials]
+    for col in ("state", "spec_id", "params", "flops", "acts", "val_acc", "epochs_run", "wall_time", "images_per_s",
+                "curve", "pareto"):
+        assert col in df.columns, col
+    sampled = {f"param_{k}" for t in trials for k in t.params}
+    assert sampled and sampled <= set(df.columns)
+    complete = df[df["state"] == "COMPLETE"]
+    assert len(complete) == 8
+    by_number = {t.number: t for t in trials}
+    for _, row in complete.iterrows():
+        t = by_number[int(row["number"])]
+        assert row["val_acc"] == pytest.approx(t.values[0])
+        assert row["flops"] == t.user_attrs["flops"] and row["params"] == t.user_attrs["params"]
+        assert row["val_acc"] == pytest.approx(final_accuracy(nasx.NetSpec.from_dict(t.user_attrs["spec"])))
+        assert json.loads(row["curve"])[-1] == pytest.approx(row["val_acc"], abs=1e-6)
+        for name, value in t.params.items():
+            assert str(row[f"param_{name}"]) == str(value) or row[f"param_{name}"] == pytest.approx(value)
+
+
+def test_pareto_csv_is_the_front_with_commands(studies):
+    root, storage, index = studies
+    df = pd.read_csv(index.parent / "trials.csv")
+    front = pd.read_csv(index.parent / "pareto.csv")
+    done = df[df["state"] == "COMPLETE"]
+    # brute force: no other complete trial is at least as accurate with no more FLOPs and better in one
+    expected = {int(r.number) for r in done.itertuples()
+                if not any((o.val_acc >= r.val_acc and o.flops <= r.flops) and (o.val_acc > r.val_acc or o.flops < r.flops)
+                           for o in done.itertuples())}
+    assert set(front["trial"]) == expected and len(front) >= 2
+    assert list(front["flops"]) == sorted(front["flops"]) and list(front["val_acc"]) == sorted(front["val_acc"])
+    for r in front.itertuples():
+        assert r.command.startswith(f"nasx export small --trial {r.trial} --out net.yaml")
+        assert "nasx train net.yaml --dataset synthetic --epochs 3" in r.command
+        assert r.description in index.read_text()
+
+
+def test_pareto_table_drops_duplicate_architectures_and_keeps_ties():
+    rows = [("COMPLETE", 0, "a", 0.7, 10), ("COMPLETE", 1, "a", 0.7, 10), ("COMPLETE", 2, "b", 0.7, 10),
+            ("COMPLETE", 3, "c", 0.6, 12), ("COMPLETE", 4, "d", 0.9, 30), ("PRUNED", 5, "e", None, 1)]
+    df = pd.DataFrame(rows, columns=["state", "number", "spec_id", "val_acc", "flops"])
+    assert list(pareto_table(df)["number"]) == [0, 2, 4]  # 1 repeats net a; 2 ties with a but is another net
+
+
+def test_export_by_trial_and_best_round_trips(studies, tmp_path):
+    root, storage, index = studies
+    runner = CliRunner()
+    trials = optuna.load_study(study_name="small", storage=open_storage(storage)).get_trials(states=(TrialState.COMPLETE,))
+    t = trials[0]
+    res = runner.invoke(app(), ["export", "small", "--trial", str(t.number), "--out", str(tmp_path / "net.yaml"),
+                                "--storage", storage])
+    assert res.exit_code == 0, res.output
+    spec = load_spec(tmp_path / "net.yaml")
+    assert spec.id == t.user_attrs["spec_id"] and nasx.complexity(spec).flops == t.user_attrs["flops"]
+    best = max(trials, key=lambda x: (x.values[0], -x.values[1]))
+    res = runner.invoke(app(), ["export", "small", "--best", "--out", str(tmp_path / "best.json"), "--storage", storage])
+    assert res.exit_code == 0, res.output
+    assert load_spec(tmp_path / "best.json").id == best.user_attrs["spec_id"]
+    cap = sorted(x.values[1] for x in trials)[1]  # only the two cheapest qualify
+    under = max((x for x in trials if x.values[1] <= cap), key=lambda x: x.values[0])
+    res = runner.invoke(app(), ["export", "small", "--best", "--max-flops", str(int(cap)), "--out",
+                                str(tmp_path / "cheap.yml"), "--storage", storage])
+    assert res.exit_code == 0, res.output
+    assert load_spec(tmp_path / "cheap.yml").id == under.user_attrs["spec_id"]
+    res = runner.invoke(app(), ["export", "small", "--best", "--max-flops", "10", "--out", str(tmp_path / "x.yaml"),
+                                "--storage", storage])
+    assert res.exit_code == 2 and "no complete trial under 10 FLOPs" in res.output
+    res = runner.invoke(app(), ["export", "small", "--trial", "999", "--out", str(tmp_path / "x.yaml"), "--storage", storage])
+    assert res.exit_code == 2 and "no trial 999" in res.output
+
+
+@pytest.mark.parametrize("study, message", [
+    ("empty", "study empty has no trials yet"),
+    ("broken", "study broken: all 2 trials failed (first: nan: loss is nan)"),
+    ("nosuch", "unknown study 'nosuch'"),
+])
+def test_unreportable_studies_are_one_line_errors(studies, tmp_path, study, message):
+    root, storage, index = studies
+    res = CliRunner().invoke(app(), ["report", study, "--storage", storage, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_no_complete_trials_yet_and_unknown_default_storage(tmp_path):
+    storage = str(tmp_path / "p.journal")
+    study = optuna.create_study(study_name="pending", storage=open_storage(storage), directions=["maximize", "minimize"])
+    study.enqueue_trial({})
+    with pytest.raises(ReportError, match="study pending has no complete trials yet"):
+        write_report(["pending"], storage=storage, out=tmp_path / "r")
+    with pytest.raises(ReportError, match=r"unknown study 'x': no storage at .*x\.journal"):
+        write_report(["x"], studies_dir=tmp_path)
+    assert not (tmp_path / "x.journal").exists()  # looking must not create a journal
+
+
+def test_password_never_reaches_the_page_or_the_error(tmp_path):
+    res = CliRunner().invoke(app(), ["report", "s", "--storage", "sqlite:///" + str(tmp_path / "nope.db"),
+                                     "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    res = CliRunner().invoke(app(), ["report", "s", "--storage", "postgresql://me:hunter2@127.0.0.1:1/db"])
+    assert res.exit_code == 2 and "hunter2" not in res.output and "***" in res.output
+
+
+def test_edf_command_trains_each_space_once_and_reports_both(tmp_path, monkeypatch):
+    import nasx.train
+
+    monkeypatch.setattr(nasx.train, "train", curve_train)  # the worker imports it at run time
+    monkeypatch.chdir(tmp_path)
+    args = ["edf", "--space", "resnet", "--space", "resnext", "-n", "4", "--flops", "1M:4M", "--epochs", "2",
+            "--dataset", "synthetic", "--fraction", "0.5", "--device", "cpu", "--out", str(tmp_path / "edf")]
+    res = CliRunner().invoke(app(), args)
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "edf" / "trials.csv")
+    assert df.groupby("study")["state"].apply(lambda s: (s == "COMPLETE").sum()).tolist() == [4, 4]
+    assert set(df["study"]) == {"edf-resnet-synthetic-1000000-4000000-e2-n4-s0",
+                                "edf-resnext-synthetic-1000000-4000000-e2-n4-s0"}
+    assert re.search(r"KS=\d\.\d{3} vs edf-resnet", (tmp_path / "edf" / "error_edf.svg").read_text())
+    res = CliRunner().invoke(app(), args)  # resumable: nothing left to train
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "edf" / "trials.csv")) == 8
