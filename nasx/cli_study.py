@@ -98,7 +98,11 @@ def register(app: typer.Typer) -> None:
                 from .report import write_report
             except ImportError:
                 return
-            out = write_report([cfg.name], storage=cfg.storage_url)
+            try:
+                out = write_report([cfg.name], storage=cfg.storage_url)
+            except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
+                typer.echo(f"nasx: warning: no report ({e}); try `nasx report {cfg.name}`", err=True)
+                return
             typer.echo(f"report: {out}")
 
 

@@ -70,7 +70,7 @@ class StudyConfig:
     device: str = "auto"
     seed: int = 0
     objectives: tuple[str, ...] = ("accuracy", "flops")
-    val_size: float = 0.1  # held out of the training split: a share (< 1) or a count of images
+    val_size: Optional[float] = None  # held out of the training split: a share (< 1) or a count; default 0.1 (1000 images in a CPU smoke study)
     batch_size: Optional[int] = None
     prune: bool = True
     prune_quantile: float = 0.5
@@ -107,7 +107,7 @@ class StudyConfig:
                 raise StudyError(f"{key}: {value!r} must be an integer >= 1")
         if self.fraction is not None and not 0 < self.fraction <= 1:
             raise StudyError(f"fraction: {self.fraction} must lie in (0, 1]")
-        if not (0 <= self.val_size < 1 or (float(self.val_size).is_integer() and self.val_size >= 1)):
+        if self.val_size is not None and not (0 <= self.val_size < 1 or (float(self.val_size).is_integer() and self.val_size >= 1)):
             raise StudyError(f"val_size: {self.val_size} must be a share in (0, 1) or a whole number of images")
         if self.timeout is not None and self.timeout <= 0:
             raise StudyError(f"timeout: {self.timeout} must be > 0 seconds")
@@ -164,11 +164,15 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
         smoke = cfg.trials is None and cfg.epochs is None and cfg.fraction is None
         changes = {"epochs": cfg.epochs or 1, "fraction": cfg.fraction or 0.02, "trials": cfg.trials or 4,
                    "workers": cfg.workers or 1}
+        if smoke and cfg.val_size is None:
+            changes["val_size"] = 1000
         if smoke:
             notes.append("no GPU: running a small smoke study (4 trials, 1 epoch on 2% of the training set, "
                          "the cheap end of the FLOPs band); pass --trials/--epochs/--fraction to size it yourself")
             changes["smoke"] = True
     changes["max_trials"] = cfg.max_trials or 3 * changes["trials"] + 10
+    if changes.get("val_size", cfg.val_size) is None:
+        changes["val_size"] = 0.1
     smoke = changes.pop("smoke", False)
     cfg = dataclasses.replace(cfg, **changes)
     if smoke and cfg.flops is None and cfg.params is None and not cfg.fixed:
@@ -433,6 +437,8 @@ class Worker:
         from .space import load_space
         from .train import Budget, TrainConfig, resolve_device, train
 
+        if self.cfg.val_size is None:
+            self.cfg = dataclasses.replace(self.cfg, val_size=0.1)
         cfg = self.cfg
         if cfg.trials is None or cfg.epochs is None or cfg.fraction is None:
             raise StudyError("a worker needs trials, epochs and fraction set (see nasx.study.resolve)")
