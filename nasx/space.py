@@ -16,8 +16,6 @@ from itertools import product
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
-
 from .spec import (
     AggregatedBlock,
     BRANCHES,
@@ -29,6 +27,7 @@ from .spec import (
     ResidualBlock,
     SpecError,
     Stem,
+    parse_yaml,
 )
 
 __all__ = [
@@ -572,12 +571,9 @@ def load_space(name_or_path: str | Path) -> Space:
     except OSError as e:
         raise SpaceError(f"{source}: cannot read ({e.strerror})") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpaceError(f"{source}: not valid YAML: {problem}{where}") from None
+        data = parse_yaml(text)
+    except SpecError as e:
+        raise SpaceError(f"{source}: {e}") from None
     return parse_space(data, source)
 
 

@@ -284,16 +284,7 @@ class NetSpec:
 
     @classmethod
     def from_yaml(cls, text: str) -> "NetSpec":
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise SpecError(f"not valid YAML: {problem}{where}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_yaml(text))
 
     def replace(self, **changes: Any) -> "NetSpec":
         return dataclasses.replace(self, **changes)
@@ -515,6 +506,19 @@ def _net_from_dict(data: Any) -> NetSpec:
     head = _make(Head, {**head_data, "pool": head_pool}, "head")
     rest = {k: data[k] for k in ("in_channels", "num_classes", "resolution") if k in data}
     return NetSpec(stem=stem, stages=tuple(stages), head=head, **rest)
+
+
+def parse_yaml(text: str) -> Any:
+    """yaml.safe_load, with a YAML error as one SpecError line naming the problem and its position."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"not valid YAML: {problem}{where}") from None
 
 
 def load_spec(path: str | Path) -> NetSpec:

@@ -123,15 +123,15 @@ class StudyConfig:
 
 def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
     """A StudyConfig from a YAML file under studies/ (keys are StudyConfig's fields), with overrides."""
-    import yaml
+    from .spec import parse_yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except OSError as e:
         raise StudyError(f"{path}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise StudyError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except SpecError as e:
+        raise StudyError(f"{path}: {e}") from None
     if not isinstance(data, dict):
         raise StudyError(f"{path}: expected a mapping of study settings")
     known = {f.name for f in dataclasses.fields(StudyConfig)}
