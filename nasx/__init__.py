@@ -3,11 +3,16 @@
     spec = nasx.zoo.get("resnext50_32x4d")      # or any NetSpec
     model = nasx.build(spec, num_classes=10)    # a plain torch.nn.Module
     cx = nasx.complexity(spec, resolution=224)  # flops (fvcore's count), params, acts; no model built
+
+The modules behind them live in `nasx.net` (`nasx.net.spec`, `nasx.net.build`, `nasx.net.complexity`,
+`nasx.net.zoo`), so these names stay the functions.
 """
 
-from .build import build  # the function; binding it after the submodule import keeps nasx.build callable
-from .complexity import Complexity, complexity
-from .spec import (
+from .errors import NasxError
+from .net import zoo
+from .net.build import build
+from .net.complexity import Complexity, complexity
+from .net.spec import (
     AggregatedBlock,
     Head,
     InceptionBlock,
@@ -20,12 +25,11 @@ from .spec import (
     Stem,
     load_spec,
 )
-from . import zoo
 
 __version__ = "0.1.0"
 
 
 __all__ = [
-    "AggregatedBlock", "Complexity", "Head", "InceptionBlock", "NetSpec", "PlainBlock", "Pool",
+    "AggregatedBlock", "Complexity", "Head", "InceptionBlock", "NasxError", "NetSpec", "PlainBlock", "Pool",
     "ResidualBlock", "SpecError", "Stage", "Stem", "build", "complexity", "load_spec", "zoo",
 ]

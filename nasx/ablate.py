@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .complexity import Cx, complexity, conv2d_cx
-from .spec import AggregatedBlock, InceptionBlock, NetSpec, ResidualBlock, SpecError, Stage, Stem
+from .net.complexity import Cx, complexity, conv2d_cx
+from .net.spec import AggregatedBlock, InceptionBlock, NetSpec, ResidualBlock, SpecError, Stage, Stem
 
 __all__ = ["AXES", "AblationError", "Setting", "Plan", "plan", "settings", "default_template", "resolve_template",
            "eq4_params", "run_ablation", "ablation_table", "write_ablation_report", "format_plan",
@@ -125,7 +125,7 @@ def default_template(space: str = "resnext") -> NetSpec:
 
 def resolve_template(space: str = "resnext", base: Optional[str | NetSpec] = None) -> tuple[NetSpec, str]:
     """The template spec and a short label for names: a zoo name, a spec file's stem, or `<space>29`."""
-    from .zoo import resolve
+    from .net.zoo import resolve
 
     if base is None:
         return default_template(space), f"{Path(space).stem}29"

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .build import build
+from .net.build import build
 from .data import DataError, Dataset, load
-from .spec import AggregatedBlock, Head, NetSpec, Stage, Stem
+from .net.spec import AggregatedBlock, Head, NetSpec, Stage, Stem
 from .train import Budget, TrainConfig, adapt_spec, resolve_device, train
 
 __all__ = ["resnext_bench_spec", "pick_data", "throughput", "baseline_throughput", "counting", "concurrency", "run"]
@@ -137,8 +137,8 @@ def baseline_throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, ste
 
 def counting(specs: dict[str, NetSpec], repeats: int = 200) -> dict:
     """Specs/s of `nasx.complexity` (analytic) and of `nasx.verify.measure` (fvcore on a built model)."""
-    from .complexity import complexity
-    from .verify import measure
+    from .net.complexity import complexity
+    from .net.verify import measure
 
     t = time.perf_counter()
     for _ in range(repeats):
@@ -258,7 +258,7 @@ def run(*, device: str | None = "auto", quick: bool = False, dataset: str = "cif
         "cpu_threads": torch.get_num_threads(), "data": data_note, "quick": quick,
         "throughput": [], "counting": None, "concurrency": None,
     }
-    from .complexity import complexity
+    from .net.complexity import complexity
 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -292,7 +292,7 @@ def run(*, device: str | None = "auto", quick: bool = False, dataset: str = "cif
 
 
 def build_spec(name: str) -> NetSpec:
-    from .zoo import get
+    from .net.zoo import get
 
     return get(name)
 

@@ -49,8 +49,8 @@ def zoo(
     format: TableFormat = typer.Option(TableFormat.table, "--format", "-f", help="table, json (a list) or csv."),
 ) -> None:
     """List every named net with its input resolution, parameters and FLOPs (analytic, fvcore's convention)."""
-    from .complexity import complexity
-    from .zoo import ZOO
+    from .net.complexity import complexity
+    from .net.zoo import ZOO
 
     rows = []
     for name, entry in ZOO.items():
@@ -81,9 +81,9 @@ def count(
     verify: bool = typer.Option(False, "--verify", help="Also build the model and check the count against fvcore and numel; exit 1 on any difference."),
 ) -> None:
     """Count FLOPs (fvcore's convention), parameters and activations analytically, without building the model."""
-    from .complexity import complexity
-    from .spec import SpecError
-    from .zoo import resolve
+    from .net.complexity import complexity
+    from .net.spec import SpecError
+    from .net.zoo import resolve
 
     try:
         spec = resolve(target)
@@ -93,7 +93,7 @@ def count(
     out = {"target": target, "id": spec.id, **cx.to_dict(), "description": spec.describe()}
     mismatch = []
     if verify:
-        from .verify import measure
+        from .net.verify import measure
 
         measured = measure(spec, cx.resolution)
         out["verified"] = measured

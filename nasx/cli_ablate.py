@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from .ablate import format_plan, plan, resolve_template, run_ablation, write_ablation_report
         from .cli import fail
         from .data import DataError
-        from .spec import SpecError
+        from .net.spec import SpecError
         from .study import StudyConfig, redact
 
         try:

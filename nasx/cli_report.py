@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write index.html, the figures (PNG, SVG) and trials.csv / pareto.csv of stored studies."""
         from .report import write_report
-        from .spec import SpecError
+        from .net.spec import SpecError
 
         try:
             index = write_report(list(studies), storage=storage, out=out, studies_dir=studies_dir,
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         """Write a trial's spec (JSON or YAML by suffix) for nasx count / nasx train / nasx.build."""
         from .report import best_trial, load_study
         from .space import parse_count
-        from .spec import NetSpec, SpecError
+        from .net.spec import NetSpec, SpecError
 
         if (trial is None) == (not best):
             _fail("give exactly one of --trial N or --best")
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         from .data import DataError
         from .report import write_report
         from .space import load_space, parse_band
-        from .spec import SpecError
+        from .net.spec import SpecError
         from .study import Candidate, StudyConfig, run_study
 
         names = []

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         ∞ where a structural choice is continuous.
         """
         from .space import load_space, shipped_spaces
-        from .spec import SpecError
+        from .net.spec import SpecError
 
         typer.echo(f"{'name':<10} {'structures':>26} {'input':>7} {'default band':>18}  description")
         for name in shipped_spaces():
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Draw n distinct members of a space with analytic counts inside the FLOPs/params band."""
         from .space import load_space
-        from .spec import SpecError
+        from .net.spec import SpecError
 
         if n < 1:
             fail(f"-n: {n} must be >= 1")

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         from .cli import fail
         from .data import DataError
         from .space import parse_band
-        from .spec import SpecError
+        from .net.spec import SpecError
         from .study import StudyConfig, load_config, redact, run_study
 
         overrides = {

@@ -70,8 +70,8 @@ def register(app: typer.Typer) -> None:
         """Train a net fully (e.g. the one a study found) with the proxy trainer and print its accuracies."""
         from . import data as data_mod
         from . import train as train_mod
-        from .spec import SpecError
-        from .zoo import resolve
+        from .net.spec import SpecError
+        from .net.zoo import resolve
 
         try:
             spec = resolve(target)

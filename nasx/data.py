@@ -39,6 +39,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .errors import NasxError
+
 __all__ = [
     "DATASETS",
     "DataError",
@@ -63,7 +65,7 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".t
 _CACHE_VERSION = 1
 
 
-class DataError(RuntimeError):
+class DataError(NasxError, RuntimeError):
     """A dataset cannot be read; the message is one line meant for the user."""
 
 

@@ -146,9 +146,9 @@ def study_input(data: StudyData) -> dict[str, int]:
 def zoo_references(shape: dict[str, int], measured: Sequence[Any] = ()) -> list[ZooRef]:
     """The zoo nets of the family that fits the input (CIFAR nets below 100 px, else ImageNet), counted at it;
     accuracy only from `measured` trial tables (mean val_acc of complete trials with the same spec id)."""
-    from .complexity import complexity
-    from .spec import SpecError
-    from .zoo import ZOO
+    from .net.complexity import complexity
+    from .net.spec import SpecError
+    from .net.zoo import ZOO
 
     if not shape:
         return []

@@ -16,7 +16,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any, Iterator
 
-from .spec import (
+from .net.spec import (
     AggregatedBlock,
     BRANCHES,
     Head,

@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .complexity import Complexity, complexity
+from .net.complexity import Complexity, complexity
 from .space import INCEPTION_WIDTHS, Dist, Space, SpaceError
-from .spec import AggregatedBlock, Head, InceptionBlock, NetSpec, PlainBlock, ResidualBlock, SpecError, Stage, Stem
+from .net.spec import AggregatedBlock, Head, InceptionBlock, NetSpec, PlainBlock, ResidualBlock, SpecError, Stage, Stem
 
 __all__ = ["Sample", "SampleRun", "Draft", "draft", "solve", "sample", "suggest", "resolve_band"]
 

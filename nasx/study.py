@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .analysis import pareto_front
-from .complexity import complexity
+from .net.complexity import complexity
 from .prune import PruneRule
-from .spec import NetSpec, SpecError
+from .net.spec import NetSpec, SpecError
 
 __all__ = ["StudyConfig", "StudyError", "Snapshot", "Candidate", "run_study", "load_config", "open_storage",
            "redact", "snapshot", "OBJECTIVES"]
@@ -123,7 +123,7 @@ class StudyConfig:
 
 def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
     """A StudyConfig from a YAML file under studies/ (keys are StudyConfig's fields), with overrides."""
-    from .spec import parse_yaml
+    from .net.spec import parse_yaml
 
     path = Path(path)
     try:

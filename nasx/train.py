@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .build import build
+from .net.build import build
 from .data import Dataset, stratified_indices
-from .spec import NetSpec
+from .net.spec import NetSpec
 
 __all__ = ["Budget", "TrainConfig", "EpochReport", "TrainResult", "Pruned", "train", "augment", "resolve_device",
            "adapt_spec", "REASONS"]
@@ -183,7 +183,7 @@ def train(
     `pruned`. progress("train", step, total_steps) runs every `check_every` steps and at epoch ends.
     With `test`, the test split is evaluated once at the end of a run that was not stopped early.
     """
-    from .zoo import resolve
+    from .net.zoo import resolve
 
     t_start = time.perf_counter()
     dev = resolve_device(device)

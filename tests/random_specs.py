@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from nasx.spec import (
+from nasx.net.spec import (
     AggregatedBlock,
     Head,
     InceptionBlock,

@@ -10,7 +10,7 @@ import math
 import os
 import time
 
-from nasx.complexity import complexity
+from nasx.net.complexity import complexity
 from nasx.train import TrainResult
 
 

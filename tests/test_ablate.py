@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from nasx import zoo
+from nasx.net import zoo
 from nasx.ablate import (
     AblationError,
     ablation_table,
@@ -22,8 +22,8 @@ from nasx.ablate import (
     write_ablation_report,
 )
 from nasx.cli_ablate import register
-from nasx.complexity import complexity
-from nasx.spec import AggregatedBlock, NetSpec, Stage, Stem
+from nasx.net.complexity import complexity
+from nasx.net.spec import AggregatedBlock, NetSpec, Stage, Stem
 from nasx.study import StudyConfig, open_storage
 from nasx.train import TrainResult
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nasx.build import BottleneckTransform, ResBlock, make_block
-from nasx.spec import AggregatedBlock, Stage
+from nasx.net.build import BottleneckTransform, ResBlock, make_block
+from nasx.net.spec import AggregatedBlock, Stage
 
 
 def bn_eval(x: torch.Tensor, bn: torch.nn.BatchNorm2d, channels: slice) -> torch.Tensor:

@@ -9,7 +9,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from nasx import bench, complexity, data
+from nasx import bench, data
+from nasx.net.complexity import complexity
 from nasx.cli_train import register
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

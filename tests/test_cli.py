@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import nasx
 from nasx.cli import app
-from nasx.zoo import ZOO
+from nasx.net.zoo import ZOO
 
 runner = CliRunner()
 
@@ -56,10 +56,10 @@ def test_count_verify_builds_and_agrees():
 
 
 def test_count_verify_exits_nonzero_on_a_difference(monkeypatch):
-    import nasx.verify
+    import nasx.net.verify
 
-    real = nasx.verify.measure
-    monkeypatch.setattr(nasx.verify, "measure", lambda spec, r: real(spec, r) | {"flops": 1})
+    real = nasx.net.verify.measure
+    monkeypatch.setattr(nasx.net.verify, "measure", lambda spec, r: real(spec, r) | {"flops": 1})
     result = runner.invoke(app, ["count", "resnet20", "--verify"])
     assert result.exit_code == 1
     assert "differs" in result.stderr and "flops" in result.stderr

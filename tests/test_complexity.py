@@ -7,8 +7,8 @@ import random
 import pytest
 
 import nasx
-from nasx.verify import measure
-from nasx.zoo import ZOO
+from nasx.net.verify import measure
+from nasx.net.zoo import ZOO
 from random_specs import random_spec
 
 BRANCHES = ["plain", "residual", "aggregated", "inception", None]  # None: stages of mixed branch types

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import nasx
-from nasx.verify import measure
+from nasx.net.verify import measure
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

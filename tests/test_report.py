@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import nasx
 from nasx.cli_report import register
 from nasx.report import ReportError, pareto_table, write_report
-from nasx.spec import load_spec
+from nasx.net.spec import load_spec
 from nasx.study import StudyConfig, open_storage, run_study
 from study_fakes import curve_train, final_accuracy
 

@@ -13,10 +13,10 @@ import typer
 from typer.testing import CliRunner
 
 import nasx
-from nasx import zoo
+from nasx.net import zoo
 from nasx.cli_space import register
 from nasx.space import SpaceError, load_space, parse_band, parse_count, shipped_spaces
-from nasx.spec import NetSpec, SpecError
+from nasx.net.spec import NetSpec, SpecError
 
 SHIPPED = ("classic", "inception", "resnet", "resnext", "vgg")
 MEMBERS = {

@@ -9,8 +9,8 @@ import random
 import pytest
 
 import nasx
-from nasx.spec import AggregatedBlock, Head, NetSpec, PlainBlock, Pool, ResidualBlock, SpecError, Stage, Stem
-from nasx.zoo import ZOO
+from nasx.net.spec import AggregatedBlock, Head, NetSpec, PlainBlock, Pool, ResidualBlock, SpecError, Stage, Stem
+from nasx.net.zoo import ZOO
 from random_specs import random_spec
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import nasx
-from nasx.verify import measure
+from nasx.net.verify import measure
 
 torchvision = pytest.importorskip("torchvision")
 fvcore_nn = pytest.importorskip("fvcore.nn")

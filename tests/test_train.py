@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from nasx import data
 from nasx import train as train_mod
 from nasx.cli_train import register
-from nasx.spec import Head, NetSpec, ResidualBlock, Stage, Stem
+from nasx.net.spec import Head, NetSpec, ResidualBlock, Stage, Stem
 from nasx.train import Budget, Pruned, TrainConfig, augment, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import nasx
-from nasx.zoo import ZOO
+from nasx.net.zoo import ZOO
 
 # torchvision's published figures (the `num_params` of each model's weights meta; googlenet without aux heads)
 TORCHVISION_PARAMS = {

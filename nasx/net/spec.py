@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from ..errors import NasxError
+
 __all__ = [
     "SpecError",
     "Pool",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class SpecError(ValueError):
+class SpecError(NasxError, ValueError):
     """An impossible or malformed spec; the message names the place (stage and field)."""
 
 
