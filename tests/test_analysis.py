@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from nasx.analysis import (bin_index, complexity_weights, edf, edf_at, ks_statistic, log_bins, pareto_front,
-                           pareto_mask)
+import math
+
+import numpy as np
+
+from nasx.analysis import (bin_index, bootstrap_ci, complexity_weights, edf, edf_at, kendall_tau, ks_permutation_pvalue,
+                           ks_statistic, log_bins, paired_comparison, pareto_front, pareto_mask, regret, spearman_rho,
+                           student_t_quantile, top_k_overlap, trend_verdict)
 
 MAX_ACC_MIN_FLOPS = (True, False)
 
@@ -73,3 +78,160 @@ def test_ks_matches_a_hand_computation():
         ks_statistic([], b)
     with pytest.raises(ValueError):
         edf([1.0], [1.0, 2.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Rank agreement, intervals and verdicts (issue 13), KS permutation p-values (issue 14)
+
+
+@pytest.mark.filterwarnings("ignore:An input array is constant")
+@pytest.mark.parametrize("n", [2, 3, 12, 60, 159, 161, 700])  # both kendall_tau paths (pairwise and merge count)
+def test_tau_and_rho_equal_scipy_on_data_with_ties(n):
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(n)
+    for _ in range(3):
+        x = rng.integers(0, 6, n).astype(float)  # heavy ties in both
+        y = x + rng.integers(0, 4, n)
+        assert kendall_tau(x, y) == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12, nan_ok=True)
+        assert spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12, nan_ok=True)
+        z = rng.normal(size=n)
+        assert kendall_tau(z, -z ** 3) == pytest.approx(-1.0)
+        assert spearman_rho(z, x) == pytest.approx(stats.spearmanr(z, x).statistic, abs=1e-12, nan_ok=True)
+
+
+def test_tau_and_rho_pandas_and_degenerate_cases():
+    pd = pytest.importorskip("pandas")
+    proxy = [0.61, 0.70, 0.55, 0.70, 0.80, 0.42]
+    reference = [0.90, 0.93, 0.88, 0.91, 0.95, 0.80]
+    frame = pd.DataFrame({"p": proxy, "r": reference})
+    assert kendall_tau(proxy, reference) == pytest.approx(frame.corr("kendall").loc["p", "r"])
+    assert spearman_rho(proxy, reference) == pytest.approx(frame.corr("spearman").loc["p", "r"])
+    assert kendall_tau(reference, reference) == 1.0  # a proxy that is the reference
+    assert spearman_rho(reference, reference) == pytest.approx(1.0)
+    for f in (kendall_tau, spearman_rho):
+        assert math.isnan(f([], []))
+        assert math.isnan(f([1.0], [2.0]))
+        assert math.isnan(f([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))  # a constant ranking
+        assert math.isnan(f([1.0, math.nan, 3.0], [1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError):
+        kendall_tau([1.0, 2.0], [1.0])
+
+
+def test_bootstrap_interval_covers_a_planted_correlation_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    r = 0.6  # bivariate normal: tau = 2/pi asin(r), rho_s = 6/pi asin(r/2)
+    true_tau, true_rho = 2 / math.pi * math.asin(r), 6 / math.pi * math.asin(r / 2)
+    cov = [[1, r], [r, 1]]
+    for seed in range(3):
+        x, y = np.random.default_rng(seed).multivariate_normal([0, 0], cov, size=60).T
+        lo, hi = bootstrap_ci(kendall_tau, x, y, n_boot=1000, seed=seed)
+        assert lo < true_tau < hi
+        lo, hi = bootstrap_ci(spearman_rho, x, y, n_boot=1000, seed=seed)
+        assert lo < true_rho < hi
+    x, y = rng.multivariate_normal([0, 0], cov, size=3000).T
+    lo, hi = bootstrap_ci(spearman_rho, x, y, n_boot=300)
+    assert lo < true_rho < hi and hi - lo < 0.06
+    # deterministic given the seed; degenerate inputs give NaN, never an error
+    assert bootstrap_ci(kendall_tau, x[:50], y[:50], n_boot=200, seed=5) == bootstrap_ci(
+        kendall_tau, x[:50], y[:50], n_boot=200, seed=5)
+    assert all(math.isnan(v) for v in bootstrap_ci(kendall_tau, [1.0], [2.0]))
+    assert all(math.isnan(v) for v in bootstrap_ci(kendall_tau, [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], n_boot=50))
+    # resamples that draw one pair only are skipped, not counted as NaN bounds
+    lo, hi = bootstrap_ci(kendall_tau, [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], n_boot=200)
+    assert lo == hi == 1.0
+
+
+def test_top_k_overlap_and_regret():
+    reference = [0.90, 0.80, 0.95, 0.70, 0.85]  # best: 2, then 0, 4
+    proxy = [0.50, 0.60, 0.40, 0.10, 0.55]  # best: 1, then 4, 0
+    assert top_k_overlap(proxy, reference, 1) == 0.0
+    assert top_k_overlap(proxy, reference, 3) == pytest.approx(2 / 3)
+    assert top_k_overlap(proxy, reference, 10) == 1.0  # k cut to the number of nets
+    assert top_k_overlap(reference, reference, 2) == 1.0
+    assert regret(proxy, reference) == pytest.approx(0.95 - 0.80)
+    assert regret(reference, reference) == 0.0
+    assert regret([1.0, 1.0], [0.5, 0.9]) == pytest.approx(0.4)  # a tie in the proxy: the first net is chosen
+    assert top_k_overlap([1.0, 1.0, 0.0], [0.0, 1.0, 0.5], 1) == 0.0  # a tie at the k-th place: the first wins
+    assert math.isnan(regret([1.0], [1.0])) and math.isnan(top_k_overlap([], [], 1))
+    with pytest.raises(ValueError):
+        top_k_overlap(proxy, reference, 0)
+
+
+def test_student_t_quantile_equals_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in range(1, 61):
+        for p in (0.0005, 0.025, 0.3, 0.5, 0.6, 0.9, 0.95, 0.975, 0.995, 0.9995):
+            want = stats.t.ppf(p, df)
+            assert student_t_quantile(p, df) == pytest.approx(want, abs=1e-6, rel=1e-9)
+    assert student_t_quantile(0.975, 2.5) == pytest.approx(stats.t.ppf(0.975, 2.5), rel=1e-9)
+    with pytest.raises(ValueError):
+        student_t_quantile(1.0, 3)
+
+
+def test_paired_comparison_equals_scipy_and_flips_with_the_effect():
+    stats = pytest.importorskip("scipy.stats")
+    a, b = [1.0, 2.0, 3.5, 4.0], [0.5, 1.7, 3.0, 3.0]
+    c = paired_comparison(a, b)
+    d = np.subtract(a, b)
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert (c.mean_diff, c.low, c.high, c.n) == (pytest.approx(d.mean()), pytest.approx(d.mean() - half),
+                                                  pytest.approx(d.mean() + half), 4)
+    assert c.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        base = 30 + rng.normal(0, 3, size=3)  # a seed's luck, shared by both settings
+        big = paired_comparison(base + 2.0 + rng.normal(0, 0.1, 3), base + rng.normal(0, 0.1, 3))
+        small = paired_comparison(base + 0.01 + rng.normal(0, 1.0, 3), base + rng.normal(0, 1.0, 3))
+        assert big.significant and big.low > 0, seed
+        assert not small.significant and small.low < 0 < small.high, seed
+    one = paired_comparison([1.0], [0.0])
+    assert one.mean_diff == 1.0 and math.isnan(one.low) and not one.significant
+
+
+def _ablation(rng, slope_per_doubling, noise, seeds=3):
+    settings = [1, 2, 4, 8, 32]
+    luck = rng.normal(0, 2.0, size=seeds)  # each seed's offset, common to every setting
+    return {s: list(20 + slope_per_doubling * math.log2(s) + luck + rng.normal(0, noise, seeds)) for s in settings}
+
+
+def test_trend_verdict_flips_on_planted_effects():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        falls = trend_verdict(_ablation(rng, -0.8, 0.1), setting="cardinality")
+        assert falls.direction == "falls" and falls.high < 0
+        assert falls.text.startswith("error falls as cardinality rises (slope -0.")
+        assert "95% CI" in falls.text and "per doubling" in falls.text
+        assert trend_verdict(_ablation(rng, 0.8, 0.1)).direction == "rises"
+        flat = trend_verdict(_ablation(rng, 0.01, 1.5), setting="cardinality")
+        assert flat.direction == "flat" and flat.low < 0 < flat.high
+        assert flat.text.startswith("differences in error across cardinality are within seed noise")
+    # the slope is per doubling: error = 20 - 0.8 log2(s) exactly, for every seed
+    exact = trend_verdict({s: [20 - 0.8 * math.log2(s)] * 3 for s in (1, 2, 4, 8)})
+    assert exact.slope == pytest.approx(-0.8) and exact.per_seed == pytest.approx((-0.8,) * 3)
+    assert exact.direction == "falls"
+    # a missing run drops out of its seed's fit; one usable seed gives no verdict
+    gappy = _ablation(rng, -0.8, 0.1)
+    gappy[4][0] = math.nan
+    assert trend_verdict(gappy).n_seeds == 3
+    alone = trend_verdict({1: [3.0], 2: [2.0]})
+    assert alone.direction == "flat" and math.isnan(alone.low) and "cannot be judged" in alone.text
+    with pytest.raises(ValueError):
+        trend_verdict({1: [1.0, 2.0], 2: [1.0]})
+    with pytest.raises(ValueError):
+        trend_verdict({0: [1.0], 2: [1.0]})
+
+
+def test_ks_permutation_pvalue():
+    rng = np.random.default_rng(3)
+    same = [ks_permutation_pvalue(rng.normal(size=40), rng.normal(size=60), n_perm=500, seed=s) for s in range(5)]
+    assert min(same) > 0.05
+    shifted = ks_permutation_pvalue(rng.normal(size=40), rng.normal(1.0, 1.0, size=60), n_perm=500)
+    assert shifted < 0.01
+    # weights as ks_statistic takes them: a weighted shift is found, and the p-value is deterministic given the seed
+    a, b = rng.normal(size=50).round(1), rng.normal(0.8, 1.0, size=50).round(1)
+    wa, wb = rng.random(50), rng.random(50)
+    p = ks_permutation_pvalue(a, b, wa, wb, n_perm=500, seed=7)
+    assert p < 0.05 and p == ks_permutation_pvalue(a, b, wa, wb, n_perm=500, seed=7)
+    assert ks_permutation_pvalue([1.0, 2.0], [1.0, 2.0], n_perm=200) == 1.0
+    assert 1 / 201 <= ks_permutation_pvalue([1.0], [2.0], n_perm=200) <= 1.0
+    assert math.isnan(ks_permutation_pvalue([], [1.0]))
