@@ -1,5 +1,5 @@
 """`python -m nasx` = the `nasx` command."""
 
-from .cli import main
+from .cli.app import main
 
 main()

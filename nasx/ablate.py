@@ -12,29 +12,25 @@ An ablation holds one complexity fixed and trades one design knob against anothe
                       (Table 4), beside the 1x template
 
 Settings are pure functions of the template (`plan`, `settings`); `run_ablation` trains every setting with
-several seeds as a fixed, resumable study; `write_ablation_report` reads the stored study back into a
-table (CSV), a plot (PNG, SVG) and a self-contained index.html. FLOPs follow fvcore's convention
-(`nasx.complexity`).
+several seeds as a fixed, resumable study (its page is drawn by `nasx.report.ablation`). FLOPs follow
+fvcore's convention (`nasx.complexity`).
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import html
-import io
 import itertools
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+from .errors import NasxError
 from .net.complexity import Cx, complexity, conv2d_cx
 from .net.spec import AggregatedBlock, InceptionBlock, NetSpec, ResidualBlock, SpecError, Stage, Stem
 
 __all__ = ["AXES", "AblationError", "Setting", "Plan", "plan", "settings", "default_template", "resolve_template",
-           "eq4_params", "run_ablation", "ablation_table", "write_ablation_report", "format_plan",
+           "eq4_params", "run_ablation", "format_plan",
            "PAPER_TABLE3", "TABLE2_CARDINALITIES"]
 
 AXES = ("cardinality", "width", "depth", "bottleneck-ratio", "scale")
@@ -53,7 +49,7 @@ DEFAULT_VALUES = {
 }
 
 
-class AblationError(SpecError):
+class AblationError(NasxError, ValueError):
     """An ablation that cannot be set up (template, axis, values, tolerance); one line, names the cause."""
 
 
@@ -434,11 +430,11 @@ def format_plan(p: Plan) -> str:
 # Running
 
 
-def run_ablation(p: Plan, *, name: str, seeds: int = 2, config=None, progress=None,
+def run_ablation(p: Plan, *, name: str, seeds: int = 3, config=None, progress=None,
                  train_fn: Optional[Callable] = None):
     """Train every setting with `seeds` seeds (0..seeds-1) as the fixed study `ablation-<name>` (resumable:
     a re-run trains only the missing runs); every run also records its test accuracy. Returns the RunSummary."""
-    from .study import Candidate, StudyConfig, run_study
+    from .study import Candidate, StudyConfig, run_study  # the study layer runs it; ablate only plans
 
     if seeds < 1:
         raise AblationError(f"--seeds {seeds}: must be >= 1")
@@ -450,218 +446,3 @@ def run_ablation(p: Plan, *, name: str, seeds: int = 2, config=None, progress=No
                                                              "template_flops": complexity(p.base).flops})
                   for i, s in enumerate(p.settings) for k in range(seeds)]
     return run_study(cfg, progress=progress, train_fn=train_fn, candidates=candidates)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading back and reporting
-
-
-def _trial_rows(trials) -> list[dict[str, Any]]:
-    from optuna.trial import TrialState
-
-    rows = []
-    for t in trials:
-        a = t.user_attrs
-        if "tag_setting" not in a:
-            continue
-        rows.append({"setting": a["tag_setting"], "order": a.get("tag_order", 0), "state": t.state.name,
-                     "complete": t.state == TrialState.COMPLETE, "seed": a.get("seed"),
-                     "cardinality": a.get("tag_cardinality"), "group_width": a.get("tag_group_width"),
-                     "depths": a.get("tag_depths"), "widths": a.get("tag_widths"), "value": a.get("tag_value"),
-                     "params": a.get("params"), "flops": a.get("flops"), "deviation": a.get("tag_deviation"),
-                     "is_base": a.get("tag_is_base", False), "val_acc": a.get("val_acc"),
-                     "test_acc": a.get("test_acc"), "images_per_s": a.get("images_per_s"),
-                     "vary": a.get("tag_vary"), "device": a.get("device"), "dataset": a.get("dataset"),
-                     "budget": a.get("budget"), "template": a.get("tag_template")})
-    return rows
-
-
-def ablation_table(trials):
-    """One row per setting: its structure, params, FLOPs (as trained), deviation, mean images/s and
-    mean / sample std (ddof=1; 0 with one seed) of validation and test accuracy over its complete seeds."""
-    import pandas as pd
-
-    rows = [r for r in _trial_rows(trials)]
-    columns = ["setting", "cardinality", "group_width", "depths", "widths", "value", "params", "flops",
-               "flops_deviation", "images_per_s", "seeds", "val_acc_mean", "val_acc_std", "test_acc_mean",
-               "test_acc_std", "val_err_mean", "test_err_mean", "is_base"]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    df = pd.DataFrame(rows)
-    out = []
-    for setting, group in sorted(df.groupby("setting", sort=False), key=lambda kv: kv[1]["order"].iloc[0]):
-        first = group.iloc[0]
-        done = group[group["complete"]]
-
-        def stat(col: str, fn: str) -> float:
-            values = done[col].dropna().astype(float)
-            if values.empty:
-                return float("nan")
-            if fn == "std":
-                return float(values.std(ddof=1)) if len(values) > 1 else 0.0
-            return float(values.mean())
-
-        out.append({"setting": setting, "cardinality": first["cardinality"], "group_width": first["group_width"],
-                    "depths": "-".join(map(str, first["depths"] or [])),
-                    "widths": "-".join(map(str, first["widths"] or [])), "value": first["value"],
-                    "params": first["params"], "flops": first["flops"], "flops_deviation": first["deviation"],
-                    "images_per_s": stat("images_per_s", "mean"), "seeds": int(len(done)),
-                    "val_acc_mean": stat("val_acc", "mean"), "val_acc_std": stat("val_acc", "std"),
-                    "test_acc_mean": stat("test_acc", "mean"), "test_acc_std": stat("test_acc", "std"),
-                    "is_base": bool(first["is_base"])})
-    table = pd.DataFrame(out)
-    table["val_err_mean"] = 100 * (1 - table["val_acc_mean"])
-    table["test_err_mean"] = 100 * (1 - table["test_acc_mean"])
-    return table[columns]
-
-
-def _plot(table, vary: str, title: str, out_dir: Path, chance: Optional[float] = None) -> bytes:
-    """Error (%) against the axis, mean over seeds with +-1 std bars; writes ablation.png/.svg, returns the PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    numeric = vary in ("cardinality", "width", "depth", "bottleneck-ratio")
-    if vary == "cardinality":
-        x = table["cardinality"].astype(float).to_numpy()
-    elif numeric:
-        x = table["value"].astype(float).to_numpy()
-    else:
-        x = list(range(len(table)))
-    for key, label, marker, shift in (("val", "validation", "o", -0.03), ("test", "test", "s", 0.03)):
-        mean = 100 * (1 - table[f"{key}_acc_mean"].astype(float))
-        std = 100 * table[f"{key}_acc_std"].astype(float)
-        xs = [v * (1 + shift) for v in x] if numeric else [v + shift * 3 for v in x]
-        ax.errorbar(xs, mean, yerr=std, marker=marker, capsize=4, label=f"{label} error (mean \u00b1 std over seeds)")
-    if chance is not None:
-        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.0f}% error)")
-    names = list(table["setting"])
-    if vary == "cardinality":
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(x)
-        ax.set_xticklabels(names)
-        ax.set_xlabel("cardinality (setting C x group width d, matched complexity)")
-    elif numeric:
-        axis_label = {"width": "stage-width multiplier", "depth": "depth multiplier",
-                      "bottleneck-ratio": "bottleneck ratio w_b / width"}[vary]
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(x)
-        ax.set_xticklabels([f"{v:g}" for v in x])
-        ax.set_xlabel(f"{axis_label} (matched complexity)")
-    else:
-        ax.set_xticks(x)
-        ax.set_xticklabels(names)
-        ax.set_xlabel("setting")
-    ax.minorticks_off()
-    ax.set_ylabel("top-1 error (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "ablation.svg")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    png = buf.getvalue()
-    (out_dir / "ablation.png").write_bytes(png)
-    return png
-
-
-def _paper_context(table) -> list[tuple[str, float]]:
-    """Table 3 rows whose (cardinality, group width) the ablation contains."""
-    rows = []
-    for _, r in table.iterrows():
-        key = (r["cardinality"], r["group_width"])
-        if key in PAPER_TABLE3:
-            rows.append((r["setting"], PAPER_TABLE3[key]))
-    return rows
-
-
-def write_ablation_report(name: str, storage: Optional[str] = None, out: Optional[str | Path] = None,
-                          studies_dir: str = "studies", command: Optional[str] = None) -> Path:
-    """Read the stored study `ablation-<name>` and write ablation.csv, ablation.png/.svg and index.html
-    into `out` (default reports/ablation-<name>/); returns that folder."""
-    import optuna
-
-    from .study import open_storage
-
-    study_name = f"ablation-{name}"
-    url = storage or str(Path(studies_dir) / f"{study_name}.journal")
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(url))
-    except KeyError:
-        raise AblationError(f"no study {study_name!r} in {url}; run the ablation first") from None
-    trials = study.get_trials(deepcopy=False)
-    rows = _trial_rows(trials)
-    table = ablation_table(trials)
-    if table.empty:
-        raise AblationError(f"study {study_name!r} holds no ablation runs")
-    out_dir = Path(out) if out is not None else Path("reports") / study_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "ablation.csv", index=False, float_format="%.6g")
-    vary = rows[0]["vary"] or "cardinality"
-    meta = {k: rows[0].get(k) for k in ("dataset", "device", "budget", "template")}
-    budget = meta["budget"] or {}
-    title = (f"{study_name}\n{meta['dataset']}, {budget.get('epochs', '?')} epoch(s) on "
-             f"{budget.get('fraction', '?')} of the training split, {int(table['seeds'].max())} seed(s) a setting")
-    classes = next((t.user_attrs["spec"].get("num_classes") for t in trials
-                    if isinstance(t.user_attrs.get("spec"), dict)), None)
-    png = _plot(table, vary, title, out_dir, chance=None if not classes else 100 * (1 - 1 / classes))
-    context = _paper_context(table) if vary == "cardinality" else []
-    if context:
-        import csv
-
-        with open(out_dir / "paper-context.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["setting", "paper_imagenet_resnext50_top1_err_pct (Xie et al. 2017, Table 3; not measured here)"])
-            writer.writerows(context)
-    (out_dir / "index.html").write_text(_html(study_name, table, meta, png, context, command,
-                                              failed=sum(1 for r in rows if not r["complete"])))
-    return out_dir
-
-
-def _html(study_name: str, table, meta: dict, png: bytes, context, command: Optional[str], failed: int) -> str:
-    e = html.escape
-
-    def pct(mean, std) -> str:
-        return "n/a" if mean != mean else f"{100 * mean:.2f} \u00b1 {100 * std:.2f}"
-
-    head = ("<tr><th>setting</th><th>cardinality</th><th>group width</th><th>depths</th><th>widths</th>"
-            "<th>params</th><th>FLOPs</th><th>FLOPs vs target</th><th>images/s (measured)</th><th>seeds</th>"
-            "<th>val acc % (mean \u00b1 std)</th><th>test acc % (mean \u00b1 std)</th></tr>")
-    body = []
-    for _, r in table.iterrows():
-        body.append(
-            f"<tr><td>{e(str(r['setting']))}{' (template)' if r['is_base'] else ''}</td><td>{e(str(r['cardinality']))}</td>"
-            f"<td>{e(str(r['group_width']))}</td><td>{e(r['depths'])}</td><td>{e(r['widths'])}</td>"
-            f"<td>{int(r['params']):,}</td><td>{int(r['flops']):,}</td><td>{r['flops_deviation']:+.1%}</td>"
-            f"<td>{r['images_per_s']:.0f}</td><td>{r['seeds']}</td><td>{pct(r['val_acc_mean'], r['val_acc_std'])}</td>"
-            f"<td>{pct(r['test_acc_mean'], r['test_acc_std'])}</td></tr>")
-    ctx = ""
-    if context:
-        ctx_rows = "".join(f"<tr><td>{e(s)}</td><td>{v:.1f}</td></tr>" for s, v in context)
-        ctx = ("<h2>Context: the paper's ImageNet numbers (not measured here)</h2>"
-               "<p>Xie et al. 2017, Table 3: ImageNet-1K top-1 error of ResNeXt-50 (224x224, full training) at the "
-               "same (cardinality, group width). A different dataset, net and budget: read it as the trend the paper "
-               "found, not as a number to compare the columns above with.</p>"
-               f"<table><tr><th>setting</th><th>paper ImageNet top-1 error %</th></tr>{ctx_rows}</table>")
-    budget = meta.get("budget") or {}
-    cmd = f"<p>Command: <code>{e(command)}</code></p>" if command else ""
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{e(study_name)}</title>
-<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:right}}
-th{{background:#f4f4f4}}td:first-child{{text-align:left}}</style></head><body>
-<h1>{e(study_name)}</h1>
-<p>Template {e(str(meta.get('template')))}; dataset {e(str(meta.get('dataset')))}; budget {e(str(budget.get('epochs')))}
-epoch(s) on {e(str(budget.get('fraction')))} of the training split; device {e(str(meta.get('device')))};
-written {time.strftime('%Y-%m-%d %H:%M')}. FLOPs: fvcore's convention (multiply-adds), as trained.
-Accuracies: mean \u00b1 sample std over complete seeds{f'; {failed} run(s) did not complete' if failed else ''}.</p>
-{cmd}
-<table>{head}{''.join(body)}</table>
-<img alt="error vs setting" src="data:image/png;base64,{base64.b64encode(png).decode()}">
-{ctx}
-</body></html>
-"""

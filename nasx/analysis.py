@@ -113,8 +113,8 @@ def log_bins(values: Sequence[float], n: int = 10) -> list[float]:
     if not values or min(values) <= 0:
         raise ValueError("log bins need positive values")
     lo, hi = math.log(min(values)), math.log(max(values))
-    if hi == lo:
-        return [math.exp(lo), math.exp(lo)]
+    if hi == lo:  # one complexity: one bin holding all (the exact value, not exp(log(v)), which may round off)
+        return [min(values), max(values)]
     edges = [math.exp(lo + (hi - lo) * k / n) for k in range(n + 1)]
     edges[0], edges[-1] = min(values), max(values)  # exact ends: no value falls outside by rounding
     return edges

@@ -30,7 +30,8 @@ from torch import nn
 from .net.build import build
 from .data import DataError, Dataset, load
 from .net.spec import AggregatedBlock, Head, NetSpec, Stage, Stem
-from .train import Budget, TrainConfig, adapt_spec, resolve_device, train
+from .net.fit import fit
+from .train import Budget, TrainConfig, resolve_device, train
 
 __all__ = ["resnext_bench_spec", "pick_data", "throughput", "baseline_throughput", "counting", "concurrency", "run"]
 
@@ -106,7 +107,7 @@ def baseline_throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, ste
     if workers is None:
         workers = min(8, (os.cpu_count() or 2) // 2) if cuda else 0
     torch.manual_seed(seed)
-    spec = adapt_spec(spec, ds)
+    spec = fit(spec, ds.input)
     model = build(spec).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
@@ -250,9 +251,9 @@ def run(*, device: str | None = "auto", quick: bool = False, dataset: str = "cif
     ks = ks or ([1, 2, 4, 8] if cuda else [1, 2])
     reduced = quick or not cuda
     ds, data_note = pick_data(dataset, data_dir)
-    nets = {"resnet20": adapt_spec(build_spec("resnet20"), ds)}
+    nets = {"resnet20": fit(build_spec("resnet20"), ds.input)}
     rx_name = "resnext11_8x2d_w64" if reduced else "resnext29_8x4d_w128"
-    nets[rx_name] = adapt_spec(resnext_bench_spec(reduced), ds)
+    nets[rx_name] = fit(resnext_bench_spec(reduced), ds.input)
     out: dict = {
         "date": time.strftime("%Y-%m-%d"), "device": _device_name(dev), "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(), "data": data_note, "quick": quick,

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .errors import NasxError
+from .net.fit import InputShape
 
 __all__ = [
     "DATASETS",
@@ -51,6 +52,8 @@ __all__ = [
     "cache_dir",
     "load",
     "load_raw",
+    "locate",
+    "Located",
     "split",
     "stratified_indices",
 ]
@@ -127,6 +130,11 @@ class Dataset:
         return int(self.train_x.shape[-1])
 
     @property
+    def input(self) -> InputShape:
+        """What a net fitted to this dataset takes (see nasx.net.fit)."""
+        return InputShape(self.resolution, self.in_channels, self.num_classes)
+
+    @property
     def device(self) -> torch.device:
         return self.train_x.device
 
@@ -169,6 +177,53 @@ def load(
     return split(load_raw(name, data_dir=data_dir, download=download, progress=progress), val_size, seed)
 
 
+@dataclass(frozen=True)
+class Located:
+    """Where a dataset will come from: a file or folder (`path`, `kind`), a download, or generated data."""
+
+    key: str
+    path: Optional[Path]
+    kind: str  # a reader kind, "download" or "synthetic"
+
+
+def locate(name: str, *, data_dir: str | Path | None = None, download: bool = True) -> Located:
+    """Find `name` without decoding anything; DataError (one line, what was looked at) if it cannot be had.
+
+    A `data_dir` that was given must exist, and is then looked in before nasx's own download cache only
+    (never silently replaced by $NASX_DATA or the system's copy)."""
+    key = name.strip()
+    if key == "synthetic" or key.startswith("synthetic:"):
+        side = key.partition(":")[2]
+        if side and not (side.isdigit() and 8 <= int(side) <= 64):
+            raise DataError(f"synthetic:{side}: the image side must be an integer in 8..64")
+        return Located(key, None, "synthetic")
+    if key.startswith("imagefolder:"):
+        path = Path(key.split(":", 1)[1]).expanduser()
+        if not path.exists():
+            raise DataNotFound(f"imagefolder: {path} does not exist (give a folder with train/<class>/* "
+                               "[and test/<class>/*], or <class>/*, or a .tar.gz of one)")
+        return Located(key, path, "imagefolder")
+    if key not in _FINDERS:
+        raise DataError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataNotFound(f"--data-dir {data_dir}: no such folder")
+    looked: list[str] = []
+    for root, why in _roots(data_dir):
+        found = _FINDERS[key](root)
+        looked.append(f"{root} ({why})")
+        if found is not None:
+            return Located(key, found[0], found[1])
+    offline = os.environ.get("NASX_OFFLINE", "").strip() not in ("", "0", "false", "no")
+    if download and not offline and key in _DOWNLOADS:
+        return Located(key, None, "download")
+    why = "--no-download was given" if not download else "NASX_OFFLINE=1 is set" if offline else "no download for it"
+    raise DataNotFound(
+        f"{key} not found; looked in {'; '.join(looked) or 'nowhere'}. {_HOW[key]} "
+        f"Give its folder with --data-dir DIR or NASX_DATA=DIR"
+        + (f" (not downloading: {why})." if key in _DOWNLOADS else ".")
+    )
+
+
 def load_raw(
     name: str,
     *,
@@ -177,37 +232,15 @@ def load_raw(
     progress: Progress | None = None,
 ) -> Raw:
     """The official train/test sets of `name`, from the decoded cache when it is fresh."""
-    key = name.strip()
-    if key == "synthetic" or key.startswith("synthetic:"):
-        side = key.partition(":")[2]
-        if side and not (side.isdigit() and 8 <= int(side) <= 64):
-            raise DataError(f"synthetic:{side}: the image side must be an integer in 8..64")
-        return _synthetic(size=int(side or 16))
-    if key.startswith("imagefolder:"):
-        path = Path(key.split(":", 1)[1]).expanduser()
-        if not path.exists():
-            raise DataNotFound(f"imagefolder: {path} does not exist (give a folder with train/<class>/* "
-                               "[and test/<class>/*], or <class>/*, or a .tar.gz of one)")
-        return _cached(key, path, lambda: _read_source(key, path, "imagefolder", progress), progress)
-    if key not in _FINDERS:
-        raise DataError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
-    looked: list[str] = []
-    for root, why in _roots(data_dir):
-        found = _FINDERS[key](root)
-        looked.append(f"{root} ({why})")
-        if found is not None:
-            path, kind = found
-            return _cached(key, path, lambda: _read_source(key, path, kind, progress), progress)
-    offline = os.environ.get("NASX_OFFLINE", "").strip() not in ("", "0", "false", "no")
-    if download and not offline and key in _DOWNLOADS:
+    found = locate(name, data_dir=data_dir, download=download)
+    key = found.key
+    if found.kind == "synthetic":
+        return _synthetic(size=int(key.partition(":")[2] or 16))
+    if found.kind == "download":
         path, kind = _download(key, progress)
-        return _cached(key, path, lambda: _read_source(key, path, kind, progress), progress)
-    why = "--no-download was given" if not download else "NASX_OFFLINE=1 is set" if offline else "no download for it"
-    raise DataNotFound(
-        f"{key} not found; looked in {'; '.join(looked) or 'nowhere'}. {_HOW[key]} "
-        f"Give its folder with --data-dir DIR or NASX_DATA=DIR"
-        + (f" (not downloading: {why})." if key in _DOWNLOADS else ".")
-    )
+    else:
+        path, kind = found.path, found.kind
+    return _cached(key, path, lambda: _read_source(key, path, kind, progress), progress)
 
 
 def split(raw: Raw, val_size: int | float = 5000, seed: int = 0) -> Dataset:
@@ -257,8 +290,8 @@ def stratified_indices(labels: torch.Tensor, size: int, seed: int) -> torch.Tens
 
 def _roots(data_dir: str | Path | None) -> list[tuple[Path, str]]:
     roots: list[tuple[Path, str]] = []
-    if data_dir:
-        roots.append((Path(data_dir).expanduser(), "--data-dir"))
+    if data_dir:  # given: looked in first, then only where nasx itself downloads to (never $NASX_DATA instead)
+        return [(Path(data_dir).expanduser(), "--data-dir"), (cache_dir() / "data", "cache")]
     if os.environ.get("NASX_DATA"):
         roots.append((Path(os.environ["NASX_DATA"]).expanduser(), "NASX_DATA"))
     roots.append((Path("/usr/share/datasets"), "system"))

@@ -3,7 +3,7 @@
 A space is a family of nets: an input, stem and head choices, a number of stages, and per stage
 the distributions of depth, width, branch type and the branch's own fields, with optional ties
 across stages and a default FLOPs/params band. Drawing members (i.i.d. or from an Optuna trial)
-lives in `nasx.space_sample`; the format is documented in docs/spaces.md.
+lives in `nasx.space_sample` (which imports this module, never the reverse); the format is documented in docs/spaces.md.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import NasxError
+from .net.fit import InputShape
 from .net.spec import (
     AggregatedBlock,
     BRANCHES,
@@ -46,7 +48,7 @@ __all__ = [
 SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"
 
 
-class SpaceError(SpecError):
+class SpaceError(NasxError, ValueError):
     """A malformed space file or an impossible request of a space; the message names file and key."""
 
 
@@ -247,9 +249,18 @@ class Space:
     ties: dict[str, str] = field(default_factory=dict)
 
     # -- derived --------------------------------------------------------------------------------
-    def at(self, resolution: int) -> "Space":
-        """The same family at another input side (e.g. 224 for ImageNet)."""
-        return dataclasses.replace(self, resolution=resolution)
+    content_hash: str = ""  # of the parsed file: a study resumed after the file changed is another experiment
+
+    def at(self, shape: InputShape | int) -> "Space":
+        """The same family for another input: a dataset's InputShape, or an image side alone (e.g. 224)."""
+        if isinstance(shape, int):
+            return dataclasses.replace(self, resolution=shape)
+        return dataclasses.replace(self, resolution=shape.resolution, in_channels=shape.in_channels,
+                                   num_classes=shape.num_classes)
+
+    @property
+    def input(self) -> InputShape:
+        return InputShape(self.resolution, self.in_channels, self.num_classes)
 
     def branches(self) -> tuple[str, ...]:
         return tuple(self.stages["branch"].values)
@@ -372,18 +383,6 @@ class Space:
         n = self.size()
         return "∞ (continuous)" if math.isinf(n) else f"{int(n):,}"
 
-    # -- sampling (nasx.space_sample) ---------------------------------------------------------------
-    def sample(self, rng, n: int, flops=None, params=None, **options):
-        """n distinct members i.i.d. inside the band (default: the space's); see space_sample.sample."""
-        from .space_sample import sample
-
-        return sample(self, rng, n, flops=flops, params=params, **options)
-
-    def suggest(self, trial, flops=None, params=None) -> NetSpec:
-        """A member inside the band from an Optuna trial; see space_sample.suggest."""
-        from .space_sample import suggest
-
-        return suggest(self, trial, flops=flops, params=params)
 
 
 def drawn_width(stage) -> bool:
@@ -474,6 +473,21 @@ def _value(node: Any, key: str, at: _Where) -> Any:
     return node
 
 
+def _typed(dist: Any, example: Any, key: str, at: _Where) -> Any:
+    """The dist, after checking that its values have the type of the field's default (int, float, str, bool)."""
+    if example is None or not isinstance(dist, Dist):
+        return dist
+    kind = bool if isinstance(example, bool) else (int, float) if isinstance(example, (int, float)) else type(example)
+    for value in dist.values:
+        wrong = not isinstance(value, kind) or (kind != bool and isinstance(value, bool))
+        if isinstance(example, int) and not isinstance(example, bool) and isinstance(value, float) and not value.is_integer():
+            wrong = True
+        if wrong:
+            want = {bool: "true or false", str: "a name"}.get(kind, "a number")  # type: ignore[arg-type]
+            raise at.fail(key, f"{value!r} is not {want}")
+    return dist
+
+
 def _field_default(cls: type, name: str) -> Any:
     return {f.name: f.default for f in dataclasses.fields(cls)}[name]
 
@@ -501,8 +515,9 @@ def parse_space(data: Any, source: str) -> Space:
             raise at.fail(f"constraints.{key}", str(e).split(": ", 1)[-1]) from None
 
     stem_node = _mapping(top.get("stem"), "stem", ("kind", "width", "mid_width"), at)
-    stem = {k: _dist(stem_node.get(k, _field_default(Stem, k)), f"stem.{k}", at) for k in ("kind", "width")}
-    stem["mid_width"] = _dist(stem_node.get("mid_width", 64), "stem.mid_width", at)
+    stem = {k: _typed(_dist(stem_node.get(k, _field_default(Stem, k)), f"stem.{k}", at), _field_default(Stem, k),
+                      f"stem.{k}", at) for k in ("kind", "width")}
+    stem["mid_width"] = _typed(_dist(stem_node.get("mid_width", 64), "stem.mid_width", at), 64, "stem.mid_width", at)
     for kind in stem["kind"].values:
         if kind not in ("imagenet", "cifar", "alexnet", "googlenet", "none"):
             raise at.fail("stem.kind", f"unknown stem {kind!r}")
@@ -519,6 +534,12 @@ def parse_space(data: Any, source: str) -> Space:
     for key in ("count", "depth", "width"):
         if stages[key].kind in ("float", "log_float"):
             raise at.fail(f"stages.{key}", "must be an integer distribution")
+        values = stages[key].values
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            bad = next(v for v in values if isinstance(v, bool) or not isinstance(v, int))
+            raise at.fail(f"stages.{key}", f"{bad!r} is not a whole number")
+    if any(not isinstance(v, str) for v in stages["branch"].values):
+        raise at.fail("stages.branch", f"expected branch names, got {list(stages['branch'].values)!r}")
     if stages["count"].low < 1 or stages["depth"].low < 0:
         raise at.fail("stages.count" if stages["count"].low < 1 else "stages.depth", "must be >= 1 (count) / >= 0 (depth)")
     if stages["width"].support() is not None and not all(isinstance(v, int) and v >= 1 for v in stages["width"].support()):
@@ -534,7 +555,8 @@ def parse_space(data: Any, source: str) -> Space:
         for f in BLOCK_FIELDS[branch]:
             default = 0.25 if f == "bottleneck_ratio" and branch == "aggregated" else (
                 _field_default(cls, f) if f in {x.name for x in dataclasses.fields(cls)} else None)
-            entry[f] = _dist(node.get(f, default), f"stages.{branch}.{f}", at)
+            entry[f] = _typed(_dist(node.get(f, default), f"stages.{branch}.{f}", at), default,
+                              f"stages.{branch}.{f}", at)
         for f in ("stride", "pool"):
             if f in node:
                 entry[f] = _dist(node[f], f"stages.{branch}.{f}", at, per_stage=True)
@@ -554,7 +576,17 @@ def parse_space(data: Any, source: str) -> Space:
     description = str(top.get("description", "")).strip()
     return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
                  in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
-                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties))
+                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
+                 content_hash=_content_hash(data))
+
+
+def _content_hash(data: Any) -> str:
+    """sha256 (first 12 hex digits) of the file's mapping as canonical JSON: comments and layout do not count."""
+    import hashlib
+    import json
+
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def load_space(name_or_path: str | Path) -> Space:
@@ -574,7 +606,10 @@ def load_space(name_or_path: str | Path) -> Space:
         data = parse_yaml(text)
     except SpecError as e:
         raise SpaceError(f"{source}: {e}") from None
-    return parse_space(data, source)
+    try:
+        return parse_space(data, source)
+    except (TypeError, AttributeError, KeyError) as e:  # a value of a type no check above foresaw
+        raise SpaceError(f"{source}: malformed space file ({type(e).__name__}: {e})") from None
 
 
 def shipped_spaces() -> list[str]:

@@ -17,7 +17,7 @@ from .net.complexity import Complexity, complexity
 from .space import INCEPTION_WIDTHS, Dist, Space, SpaceError
 from .net.spec import AggregatedBlock, Head, InceptionBlock, NetSpec, PlainBlock, ResidualBlock, SpecError, Stage, Stem
 
-__all__ = ["Sample", "SampleRun", "Draft", "draft", "solve", "sample", "suggest", "resolve_band"]
+__all__ = ["Sample", "SampleRun", "Draft", "Rejected", "draft", "solve", "sample", "suggest", "resolve_band"]
 
 Draw = Callable[[str, Dist], Any]  # (parameter name, distribution) -> value
 
@@ -410,15 +410,21 @@ def sample(space: Space, rng: np.random.Generator | int | None, n: int, flops=No
     return run
 
 
-def suggest(space: Space, trial, flops=None, params=None) -> NetSpec:
+class Rejected(Exception):
+    """A drawn structure that cannot reach the band (or is not a member once its widths are solved)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def suggest(space: Space, trial, flops=None, params=None) -> Sample:
     """A member inside the bands from an Optuna trial: the trial suggests the structure and a log-uniform
     target count (`flops_target` or `params_target`); the widths are solved from them.
 
-    The solved spec and its counts are stored as trial user attributes (spec, spec_id, flops, params,
-    acts). A structure that cannot reach the band prunes the trial (optuna.TrialPruned) with the reason.
+    Returns the Sample (spec and counts); a structure that cannot reach the band raises Rejected with the
+    reason. Nothing is written to the trial here: the study records what it keeps.
     """
-    import optuna
-
     bands = resolve_band(space, flops, params)
     d = draft(space, lambda name, dist: dist.suggest(trial, name))
     target = None
@@ -429,14 +435,8 @@ def suggest(space: Space, trial, flops=None, params=None) -> NetSpec:
     if solved.sample is not None and reason is None:
         reason = space.why_not(solved.sample.spec)
     if reason is not None:
-        trial.set_user_attr("rejected", reason)
-        raise optuna.TrialPruned(f"{space.name}: structure rejected ({reason})")
-    s = solved.sample
-    trial.set_user_attr("spec", s.spec.to_dict())
-    trial.set_user_attr("spec_id", s.spec.id)
-    for key in ("flops", "params", "acts"):
-        trial.set_user_attr(key, getattr(s.complexity, key))
-    return s.spec
+        raise Rejected(f"{space.name}: {reason}")
+    return solved.sample
 
 
 def _num(x: float) -> str:

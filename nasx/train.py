@@ -20,18 +20,19 @@ import gc
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .net.build import build
 from .data import Dataset, stratified_indices
+from .net.build import build
+from .net.fit import fit
 from .net.spec import NetSpec
 
-__all__ = ["Budget", "TrainConfig", "EpochReport", "TrainResult", "Pruned", "train", "augment", "resolve_device",
-           "adapt_spec", "REASONS"]
+__all__ = ["Budget", "TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment",
+           "resolve_device", "REASONS"]
 
 REASONS = ("completed", "nan", "oom", "pruned")
 
@@ -142,13 +143,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def adapt_spec(spec: NetSpec, dataset: Dataset) -> NetSpec:
-    """The spec with the dataset's classes, channels and image side."""
-    changes = {"num_classes": dataset.num_classes, "in_channels": dataset.in_channels, "resolution": dataset.resolution}
-    changes = {k: v for k, v in changes.items() if getattr(spec, k) != v}
-    return spec.replace(**changes) if changes else spec
-
-
 def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:
     """Random crop (zero padding) and horizontal flip of a uint8 NCHW batch, on its device, per sample."""
     n, c, h, w = x.shape
@@ -163,6 +157,15 @@ def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip:
         mirror = torch.rand(n, device=x.device, generator=generator) < 0.5
         x = torch.where(mirror[:, None, None, None], x.flip(3), x)
     return x
+
+
+class Trainer(Protocol):
+    """What a study calls to train a net: `train` itself, or a stand-in with the same signature (tests)."""
+
+    def __call__(self, spec: NetSpec | str, dataset: Dataset, budget: "Budget" = ..., device: str | torch.device | None = ...,
+                 seed: int = ..., callback: Callable[["EpochReport"], object] | None = ..., *,
+                 config: "TrainConfig" = ..., test: bool = ...,
+                 progress: Callable[[str, int, int], None] | None = ...) -> "TrainResult": ...
 
 
 def train(
@@ -180,7 +183,7 @@ def train(
     """Train `spec` (adapted to the dataset's classes, channels and resolution) for `budget` on `device`.
 
     callback(EpochReport) runs after each epoch; a true return value or `Pruned` stops the run as
-    `pruned`. progress("train", step, total_steps) runs every `check_every` steps and at epoch ends.
+    `pruned`. progress("train", step, total_steps) runs after every step (cheap: no host sync).
     With `test`, the test split is evaluated once at the end of a run that was not stopped early.
     """
     from .net.zoo import resolve
@@ -188,8 +191,9 @@ def train(
     t_start = time.perf_counter()
     dev = resolve_device(device)
     cfg = config.resolved(dev)
-    spec = adapt_spec(resolve(spec), dataset)
+    spec = fit(resolve(spec), dataset.input)
     torch.manual_seed(seed)
+    cudnn_benchmark = torch.backends.cudnn.benchmark  # the caller's setting, restored below
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         torch.cuda.reset_peak_memory_stats(dev)
@@ -209,6 +213,7 @@ def train(
         result.reason = "pruned"
     finally:
         state.clear()  # model, optimizer, batches: dropped before the cache is emptied
+        torch.backends.cudnn.benchmark = cudnn_benchmark
     gc.collect()
     if dev.type == "cuda":
         result.peak_memory_bytes = int(torch.cuda.max_memory_allocated(dev))
@@ -273,6 +278,8 @@ def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budg
             loss_window += loss
             step += 1
             window += 1
+            if progress:
+                progress("train", step, total_steps)
             if window == cfg.check_every or i == steps_per_epoch - 1:
                 mean_loss = loss_window.item() / window  # the one host sync per window
                 result.loss_curve.append(mean_loss)
@@ -283,8 +290,6 @@ def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budg
                     result.images += (i + 1) * bs
                     result.train_time += time.perf_counter() - t_epoch
                     return
-                if progress:
-                    progress("train", step, total_steps)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t_epoch

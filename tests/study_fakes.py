@@ -11,6 +11,7 @@ import os
 import time
 
 from nasx.net.complexity import complexity
+from nasx.net.fit import fit
 from nasx.train import TrainResult
 
 
@@ -20,8 +21,10 @@ def final_accuracy(spec) -> float:
     return 0.3 + 0.04 * math.log10(complexity(spec).flops) + 0.25 * luck
 
 
-def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None, sleep=0.0):
+def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None,
+                sleep=0.0):
     """Curves acc_e = final * (1 - 0.5^e) / (1 - 0.5^E): the order of nets never changes between epochs."""
+    spec = fit(spec, dataset.input)  # what the real trainer builds
     final = final_accuracy(spec)
     accs, reason = [], "completed"
     for epoch in range(1, budget.epochs + 1):
@@ -39,26 +42,31 @@ def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, confi
                        peak_memory_bytes=None, device="cpu", seed=seed, spec_id=spec.id, params=0, split_hash="x")
 
 
-def slow_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None):
+def slow_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
     """The curve trainer, 0.2 s an epoch: long enough for workers to overlap."""
-    return curve_train(spec, dataset, budget, device, seed, callback, config, sleep=0.2)
+    return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=0.2)
 
 
-def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None):
+def sleepy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+    """The curve trainer, 6 s an epoch: a worker busy in one long trial."""
+    return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=6.0)
+
+
+def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
     """Hangs (until killed) on the first trial of the process whose marker file is named by NASX_TEST_HANG."""
     marker = os.environ.get("NASX_TEST_HANG")
     if marker and not os.path.exists(marker):
         open(marker, "w").close()
         time.sleep(3600)
-    return curve_train(spec, dataset, budget, device, seed, callback, config)
+    return curve_train(spec, dataset, budget, device, seed, callback, config=config)
 
 
-def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None):
+def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
     """NaN for some nets, CUDA OOM for others, by the spec's hash."""
     bucket = int(spec.id[:2], 16) % 4
     if bucket in (0, 1):
-        result = curve_train(spec, dataset, budget, device, seed, callback, config)
+        result = curve_train(spec, dataset, budget, device, seed, callback, config=config)
         result.reason = "nan" if bucket == 0 else "oom"
         result.error = "simulated"
         return result
-    return curve_train(spec, dataset, budget, device, seed, callback, config)
+    return curve_train(spec, dataset, budget, device, seed, callback, config=config)

@@ -11,17 +11,11 @@ import typer
 from typer.testing import CliRunner
 
 from nasx.net import zoo
-from nasx.ablate import (
-    AblationError,
-    ablation_table,
-    default_template,
-    eq4_params,
-    plan,
-    run_ablation,
-    settings,
-    write_ablation_report,
-)
-from nasx.cli_ablate import register
+from nasx.ablate import AblationError, default_template, eq4_params, plan, run_ablation, settings
+from nasx.record import TrialRecord
+from nasx.report.ablation import ablation_rows, ablation_table, verdict_for
+from nasx.report import write_ablation_report
+from nasx.cli.ablate import register
 from nasx.net.complexity import complexity
 from nasx.net.spec import AggregatedBlock, NetSpec, Stage, Stem
 from nasx.study import StudyConfig, open_storage
@@ -145,9 +139,9 @@ def test_explicit_values_outside_tolerance_raise():
 # A tiny ablation and its report
 
 
-def seeded_train(spec, dataset, budget, device=None, seed=0, callback=None, config=None, test=False):
+def seeded_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
     """The curve trainer, plus 1 point of accuracy per seed and a test accuracy 0.05 below validation."""
-    r = curve_train(spec, dataset, budget, device, seed, callback, config)
+    r = curve_train(spec, dataset, budget, device, seed, callback, config=config)
     bump = 0.01 * seed
     return TrainResult(**{**r.__dict__, "val_acc": [a + bump for a in r.val_acc], "final_val_acc": r.final_val_acc + bump,
                           "test_acc": (r.final_val_acc + bump - 0.05) if test else None,
@@ -194,7 +188,7 @@ def test_tiny_ablation_table_and_plot(tmp_path):
     svg = (out / "ablation.svg").read_text()
     assert "cardinality" in svg and "error" in svg
     page = (out / "index.html").read_text()
-    assert "data:image/png;base64," in page and "1x" in page
+    assert "ablation.png" in page and "1x" in page
     assert "ImageNet" not in page  # none of Table 2's pairs in this ablation: no paper context
 
     # resumable: a second run trains nothing new
@@ -203,18 +197,16 @@ def test_tiny_ablation_table_and_plot(tmp_path):
     assert len(optuna.load_study(study_name="ablation-tiny", storage=open_storage(storage)).get_trials()) == 6
 
 
-def test_table_ignores_failed_runs_and_single_seed_has_zero_std():
-    class T:
-        def __init__(self, setting, order, seed, val, state):
-            self.user_attrs = {"tag_setting": setting, "tag_order": order, "seed": seed, "val_acc": val,
-                               "test_acc": val, "params": 1, "flops": 2, "tag_cardinality": order + 1,
-                               "tag_group_width": 4, "tag_depths": [1], "tag_widths": [8], "tag_deviation": 0.0,
-                               "images_per_s": 10.0}
-            self.state = state
+def T(setting, order, seed, val, state, number=0):
+    """An ablation run's record."""
+    return TrialRecord(number, state, seed=seed, val_acc=val, test_acc=val, params=1, flops=2, images_per_s=10.0,
+                       tags={"setting": setting, "order": order, "cardinality": order + 1, "group_width": 4,
+                             "depths": [1], "widths": [8], "deviation": 0.0, "vary": "cardinality"})
 
-    S = optuna.trial.TrialState
-    table = ablation_table([T("b", 1, 0, 0.5, S.COMPLETE), T("a", 0, 0, 0.2, S.COMPLETE), T("a", 0, 1, 0.4, S.COMPLETE),
-                            T("b", 1, 1, 0.9, S.FAIL)])
+
+def test_table_ignores_failed_runs_and_single_seed_has_zero_std():
+    table = ablation_table(ablation_rows([T("b", 1, 0, 0.5, "COMPLETE"), T("a", 0, 0, 0.2, "COMPLETE"),
+                                          T("a", 0, 1, 0.4, "COMPLETE"), T("b", 1, 1, 0.9, "FAIL")]))
     assert list(table["setting"]) == ["a", "b"]
     assert list(table["seeds"]) == [2, 1]
     assert table["val_acc_mean"].tolist() == pytest.approx([0.3, 0.5])
@@ -238,6 +230,22 @@ def test_paper_context_is_labelled_and_separate(tmp_path):
     ctx_csv = (out / "paper-context.csv").read_text()
     assert "Table 3" in ctx_csv and "1x64d,23.9" in ctx_csv
     assert "23.9" not in (out / "ablation.csv").read_text()
+
+
+@pytest.mark.parametrize("effect, direction", [(-5.0, "falls"), (5.0, "rises"), (0.02, "flat")])
+def test_the_verdict_follows_a_planted_effect_against_seed_noise(effect, direction):
+    """Error (points) = 30 + effect per doubling of cardinality + seed noise of about 0.5 point."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    records = []
+    for order, cardinality in enumerate((1, 2, 4, 8)):
+        for seed in range(3):
+            err = 30 + effect * math.log2(cardinality) + rng.normal(0, 0.5)
+            records.append(T(f"{cardinality}x", cardinality - 1, seed, 1 - err / 100, "COMPLETE"))
+    verdict, paired = verdict_for(ablation_rows(records), "cardinality")
+    assert verdict.direction == direction, verdict.text
+    assert len(paired) == 3 and ("within seed noise" in verdict.text) == (direction == "flat")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -235,3 +235,8 @@ def test_ks_permutation_pvalue():
     assert ks_permutation_pvalue([1.0, 2.0], [1.0, 2.0], n_perm=200) == 1.0
     assert 1 / 201 <= ks_permutation_pvalue([1.0], [2.0], n_perm=200) <= 1.0
     assert math.isnan(ks_permutation_pvalue([], [1.0]))
+
+
+def test_one_complexity_is_one_bin_holding_every_model():
+    edges = log_bins([5.0, 5.0, 5.0])
+    assert complexity_weights([5.0, 5.0, 5.0], edges) == pytest.approx([1 / 3] * 3)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from nasx import bench, data
 from nasx.net.complexity import complexity
-from nasx.cli_train import register
+from nasx.cli.train import register
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,7 +11,7 @@ import sys
 from typer.testing import CliRunner
 
 import nasx
-from nasx.cli import app
+from nasx.cli.app import app
 from nasx.net.zoo import ZOO
 
 runner = CliRunner()

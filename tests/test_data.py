@@ -276,13 +276,25 @@ def no_network(monkeypatch):
     return calls
 
 
-def test_missing_dataset_is_one_clear_line(tmp_path, no_network):
+def test_missing_dataset_is_one_clear_line(tmp_path, no_network, monkeypatch):
+    monkeypatch.setenv("NASX_DATA", str(tmp_path))
     with pytest.raises(data.DataNotFound) as info:
-        data.load("cifar100", data_dir=tmp_path / "nowhere")
+        data.load("cifar100")
     message = str(info.value)
     assert "\n" not in message
-    assert "cifar100 not found" in message and str(tmp_path / "nowhere") in message and "(--data-dir)" in message
+    assert "cifar100 not found" in message and str(tmp_path) in message and "(NASX_DATA)" in message
     assert "(cache)" in message and "--data-dir" in message and "NASX_OFFLINE=1" in message
+    assert not no_network
+
+
+def test_a_given_data_dir_must_exist_and_is_the_only_place_looked_in(tmp_path, no_network, monkeypatch):
+    monkeypatch.setenv("NASX_DATA", str(tmp_path))  # would hold the data: must not be used instead
+    with pytest.raises(data.DataNotFound, match="no such folder"):
+        data.locate("cifar10", data_dir=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DataNotFound) as info:
+        data.locate("cifar100", data_dir=tmp_path / "empty")
+    assert "(NASX_DATA)" not in str(info.value) and str(tmp_path / "empty") in str(info.value)
     assert not no_network
 
 
@@ -310,6 +322,7 @@ def test_download_once_with_checksum_and_progress(tmp_path, monkeypatch):
     monkeypatch.delenv("NASX_OFFLINE")
     monkeypatch.setenv("NASX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(data._DOWNLOADS, "cifar10", [(archive.as_uri(), "0" * 32)])
+    (tmp_path / "empty").mkdir()
     with pytest.raises(data.DataError, match="md5"):
         data.load_raw("cifar10", data_dir=tmp_path / "empty")
     monkeypatch.setitem(data._DOWNLOADS, "cifar10", [(archive.as_uri(), md5)])

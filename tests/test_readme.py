@@ -25,11 +25,12 @@ def test_readme_spec_examples_load_and_count_exactly(tmp_path):
 
 def test_readme_space_example_is_the_shipped_resnet_space(tmp_path):
     from nasx.space import load_space
+    from nasx.space_sample import sample
 
     block = re.search(r"### An annotated space file.*?```yaml\n(.*?)```", README.read_text(), re.S).group(1)
     path = tmp_path / "resnet.yaml"
     path.write_text(block)
     ours, shipped = load_space(path), load_space("resnet")
     assert ours.stages == shipped.stages and ours.ties == shipped.ties and ours.flops == shipped.flops
-    run = ours.sample(0, 5, flops=(20_000_000, 40_000_000))
-    assert [s.spec.id for s in run] == [s.spec.id for s in shipped.sample(0, 5, flops=(20_000_000, 40_000_000))]
+    run = sample(ours, 0, 5, flops=(20_000_000, 40_000_000))
+    assert [s.spec.id for s in run] == [s.spec.id for s in sample(shipped, 0, 5, flops=(20_000_000, 40_000_000))]

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 import nasx
-from nasx.cli_report import register
+from nasx.cli.report import register
 from nasx.report import ReportError, pareto_table, write_report
 from nasx.net.spec import load_spec
 from nasx.study import StudyConfig, open_storage, run_study
@@ -25,9 +25,9 @@ FIGURES = ("accuracy_vs_flops", "accuracy_vs_params", "accuracy_vs_throughput", 
            "error_vs_params-small", "pareto_curves")
 
 
-def nan_train(spec, dataset, budget, **kwargs):
+def nan_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
     """Every net diverges."""
-    result = curve_train(spec, dataset, budget, **kwargs)
+    result = curve_train(spec, dataset, budget, device, seed, callback, config=config)
     result.reason, result.error = "nan", "loss is nan"
     return result
 
@@ -145,25 +145,61 @@ def test_export_by_trial_and_best_round_trips(studies, tmp_path):
     assert res.exit_code == 2 and "no trial 999" in res.output
 
 
-@pytest.mark.parametrize("study, message", [
-    ("empty", "study empty has no trials yet"),
-    ("broken", "study broken: all 2 trials failed (first: nan: loss is nan)"),
-    ("nosuch", "unknown study 'nosuch'"),
+def _one_point_study(storage: str) -> None:
+    """Three seeds of one net: every complete trial at the same FLOPs."""
+    from nasx.study import Candidate
+
+    spec = nasx.zoo.get("resnet20")
+    run_study(StudyConfig(**TINY, storage=storage, study="point"),
+              candidates=[Candidate(spec, seed=k) for k in range(3)], train_fn=curve_train)
+
+
+def _running_study(storage: str) -> None:
+    """Two complete trials and one left running by a worker that is gone."""
+    run_study(StudyConfig(**TINY, storage=storage, study="running", trials=2), train_fn=curve_train)
+    optuna.load_study(study_name="running", storage=open_storage(storage)).ask()
+
+
+def _mixed_studies(storage: str) -> None:
+    """Two studies on different datasets (and inputs), reported together."""
+    run_study(StudyConfig(**{**TINY, "dataset": "synthetic:24"}, storage=storage, study="other", trials=3),
+              train_fn=curve_train)
+
+
+@pytest.mark.parametrize("names, notes", [
+    (["empty"], ["Study empty has no trials yet"]),
+    (["one"], ["Study one has one complete trial"]),
+    (["broken"], ["Study broken has no complete trial yet", "first failure: nan: loss is nan"]),
+    (["running"], ["Study running has 1 trial(s) still running"]),
+    (["small", "other"], ["These studies use different datasets (synthetic, synthetic:24)"]),
+    (["point"], []),
 ])
-def test_unreportable_studies_are_one_line_errors(studies, tmp_path, study, message):
+def test_a_report_is_written_for_a_study_in_any_state(studies, tmp_path, names, notes):
+    """Empty, one trial, only failed, still running, mixed datasets, one point: a page, never a crash."""
     root, storage, index = studies
-    res = CliRunner().invoke(app(), ["report", study, "--storage", storage, "--out", str(tmp_path / "r")])
-    assert res.exit_code == 2
-    assert message in res.output and "Traceback" not in res.output
+    builders = {"one": lambda: run_study(StudyConfig(**TINY, storage=storage, study="one", trials=1),
+                                         train_fn=curve_train),
+                "running": lambda: _running_study(storage), "other": lambda: _mixed_studies(storage),
+                "point": lambda: _one_point_study(storage)}
+    for name in names:
+        if name in builders and not (root / f".built-{name}").exists():
+            builders[name]()
+            (root / f".built-{name}").touch()
+    res = CliRunner().invoke(app(), ["report", *names, "--storage", storage, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "r" / "index.html").read_text()
+    for note in notes:
+        assert note in page, note
+    for name in ("trials.csv", "pareto.csv", "zoo.csv"):
+        assert (tmp_path / "r" / name).is_file()
+    assert "Not drawn:" not in page  # every figure was drawn or left out with its reason, none crashed
+
+
+def test_unknown_studies_are_one_line_errors(studies, tmp_path):
+    root, storage, index = studies
+    res = CliRunner().invoke(app(), ["report", "nosuch", "--storage", storage, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "unknown study 'nosuch'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r" / "index.html").exists()
-
-
-def test_no_complete_trials_yet_and_unknown_default_storage(tmp_path):
-    storage = str(tmp_path / "p.journal")
-    study = optuna.create_study(study_name="pending", storage=open_storage(storage), directions=["maximize", "minimize"])
-    study.enqueue_trial({})
-    with pytest.raises(ReportError, match="study pending has no complete trials yet"):
-        write_report(["pending"], storage=storage, out=tmp_path / "r")
     with pytest.raises(ReportError, match=r"unknown study 'x': no storage at .*x\.journal"):
         write_report(["x"], studies_dir=tmp_path)
     assert not (tmp_path / "x.journal").exists()  # looking must not create a journal

@@ -16,11 +16,12 @@ import pytest
 from optuna.trial import TrialState
 
 import nasx
+import nasx.space
 from nasx import data as nasx_data
 from nasx.analysis import pareto_front
 from nasx.net.spec import NetSpec, SpecError
 from nasx.study import StudyConfig, StudyError, Worker, open_storage, redact, run_study
-from study_fakes import curve_train, faulty_train, hang_once_train, slow_train
+from study_fakes import curve_train, faulty_train, hang_once_train, sleepy_train, slow_train
 
 TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=2, fraction=0.5,
             device="cpu", sampler="random", heartbeat=0.5)
@@ -77,7 +78,8 @@ def test_resume_refuses_other_settings(tmp_path):
         run_study(config(tmp_path, trials=1, epochs=3), train_fn=curve_train)
 
 
-def interrupting_train(spec, dataset, budget, **kwargs):
+def interrupting_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                       progress=None):
     raise KeyboardInterrupt
 
 
@@ -126,33 +128,56 @@ def test_three_workers_on_postgresql_exactly(tmp_path):
     assert password and password not in str(stored)
 
 
-def _worker(cfg):
-    Worker(cfg, 0, hang_once_train).run()
+def _worker(cfg, index, train_fn):
+    Worker(cfg, index, train_fn).run()
 
 
-def test_a_sigkilled_workers_trial_is_failed_and_retried(tmp_path, monkeypatch):
+def _training(cfg):
+    """Running trials past their (cheap) structure draw: in the trainer."""
+    return [t for t in trials_of(cfg) if t.state == TrialState.RUNNING and "description" in t.user_attrs]
+
+
+def test_a_sigkilled_workers_trial_is_requeued_while_the_others_are_busy(tmp_path, monkeypatch):
     monkeypatch.setenv("NASX_TEST_HANG", str(tmp_path / "hung"))
-    cfg = config(tmp_path, trials=2, grace=2.0, heartbeat=0.3, workers=1)
+    cfg = config(tmp_path, trials=3, grace=2.0, heartbeat=0.3, workers=2, val_size=0.1, max_trials=10)
     run_study(config(tmp_path, trials=1), train_fn=curve_train)  # create the study (and a first trial)
-    proc = mp.get_context("spawn").Process(target=_worker, args=(cfg,))
-    proc.start()
+    spawn = mp.get_context("spawn")
+    hung = spawn.Process(target=_worker, args=(cfg, 0, hang_once_train))
+    hung.start()
     deadline = time.time() + 60
-    def training():  # a running trial past its (cheap) structure draw: in the trainer, which hangs
-        return [t for t in trials_of(cfg) if t.state == TrialState.RUNNING and "description" in t.user_attrs]
-
-    while time.time() < deadline and not training():
+    while time.time() < deadline and not _training(cfg):
         time.sleep(0.2)
-    lost = training()
+    lost = _training(cfg)
     assert len(lost) == 1, "the worker never started its trial"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
-    time.sleep(2.5)  # let its heartbeat go stale
-    Worker(cfg, 1, curve_train).run()
+    busy = spawn.Process(target=_worker, args=(cfg, 1, sleepy_train))  # one long trial: never asks for another
+    busy.start()
+    try:
+        while time.time() < deadline and len(_training(cfg)) < 2:
+            time.sleep(0.2)
+        assert len(_training(cfg)) == 2, "the second worker never started its trial"
+        os.kill(hung.pid, signal.SIGKILL)
+        hung.join()
+        killed_at = time.time()
+        while time.time() < killed_at + 8:
+            trials = {t.number: t for t in trials_of(cfg)}
+            if trials[lost[0].number].state == TrialState.FAIL:
+                break
+            time.sleep(0.2)
+        trials = {t.number: t for t in trials_of(cfg)}
+        killed = trials[lost[0].number]
+        assert killed.state == TrialState.FAIL and killed.user_attrs["fail_reason"].startswith("lost")
+        retry = [t for t in trials.values() if t.user_attrs.get("retry_of") == killed.number]
+        assert len(retry) == 1 and retry[0].state == TrialState.WAITING
+        assert busy.is_alive() and len(_training(cfg)) == 1, "requeued while the other worker was still training"
+    finally:
+        for p in (hung, busy):
+            if p.is_alive():
+                p.kill()
+                p.join()
+    time.sleep(2.5)  # the busy worker's heartbeat goes stale too
+    Worker(cfg, 2, curve_train).run()
     trials = {t.number: t for t in trials_of(cfg)}
-    killed = trials[lost[0].number]
-    assert killed.state == TrialState.FAIL and killed.user_attrs["fail_reason"].startswith("lost")
-    retry = [t for t in trials.values() if t.user_attrs.get("retry_of") == killed.number]
-    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == killed.params
+    assert trials[retry[0].number].state == TrialState.COMPLETE and trials[retry[0].number].params == killed.params
     assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
 
 
@@ -188,10 +213,17 @@ def test_nan_and_oom_fail_the_trial_and_the_study_goes_on(tmp_path):
 
 
 def test_bad_inputs_are_clear_errors_before_any_work(tmp_path):
-    with pytest.raises(SpecError, match="nospace"):
+    with pytest.raises(nasx.NasxError, match="nospace"):
         run_study(config(tmp_path, space="nospace", trials=1))
     with pytest.raises(nasx_data.DataError, match="cifar10 not found"):
         run_study(config(tmp_path, dataset="cifar10", data_dir=str(tmp_path), trials=1))
+    with pytest.raises(StudyError, match="no such folder"):
+        run_study(config(tmp_path, dataset="cifar10", data_dir=str(tmp_path / "nowhere"), trials=1))
+    bad_space = tmp_path / "bad.yaml"
+    bad_space.write_text((nasx.space.SPACES_DIR / "resnet.yaml").read_text().replace("count: {int: [2, 4]}",
+                                                                                     'count: "three"'))
+    with pytest.raises(nasx.NasxError, match="stages.count: 'three' is not a whole number"):
+        run_study(config(tmp_path, space=str(bad_space), trials=1))
     url = "postgresql://nasx:s3cret@127.0.0.1:9/nasx"
     with pytest.raises(StudyError) as e:
         run_study(config(tmp_path, storage=url, trials=1))
@@ -238,3 +270,66 @@ def test_fixed_candidates_train_exactly_once_each_and_resume(tmp_path):
     assert keys == [(i, seed) for i in range(3) for seed in (0, 1)]
     for t in trials:  # trained as given, adapted to the dataset's 16x16 input
         assert t.user_attrs["spec_id"] == specs[t.user_attrs["tag_setting"]].replace(resolution=16).id
+
+
+def test_a_journal_cut_by_a_crash_is_read_to_its_last_whole_record(tmp_path):
+    cfg = config(tmp_path, trials=2)
+    run_study(cfg, train_fn=curve_train)
+    path = tmp_path / "s.journal"
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "us')  # a half-written record
+    notes = []
+    summary = run_study(config(tmp_path, trials=3), train_fn=curve_train, on_note=notes.append)
+    assert summary.snapshot.complete == 3
+    assert any("cut off" in n and str(path) in n for n in notes)
+
+
+def test_a_damaged_journal_is_one_error_naming_the_file(tmp_path):
+    cfg = config(tmp_path, trials=1)
+    run_study(cfg, train_fn=curve_train)
+    path = tmp_path / "s.journal"
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = b"{not json"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(StudyError) as e:
+        run_study(config(tmp_path, trials=2), train_fn=curve_train)
+    assert str(path) in str(e.value) and "record 2" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resuming_after_the_space_file_changed_is_a_clear_error(tmp_path):
+    space = tmp_path / "mine.yaml"
+    text = (nasx.space.SPACES_DIR / "resnet.yaml").read_text()
+    space.write_text(text)
+    run_study(config(tmp_path, space=str(space), trials=1), train_fn=curve_train)
+    space.write_text(text.replace("depth: {int: [1, 30]}", "depth: {int: [1, 20]}"))
+    with pytest.raises(StudyError, match="another version of the space file"):
+        run_study(config(tmp_path, space=str(space), trials=2), train_fn=curve_train)
+    space.write_text(text + "\n# a comment changes nothing\n")
+    assert run_study(config(tmp_path, space=str(space), trials=2), train_fn=curve_train).snapshot.complete == 2
+
+
+def _first_new_trial_pruned(tmp_path, name: str, duplicates: bool) -> bool:
+    """A study with one real trial, then one cheap, accurate net completed three times (as two reused duplicates,
+    or as three distinct nets), then one new trial under prune_min_peers=3: was that trial pruned?"""
+    from optuna.distributions import FloatDistribution
+
+    cfg = config(tmp_path, study=name, trials=1, prune_min_peers=3)
+    run_study(cfg, train_fn=curve_train)
+    study = optuna.load_study(study_name=name, storage=open_storage(cfg.storage_url))
+    spec = nasx.zoo.get("resnet20")
+    for k in range(3):
+        attrs = {"spec": spec.to_dict(), "spec_id": spec.id if duplicates else f"net{k}", "flops": 1,
+                 "curve": [0.99, 0.99], "val_acc": 0.99}
+        if duplicates and k:
+            attrs["duplicate_of"] = 1
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.99, 1], user_attrs=attrs,
+                                                  params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}))
+    last = max(t.number for t in trials_of(cfg))
+    run_study(config(tmp_path, study=name, trials=5, max_trials=5, prune_min_peers=3), train_fn=curve_train)
+    new = [t for t in trials_of(cfg) if t.number > last and "rejected" not in t.user_attrs][0]
+    return "prune_reason" in new.user_attrs
+
+
+def test_pruning_peers_count_a_net_once(tmp_path):
+    assert not _first_new_trial_pruned(tmp_path, "once", duplicates=True)
+    assert _first_new_trial_pruned(tmp_path, "thrice", duplicates=False)  # the control: three nets are three peers

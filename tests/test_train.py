@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from nasx import data
 from nasx import train as train_mod
-from nasx.cli_train import register
+from nasx.cli.train import register
+from nasx.net.fit import fit
 from nasx.net.spec import Head, NetSpec, ResidualBlock, Stage, Stem
 from nasx.train import Budget, Pruned, TrainConfig, augment, train
 
@@ -46,7 +47,7 @@ def test_learns_synthetic_and_reports_everything(synthetic):
     assert r.images == 4 * steps * 64 and r.images_per_s > 0
     assert len(r.loss_curve) == 4 * -(-steps // 5)  # one point per 5 steps, plus each epoch's tail
     assert r.peak_memory_bytes is None and r.device == "cpu" and r.split_hash == synthetic.split_hash
-    assert r.params == sum(p.numel() for p in __import__("nasx").build(train_mod.adapt_spec(tiny_net(), synthetic)).parameters())
+    assert r.params == sum(p.numel() for p in __import__("nasx").build(fit(tiny_net(), synthetic.input)).parameters())
     json.dumps(r.to_dict())
 
 

@@ -9,41 +9,14 @@ from typing import Optional
 
 import typer
 
+from .common import fail, tqdm_hooks
+
 __all__ = ["register"]
 
 
 class BenchFormat(str, Enum):
     table = "table"
     json = "json"
-
-
-def _fail(message: str, code: int = 2):
-    from .cli import fail
-
-    fail(message, code)
-
-
-def _tqdm_hooks():
-    """Progress hooks for data (download/decode) and training that draw tqdm bars on stderr."""
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def hook(what: str, done: int, total: int) -> None:
-        bar = bars.get(what)
-        if bar is None:
-            unit = "B" if what.startswith("download") else "img" if what == "decode" else "step"
-            bar = bars[what] = tqdm(total=total or None, desc=what, unit=unit, unit_scale=unit == "B",
-                                    leave=False, dynamic_ncols=True)
-        bar.update(done - bar.n)
-        if total and done >= total:
-            bar.close()
-
-    def close() -> None:
-        for bar in bars.values():
-            bar.close()
-
-    return hook, bars, close
 
 
 def register(app: typer.Typer) -> None:
@@ -68,31 +41,32 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the full result as JSON to this file."),
     ) -> None:
         """Train a net fully (e.g. the one a study found) with the proxy trainer and print its accuracies."""
-        from . import data as data_mod
-        from . import train as train_mod
-        from .net.spec import SpecError
-        from .net.zoo import resolve
+        from .. import data as data_mod
+        from .. import train as train_mod
+        from ..net.fit import fit
+        from ..net.spec import SpecError
+        from ..net.zoo import resolve
 
         try:
             spec = resolve(target)
         except SpecError as e:
-            _fail(str(e))
-        hook, bars, close = _tqdm_hooks()
+            fail(str(e))
+        hook, bars, close = tqdm_hooks()
         size = int(val_size) if val_size >= 1 or val_size == 0 else val_size
         try:
             ds = data_mod.load(dataset, data_dir=data_dir, val_size=size, seed=seed, download=not no_download,
                                progress=hook)
         except data_mod.DataError as e:
             close()
-            _fail(str(e))
+            fail(str(e))
         try:
-            spec = train_mod.adapt_spec(spec, ds)
+            spec = fit(spec, ds.input)
             cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
                                         warmup=warmup)
             budget = train_mod.Budget(epochs=epochs)
         except (SpecError, ValueError) as e:
             close()
-            _fail(f"{target} on {dataset}: {e}")
+            fail(f"{target} on {dataset}: {e}")
         dev = train_mod.resolve_device(device)
 
         def on_epoch(report: "train_mod.EpochReport") -> None:
@@ -120,7 +94,7 @@ def register(app: typer.Typer) -> None:
         if result.test_acc is not None:
             typer.echo(f"  test accuracy  {100 * result.test_acc:.2f}%")
         if result.reason != "completed":
-            _fail(f"training stopped: {result.reason}" + (f" ({result.error})" if result.error else ""), code=1)
+            fail(f"training stopped: {result.reason}" + (f" ({result.error})" if result.error else ""), code=1)
 
     @app.command()
     def bench(
@@ -134,14 +108,14 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the JSON to this file."),
     ) -> None:
         """Measure proxy-training images/s (fast path vs naive DataLoader), analytic vs fvcore counting, and K concurrent trials."""
-        from . import bench as bench_mod
+        from .. import bench as bench_mod
 
         try:
             k_list = [int(k) for k in ks.split(",")] if ks else None
             if k_list is not None and any(k < 1 for k in k_list):
                 raise ValueError
         except ValueError:
-            _fail(f"--ks {ks!r}: give positive integers separated by commas, e.g. 1,2,4")
+            fail(f"--ks {ks!r}: give positive integers separated by commas, e.g. 1,2,4")
         result = bench_mod.run(device=device, quick=quick, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                                steps=steps, baseline_steps=steps, ks=k_list,
                                progress=lambda message: typer.echo(f"bench: {message}", err=True))

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from .common import fail
+
 
 class Axis(str, Enum):
     cardinality = "cardinality"
@@ -28,7 +30,7 @@ def register(app: typer.Typer) -> None:
         vary: Axis = typer.Option(Axis.cardinality, "--vary", help="cardinality | width | depth | bottleneck-ratio | scale (see docs/ablations.md)."),
         factor: float = typer.Option(2.0, "--factor", help="With --vary scale: the complexity multiple (Table 4: 2)."),
         values: Optional[str] = typer.Option(None, "--values", help="Comma-separated axis values (cardinalities, multipliers or ratios); default: the axis's."),
-        seeds: int = typer.Option(2, "--seeds", help="Seeds per setting."),
+        seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per setting (3 or more let the page say whether a trend exceeds seed noise)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
         fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.02 on a CPU)."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
@@ -43,11 +45,10 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings with their FLOPs deviations and exit; train nothing."),
     ) -> None:
         """Train settings of equal complexity that trade one design knob for another, and report error vs the knob."""
-        from .ablate import format_plan, plan, resolve_template, run_ablation, write_ablation_report
-        from .cli import fail
-        from .data import DataError
-        from .net.spec import SpecError
-        from .study import StudyConfig, redact
+        from ..ablate import format_plan, plan, resolve_template, run_ablation
+        from ..report import write_ablation_report
+        from ..errors import NasxError
+        from ..study import StudyConfig, redact
 
         try:
             template, label = resolve_template(space, base)
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
                 except ValueError:
                     fail(f"--values {values}: expected numbers separated by commas")
             p = plan(template, vary.value, factor=factor, values=parsed, template=label)
-        except SpecError as e:
+        except NasxError as e:
             fail(str(e))
         typer.echo(format_plan(p))
         if dry_run:
@@ -71,7 +72,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
             summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=_progress)
-        except (SpecError, DataError, ValueError) as e:
+        except (NasxError, ValueError) as e:
             fail(str(e))
         snap = summary.snapshot
         typer.echo(f"study ablation-{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s; "
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
         try:
             folder = write_ablation_report(name, storage=summary.config.storage_url, out=out,
                                            command=" ".join(["nasx", *map(shlex.quote, sys.argv[1:])]))
-        except SpecError as e:
+        except NasxError as e:
             fail(str(e))
         typer.echo(f"report: {folder}")
 

@@ -8,13 +8,9 @@ from typing import List, Optional
 
 import typer
 
+from .common import fail, guard
+
 __all__ = ["register", "edf_study_name"]
-
-
-def _fail(message: str, code: int = 2):
-    from .cli import fail
-
-    fail(message, code)
 
 
 def edf_study_name(space: str, dataset: str, flops: tuple[int, int], epochs: int, n: int, seed: int) -> str:
@@ -35,14 +31,11 @@ def register(app: typer.Typer) -> None:
         studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
     ) -> None:
         """Write index.html, the figures (PNG, SVG) and trials.csv / pareto.csv of stored studies."""
-        from .report import write_report
-        from .net.spec import SpecError
+        from ..report import write_report
 
-        try:
+        with guard():
             index = write_report(list(studies), storage=storage, out=out, studies_dir=studies_dir,
                                  references=list(reference))
-        except SpecError as e:
-            _fail(str(e))
         typer.echo(f"report: {index}")
 
     @app.command()
@@ -56,36 +49,30 @@ def register(app: typer.Typer) -> None:
         studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
     ) -> None:
         """Write a trial's spec (JSON or YAML by suffix) for nasx count / nasx train / nasx.build."""
-        from .report import best_trial, load_study
-        from .space import parse_count
-        from .net.spec import NetSpec, SpecError
+        from ..report import best_trial, find_trial, load_study
+        from ..space import parse_count
 
         if (trial is None) == (not best):
-            _fail("give exactly one of --trial N or --best")
+            fail("give exactly one of --trial N or --best")
         if max_flops is not None and not best:
-            _fail("--max-flops goes with --best")
+            fail("--max-flops goes with --best")
         if out.suffix.lower() not in (".yaml", ".yml", ".json"):
-            _fail(f"{out}: the file must end in .yaml, .yml or .json")
-        try:
+            fail(f"{out}: the file must end in .yaml, .yml or .json")
+        with guard():
             limit = parse_count(max_flops) if max_flops is not None else None
             data = load_study(study, storage, studies_dir)
             if best:
                 row = best_trial(data.trials, limit)
                 if row is None:
                     under = f" under {max_flops} FLOPs" if max_flops else ""
-                    _fail(f"study {study} has no complete trial{under}")
+                    fail(f"study {study} has no complete trial{under}")
                 number = int(row["number"])
             else:
                 number = trial
-            trials = {t.number: t for t in data.study.get_trials(deepcopy=False)}
-            if number not in trials:
-                _fail(f"study {study} has no trial {number} (it has 0..{max(trials) if trials else -1})")
-            raw = trials[number].user_attrs.get("spec")
-            if raw is None:
-                _fail(f"trial {number} of {study} holds no spec ({trials[number].state.name.lower()})")
-            spec = NetSpec.from_dict(raw)
-        except SpecError as e:
-            _fail(str(e))
+            rec = find_trial(data, number)
+            spec = rec.net
+            if spec is None:
+                fail(f"trial {number} of {study} holds no spec ({rec.state.lower()})")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(spec.to_yaml() if out.suffix.lower() in (".yaml", ".yml") else spec.to_json(indent=1) + "\n")
         typer.echo(f"trial {number} ({spec.describe()}, id {spec.id}) -> {out}")
@@ -108,21 +95,20 @@ def register(app: typer.Typer) -> None:
         """Compare design spaces without a search: sample each i.i.d. in a FLOPs band, train, report the EDFs."""
         import numpy as np
 
-        from . import data as nasx_data
-        from .data import DataError
-        from .report import write_report
-        from .space import load_space, parse_band
-        from .net.spec import SpecError
-        from .study import Candidate, StudyConfig, run_study
+        from .. import data as nasx_data
+        from ..report import write_report
+        from ..space import load_space, parse_band
+        from ..space_sample import sample
+        from ..study import Candidate, StudyConfig, run_study
 
         names = []
-        try:
+        with guard():
             band = parse_band(flops, "--flops")
-            resolution = nasx_data.load(dataset, data_dir=data_dir, val_size=0.1, seed=seed).train_x.shape[-1]
+            shape = nasx_data.load(dataset, data_dir=data_dir, val_size=0.1, seed=seed).input
             for name in space:
-                run = load_space(name).at(resolution).sample(np.random.default_rng(seed), n, flops=band)
+                run = sample(load_space(name).at(shape), np.random.default_rng(seed), n, flops=band)
                 if len(run) < n:
-                    _fail(f"space {name}: only {len(run)} of {n} samples fit {flops} (acceptance {run.acceptance:.1%})")
+                    fail(f"space {name}: only {len(run)} of {n} samples fit {flops} (acceptance {run.acceptance:.1%})")
                 study = edf_study_name(name, dataset, band, epochs, n, seed)
                 cfg = StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
                                   flops=band, study=study, storage=storage, workers=workers, device=device, seed=seed,
@@ -136,6 +122,4 @@ def register(app: typer.Typer) -> None:
                     raise typer.Exit(130)
                 names.append(study)
             index = write_report(names, storage=storage, out=out)
-        except (SpecError, DataError, ValueError) as e:
-            _fail(str(e))
         typer.echo(f"report: {index}")

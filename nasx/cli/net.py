@@ -1,56 +1,30 @@
-"""The `nasx` command: a thin typer layer over the Python API (nothing else lives here)."""
+"""`nasx zoo` and `nasx count`: the named nets and analytic counts (a thin layer over nasx.net)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
 
-app = typer.Typer(
-    name="nasx",
-    help="Neural-architecture design-space explorer: classic nets as points of one space, exact analytic "
-    "complexity, Optuna studies of accuracy vs FLOPs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+from .common import CountFormat, TableFormat, fail, human
+
+__all__ = ["register"]
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one line to stderr and exit non-zero."""
-    typer.echo(f"nasx: error: {message}", err=True)
-    raise typer.Exit(code)
+def register(app: typer.Typer) -> None:
+    """Add `zoo` and `count` to the app."""
+    app.command()(zoo)
+    app.command()(count)
 
 
-class TableFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class CountFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
-def human(n: float) -> str:
-    """1234567 -> '1.23M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}" if n / scale < 1000 else f"{n / scale:,.0f}{unit}"
-    return str(int(n))
-
-
-@app.command()
 def zoo(
     format: TableFormat = typer.Option(TableFormat.table, "--format", "-f", help="table, json (a list) or csv."),
 ) -> None:
     """List every named net with its input resolution, parameters and FLOPs (analytic, fvcore's convention)."""
-    from .net.complexity import complexity
-    from .net.zoo import ZOO
+    from ..net.complexity import complexity
+    from ..net.zoo import ZOO
 
     rows = []
     for name, entry in ZOO.items():
@@ -73,7 +47,6 @@ def zoo(
             typer.echo(f"{r['name']:<20} {res:>9} {r['params']:>13,} {r['flops']:>16,} {r['acts']:>12,}  {r['reference']}")
 
 
-@app.command()
 def count(
     target: str = typer.Argument(..., help="A zoo name (see `nasx zoo`) or a spec file: .json, .yaml or a `nasx sample` .jsonl line."),
     resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Input side in pixels (default: the spec's)."),
@@ -81,9 +54,9 @@ def count(
     verify: bool = typer.Option(False, "--verify", help="Also build the model and check the count against fvcore and numel; exit 1 on any difference."),
 ) -> None:
     """Count FLOPs (fvcore's convention), parameters and activations analytically, without building the model."""
-    from .net.complexity import complexity
-    from .net.spec import SpecError
-    from .net.zoo import resolve
+    from ..net.complexity import complexity
+    from ..net.spec import SpecError
+    from ..net.zoo import resolve
 
     try:
         spec = resolve(target)
@@ -93,7 +66,7 @@ def count(
     out = {"target": target, "id": spec.id, **cx.to_dict(), "description": spec.describe()}
     mismatch = []
     if verify:
-        from .net.verify import measure
+        from ..net.verify import measure
 
         measured = measure(spec, cx.resolution)
         out["verified"] = measured
@@ -111,32 +84,3 @@ def count(
             typer.echo(line)
     if mismatch:
         fail(f"analytic count differs from the built model in {', '.join(mismatch)}", code=1)
-
-
-def _register_commands() -> None:
-    from . import cli_ablate, cli_report, cli_space, cli_study, cli_train
-
-    for module in (cli_space, cli_train, cli_study, cli_report, cli_ablate):
-        module.register(app)
-
-
-_register_commands()
-
-
-def main() -> None:
-    """Console entry point; SIGTERM stops as cleanly as Ctrl-C (a running trial is marked, not lost)."""
-    import signal
-
-    def interrupt(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("nasx: interrupted", err=True)
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

@@ -18,7 +18,7 @@ class SampleFormat(str, Enum):
 
 def register(app: typer.Typer) -> None:
     """Add `spaces` and `sample` to the nasx app."""
-    from .cli import fail, human
+    from .common import fail, human  # noqa: F401 - kept beside the commands that use them
 
     @app.command()
     def spaces() -> None:
@@ -28,14 +28,14 @@ def register(app: typer.Typer) -> None:
         head choices) with widths left out, since the sampler solves them from the FLOPs band;
         ∞ where a structural choice is continuous.
         """
-        from .space import load_space, shipped_spaces
-        from .net.spec import SpecError
+        from ..errors import NasxError
+        from ..space import load_space, shipped_spaces
 
         typer.echo(f"{'name':<10} {'structures':>26} {'input':>7} {'default band':>18}  description")
         for name in shipped_spaces():
             try:
                 space = load_space(name)
-            except SpecError as e:
+            except NasxError as e:
                 fail(str(e))
             band = " ".join(f"{key} {human(b[0])}:{human(b[1])}" for key, b in
                             (("FLOPs", space.flops), ("params", space.params)) if b) or "-"
@@ -54,8 +54,9 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr for n >= 100."),
     ) -> None:
         """Draw n distinct members of a space with analytic counts inside the FLOPs/params band."""
-        from .space import load_space
-        from .net.spec import SpecError
+        from ..errors import NasxError
+        from ..space import load_space
+        from ..space_sample import sample as sample_space
 
         if n < 1:
             fail(f"-n: {n} must be >= 1")
@@ -71,12 +72,12 @@ def register(app: typer.Typer) -> None:
 
                 bar = tqdm(total=n, desc=f"sampling {loaded.name}", unit="net", file=None, leave=False)
             try:
-                run = loaded.sample(seed, n, flops=flops, params=params,
+                run = sample_space(loaded, seed, n, flops=flops, params=params,
                                     on_accept=(lambda _: bar.update()) if bar is not None else None)
             finally:
                 if bar is not None:
                     bar.close()
-        except SpecError as e:
+        except NasxError as e:
             fail(str(e))
         if format is SampleFormat.jsonl:
             typer.echo("\n".join(json.dumps(s.to_dict(), separators=(",", ":")) for s in run))

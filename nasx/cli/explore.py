@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from .common import fail
+
 
 class Sampler(str, Enum):
     nsga2 = "nsga2"
@@ -45,11 +47,9 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget."""
-        from .cli import fail
-        from .data import DataError
-        from .space import parse_band
-        from .net.spec import SpecError
-        from .study import StudyConfig, load_config, redact, run_study
+        from ..errors import NasxError
+        from ..space import parse_band
+        from ..study import StudyConfig, load_config, redact, run_study
 
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
@@ -72,71 +72,98 @@ def register(app: typer.Typer) -> None:
             else:
                 cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).check()
             display = Display(cfg.name)
-        except (SpecError, DataError, ValueError) as e:
+        except (NasxError, ValueError) as e:
             fail(str(e))
         try:
-            summary = run_study(cfg, progress=display.update,
-                                on_note=lambda note: typer.echo(f"nasx: note: {note}", err=True))
-        except (SpecError, DataError, ValueError) as e:
+            summary = run_study(cfg, progress=display.update, on_note=display.note)
+        except (NasxError, ValueError) as e:
             display.close()
             fail(str(e))
-        display.close()
+        finally:
+            display.close()
         cfg = summary.config
         snap = summary.snapshot
-        where = redact(cfg.storage_url)
         typer.echo(f"study {cfg.name!r}: {snap.complete} complete, {snap.pruned} pruned, {snap.failed} failed "
-                   f"in {summary.wall_time:.0f} s; stored in {where}")
+                   f"in {summary.wall_time:.0f} s; stored in {redact(cfg.storage_url)}")
         if snap.front:
             typer.echo("Pareto front (val accuracy vs FLOPs):")
-            for number, acc, f, desc in snap.front:
-                typer.echo(f"  trial {number:>4}  acc {acc:7.2%}  FLOPs {f:>14,}  {desc}")
+            for point in snap.front:
+                typer.echo(f"  trial {point.number:>4}  acc {point.val_acc:7.2%}  FLOPs {point.flops:>14,}  "
+                           f"{point.description}")
+        if report:
+            from ..report import write_report
+
+            try:  # also after an interrupt: the page of what is there, saying what is not
+                out = write_report([cfg.name], storage=cfg.storage_url)
+                typer.echo(f"report: {out}")
+            except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
+                typer.echo(f"nasx: warning: no report ({e}); try `nasx report {cfg.name}`", err=True)
         if summary.interrupted:
             typer.echo("interrupted: run the same command again to resume", err=True)
             raise typer.Exit(130)
-        if report and snap.complete:
-            try:
-                from .report import write_report
-            except ImportError:
-                return
-            try:
-                out = write_report([cfg.name], storage=cfg.storage_url)
-            except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
-                typer.echo(f"nasx: warning: no report ({e}); try `nasx report {cfg.name}`", err=True)
-                return
-            typer.echo(f"report: {out}")
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
 
 
 class Display:
-    """Live progress: a rich panel on a terminal, one line per change otherwise."""
+    """Live progress: a rich panel on a terminal (per running trial: epoch, steps, ETA; the study's counts and
+    front), one line per change otherwise."""
 
     def __init__(self, name: str):
         self.name = name
         self.live = None
         self.last = None
+        self.console = None
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.live import Live
 
-            self.live = Live(console=Console(stderr=True), refresh_per_second=2, transient=False)
+            self.console = Console(stderr=True)
+            self.live = Live(console=self.console, refresh_per_second=4, transient=False)
             self.live.start()
+
+    def note(self, message: str) -> None:
+        """A one-line note above the live panel."""
+        if self.console is not None:
+            self.console.print(f"nasx: note: {message}", markup=False, highlight=False)
+        else:
+            typer.echo(f"nasx: note: {message}", err=True)
 
     def update(self, snap) -> None:
         line = (f"[{snap.elapsed:6.0f} s] {self.name}: {snap.complete} done, {snap.running} running, "
                 f"{snap.pruned} pruned, {snap.failed} failed")
         if self.live is not None:
+            from rich.console import Group
+            from rich.progress_bar import ProgressBar
             from rich.table import Table
+            from rich.text import Text
 
-            table = Table(title=line, title_justify="left")
+            running = Table(title="running", title_justify="left", expand=False)
+            for col in ("trial", "epoch", "progress", "steps", "ETA", "architecture"):
+                running.add_column(col)
+            for r in snap.running_trials:
+                running.add_row(str(r.number), f"{r.epoch}/{r.epochs}" if r.epochs else "-",
+                                ProgressBar(total=max(1, r.steps), completed=r.step, width=24),
+                                f"{r.step}/{r.steps}" if r.steps else "starting", _eta(r.eta), r.description)
+            front = Table(title="Pareto front (val accuracy vs FLOPs)", title_justify="left")
             for col in ("trial", "val acc", "FLOPs", "architecture"):
-                table.add_column(col)
-            for number, acc, f, desc in snap.front[:12]:
-                table.add_row(str(number), f"{acc:.2%}", f"{f:,}", desc)
-            self.live.update(table)
-        elif line.split("]", 1)[1] != self.last:
-            self.last = line.split("]", 1)[1]
-            front = "; ".join(f"{acc:.1%}@{f / 1e6:.0f}M" for _, acc, f, _ in snap.front[:6])
-            typer.echo(line + (f" | front: {front}" if front else ""), err=True)
+                front.add_column(col)
+            for p in snap.front[:12]:
+                front.add_row(str(p.number), f"{p.val_acc:.2%}", f"{p.flops:,}", p.description)
+            self.live.update(Group(Text(line + "   (Ctrl-C stops; the same command resumes)"), running, front))
+        else:
+            key = line.split("]", 1)[1]
+            if key != self.last:
+                self.last = key
+                front = "; ".join(f"{p.val_acc:.1%}@{p.flops / 1e6:.3g}M" for p in snap.front[:6])
+                typer.echo(line + (f" | front: {front}" if front else ""), err=True)
 
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
+            self.live = None

@@ -1,4 +1,4 @@
-"""The report's figures (matplotlib, Agg): accuracy vs FLOPs/params/throughput, error EDFs, importances, curves.
+"""The report's figures (matplotlib's object API, no pyplot): accuracy vs FLOPs/params/throughput, error EDFs, importances, curves.
 
 Each function draws one figure from the studies' trial tables and saves it as PNG and SVG; it returns a
 `Figure` naming the file, or one with no file and a caption that says why the figure was left out.
@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import matplotlib
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.transforms import blended_transform_factory
 
-matplotlib.use("Agg")  # never a window: reports are written headless
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
-from matplotlib.transforms import blended_transform_factory  # noqa: E402
-
-from .analysis import complexity_weights, edf, ks_statistic, log_bins, pareto_front  # noqa: E402
+from ..analysis import complexity_weights, edf, ks_statistic, log_bins, pareto_front
 
 __all__ = ["Figure", "all_figures", "param_importances", "MIN_IMPORTANCE_TRIALS"]
 
 MIN_IMPORTANCE_TRIALS = 4
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100}
 
 
@@ -39,25 +37,44 @@ class Figure:
     file: Optional[str] = None
 
 
+def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any):
+    """A figure and its axes, drawn without pyplot: no backend is chosen, no global figure list is touched."""
+    fig = MplFigure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
 def save(fig, out: Path, stem: str) -> str:
     """Write fig as stem.png (150 dpi) and stem.svg; close it; return the PNG's name."""
     fig.savefig(out / f"{stem}.png", dpi=150, bbox_inches="tight")
     fig.savefig(out / f"{stem}.svg", bbox_inches="tight")
-    plt.close(fig)
     return f"{stem}.png"
 
 
 def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path) -> list[Figure]:
-    """Every figure of the report, in page order."""
-    with plt.rc_context(RC):
-        figs = [vs_complexity(datas, zoo, out, "flops"), vs_complexity(datas, zoo, out, "params"),
-                vs_throughput(datas, out), edf_figure(datas, out)]
+    """Every figure of the report, in page order; one that cannot be drawn is a Figure that says why."""
+    with matplotlib.rc_context(RC):
+        figs = [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops", title="Accuracy vs FLOPs"),
+                _guarded(vs_complexity, datas, zoo, out, "params", stem="accuracy_vs_params",
+                         title="Accuracy vs parameters"),
+                _guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput", title="Accuracy vs measured throughput"),
+                _guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]
         for data in datas:
             importances, note = param_importances(data.study)
-            figs.append(importance_figure(data, importances, note, out))
-            figs.append(error_vs_params(data, importances, out))
-        figs.append(curves_figure(datas, out))
+            figs.append(_guarded(importance_figure, data, importances, note, out, stem=f"importance-{data.name}",
+                                 title=f"Parameter importances ({data.name})"))
+            figs.append(_guarded(error_vs_params, data, importances, out, stem=f"error_vs_params-{data.name}",
+                                 title=f"Error vs the most important parameters ({data.name})"))
+        figs.append(_guarded(curves_figure, datas, out, stem="pareto_curves",
+                             title="Training curves of the Pareto-optimal trials"))
     return figs
+
+
+def _guarded(draw: Any, *args: Any, stem: str, title: str) -> Figure:
+    """draw(*args), or a Figure that says why it was left out: a report is written whatever state the study is in."""
+    try:
+        return draw(*args)
+    except Exception as e:  # noqa: BLE001 - a figure that cannot be drawn must not cost the page
+        return Figure(stem, title, f"Not drawn: {type(e).__name__}: {e}")
 
 
 def _complete(data):
@@ -97,8 +114,11 @@ def _step_front(ax, xs, ys, maximize_x: bool, color, label) -> None:
 def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
     """Accuracy vs FLOPs (or params): every trial, the Pareto front, pruned/failed marks, zoo references."""
     unit = {"flops": "FLOPs (multiply-adds, log scale)", "params": "parameters (log scale)"}[key]
+    what = "FLOPs" if key == "flops" else "parameters"
+    if not any(d.trials[key].notna().any() for d in datas):
+        return Figure(f"accuracy_vs_{key}", f"Accuracy vs {what}", "No trial holds a net yet: nothing to draw.")
     several = len(datas) > 1
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = _subplots(figsize=(7.5, 4.8))
     fail_tf = blended_transform_factory(ax.transData, ax.transAxes)
     for k, data in enumerate(datas):
         color = COLORS[k % len(COLORS)]
@@ -106,9 +126,10 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
         done = _complete(data)
         x, y = done[key].astype(float).tolist(), (100 * done["val_acc"].astype(float)).tolist()
         ax.scatter(x, y, s=22, color=color, alpha=0.75, label=_study_label(data, several), zorder=2)
-        front = pareto_front(list(zip(y, x)), (True, False))
-        _step_front(ax, [x[i] for i in front], [y[i] for i in front], False, color,
-                    f"Pareto front{' ' + data.name if several else ''}")
+        front = pareto_front(list(zip(y, x)), (True, False)) if x else []
+        if front:
+            _step_front(ax, [x[i] for i in front], [y[i] for i in front], False, color,
+                        f"Pareto front{' ' + data.name if several else ''}")
         pruned = t[(t["state"] == "PRUNED") & t["last_val_acc"].notna() & t[key].notna()]
         if len(pruned):
             ax.scatter(pruned[key].astype(float), 100 * pruned["last_val_acc"].astype(float), marker="x", s=22,
@@ -153,7 +174,7 @@ def vs_throughput(datas, out: Path) -> Figure:
     have = [d for d in datas if (_complete(d)["images_per_s"].astype(float) > 0).any()]
     if not have:
         return Figure(stem, title, "No throughput was recorded in these studies.")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = _subplots(figsize=(7.5, 4.8))
     for k, data in enumerate(datas):
         color = COLORS[k % len(COLORS)]
         done = _complete(data)
@@ -176,11 +197,15 @@ def vs_throughput(datas, out: Path) -> Figure:
 def edf_figure(datas, out: Path, bins: int = 10) -> Figure:
     """Plain and complexity-normalized error EDFs, one curve per study, KS to the first study in the legend."""
     stem, title = "error_edf", "Error EDFs"
+    few = [d.name for d in datas if len(_complete(d)) < 2]
+    if few:
+        return Figure(stem, title, f"Left out: an EDF needs at least 2 complete trials per study "
+                                   f"({', '.join(few)} {'has' if len(few) == 1 else 'have'} fewer).")
     errors = [(100 * (1 - _complete(d)["val_acc"].astype(float))).tolist() for d in datas]
     flops = [_complete(d)["flops"].astype(float).tolist() for d in datas]
     edges = log_bins([f for fs in flops for f in fs], bins)
     weights = [complexity_weights(fs, edges) for fs in flops]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(10, 4.2), sharey=True)
     for panel, (ax, normalized) in enumerate(zip(axes, (False, True))):
         for k, data in enumerate(datas):
             w = weights[k] if normalized else None
@@ -236,7 +261,7 @@ def importance_figure(data, importances: dict[str, float], note: str, out: Path)
     if not importances:
         return Figure(stem, title, note)
     items = sorted(importances.items(), key=lambda kv: kv[1])[-15:]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(items) + 1.3))
+    fig, ax = _subplots(figsize=(7, 0.35 * len(items) + 1.3))
     ax.barh([k for k, _ in items], [v for _, v in items], color=COLORS[0])
     ax.set_xlabel("fANOVA importance for validation accuracy (share of variance)")
     ax.set_title(title)
@@ -259,7 +284,7 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
         return Figure(stem, title, "No sampled parameter varies across the complete trials.")
     cols = min(2, len(names))
     rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
     for ax, name in itertools.zip_longest(axes.flat, names):
         if name is None:
             ax.set_visible(False)
@@ -287,7 +312,7 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
 def curves_figure(datas, out: Path, limit: int = 10) -> Figure:
     """Per-epoch validation accuracy of the Pareto-optimal trials."""
     stem, title = "pareto_curves", "Training curves of the Pareto-optimal trials"
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = _subplots(figsize=(7.5, 4.5))
     drawn, longest = 0, 1
     for k, data in enumerate(datas):
         front = _complete(data)
@@ -305,7 +330,6 @@ def curves_figure(datas, out: Path, limit: int = 10) -> Figure:
             drawn += 1
             longest = max(longest, len(curve))
     if not drawn:
-        plt.close(fig)
         return Figure(stem, title, "No curve was recorded for the Pareto-optimal trials.")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")

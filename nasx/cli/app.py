@@ -1,0 +1,42 @@
+"""The `nasx` command: a thin typer layer over the Python API; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import ablate, explore, net, report, space, train
+
+app = typer.Typer(
+    name="nasx",
+    help="Neural-architecture design-space explorer: classic nets as points of one space, exact analytic "
+    "complexity, Optuna studies of accuracy vs FLOPs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (net, space, train, explore, report, ablate):
+    module.register(app)
+
+
+def main() -> None:
+    """Console entry point: process-wide settings belong here (SIGTERM as Ctrl-C, Optuna's log level)."""
+    import signal
+
+    import optuna
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("nasx: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

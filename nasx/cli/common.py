@@ -1,0 +1,70 @@
+"""What every nasx command shares: one-line errors, number formatting, output formats, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+from enum import Enum
+from typing import Iterator, NoReturn
+
+import typer
+
+from ..errors import NasxError
+
+__all__ = ["fail", "human", "guard", "TableFormat", "CountFormat", "tqdm_hooks"]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line to stderr and exit non-zero."""
+    typer.echo(f"nasx: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def guard(prefix: str = "") -> Iterator[None]:
+    """Turn any NasxError (bad spec, space, data, study, report) inside the block into one error line, exit 2."""
+    try:
+        yield
+    except NasxError as e:
+        fail(f"{prefix}{e}")
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class CountFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def human(n: float) -> str:
+    """1234567 -> '1.23M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}" if n / scale < 1000 else f"{n / scale:,.0f}{unit}"
+    return str(int(n))
+
+
+def tqdm_hooks():
+    """Progress hooks for data (download/decode) and training that draw tqdm bars on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def hook(what: str, done: int, total: int) -> None:
+        bar = bars.get(what)
+        if bar is None:
+            unit = "B" if what.startswith("download") else "img" if what == "decode" else "step"
+            bar = bars[what] = tqdm(total=total or None, desc=what, unit=unit, unit_scale=unit == "B",
+                                    leave=False, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return hook, bars, close

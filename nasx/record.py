@@ -1,0 +1,249 @@
+"""The typed trial record: the only code that knows the keys a study stores in Optuna's user attributes.
+
+A trial's user attributes hold the net (spec JSON, id, counts), where and how it was trained (seed,
+dataset, split hash, device, versions, budget) and what came out (the per-epoch validation curve,
+accuracy, time, images/s, a stop reason). The study writes them (`write`, `write_by_id`,
+`candidate_attrs`); everything else reads `TrialRecord.from_trial`. The study's own attributes (what it
+was made with) are a `StudyInfo`. Stored keys are the field names (tags as `tag_<name>`), as in every
+earlier version, so studies written before this module still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from .errors import NasxError
+from .net.spec import NetSpec
+
+__all__ = ["TrialRecord", "StudyInfo", "RecordError", "write", "write_by_id", "candidate_attrs", "read_info",
+           "write_info", "storage_url", "versions", "device_name", "STATES"]
+
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+_TAG = "tag_"
+
+
+class RecordError(NasxError):
+    """A stored record that this version cannot read; the message says how to go on."""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a study as stored: the net, its training context, its outcome."""
+
+    number: int
+    state: str  # one of STATES
+    values: Optional[tuple[float, ...]] = None  # the objectives Optuna was told
+    choices: Mapping[str, Any] = field(default_factory=dict)  # what the sampler drew (Optuna's params)
+    # the net, fitted to the dataset's input (nasx.net.fit): the one that was counted, trained and stored
+    spec: Optional[Mapping[str, Any]] = None
+    spec_id: Optional[str] = None
+    description: Optional[str] = None
+    flops: Optional[int] = None
+    params: Optional[int] = None
+    acts: Optional[int] = None
+    # how it was trained
+    seed: Optional[int] = None
+    dataset: Optional[str] = None
+    split_hash: Optional[str] = None
+    device: Optional[str] = None
+    versions: Optional[Mapping[str, str]] = None
+    worker: Optional[int] = None
+    budget: Optional[Mapping[str, Any]] = None
+    # what came out
+    curve: tuple[float, ...] = ()  # validation accuracy after each epoch
+    train_loss: tuple[float, ...] = ()
+    val_acc: Optional[float] = None
+    test_acc: Optional[float] = None  # final numbers only; never read by a search
+    wall_time: Optional[float] = None
+    images_per_s: Optional[float] = None
+    epochs_run: Optional[int] = None
+    reason: Optional[str] = None  # the trainer's stop reason: completed, pruned, nan, oom, interrupted
+    peak_memory_bytes: Optional[int] = None
+    trained_spec_id: Optional[str] = None  # the id of the module the trainer built (equals spec_id)
+    # why a trial is not a plain complete one
+    duplicate_of: Optional[int] = None
+    prune_reason: Optional[str] = None
+    fail_reason: Optional[str] = None
+    rejected: Optional[str] = None  # a drawn structure the space could not fit in the band (never trained)
+    retry_of: Optional[int] = None
+    retries: Optional[int] = None
+    heartbeat: Optional[float] = None
+    owner: Optional[str] = None  # host:pid of the process training it
+    progress: Optional[Mapping[str, Any]] = None  # epoch, epochs, step, steps, seconds: for live displays
+    # a queued candidate (nasx edf, nasx ablate, zoo references): the net to train and its labels
+    candidate: Optional[Mapping[str, Any]] = None
+    candidate_key: Optional[str] = None
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_trial(cls, trial: Any) -> "TrialRecord":
+        """The record of an Optuna (frozen) trial."""
+        attrs = dict(trial.user_attrs)
+        known = _stored_fields()
+        unknown = [k for k in attrs if k not in known and not k.startswith(_TAG)]
+        if unknown:
+            raise RecordError(f"trial {trial.number} holds {', '.join(sorted(unknown))}, which this version of "
+                              f"nasx does not know; upgrade nasx or write the study anew")
+        data: dict[str, Any] = {k: attrs[k] for k in attrs if k in known}
+        for key in ("curve", "train_loss"):
+            if key in data:
+                data[key] = tuple(float(v) for v in data[key] or ())
+        tags = {k[len(_TAG):]: v for k, v in attrs.items() if k.startswith(_TAG)}
+        values = tuple(trial.values) if trial.values is not None else None
+        return cls(number=trial.number, state=trial.state.name, values=values, choices=dict(trial.params),
+                   tags=tags, **data)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The user attributes that store this record (unset fields left out)."""
+        return _attrs({f: getattr(self, f) for f in _stored_fields()}, dict(self.tags))
+
+    @property
+    def net(self) -> Optional[NetSpec]:
+        """The stored net as a NetSpec (None for a trial that holds none)."""
+        return None if self.spec is None else NetSpec.from_dict(dict(self.spec))
+
+    @property
+    def trained(self) -> bool:
+        """Whether a trainer ran on this net in this trial (not a rejected structure, not a reused duplicate)."""
+        return self.rejected is None and self.duplicate_of is None and self.state not in ("WAITING",)
+
+    def row(self) -> dict[str, Any]:
+        """A flat dict for tables: every field, curve as a list, tags as `tag_<name>`, choices as `param_<name>`."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("tags", "choices")}
+        out["curve"], out["train_loss"] = list(self.curve), list(self.train_loss)
+        out.update({_TAG + k: v for k, v in self.tags.items()})
+        out.update({f"param_{k}": v for k, v in sorted(self.choices.items())})
+        return out
+
+
+def _stored_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("number", "state", "values",
+                                                                                   "choices", "tags"))
+
+
+def _attrs(fields: Mapping[str, Any], tags: Mapping[str, Any]) -> dict[str, Any]:
+    known = set(_stored_fields())
+    bad = [k for k in fields if k not in known]
+    if bad:
+        raise TypeError(f"not a trial record field: {', '.join(bad)}")
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items() if v is not None}
+    out.update({_TAG + k: v for k, v in tags.items()})
+    return out
+
+
+def write(trial: Any, tags: Optional[Mapping[str, Any]] = None, **fields: Any) -> None:
+    """Store record fields on a live Optuna trial (the study's worker is the only caller)."""
+    for key, value in _attrs(fields, tags or {}).items():
+        trial.set_user_attr(key, value)
+
+
+def write_by_id(storage: Any, trial_id: int, **fields: Any) -> None:
+    """Store record fields through the storage, for a trial this process does not hold (heartbeats, reaping)."""
+    for key, value in _attrs(fields, {}).items():
+        storage.set_trial_user_attr(trial_id, key, value)
+
+
+def candidate_attrs(spec: NetSpec, key: str, seed: int, tags: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """The user attributes of a queued candidate: its net, its key (spec id and seed), seed and tags."""
+    return _attrs({"candidate": spec.to_dict(), "candidate_key": key, "seed": seed, **fields}, tags)
+
+
+# ---------------------------------------------------------------------------------------------
+# The study's own record
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """What a study was made with; a resumed study must match it (else it would mix two experiments)."""
+
+    space: str
+    dataset: str
+    epochs: Optional[int]
+    fraction: Optional[float]
+    objectives: tuple[str, ...]
+    val_size: Optional[float]
+    seed: int
+    space_hash: Optional[str] = None  # the space file's content: a changed file is another experiment
+    proxy: Mapping[str, Any] = field(default_factory=dict)  # batch size, resolution ... when not the defaults
+
+    def differences(self, stored: "StudyInfo") -> list[tuple[str, Any, Any]]:
+        """(field, stored value, this value) for each field that differs; a field the stored info lacks is not compared."""
+        out = []
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(stored, f.name)
+            if f.name == "space_hash" and (theirs is None or mine is None):
+                continue  # a study written before space hashes were stored, or a caller that does not know it
+            if mine != theirs:
+                out.append((f.name, theirs, mine))
+        return out
+
+    def to_attrs(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["objectives"] = list(self.objectives)
+        d["proxy"] = dict(self.proxy)
+        return d
+
+    @classmethod
+    def from_attrs(cls, data: Mapping[str, Any]) -> "StudyInfo":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["objectives"] = tuple(kwargs.get("objectives") or ("accuracy", "flops"))
+        kwargs.setdefault("seed", 0)
+        for key in ("space", "dataset"):
+            kwargs.setdefault(key, "?")
+        for key in ("epochs", "fraction", "val_size"):
+            kwargs.setdefault(key, None)
+        return cls(**kwargs)
+
+
+_INFO, _CONFIG = "nasx", "config"
+
+
+def read_info(study: Any) -> Optional[StudyInfo]:
+    """The StudyInfo a study was made with, or None for a study nasx did not make."""
+    data = study.user_attrs.get(_INFO)
+    return None if data is None else StudyInfo.from_attrs(data)
+
+
+def read_config(study: Any) -> dict[str, Any]:
+    """The settings the study was first run with (passwords redacted), as stored."""
+    return dict(study.user_attrs.get(_CONFIG) or {})
+
+
+def write_info(study: Any, info: StudyInfo, config: Mapping[str, Any]) -> None:
+    """Store what a new study is made with."""
+    study.set_user_attr(_INFO, info.to_attrs())
+    study.set_user_attr(_CONFIG, dict(config))
+
+
+def storage_url(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies") -> str:
+    """The storage of a study: the URL given, else its journal file `studies_dir/<name>.journal`."""
+    return storage or str(Path(studies_dir) / f"{name}.journal")
+
+
+def versions() -> dict[str, str]:
+    """nasx, torch, optuna and Python versions, stored with each trial."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import optuna
+    import torch
+
+    try:
+        nasx_version = version("nasx")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        nasx_version = "unknown"
+    return {"nasx": nasx_version, "torch": torch.__version__, "optuna": optuna.__version__,
+            "python": platform.python_version()}
+
+
+def device_name(device: Any) -> str:
+    """cuda:<GPU name> or cpu:<processor>, stored with each trial."""
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()}"

@@ -1,0 +1,9 @@
+"""Reports from stored records, never training: tables (`tables`), figures (`figures`), the study page and
+the one HTML style (`page`), the ablation page (`ablation`)."""
+
+from .ablation import write_ablation_report
+from .page import default_out, write_report
+from .tables import ReportError, StudyData, ZooRef, best_trial, find_trial, load_study, pareto_table, trials_table
+
+__all__ = ["ReportError", "StudyData", "ZooRef", "best_trial", "default_out", "find_trial", "load_study",
+           "pareto_table", "trials_table", "write_ablation_report", "write_report"]

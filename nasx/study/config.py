@@ -1,0 +1,171 @@
+"""A study's settings: `StudyConfig`, read from a study file (`load_config`), and `resolve`, the one place
+where defaults that depend on the machine are chosen."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import NasxError
+from ..record import storage_url
+from .prune import PruneRule
+
+__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "OBJECTIVES", "SAMPLERS"]
+
+# objective name -> maximize?
+OBJECTIVES = {"accuracy": True, "flops": False, "throughput": True}
+SAMPLERS = ("nsga2", "tpe", "random")
+
+
+class StudyError(NasxError, ValueError):
+    """A bad study setting (storage, config, objectives) found before any work starts."""
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study run needs; None means: chosen for the machine (see `resolve`)."""
+
+    space: str = "resnext"
+    dataset: str = "cifar10"
+    data_dir: Optional[str] = None
+    download: bool = True
+    trials: Optional[int] = None  # COMPLETE trials wanted
+    max_trials: Optional[int] = None  # cap on trials trained (complete, pruned, failed); default 3 x trials + 10
+    timeout: Optional[float] = None  # seconds; no new trial starts after it
+    epochs: Optional[int] = None  # proxy budget
+    fraction: Optional[float] = None  # of the training split per epoch
+    flops: Optional[tuple[int, int]] = None  # band; default the space's
+    params: Optional[tuple[int, int]] = None
+    sampler: str = "nsga2"
+    study: Optional[str] = None  # default: the space's name
+    storage: Optional[str] = None  # default: studies/<study>.journal
+    workers: Optional[int] = None  # default: per_gpu x GPUs, 1 on a CPU
+    per_gpu: int = 1
+    device: str = "auto"
+    seed: int = 0
+    objectives: tuple[str, ...] = ("accuracy", "flops")
+    val_size: Optional[float] = None  # held out of the training split: a share (< 1) or a count; default 0.1
+    batch_size: Optional[int] = None
+    prune: bool = True
+    prune_quantile: float = 0.5
+    prune_min_peers: int = 3
+    heartbeat: float = 20.0  # seconds between a running trial's heartbeats
+    grace: float = 120.0  # seconds without a heartbeat before a running trial counts as lost
+    studies_dir: str = "studies"
+    test: bool = False  # also evaluate the test split at the end of each run (final numbers, never for search)
+    fixed: bool = False  # train only the queued candidates (nasx edf, nasx ablate), never sample the space
+
+    @property
+    def name(self) -> str:
+        return self.study or Path(self.space).stem
+
+    @property
+    def storage_url(self) -> str:
+        return storage_url(self.name, self.storage, self.studies_dir)
+
+    @property
+    def prune_rule(self) -> Optional[PruneRule]:
+        return PruneRule(quantile=self.prune_quantile, min_peers=self.prune_min_peers) if self.prune else None
+
+    def check(self) -> "StudyConfig":
+        """Raise StudyError on a setting that cannot work."""
+        if self.sampler not in SAMPLERS:
+            raise StudyError(f"sampler: {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown or not self.objectives or tuple(self.objectives[:2]) != ("accuracy", "flops"):
+            raise StudyError(f"objectives: {list(self.objectives)} must start with accuracy, flops "
+                             f"(optionally then throughput)")
+        for key in ("trials", "max_trials", "epochs", "workers", "per_gpu", "batch_size"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise StudyError(f"{key}: {value!r} must be a whole number >= 1")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise StudyError(f"fraction: {self.fraction} must lie in (0, 1]")
+        if self.val_size is not None and not (0 < self.val_size < 1 or (float(self.val_size).is_integer()
+                                                                         and self.val_size >= 1)):
+            raise StudyError(f"val_size: {self.val_size} must be a share in (0, 1) or a whole number of images")
+        if self.timeout is not None and self.timeout <= 0:
+            raise StudyError(f"timeout: {self.timeout} must be > 0 seconds")
+        if self.heartbeat <= 0 or self.grace <= self.heartbeat:
+            raise StudyError(f"heartbeat {self.heartbeat} s and grace {self.grace} s: need 0 < heartbeat < grace")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise StudyError(f"study: {self.name!r} may use letters, digits, '.', '_' and '-' only")
+        if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
+            raise StudyError(f"--data-dir {self.data_dir}: no such folder")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["storage"] = redact(self.storage) if self.storage else None
+        return d
+
+
+def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
+    """A StudyConfig from a YAML file under studies/ (keys are StudyConfig's fields), with overrides."""
+    from ..net.spec import SpecError, parse_yaml
+    from ..space import parse_band
+
+    path = Path(path)
+    try:
+        data = parse_yaml(path.read_text()) or {}
+    except OSError as e:
+        raise StudyError(f"{path}: cannot read ({e.strerror})") from None
+    except SpecError as e:
+        raise StudyError(f"{path}: {e}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: expected a mapping of study settings")
+    known = {f.name for f in dataclasses.fields(StudyConfig)}
+    for key in data:
+        if key not in known:
+            raise StudyError(f"{path}: {key}: unknown setting (known: {', '.join(sorted(known))})")
+    try:
+        for key in ("flops", "params"):
+            if data.get(key) is not None:
+                data[key] = parse_band(data[key], key)
+    except NasxError as e:
+        raise StudyError(f"{path}: {e}") from None
+    if "objectives" in data:
+        data["objectives"] = tuple(data["objectives"])
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return StudyConfig(**data).check()
+    except StudyError as e:
+        raise StudyError(f"{path}: {e}") from None
+    except TypeError as e:
+        raise StudyError(f"{path}: {e}") from None
+
+
+def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:
+    """Fill the machine-dependent defaults; return the config and notes for the user."""
+    notes: list[str] = []
+    if cuda:
+        # ~10 minutes on one H100: 5-epoch proxies on 45k images, several per GPU
+        changes: dict[str, Any] = {"epochs": cfg.epochs or 5, "fraction": cfg.fraction or 1.0,
+                                   "trials": cfg.trials or 40, "workers": cfg.workers or max(1, gpus) * cfg.per_gpu}
+    else:
+        smoke = cfg.trials is None and cfg.epochs is None and cfg.fraction is None
+        changes = {"epochs": cfg.epochs or 1, "fraction": cfg.fraction or 0.02, "trials": cfg.trials or 4,
+                   "workers": cfg.workers or 1}
+        if smoke and cfg.val_size is None:
+            changes["val_size"] = 1000
+        if smoke:
+            notes.append("no GPU: running a small smoke study (4 trials, 1 epoch on 2% of the training set, "
+                         "the cheap end of the FLOPs band); pass --trials/--epochs/--fraction to size it yourself")
+            if cfg.flops is None and cfg.params is None and not cfg.fixed:
+                from ..space import load_space
+
+                band = load_space(cfg.space).flops
+                if band is not None:  # the cheapest third of the band's log-range
+                    changes["flops"] = (band[0], int(band[0] * (band[1] / band[0]) ** (1 / 3)))
+    changes["max_trials"] = cfg.max_trials or 3 * changes["trials"] + 10
+    if changes.get("val_size", cfg.val_size) is None:
+        changes["val_size"] = 0.1
+    return dataclasses.replace(cfg, **changes), notes

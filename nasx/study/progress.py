@@ -1,0 +1,95 @@
+"""What a study looks like now, read from its storage (so it covers every worker and machine)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Optional
+
+from ..analysis import pareto_front
+from ..record import TrialRecord
+
+__all__ = ["Snapshot", "FrontPoint", "RunningTrial", "snapshot"]
+
+
+class FrontPoint(NamedTuple):
+    """A Pareto-optimal complete trial: accuracy up, FLOPs down."""
+
+    number: int
+    val_acc: float
+    flops: int
+    description: str
+
+
+@dataclass(frozen=True)
+class RunningTrial:
+    """A trial being trained: where it is and, once it has run a while, when it should end."""
+
+    number: int
+    description: str
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    seconds: float  # since the trial's training started
+
+    @property
+    def eta(self) -> Optional[float]:
+        """Seconds left, extrapolated from the steps done (None before the first steps)."""
+        if self.step <= 0 or self.steps <= 0:
+            return None
+        return self.seconds * (self.steps - self.step) / self.step
+
+
+@dataclass
+class Snapshot:
+    """Counts by state, the running trials and the current front."""
+
+    complete: int = 0
+    running: int = 0
+    pruned: int = 0
+    failed: int = 0
+    waiting: int = 0
+    rejected: int = 0  # structures the space could not fit in the band (pruned before training)
+    front: list[FrontPoint] = field(default_factory=list)
+    running_trials: list[RunningTrial] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def started(self) -> int:
+        return self.complete + self.running + self.pruned + self.failed
+
+
+def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
+    """Count the study's trials by state, read the running ones' progress, compute the accuracy-vs-FLOPs front."""
+    snap = Snapshot(elapsed=elapsed)
+    done: list[TrialRecord] = []
+    now = time.time()
+    for t in study.get_trials(deepcopy=False):
+        rec = TrialRecord.from_trial(t)
+        if rec.state == "COMPLETE":
+            snap.complete += 1
+            done.append(rec)
+        elif rec.state == "RUNNING":
+            snap.running += 1
+            p = rec.progress or {}
+            started = p.get("started")
+            snap.running_trials.append(RunningTrial(
+                rec.number, rec.description or "", int(p.get("epoch", 0)), int(p.get("epochs", 0)),
+                int(p.get("step", 0)), int(p.get("steps", 0)),
+                float(p.get("at", now) - started) if started is not None else 0.0))
+        elif rec.state == "PRUNED":
+            if rec.rejected is not None:
+                snap.rejected += 1
+            else:
+                snap.pruned += 1
+        elif rec.state == "FAIL":
+            snap.failed += 1
+        elif rec.state == "WAITING":
+            snap.waiting += 1
+    points = [(r.values[0], r.values[1]) for r in done]
+    for i in pareto_front(points, (True, False)) if points else []:
+        r = done[i]
+        snap.front.append(FrontPoint(r.number, float(r.values[0]), int(r.values[1]), r.description or ""))
+    snap.front.sort(key=lambda p: p.flops)
+    return snap

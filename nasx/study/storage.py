@@ -1,0 +1,158 @@
+"""Where a study lives: Optuna storages (journal file or RDB URL), journal repair, the study-wide lock,
+samplers, and opening a study with a check that it is the same experiment."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from ..record import StudyInfo, read_info, write_info
+from .config import OBJECTIVES, StudyConfig, StudyError, redact
+
+__all__ = ["open_storage", "study_lock", "make_sampler", "open_study", "study_info", "is_rdb", "journal_path",
+           "repair_journal"]
+
+
+def is_rdb(url: str) -> bool:
+    return bool(re.match(r"^[a-z0-9+]+://", url)) and not url.startswith("journal://")
+
+
+def journal_path(url: str) -> Path:
+    return Path(url[len("journal://"):] if url.startswith("journal://") else url)
+
+
+def repair_journal(path: Path) -> Optional[str]:
+    """Cut a last record that a crash left half-written (returning a warning); StudyError on other damage."""
+    if not path.is_file():
+        return None
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data:
+            return None
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline
+        for number, line in enumerate(lines, start=1):
+            try:
+                json.loads(line)
+            except ValueError:
+                raise StudyError(f"journal {path} is damaged at record {number} of {len(lines)} (not a whole "
+                                 f"JSON record); restore it from a copy, or move it away to start the study "
+                                 f"anew") from None
+        if not tail:
+            return None
+        f.truncate(len(data) - len(tail))
+    return (f"journal {path}: its last record was cut off (a crash while writing?); read up to the last whole "
+            f"record, {len(tail)} bytes dropped")
+
+
+def open_storage(url: str, warn: Optional[Callable[[str], None]] = None):
+    """An Optuna storage for a journal path or an SQLAlchemy URL; StudyError (password hidden) if it fails."""
+    import optuna
+
+    if is_rdb(url):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except Exception as e:  # noqa: BLE001 - driver errors come in many types
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StudyError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = journal_path(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(path.with_suffix(".lock")):
+            note = repair_journal(path)
+        if note and warn is not None:
+            warn(note)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as e:
+        raise StudyError(f"cannot open storage {path}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def study_lock(url: str, name: str, engine_cache: dict) -> Iterator[None]:
+    """A lock shared by every worker of the study: PostgreSQL advisory lock, else a file lock."""
+    if url.startswith("postgresql"):
+        import sqlalchemy
+
+        engine = engine_cache.get(url)
+        if engine is None:
+            engine = engine_cache[url] = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        key = int.from_bytes(hashlib.sha256(f"nasx:{name}".encode()).digest()[:8], "big", signed=True)
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return
+    if is_rdb(url):  # sqlite or another single-machine URL: a lock file keyed by the URL
+        lock_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"nasx-{hashlib.sha256(url.encode()).hexdigest()[:16]}.lock"
+    else:
+        lock_path = journal_path(url).with_suffix(".lock")
+    with _file_lock(lock_path):
+        yield
+
+
+def make_sampler(name: str, seed: int, worker: int, resumed_at: int = 0):
+    """Optuna sampler by name, seeded per worker and per resumption, so that neither concurrent workers
+    nor a resumed run replay the same proposals."""
+    import optuna
+
+    seed = (seed * 1000 + worker) * 100_003 + resumed_at
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+
+
+def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
+    """What the study is made with, as compared on resume."""
+    proxy = {"batch_size": cfg.batch_size} if cfg.batch_size else {}
+    return StudyInfo(space=cfg.space, dataset=cfg.dataset, epochs=cfg.epochs, fraction=cfg.fraction,
+                     objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
+                     space_hash=space_hash, proxy=proxy)
+
+
+def open_study(cfg: StudyConfig, storage: Any, worker: int = 0, space_hash: Optional[str] = None):
+    """Create the study, or load it and check it was made with the same space (by content), dataset and budget."""
+    import optuna
+
+    directions = ["maximize" if OBJECTIVES[o] else "minimize" for o in cfg.objectives]
+    study = optuna.create_study(study_name=cfg.name, storage=storage, directions=directions, load_if_exists=True)
+    study.sampler = make_sampler(cfg.sampler, cfg.seed, worker, len(study.get_trials(deepcopy=False)))
+    info = study_info(cfg, space_hash)
+    stored = read_info(study)
+    if stored is None:
+        write_info(study, info, cfg.to_dict())
+    else:
+        changed = info.differences(stored)
+        if changed:
+            key, theirs, mine = changed[0]
+            if key == "space_hash":
+                raise StudyError(f"study {cfg.name!r} was made from another version of the space file {cfg.space!r} "
+                                 f"(content {theirs}, now {mine}); use another --study name, or restore the file")
+            raise StudyError(f"study {cfg.name!r} was made with {key}={theirs!r}, not {mine!r}; "
+                             f"use another --study name or the same settings to resume it")
+    if [d.name.lower() for d in study.directions] != directions:
+        raise StudyError(f"study {cfg.name!r} has other objectives; use another --study name")
+    return study

@@ -1,0 +1,396 @@
+"""One process's share of a study: take a trial under the study lock, then propose → dedupe → train → record.
+
+Each running trial has a heartbeat thread that stores its progress every few seconds and a heartbeat
+timestamp; the same thread fails and re-queues other workers' trials whose heartbeat went silent for
+longer than the grace period (their worker was killed), so a lost trial comes back even while every
+worker is busy in a long trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .. import record
+from ..net.complexity import complexity
+from ..net.fit import fit
+from ..net.spec import NetSpec
+from ..record import TrialRecord
+from .config import StudyConfig, StudyError
+from .storage import open_study, open_storage, study_lock
+
+__all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "Proposal"]
+
+
+def owner_id(pid: Optional[int] = None) -> str:
+    """host:pid of a process, stored with the trials it trains."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+def _trial_id(study: Any, storage: Any, number: int) -> int:
+    """The storage's id of trial `number` (Optuna's public storage API)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def requeue(study: Any, storage: Any, rec: TrialRecord, fail_reason: str, max_retries: int = 2) -> bool:
+    """Fail a RUNNING trial with `fail_reason` and queue the same net again (same choices, or the same
+    candidate); False if it finished meanwhile or has been retried `max_retries` times already."""
+    from optuna.trial import TrialState
+
+    try:
+        record.write_by_id(storage, _trial_id(study, storage, rec.number), fail_reason=fail_reason)
+        study.tell(rec.number, state=TrialState.FAIL)
+    except Exception:  # noqa: BLE001 - it finished (or was failed by another worker) meanwhile
+        return False
+    retries = rec.retries or 0
+    if retries >= max_retries:
+        return True
+    if rec.candidate is not None:
+        attrs = record.candidate_attrs(NetSpec.from_dict(dict(rec.candidate)), rec.candidate_key or "", rec.seed or 0,
+                                       rec.tags, retry_of=rec.number, retries=retries + 1)
+        study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
+    elif rec.choices:
+        study.enqueue_trial(dict(rec.choices), user_attrs=record.TrialRecord(0, "WAITING", retry_of=rec.number,
+                                                                               retries=retries + 1).to_attrs(),
+                            skip_if_exists=False)
+    return True
+
+
+def reap_stale(study: Any, storage: Any, grace: float, max_retries: int = 2,
+               owners: Optional[set[str]] = None) -> list[int]:
+    """Fail RUNNING trials whose heartbeat is older than `grace` s (or, with `owners`, whose owner is one of
+    those ended processes) and re-queue their nets; return their numbers."""
+    from optuna.trial import TrialState
+
+    now = time.time()
+    reaped = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        rec = TrialRecord.from_trial(t)
+        if owners is not None:
+            if rec.owner not in owners:
+                continue
+            reason = "interrupted"
+        else:
+            last = rec.heartbeat
+            if last is None and t.datetime_start is not None:
+                last = t.datetime_start.timestamp()
+            if last is None or now - last <= grace:
+                continue
+            reason = f"lost: no heartbeat for {now - last:.0f} s"
+        if requeue(study, storage, rec, reason, max_retries):
+            reaped.append(rec.number)
+    return reaped
+
+
+class Heartbeat:
+    """A daemon thread: stores the running trial's progress and heartbeat, and reaps other workers' lost trials."""
+
+    def __init__(self, study: Any, storage: Any, interval: float, grace: float, lock: Callable[[], Any],
+                 progress_every: float = 3.0):
+        self.study, self.storage, self.interval, self.grace, self.lock = study, storage, interval, grace, lock
+        self.progress_every = min(progress_every, interval)
+        self.trial_id: Optional[int] = None
+        self.progress: Optional[dict] = None
+        self._written: Optional[dict] = None
+        self._last_beat = 0.0
+        self._last_reap = time.time()
+        self._wake = threading.Event()
+        self._mutex = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="nasx-heartbeat")
+        self._thread.start()
+
+    def watch(self, trial_id: Optional[int]) -> None:
+        with self._mutex:
+            self.trial_id, self.progress, self._written = trial_id, None, None
+        if trial_id is not None:
+            self._beat(trial_id, None)
+
+    def report(self, progress: dict) -> None:
+        """The trial's latest progress; stored by the thread at most every `progress_every` s."""
+        with self._mutex:
+            self.progress = progress
+
+    def _beat(self, trial_id: int, progress: Optional[dict]) -> None:
+        with contextlib.suppress(Exception):  # a finished trial refuses attributes; that is fine
+            fields: dict[str, Any] = {}
+            now = time.time()
+            if now - self._last_beat >= self.interval or progress is None:
+                fields["heartbeat"] = now
+                self._last_beat = now
+            if progress is not None and progress != self._written:
+                fields["progress"] = progress
+                self._written = progress
+            if fields:
+                record.write_by_id(self.storage, trial_id, **fields)
+
+    def _run(self) -> None:
+        while not self._wake.wait(self.progress_every):
+            with self._mutex:
+                trial_id, progress = self.trial_id, self.progress
+            if trial_id is not None:
+                self._beat(trial_id, progress)
+            if time.time() - self._last_reap >= self.interval:
+                self._last_reap = time.time()
+                with contextlib.suppress(Exception):  # the next beat tries again
+                    with self.lock():
+                        reap_stale(self.study, self.storage, self.grace)
+
+    def close(self) -> None:
+        self._wake.set()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The net a trial will train, fitted to the dataset, with its analytic counts."""
+
+    spec: NetSpec
+    flops: int
+    params: int
+    acts: int
+
+
+@dataclass
+class _Context:
+    """What a worker sets up once: storage, study, data on the device, space, budget, record context."""
+
+    storage: Any
+    study: Any
+    dataset: Any
+    space: Any
+    device: Any
+    budget: Any
+    train_config: Any
+    context: dict
+    heartbeat: Heartbeat
+
+
+@dataclass
+class Worker:
+    """One process's share of a study: asks for trials under the study lock, trains, tells."""
+
+    cfg: StudyConfig
+    index: int = 0
+    train_fn: Optional[Callable] = None  # a nasx.train.Trainer; default nasx.train.train
+    on_event: Optional[Callable[[str], None]] = None
+
+    def run(self, deadline: Optional[float] = None) -> int:
+        """Run trials until the study has `trials` complete ones (or max_trials started, or the deadline);
+        return how many this worker finished."""
+        cfg = self.cfg
+        if cfg.trials is None or cfg.epochs is None or cfg.fraction is None or cfg.val_size is None:
+            raise StudyError("a worker needs trials, epochs, fraction and val_size set (see nasx.study.resolve)")
+        ctx = self._setup()
+        engines: dict = {}
+        finished = 0
+        try:
+            while deadline is None or time.time() < deadline:
+                with study_lock(cfg.storage_url, cfg.name, engines):
+                    trial, done = self._next_trial(ctx)
+                if done:
+                    break
+                if trial is None:  # the others' running trials may still complete the study: wait for them
+                    time.sleep(min(2.0, cfg.heartbeat))
+                    continue
+                ctx.heartbeat.watch(_trial_id(ctx.study, ctx.storage, trial.number))
+                try:
+                    self._run_trial(ctx, trial)
+                finally:
+                    ctx.heartbeat.watch(None)
+                finished += 1
+        finally:
+            ctx.heartbeat.close()
+        return finished
+
+    # -- set-up and scheduling --------------------------------------------------------------------
+    def _setup(self) -> _Context:
+        from .. import data as nasx_data
+        from ..space import load_space
+        from ..train import Budget, TrainConfig, resolve_device
+
+        cfg = self.cfg
+        storage = open_storage(cfg.storage_url)
+        space = None if cfg.fixed else load_space(cfg.space)
+        study = open_study(cfg, storage, self.index, space.content_hash if space else None)
+        dataset = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,
+                                 download=cfg.download)
+        if space is not None:
+            space = space.at(dataset.input)
+        device = resolve_device(cfg.device)
+        dataset = dataset.to(device)  # once per worker, not once per trial
+        context = {"dataset": dataset.name, "split_hash": dataset.split_hash, "device": record.device_name(device),
+                   "versions": record.versions(), "worker": self.index, "owner": owner_id(),
+                   "budget": {"epochs": cfg.epochs, "fraction": cfg.fraction}}
+        engines: dict = {}
+        heartbeat = Heartbeat(study, storage, cfg.heartbeat, cfg.grace,
+                              lambda: study_lock(cfg.storage_url, cfg.name, engines))
+        return _Context(storage, study, dataset, space, device, Budget(epochs=cfg.epochs, fraction=cfg.fraction),
+                        TrainConfig(batch_size=cfg.batch_size), context, heartbeat)
+
+    def _next_trial(self, ctx: _Context) -> tuple[Any, bool]:
+        """(a new or queued trial or None to wait, whether the study is done); call under the study lock."""
+        cfg = self.cfg
+        reap_stale(ctx.study, ctx.storage, cfg.grace)
+        records = [TrialRecord.from_trial(t) for t in ctx.study.get_trials(deepcopy=False)]
+        states = [r.state for r in records]
+        complete, running, waiting = states.count("COMPLETE"), states.count("RUNNING"), states.count("WAITING")
+        # structures the space rejected cost no training: they have their own, larger cap
+        rejected = sum(1 for r in records if r.rejected is not None)
+        started = len(records) - waiting - rejected
+        max_trials = cfg.max_trials or 3 * cfg.trials + 10
+        if complete >= cfg.trials or started >= max_trials or rejected >= 20 * max_trials:
+            return None, True
+        if cfg.fixed:
+            if not waiting:
+                return None, not running  # every candidate has run (or is running elsewhere)
+            return ctx.study.ask(), False
+        if complete + running + waiting < cfg.trials or waiting:
+            return ctx.study.ask(), False
+        return None, False
+
+    # -- one trial: propose -> dedupe -> train -> record ------------------------------------------
+    def _run_trial(self, ctx: _Context, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        try:
+            proposal = self._propose(ctx, trial)
+            if proposal is None:
+                return
+            seed = self._record_net(ctx, trial, proposal)
+            if self._dedupe(ctx, trial, proposal):
+                return
+            result = self._train(ctx, trial, proposal, seed)
+            self._record_result(ctx, trial, proposal, result)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                requeue(ctx.study, ctx.storage, self._record(ctx, trial), "interrupted")
+            raise
+        except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
+            with contextlib.suppress(Exception):
+                record.write(trial, fail_reason=f"error: {type(e).__name__}: {e}"[:500])
+            self._tell(ctx, trial, state=TrialState.FAIL)
+            self._say(f"trial {trial.number}: failed ({type(e).__name__}: {e})")
+
+    def _propose(self, ctx: _Context, trial: Any) -> Optional[Proposal]:
+        """The net to train: the queued candidate, or one the space suggests inside the band (None: rejected)."""
+        from optuna.trial import TrialState
+
+        from ..space_sample import Rejected, suggest
+
+        rec = self._record(ctx, trial)
+        if rec.candidate is not None:
+            spec = fit(NetSpec.from_dict(dict(rec.candidate)), ctx.dataset.input)
+        else:
+            try:
+                spec = fit(suggest(ctx.space, trial, flops=self.cfg.flops, params=self.cfg.params).spec,
+                           ctx.dataset.input)
+            except Rejected as e:
+                record.write(trial, rejected=e.reason)
+                self._tell(ctx, trial, state=TrialState.PRUNED)
+                return None
+        cx = complexity(spec)
+        return Proposal(spec, cx.flops, cx.params, cx.acts)
+
+    def _record_net(self, ctx: _Context, trial: Any, p: Proposal) -> int:
+        """Store the net and the training context; return the seed (a candidate's own, else the study's)."""
+        rec = self._record(ctx, trial)
+        seed = rec.seed if rec.seed is not None else self.cfg.seed
+        record.write(trial, spec=p.spec.to_dict(), spec_id=p.spec.id, description=p.spec.describe(), flops=p.flops,
+                     params=p.params, acts=p.acts, seed=seed, **ctx.context)
+        return seed
+
+    def _dedupe(self, ctx: _Context, trial: Any, p: Proposal) -> bool:
+        """Reuse the result of a complete trial of the same net (not for candidates: they are seeds)."""
+        if self.cfg.fixed:
+            return False
+        from optuna.trial import TrialState
+
+        for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            original = TrialRecord.from_trial(t)
+            if t.number == trial.number or original.spec_id != p.spec.id:
+                continue
+            record.write(trial, duplicate_of=original.number, curve=original.curve, train_loss=original.train_loss,
+                         val_acc=original.val_acc, wall_time=original.wall_time, images_per_s=original.images_per_s,
+                         epochs_run=original.epochs_run, test_acc=original.test_acc, reason=original.reason,
+                         trained_spec_id=original.trained_spec_id)
+            self._tell(ctx, trial, values=list(original.values))
+            self._say(f"trial {trial.number}: same net as trial {original.number}, result reused")
+            return True
+        return False
+
+    def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int):
+        """Train the proposal on the budget, storing the curve each epoch and pruning by the rule."""
+        from optuna.trial import TrialState
+
+        from ..train import train
+
+        rule = None if self.cfg.fixed else self.cfg.prune_rule  # a pruned candidate would bias an EDF or ablation
+        curve: list[float] = []
+        started = time.time()
+
+        def on_epoch(report) -> bool:
+            curve.append(report.val_acc)
+            record.write(trial, curve=tuple(curve))
+            if rule is None:
+                return False
+            peers = []
+            for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                peer = TrialRecord.from_trial(t)
+                if peer.duplicate_of is None:  # a net counts once, however often it was drawn
+                    peers.append((peer.flops if peer.flops is not None else math.inf, list(peer.curve)))
+            reason = rule.check(report.epoch, report.epochs, report.val_acc, p.flops, peers)
+            if reason:
+                record.write(trial, prune_reason=reason)
+            return bool(reason)
+
+        def on_progress(what: str, step: int, steps: int) -> None:
+            if what == "train" and steps:
+                epochs = ctx.budget.epochs
+                ctx.heartbeat.report({"epoch": min(epochs, 1 + (step - 1) * epochs // steps), "epochs": epochs,
+                                      "step": step, "steps": steps, "started": started, "at": time.time()})
+
+        train_fn = self.train_fn or train
+        return train_fn(p.spec, ctx.dataset, ctx.budget, ctx.device, seed, on_epoch, config=ctx.train_config,
+                        test=self.cfg.test, progress=on_progress)
+
+    def _record_result(self, ctx: _Context, trial: Any, p: Proposal, result: Any) -> None:
+        from optuna.trial import TrialState
+
+        if result.spec_id != p.spec.id:
+            raise StudyError(f"trial {trial.number}: the trainer built net {result.spec_id}, not the stored "
+                             f"{p.spec.id}")
+        record.write(trial, curve=tuple(result.val_acc), train_loss=tuple(result.train_loss),
+                     wall_time=result.wall_time, images_per_s=result.images_per_s, epochs_run=result.epochs_done,
+                     reason=result.reason, peak_memory_bytes=result.peak_memory_bytes, val_acc=result.final_val_acc,
+                     test_acc=result.test_acc, trained_spec_id=result.spec_id)
+        if result.reason == "completed":
+            values = {"accuracy": result.final_val_acc, "flops": p.flops, "throughput": result.images_per_s}
+            self._tell(ctx, trial, values=[values[o] for o in self.cfg.objectives])
+        elif result.reason == "pruned":
+            self._tell(ctx, trial, state=TrialState.PRUNED)
+        else:  # nan, oom: this net failed; the study goes on
+            record.write(trial, fail_reason=result.reason + (f": {result.error}" if result.error else ""))
+            self._tell(ctx, trial, state=TrialState.FAIL)
+        self._say(f"trial {trial.number}: {result.reason}")
+
+    @staticmethod
+    def _record(ctx: _Context, trial: Any) -> TrialRecord:
+        """The trial's record as stored now."""
+        return TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage, trial.number)))
+
+    @staticmethod
+    def _tell(ctx: _Context, trial: Any, state: Any = None, values: Any = None) -> None:
+        try:
+            ctx.study.tell(trial, values, state=state) if state is not None else ctx.study.tell(trial, values)
+        except (ValueError, RuntimeError):  # failed meanwhile by another worker as stale: keep its verdict
+            pass
+
+    def _say(self, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(message)

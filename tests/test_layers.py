@@ -1,0 +1,93 @@
+"""The import graph of nasx/: no circle, and every import points down the layers (STYLE.md):
+spec → data/analysis → build/complexity/zoo → space/train → record → study/bench → report/ablate → cli."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nasx
+
+ROOT = Path(nasx.__file__).resolve().parent
+# module (dotted, under nasx) -> layer; a higher number is a higher floor
+LAYERS = {
+    "errors": 0, "net.spec": 0, "net.fit": 0,
+    "data": 1, "analysis": 1,
+    "net.build": 2, "net.complexity": 2, "net.zoo": 2, "net.verify": 2,
+    "space": 3, "space_sample": 3, "train": 3,
+    "record": 4,
+    "study.prune": 5, "study.config": 5, "study.storage": 5, "study.progress": 5, "study.worker": 5,
+    "study.run": 5, "study.references": 5, "bench": 5,
+    "ablate": 6, "report.tables": 6, "report.figures": 6, "report.page": 6, "report.ablation": 6,
+    "cli.common": 7, "cli.net": 7, "cli.space": 7, "cli.train": 7, "cli.explore": 7, "cli.report": 7,
+    "cli.ablate": 7, "cli.app": 7,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """nasx modules imported by the file (relative or absolute), resolved to dotted names under nasx."""
+    here = module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                target = [p for p in base if p] + (node.module.split(".") if node.module else [])
+            elif node.module and node.module.startswith("nasx"):
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            for alias in node.names:
+                candidate = ".".join(target + [alias.name])
+                out.add(candidate if (ROOT / (candidate.replace(".", "/") + ".py")).exists()
+                        or (ROOT / candidate.replace(".", "/")).is_dir() else ".".join(target))
+        elif isinstance(node, ast.Import):
+            out.update(a.name[5:] for a in node.names if a.name.startswith("nasx."))
+    return {m for m in out if m}
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports(p) for p in ROOT.rglob("*.py") if module_name(p)}
+
+
+def test_every_module_has_a_layer():
+    faces = {m for m in graph() if (ROOT / m.replace(".", "/")).is_dir()} | {"__main__"}
+    assert set(graph()) - faces == set(LAYERS), "add new modules to LAYERS"
+
+
+def test_imports_point_down_the_layers():
+    up = []
+    for module, targets in graph().items():
+        if module not in LAYERS:
+            continue  # package faces (__init__) re-export their own modules
+        for target in targets:
+            if target in LAYERS and LAYERS[target] > LAYERS[module]:
+                up.append(f"{module} (layer {LAYERS[module]}) imports {target} (layer {LAYERS[target]})")
+    assert not up, up
+
+
+def test_no_import_circle():
+    g = {m: {t for t in ts if t in LAYERS} for m, ts in graph().items() if m in LAYERS}
+    seen, stack, cycles = set(), [], []
+
+    def visit(m: str) -> None:
+        if m in stack:
+            cycles.append(stack[stack.index(m):] + [m])
+            return
+        if m in seen:
+            return
+        seen.add(m)
+        stack.append(m)
+        for t in sorted(g.get(m, ())):
+            visit(t)
+        stack.pop()
+
+    for m in sorted(g):
+        visit(m)
+    assert not cycles, cycles

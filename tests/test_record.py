@@ -1,0 +1,124 @@
+"""The trial record: the one owner of the stored keys, its round trip, old studies, and the one fit of a net
+to its data (a 1-channel dataset at another resolution, through the real trainer, stored = trained = exported)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+import nasx
+from nasx.net.complexity import complexity
+from nasx.record import RecordError, StudyInfo, TrialRecord
+from nasx.study import StudyConfig, open_storage, run_study
+from nasx.train import Trainer, train
+
+from conftest import FASHION_DIR
+
+NASX = Path(nasx.__file__).resolve().parent
+
+
+def test_only_the_record_module_touches_user_attributes():
+    """A grep of the library for the ways Optuna's user attributes are read or written: record.py only."""
+    offenders = []
+    for path in sorted(NASX.rglob("*.py")):
+        if path.name == "record.py" and path.parent == NASX:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("user_attrs", "set_user_attr", "set_trial_user_attr"):
+                offenders.append(f"{path.relative_to(NASX)}:{node.lineno} .{node.attr}")
+    assert not offenders, offenders
+
+
+def frozen(state=TrialState.COMPLETE, **attrs):
+    return optuna.trial.create_trial(state=state, values=[0.5, 100] if state == TrialState.COMPLETE else None,
+                                     params={"x": 0.25}, distributions={"x": FloatDistribution(0, 1)}, user_attrs=attrs)
+
+
+def test_a_record_round_trips_through_user_attributes():
+    spec = nasx.zoo.get("resnet20")
+    rec = TrialRecord(3, "COMPLETE", spec=spec.to_dict(), spec_id=spec.id, flops=1, curve=(0.1, 0.2), seed=4,
+                      tags={"setting": "32x4d"}, candidate_key="k")
+    back = TrialRecord.from_trial(frozen(**rec.to_attrs()))
+    assert back.curve == (0.1, 0.2) and back.tags == {"setting": "32x4d"} and back.net == spec
+    assert {k: v for k, v in back.to_attrs().items()} == rec.to_attrs()
+    assert back.choices == {"x": 0.25} and back.values == (0.5, 100)
+
+
+def test_records_written_by_the_earlier_version_load():
+    """The stored keys of studies written before the record module existed (same names, tag_ prefix)."""
+    old = {"spec": nasx.zoo.get("resnet20").to_dict(), "spec_id": "abc", "flops": 5, "params": 6, "acts": 7,
+           "description": "d", "curve": [0.1], "train_loss": [2.0], "val_acc": 0.1, "wall_time": 1.0,
+           "images_per_s": 2.0, "epochs_run": 1, "reason": "completed", "peak_memory_bytes": None, "seed": 0,
+           "dataset": "cifar10", "split_hash": "h", "device": "cpu:x", "versions": {"nasx": "0.1.0"}, "worker": 0,
+           "budget": {"epochs": 1, "fraction": 0.02}, "heartbeat": 1.0, "tag_setting": "1x64d"}
+    rec = TrialRecord.from_trial(frozen(**old))
+    assert rec.val_acc == 0.1 and rec.tags == {"setting": "1x64d"} and rec.budget["fraction"] == 0.02
+    info = StudyInfo.from_attrs({"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.02,
+                                 "objectives": ["accuracy", "flops"], "val_size": 1000, "seed": 0})
+    assert info.space_hash is None and info.differences(info) == []
+
+
+def test_an_unknown_key_is_one_line_that_says_what_to_do():
+    with pytest.raises(RecordError, match="holds colour, which this version of nasx does not know; upgrade"):
+        TrialRecord.from_trial(frozen(colour="red"))
+
+
+def test_fakes_follow_the_trainers_signature():
+    """The contract: every stand-in the study tests pass as train_fn has `train`'s parameters (a Trainer)."""
+    import study_fakes
+    import test_ablate
+    import test_report
+    import test_study
+
+    def shape(fn):
+        return [(p.name, p.kind) for p in inspect.signature(fn).parameters.values()]
+
+    want = shape(train)
+    assert want == [(n, k) for n, k in shape(Trainer.__call__)[1:]]
+    fakes = [study_fakes.curve_train, study_fakes.slow_train, study_fakes.sleepy_train, study_fakes.hang_once_train,
+             study_fakes.faulty_train, test_study.interrupting_train, test_report.nan_train, test_ablate.seeded_train]
+    for fake in fakes:
+        assert shape(fake)[:len(want)] == want, fake.__name__
+        assert all(p.default is not inspect.Parameter.empty for p in list(inspect.signature(fake).parameters.values())[len(want):])
+
+
+@pytest.mark.slow
+def test_a_fashion_mnist_study_stores_counts_and_exports_the_net_it_trained(tmp_path, monkeypatch):
+    """fashion-mnist is 28x28x1; the resnet space is written for 32x32x3. The one fit makes the stored spec,
+    its id, its FLOPs, the module the real trainer built and the exported file the same 1-channel net."""
+    if not FASHION_DIR.is_dir():
+        pytest.skip(f"no Fashion-MNIST at {FASHION_DIR}")
+    monkeypatch.chdir(tmp_path)
+    cfg = StudyConfig(space="resnet", dataset="fashion-mnist", data_dir=str(FASHION_DIR), trials=1, epochs=1,
+                      fraction=0.01, val_size=500, flops=(2_000_000, 6_000_000), device="cpu", sampler="random",
+                      storage=str(tmp_path / "f.journal"), study="fm")
+    summary = run_study(cfg)
+    assert summary.snapshot.complete == 1
+    study = optuna.load_study(study_name="fm", storage=open_storage(cfg.storage_url))
+    rec = next(r for r in map(TrialRecord.from_trial, study.get_trials()) if r.state == "COMPLETE")
+    spec = rec.net
+    assert (spec.in_channels, spec.resolution, spec.num_classes) == (1, 28, 10)
+    cx = complexity(spec)
+    assert rec.spec_id == spec.id == rec.trained_spec_id
+    assert (rec.flops, rec.params, rec.acts) == (cx.flops, cx.params, cx.acts)
+    assert 2_000_000 <= rec.flops <= 6_000_000
+    from nasx.cli.app import app
+
+    res = CliRunner().invoke(app, ["export", "fm", "--best", "--out", str(tmp_path / "net.yaml"), "--storage",
+                                   cfg.storage_url])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["count", str(tmp_path / "net.yaml"), "--format", "json"])
+    counted = json.loads(res.stdout)
+    assert (counted["id"], counted["flops"], counted["params"]) == (rec.spec_id, rec.flops, rec.params)
+    res = CliRunner().invoke(app, ["report", "fm", "--storage", cfg.storage_url, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    row = __import__("pandas").read_csv(tmp_path / "r" / "trials.csv").query("state == 'COMPLETE'").iloc[0]
+    assert (row["spec_id"], int(row["flops"])) == (rec.spec_id, rec.flops)
