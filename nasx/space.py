@@ -217,7 +217,7 @@ _BLOCK_CLASS = {"plain": PlainBlock, "residual": ResidualBlock, "aggregated": Ag
 STAGE_KEYS = ("count", "depth", "width", "branch", "stride", "pool") + BRANCHES
 TIE_KINDS = {"stem_width": ("stage1",), "width": ("same", "double", "non_decreasing"),
              "depth": ("same", "non_decreasing")}
-_TOP_KEYS = ("name", "description", "input", "constraints", "stem", "head", "stages", "ties")
+_TOP_KEYS = ("name", "description", "input", "constraints", "stem", "head", "stages", "ties", "corners")
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,21 @@ class Space:
 
     # -- derived --------------------------------------------------------------------------------
     content_hash: str = ""  # of the parsed file: a study resumed after the file changed is another experiment
+    corners: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # name -> overrides
+    data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the file's mapping
+    corner_name: str | None = None  # set on a space that is one of its file's corners
+
+    def corner(self, name: str) -> "Space":
+        """The named corner of the space: the file's mapping with the corner's keys laid over it (a sub-space
+        that a smaller budget searches, e.g. `cpu`)."""
+        if name not in self.corners:
+            known = ", ".join(sorted(self.corners)) or "none"
+            raise SpaceError(f"{self.source}: no corner {name!r} (corners: {known})")
+        merged = _overlay({k: v for k, v in self.data.items() if k != "corners"}, self.corners[name])
+        narrowed = parse_space(merged, f"{self.source} (corner {name})")
+        return dataclasses.replace(narrowed, source=self.source, corner_name=name, corners=self.corners,
+                                   data=self.data, resolution=self.resolution, in_channels=self.in_channels,
+                                   num_classes=self.num_classes)
 
     def at(self, shape: InputShape | int) -> "Space":
         """The same family for another input: a dataset's InputShape, or an image side alone (e.g. 224)."""
@@ -574,10 +589,27 @@ def parse_space(data: Any, source: str) -> Space:
         if value not in allowed:
             raise at.fail(f"ties.{key}", f"{value!r} is not one of {', '.join(allowed)}")
     description = str(top.get("description", "")).strip()
+    corners = _mapping(top.get("corners"), "corners", tuple(top.get("corners") or ()), at)
+    for cname, overrides in corners.items():
+        if not isinstance(overrides, dict):
+            raise at.fail(f"corners.{cname}", "expected a mapping of space keys to lay over the space")
+        bad = [k for k in overrides if k not in _TOP_KEYS or k in ("name", "corners", "input")]
+        if bad:
+            raise at.fail(f"corners.{cname}.{bad[0]}", "not a key a corner may change")
     return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
                  in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
                  params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
-                 content_hash=_content_hash(data))
+                 content_hash=_content_hash(data), corners=corners, data=dict(data))
+
+
+def _overlay(base: Any, top: Any) -> Any:
+    """`top` laid over `base`: mappings merge key by key (recursively), anything else replaces."""
+    if isinstance(base, dict) and isinstance(top, dict) and not (len(top) == 1 and next(iter(top)) in DIST_KINDS):
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = _overlay(base.get(key), value) if key in base else value
+        return out
+    return top
 
 
 def _content_hash(data: Any) -> str:
@@ -607,7 +639,10 @@ def load_space(name_or_path: str | Path) -> Space:
     except SpecError as e:
         raise SpaceError(f"{source}: {e}") from None
     try:
-        return parse_space(data, source)
+        space = parse_space(data, source)
+        for name in space.corners:
+            space.corner(name)  # a corner that cannot be read is an error of the file, found now
+        return space
     except (TypeError, AttributeError, KeyError) as e:  # a value of a type no check above foresaw
         raise SpaceError(f"{source}: malformed space file ({type(e).__name__}: {e})") from None
 

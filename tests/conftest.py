@@ -67,3 +67,20 @@ def cifar10(cifar10_raw):
     from nasx import data
 
     return data.split(cifar10_raw, 5000, seed=0)
+
+
+SLOW_BY_NAME = ("test_random_specs_count_equal_fvcore_and_numel", "test_zoo_counts_equal_at_other_resolutions")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tier, beside the explicit @pytest.mark.slow: fvcore tracing of ImageNet-sized zoo nets and
+    of the random-spec sweeps (the fast tier keeps the CIFAR zoo nets and the small random specs)."""
+    from nasx.net.zoo import ZOO
+
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        big_zoo = item.module.__name__ in ("test_complexity", "test_zoo") and \
+            getattr(ZOO.get(params.get("name")), "dataset", None) == "imagenet"
+        if name in SLOW_BY_NAME or big_zoo:
+            item.add_marker(pytest.mark.slow)

@@ -28,6 +28,7 @@ def app():
     return app
 
 
+@pytest.mark.slow
 def test_bench_quick_json_has_every_field(app, tmp_path):
     out = tmp_path / "bench.json"
     # synthetic 16x16 images and 2 steps keep this under ~20 s; docs/benchmarks.md has the real-data runs

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 import nasx
@@ -69,6 +70,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nasx", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_bad_spec_files_give_one_line_and_nonzero_exit(tmp_path):
     cases = {
         "cardinality.json": json.dumps({"stem": {}, "stages": [{"depth": 1, "width": 30, "block": {"branch": "aggregated", "cardinality": 4}}]}),

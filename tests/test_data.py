@@ -78,6 +78,7 @@ def _tar_gz(folder: Path, dest: Path, arcname: str) -> Path:
 # Real data (../shared/datasets)
 
 
+@pytest.mark.slow
 def test_cifar10_jpeg_archive_loads(cifar10_raw):
     raw = cifar10_raw
     assert raw.train_x.shape == (50000, 3, 32, 32) and raw.train_x.dtype == torch.uint8
@@ -91,6 +92,7 @@ def test_cifar10_jpeg_archive_loads(cifar10_raw):
     assert all(0.2 < s < 0.3 for s in std)
 
 
+@pytest.mark.slow
 def test_cifar10_second_load_is_cached(cifar10_raw, nasx_offline_cache):
     cached = list((nasx_offline_cache / "decoded").glob("cifar10-*.pt"))
     assert len(cached) == 1
@@ -102,6 +104,7 @@ def test_cifar10_second_load_is_cached(cifar10_raw, nasx_offline_cache):
     assert again.content_hash == cifar10_raw.content_hash
 
 
+@pytest.mark.slow
 def test_cifar10_found_via_nasx_data_and_data_dir_wins(cifar10_raw, tmp_path, monkeypatch):
     monkeypatch.setenv("NASX_DATA", str(CIFAR10_ARCHIVE.parent.parent))  # holds cifar10/<archive>
     assert data.load_raw("cifar10").content_hash == cifar10_raw.content_hash
@@ -110,6 +113,7 @@ def test_cifar10_found_via_nasx_data_and_data_dir_wins(cifar10_raw, tmp_path, mo
     assert raw.train_x.shape[0] == 100 and torch.equal(raw.train_x, torch.from_numpy(trx))
 
 
+@pytest.mark.slow
 def test_split_of_real_cifar10(cifar10, cifar10_raw):
     ds = cifar10
     assert (len(ds.train_y), len(ds.val_y), len(ds.test_y)) == (45000, 5000, 10000)

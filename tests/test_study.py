@@ -41,6 +41,7 @@ def trials_of(cfg: StudyConfig):
     return optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.storage_url)).get_trials()
 
 
+@pytest.mark.slow
 def test_two_objective_study_end_to_end_with_the_real_trainer(tmp_path):
     cfg = config(tmp_path, trials=3)
     summary = run_study(cfg)
@@ -104,6 +105,7 @@ def assert_exact_and_no_duplicates(cfg: StudyConfig, wanted: int) -> None:
     assert len({t.number for t in trials}) == len(trials)
 
 
+@pytest.mark.slow
 def test_four_local_workers_share_the_journal_exactly(tmp_path):
     cfg = config(tmp_path, trials=10, workers=4)
     summary = run_study(cfg, train_fn=slow_train)
@@ -115,6 +117,7 @@ def test_four_local_workers_share_the_journal_exactly(tmp_path):
 POSTGRES = os.environ.get("NASX_TEST_POSTGRES_URL")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="set NASX_TEST_POSTGRES_URL (.ci/run starts a PostgreSQL server and sets it)")
 def test_three_workers_on_postgresql_exactly(tmp_path):
     name = f"pg-{os.getpid()}-{int(time.time())}"
@@ -137,6 +140,7 @@ def _training(cfg):
     return [t for t in trials_of(cfg) if t.state == TrialState.RUNNING and "description" in t.user_attrs]
 
 
+@pytest.mark.slow
 def test_a_sigkilled_workers_trial_is_requeued_while_the_others_are_busy(tmp_path, monkeypatch):
     monkeypatch.setenv("NASX_TEST_HANG", str(tmp_path / "hung"))
     cfg = config(tmp_path, trials=3, grace=2.0, heartbeat=0.3, workers=2, val_size=0.1, max_trials=10)
@@ -181,6 +185,7 @@ def test_a_sigkilled_workers_trial_is_requeued_while_the_others_are_busy(tmp_pat
     assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
 
 
+@pytest.mark.slow
 def test_pruning_prunes_and_finds_the_same_front_at_lower_cost(tmp_path):
     n = 40
     full = config(tmp_path, trials=n, max_trials=n, epochs=4, prune=False, study="full")
@@ -254,6 +259,7 @@ def test_cli_explore_runs_from_a_study_file_and_reports_errors_in_one_line(tmp_p
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_fixed_candidates_train_exactly_once_each_and_resume(tmp_path):
     from nasx.study import Candidate
 

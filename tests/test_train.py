@@ -148,6 +148,7 @@ def test_adapts_to_a_one_channel_dataset():
     assert r.reason == "completed" and r.val_acc and 0 <= r.val_acc[0] <= 1
 
 
+@pytest.mark.slow
 def test_real_cifar10_short_cpu_training_beats_chance(cifar10, all_cores):
     """16-32-64 ResNet-8, two epochs over a 30% stratified subset (27k images), batch 128 on the CPU."""
     net = tiny_net((16, 32, 64))

@@ -29,10 +29,12 @@ def register(app: typer.Typer) -> None:
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
         val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation split held out of the training set: a share (0.1, the default) or a number of images."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
-        trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Complete trials wanted (default: 40 on a GPU, 4 on a CPU)."),
+        trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Complete trials wanted (default: 40 on a GPU, 10 on a CPU)."),
         timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds after which no new trial starts."),
         epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
-        fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.02 on a CPU)."),
+        fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
+        corner: Optional[str] = typer.Option(None, "--corner", help="Search a named corner of the space file (default on a CPU: `cpu` where the space has one); `none`: the whole space."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
         params: Optional[str] = typer.Option(None, "--params", help="Parameter band LO:HI, e.g. 0.5M:2M."),
         sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="nsga2 (default), tpe or random."),
@@ -44,17 +46,19 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampler, the split and training (default 0)."),
         throughput: bool = typer.Option(False, "--throughput", help="Add a third objective: measured training images/s (FLOPs do not predict GPU speed)."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Train every trial to the end (see README for the pruning rule)."),
-        report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end (also after Ctrl-C)."),
+        references: bool = typer.Option(True, "--references/--no-references", help="After the search, train the zoo nets that fit the input in or near the band on the same proxy (once per study) and draw them as measured points."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget."""
         from ..errors import NasxError
         from ..space import parse_band
-        from ..study import StudyConfig, load_config, redact, run_study
+        from ..study import StudyConfig, explore as run_explore, load_config, redact
 
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
             "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
             "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
+            "batch_size": batch_size, "corner": corner,
         }
         try:
             if flops:
@@ -75,12 +79,13 @@ def register(app: typer.Typer) -> None:
         except (NasxError, ValueError) as e:
             fail(str(e))
         try:
-            summary = run_study(cfg, progress=display.update, on_note=display.note)
+            done = run_explore(cfg, references=references, progress=display.update, on_note=display.note)
         except (NasxError, ValueError) as e:
             display.close()
             fail(str(e))
         finally:
             display.close()
+        summary = done.study
         cfg = summary.config
         snap = summary.snapshot
         typer.echo(f"study {cfg.name!r}: {snap.complete} complete, {snap.pruned} pruned, {snap.failed} failed "
@@ -94,11 +99,12 @@ def register(app: typer.Typer) -> None:
             from ..report import write_report
 
             try:  # also after an interrupt: the page of what is there, saying what is not
-                out = write_report([cfg.name], storage=cfg.storage_url)
+                out = write_report([cfg.name], storage=cfg.storage_url,
+                                   references=[done.reference_study] if done.reference_study else [])
                 typer.echo(f"report: {out}")
             except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
                 typer.echo(f"nasx: warning: no report ({e}); try `nasx report {cfg.name}`", err=True)
-        if summary.interrupted:
+        if done.interrupted:
             typer.echo("interrupted: run the same command again to resume", err=True)
             raise typer.Exit(130)
 

@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument(..., help="A zoo name (see `nasx zoo`) or a spec file (.json, .yaml, .jsonl)."),
         dataset: str = typer.Option(..., "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH or synthetic."),
         epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Passes over the training split."),
+        fraction: float = typer.Option(1.0, "--fraction", min=0.0, max=1.0, help="Share of the training split per epoch (a fixed, stratified, seeded subset), as in `nasx explore`."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ..."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (before $NASX_DATA and the cache)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Default 512 on CUDA, 128 on CPU."),
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
             spec = fit(spec, ds.input)
             cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
                                         warmup=warmup)
-            budget = train_mod.Budget(epochs=epochs)
+            budget = train_mod.Budget(epochs=epochs, fraction=fraction)
         except (SpecError, ValueError) as e:
             close()
             fail(f"{target} on {dataset}: {e}")
@@ -126,11 +127,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result, indent=1))
             return
         typer.echo(f"nasx bench  {result['date']}  {result['device']}  torch {result['torch']}  data: {result['data']}")
-        typer.echo(f"{'proxy training':<22} {'fast img/s':>11} {'baseline img/s':>15} {'ratio':>7}")
+        typer.echo(f"{'proxy training':<22} {'fast img/s':>11} {'naive loop':>11} {'ratio':>7} {'fair loader':>12} "
+                   f"{'ratio':>7}")
         for row in result["throughput"]:
             fast = row["fast"].get("images_per_s")
-            typer.echo(f"{row['model']:<22} {fast or float('nan'):>11,.0f} {row['baseline']['images_per_s']:>15,.0f} "
-                       f"{row['ratio'] or float('nan'):>6.2f}x")
+            typer.echo(f"{row['model']:<22} {fast or float('nan'):>11,.0f} {row['baseline']['images_per_s']:>11,.0f} "
+                       f"{row['ratio'] or float('nan'):>6.2f}x {row['fair_baseline']['images_per_s']:>12,.0f} "
+                       f"{row['fair_ratio'] or float('nan'):>6.2f}x")
+        typer.echo("naive loop: per-sample DataLoader, fp32, batch 128; fair loader: the same with the fast path's "
+                   "batch, worker processes, pinned memory, bf16 autocast (CUDA) and channels_last")
         c = result["counting"]
         typer.echo(f"counting ({len(c['specs'])} specs)  analytic {c['analytic_specs_per_s']:,.0f}/s  "
                    f"fvcore {c['fvcore_specs_per_s']:,.1f}/s  ratio {c['ratio']:,.0f}x  agree {c['counts_agree']}")

@@ -6,13 +6,14 @@ opens in optuna-dashboard as it is and `nasx report` needs nothing else.
 """
 
 from .config import OBJECTIVES, StudyConfig, StudyError, load_config, redact, resolve
+from .explore import Exploration, explore
 from .progress import FrontPoint, RunningTrial, Snapshot, snapshot
 from .references import reference_nets, run_references
 from .run import Candidate, RunSummary, enqueue, prepare, run_study
 from .storage import open_storage, open_study, repair_journal, study_lock
 from .worker import Worker, reap_stale
 
-__all__ = ["OBJECTIVES", "Candidate", "FrontPoint", "RunSummary", "RunningTrial", "Snapshot", "StudyConfig",
+__all__ = ["OBJECTIVES", "Candidate", "Exploration", "explore", "FrontPoint", "RunSummary", "RunningTrial", "Snapshot", "StudyConfig",
            "StudyError", "Worker", "enqueue", "load_config", "open_storage", "open_study", "prepare", "reap_stale",
            "redact", "reference_nets", "repair_journal", "resolve", "run_references", "run_study", "snapshot",
            "study_lock"]

@@ -13,7 +13,8 @@ from ..errors import NasxError
 from ..record import storage_url
 from .prune import PruneRule
 
-__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "OBJECTIVES", "SAMPLERS"]
+__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "OBJECTIVES", "SAMPLERS",
+           "CPU_DEFAULT"]
 
 # objective name -> maximize?
 OBJECTIVES = {"accuracy": True, "flops": False, "throughput": True}
@@ -62,6 +63,7 @@ class StudyConfig:
     studies_dir: str = "studies"
     test: bool = False  # also evaluate the test split at the end of each run (final numbers, never for search)
     fixed: bool = False  # train only the queued candidates (nasx edf, nasx ablate), never sample the space
+    corner: Optional[str] = None  # search this corner of the space file (e.g. "cpu"); "none": the whole space
 
     @property
     def name(self) -> str:
@@ -143,28 +145,50 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
         raise StudyError(f"{path}: {e}") from None
 
 
+# The CPU study `nasx explore` runs with no sizing options: about 15 minutes on 2 cores, real accuracies
+# (measured on a 2-core machine, 2026-11-27: one pass over half the training split lifts a ~15 MFLOP net of
+# the resnext space's `cpu` corner to ~40% validation accuracy in under a minute; see docs/benchmarks.md)
+CPU_DEFAULT = {"trials": 10, "epochs": 1, "fraction": 0.5, "val_size": 2000, "batch_size": 128}
+
+
+def study_space(cfg: StudyConfig):
+    """The space the study searches: the file, or the corner of it that the config names."""
+    from ..space import load_space
+
+    space = load_space(cfg.space)
+    return space.corner(cfg.corner) if cfg.corner not in (None, "none") else space
+
+
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:
-    """Fill the machine-dependent defaults; return the config and notes for the user."""
+    """Fill the machine-dependent defaults (the one place they are chosen); return the config and notes."""
     notes: list[str] = []
     if cuda:
         # ~10 minutes on one H100: 5-epoch proxies on 45k images, several per GPU
         changes: dict[str, Any] = {"epochs": cfg.epochs or 5, "fraction": cfg.fraction or 1.0,
                                    "trials": cfg.trials or 40, "workers": cfg.workers or max(1, gpus) * cfg.per_gpu}
     else:
-        smoke = cfg.trials is None and cfg.epochs is None and cfg.fraction is None
-        changes = {"epochs": cfg.epochs or 1, "fraction": cfg.fraction or 0.02, "trials": cfg.trials or 4,
-                   "workers": cfg.workers or 1}
-        if smoke and cfg.val_size is None:
-            changes["val_size"] = 1000
-        if smoke:
-            notes.append("no GPU: running a small smoke study (4 trials, 1 epoch on 2% of the training set, "
-                         "the cheap end of the FLOPs band); pass --trials/--epochs/--fraction to size it yourself")
-            if cfg.flops is None and cfg.params is None and not cfg.fixed:
-                from ..space import load_space
+        sized = any(v is not None for v in (cfg.trials, cfg.epochs, cfg.fraction))
+        changes = {"workers": cfg.workers or 1}
+        for key, value in CPU_DEFAULT.items():
+            if getattr(cfg, key) is None and not sized:
+                changes[key] = value
+        changes.setdefault("trials", cfg.trials or CPU_DEFAULT["trials"])
+        changes.setdefault("epochs", cfg.epochs or CPU_DEFAULT["epochs"])
+        changes.setdefault("fraction", cfg.fraction or CPU_DEFAULT["fraction"])
+        if not cfg.fixed and cfg.corner is None:
+            from ..space import load_space
 
-                band = load_space(cfg.space).flops
-                if band is not None:  # the cheapest third of the band's log-range
-                    changes["flops"] = (band[0], int(band[0] * (band[1] / band[0]) ** (1 / 3)))
+            if "cpu" in load_space(cfg.space).corners:
+                changes["corner"] = "cpu"
+        if not sized:
+            corner = changes.get("corner")
+            where = (f"the space's `cpu` corner (small, shallow nets that learn in one pass)" if corner else
+                     "the whole space")
+            notes.append(f"no GPU: a CPU study of about 15 minutes on 2 cores: {changes['trials']} trials of "
+                         f"{changes['epochs']} epoch on {changes['fraction']:.0%} of the training split, batch "
+                         f"{changes.get('batch_size', cfg.batch_size)}, nets from {where}, validation on "
+                         f"{changes.get('val_size', cfg.val_size):,} held-out images; size it with --trials, "
+                         f"--epochs, --fraction, --flops, or --corner none for the whole space")
     changes["max_trials"] = cfg.max_trials or 3 * changes["trials"] + 10
     if changes.get("val_size", cfg.val_size) is None:
         changes["val_size"] = 0.1

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 from .. import record
 from ..net.spec import NetSpec
 from ..record import TrialRecord
-from .config import StudyConfig, resolve
+from .config import StudyConfig, resolve, study_space
 from .progress import Snapshot, snapshot
 from .storage import open_storage, open_study, study_lock
 from .worker import Worker, owner_id, reap_stale
@@ -75,12 +75,11 @@ def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> t
     import numpy as np
 
     from .. import data as nasx_data
-    from ..space import load_space
     from ..space_sample import sample
 
     cfg.check()
     cfg, notes = resolve(cfg, *_uses_cuda(cfg))
-    space = None if cfg.fixed else load_space(cfg.space)
+    space = None if cfg.fixed else study_space(cfg)
     nasx_data.locate(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)  # found (or downloadable)?
     storage = open_storage(cfg.storage_url, warn=warn)  # a bad URL or a damaged journal: before any decoding
     dataset = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,

@@ -22,7 +22,7 @@ from ..net.complexity import complexity
 from ..net.fit import fit
 from ..net.spec import NetSpec
 from ..record import TrialRecord
-from .config import StudyConfig, StudyError
+from .config import StudyConfig, StudyError, study_space
 from .storage import open_study, open_storage, study_lock
 
 __all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "Proposal"]
@@ -211,12 +211,11 @@ class Worker:
     # -- set-up and scheduling --------------------------------------------------------------------
     def _setup(self) -> _Context:
         from .. import data as nasx_data
-        from ..space import load_space
         from ..train import Budget, TrainConfig, resolve_device
 
         cfg = self.cfg
         storage = open_storage(cfg.storage_url)
-        space = None if cfg.fixed else load_space(cfg.space)
+        space = None if cfg.fixed else study_space(cfg)
         study = open_study(cfg, storage, self.index, space.content_hash if space else None)
         dataset = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,
                                  download=cfg.download)

@@ -1,0 +1,49 @@
+"""The main job as one call: run (or resume) a study of a space, then its zoo references on the same proxy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .config import StudyConfig, study_space
+from .progress import Snapshot
+from .references import reference_nets, references_config, run_references
+from .run import RunSummary, run_study
+
+__all__ = ["Exploration", "explore"]
+
+
+@dataclass
+class Exploration:
+    """What `explore` did: the study's run and, unless turned off or interrupted, its references' run."""
+
+    study: RunSummary
+    references: Optional[RunSummary]
+    reference_study: Optional[str]  # the companion study's name, where references were trained
+
+    @property
+    def interrupted(self) -> bool:
+        return self.study.interrupted or bool(self.references and self.references.interrupted)
+
+
+def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Snapshot], None] | None = None,
+            on_note: Optional[Callable[[str], None]] = None, train_fn: Optional[Callable] = None) -> Exploration:
+    """Run the study; then train the zoo nets that fit its input in or near its band under the same proxy,
+    seed and split (each once per study), so the report can draw them as measured points."""
+    from .. import data as nasx_data
+
+    summary = run_study(cfg, progress=progress, on_note=on_note, train_fn=train_fn)
+    if not references or summary.interrupted or summary.config.fixed:
+        return Exploration(summary, None, None)
+    done = summary.config
+    band = done.flops or study_space(done).flops
+    shape = nasx_data.load(done.dataset, data_dir=done.data_dir, val_size=done.val_size, seed=done.seed,
+                           download=done.download).input
+    nets = reference_nets(shape, band)
+    if not nets:
+        return Exploration(summary, None, None)
+    if on_note is not None:
+        on_note(f"training {len(nets)} zoo net(s) on the same proxy as references: "
+                f"{', '.join(name for name, _ in nets)} (--no-references turns this off)")
+    refs = run_references(done, nets, progress=progress, on_note=on_note, train_fn=train_fn)
+    return Exploration(summary, refs, references_config(done).name)
