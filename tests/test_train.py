@@ -141,6 +141,34 @@ def test_augment_crops_and_flips_per_sample():
     assert torch.equal(augment(x, g1), augment(x, g2))
 
 
+def test_cpu_defaults_and_threads_only_for_the_run(synthetic):
+    """channels_last is the CPU default too (oneDNN's NHWC kernels), with a cosine schedule at peak 0.2;
+    the CUDA defaults are unchanged; `threads` holds for the run only, and the caller's thread count
+    comes back even when the run is stopped by an exception."""
+    assert TrainConfig().resolved(torch.device("cpu")).channels_last is True
+    assert TrainConfig(channels_last=False).resolved(torch.device("cpu")).channels_last is False
+    cpu, cuda = TrainConfig().resolved(torch.device("cpu")), TrainConfig().resolved(torch.device("cuda"))
+    assert (cpu.batch_size, cpu.lr, cpu.schedule, cpu.amp) == (128, 0.2, "cosine", False)  # short CPU proxies
+    assert (cuda.batch_size, cuda.lr, cuda.schedule, cuda.amp, cuda.channels_last) == (512, 0.4, "onecycle", True, True)
+    assert TrainConfig(schedule="onecycle", lr=0.05).resolved(torch.device("cpu")).schedule == "onecycle"
+    with pytest.raises(ValueError, match="threads"):
+        TrainConfig(threads=0)
+    before = torch.get_num_threads()
+    seen = []
+    r = train(tiny_net(), synthetic, Budget(epochs=1, fraction=0.25), "cpu", seed=0,
+              config=TrainConfig(batch_size=64, lr=0.1, threads=before + 1),
+              callback=lambda rep: seen.append(torch.get_num_threads()))
+    assert r.reason == "completed" and r.config["channels_last"] and r.config["threads"] == before + 1
+    assert seen == [before + 1] and torch.get_num_threads() == before
+
+    def stop(rep):
+        raise Pruned()
+
+    r = train(tiny_net(), synthetic, Budget(epochs=2, fraction=0.25), "cpu", seed=0,
+              config=TrainConfig(batch_size=64, lr=0.1, threads=before + 1), callback=stop)
+    assert r.reason == "pruned" and torch.get_num_threads() == before
+
+
 def test_adapts_to_a_one_channel_dataset():
     gray = data.split(data._raw("gray", torch.randint(0, 255, (256, 1, 12, 12), dtype=torch.uint8).numpy(),
                                 (torch.arange(256) % 4).numpy(), None, None, list("abcd"), "test"), 64, 0)
