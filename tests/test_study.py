@@ -339,3 +339,35 @@ def _first_new_trial_pruned(tmp_path, name: str, duplicates: bool) -> bool:
 def test_pruning_peers_count_a_net_once(tmp_path):
     assert not _first_new_trial_pruned(tmp_path, "once", duplicates=True)
     assert _first_new_trial_pruned(tmp_path, "thrice", duplicates=False)  # the control: three nets are three peers
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+def test_ctrl_c_or_sigterm_stops_explore_mid_epoch_and_the_same_command_resumes(tmp_path, sig):
+    """The real trainer in a long epoch: the signal ends the process within seconds, marks the trial
+    interrupted and queues its net again; the report is written all the same."""
+    env = {**os.environ, "NASX_OFFLINE": "1", "NASX_CACHE": str(tmp_path / "cache")}
+    args = [sys.executable, "-m", "nasx", "explore", "--space", "resnet", "--dataset", "synthetic:32", "--flops",
+            "20M:40M", "--trials", "2", "--epochs", "50", "--device", "cpu", "--no-references", "--study", "long",
+            "--storage", str(tmp_path / "long.journal")]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg = StudyConfig(study="long", storage=str(tmp_path / "long.journal"))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if _training(cfg):
+                break
+        except KeyError:  # the study is not created yet
+            pass
+        time.sleep(0.3)
+    time.sleep(2)  # mid-epoch
+    sent = time.time()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert time.time() - sent < 10, "took too long to stop"
+    assert proc.returncode == 130, err
+    assert "interrupted: run the same command again to resume" in err and "Traceback" not in err
+    trials = trials_of(cfg)
+    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    queued = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get("retry_of") is not None]
+    assert len(interrupted) == 1 and len(queued) == 1 and queued[0].user_attrs["retry_of"] == interrupted[0].number
+    assert (tmp_path / "reports" / "long" / "index.html").is_file()

@@ -141,7 +141,7 @@ class Display:
             typer.echo(f"nasx: note: {message}", err=True)
 
     def update(self, snap) -> None:
-        line = (f"[{snap.elapsed:6.0f} s] {self.name}: {snap.complete} done, {snap.running} running, "
+        line = (f"[{snap.elapsed:6.0f} s] {snap.study or self.name}: {snap.complete} done, {snap.running} running, "
                 f"{snap.pruned} pruned, {snap.failed} failed")
         if self.live is not None:
             from rich.console import Group

@@ -54,6 +54,7 @@ class Snapshot:
     front: list[FrontPoint] = field(default_factory=list)
     running_trials: list[RunningTrial] = field(default_factory=list)
     elapsed: float = 0.0
+    study: str = ""
 
     @property
     def started(self) -> int:
@@ -62,7 +63,7 @@ class Snapshot:
 
 def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
     """Count the study's trials by state, read the running ones' progress, compute the accuracy-vs-FLOPs front."""
-    snap = Snapshot(elapsed=elapsed)
+    snap = Snapshot(elapsed=elapsed, study=study.study_name)
     done: list[TrialRecord] = []
     now = time.time()
     for t in study.get_trials(deepcopy=False):

@@ -15,7 +15,7 @@ from .run import Candidate, RunSummary, run_study
 
 __all__ = ["reference_nets", "references_config", "run_references", "NEAR"]
 
-NEAR = 2.0  # "near the band": within this factor of its ends
+NEAR = 1.5  # "near the band": within this factor of its ends
 
 
 def reference_nets(shape: InputShape, band: Optional[tuple[int, int]], near: float = NEAR) -> list[tuple[str, NetSpec]]:
@@ -40,8 +40,8 @@ def reference_nets(shape: InputShape, band: Optional[tuple[int, int]], near: flo
 
 def references_config(cfg: StudyConfig) -> StudyConfig:
     """The companion study: same storage, dataset, split, seed and proxy budget; fixed candidates, no pruning."""
-    return dataclasses.replace(cfg, study=f"{cfg.name}-zoo", fixed=True, prune=False, trials=None, max_trials=None,
-                               workers=1, timeout=None, sampler="random")
+    return dataclasses.replace(cfg, study=f"{cfg.name}-zoo", storage=cfg.storage_url, fixed=True, prune=False,
+                               trials=None, max_trials=None, workers=1, timeout=None, sampler="random")
 
 
 def run_references(cfg: StudyConfig, nets: list[tuple[str, NetSpec]],
