@@ -139,6 +139,10 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
             ax.scatter(failed[key].astype(float), [0.02] * len(failed), transform=fail_tf, marker="v", s=30,
                        color="crimson", label=f"failed{' ' + data.name if several else ''}", zorder=4)
     ref_tf = blended_transform_factory(ax.transData, ax.transAxes)
+    xs_all = [float(v) for d in datas for v in d.trials[key].dropna()]
+    if xs_all:  # unmeasured zoo nets far outside the trials' range would only stretch the axis
+        lo, hi = min(xs_all) / 3, max(xs_all) * 3
+        zoo = [z for z in zoo if z.val_acc is not None or lo <= float(getattr(z, key)) <= hi]
     measured = [z for z in zoo if z.val_acc is not None]
     for z in zoo:
         value = float(getattr(z, key))
