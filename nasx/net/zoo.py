@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .fit import InputShape, fit
 from .spec import (
     AggregatedBlock,
     Head,
@@ -69,6 +70,21 @@ def resolve(spec_or_name: NetSpec | str | Path) -> NetSpec:
             return load_spec(spec_or_name)
         raise SpecError(f"{spec_or_name!r}: not a zoo name (see `nasx zoo`) nor a .json/.yaml spec file")
     raise SpecError(f"expected a NetSpec, zoo name or spec path, got {type(spec_or_name).__name__}")
+
+
+def fitting(shape: InputShape) -> list[tuple[str, NetSpec]]:
+    """(name, spec fitted to `shape`) of the zoo nets made for inputs like it (CIFAR-sized below 100 px, else
+    ImageNet), leaving out those whose grid collapses at that input."""
+    family = "cifar" if shape.resolution < 100 else "imagenet"
+    nets = []
+    for name, entry in ZOO.items():
+        if entry.dataset != family:
+            continue
+        try:
+            nets.append((name, fit(entry.make(), shape)))
+        except SpecError:
+            continue  # does not fit this input
+    return nets
 
 
 # ---------------------------------------------------------------------------------------------

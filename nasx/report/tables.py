@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 from ..analysis import pareto_mask
 from ..errors import NasxError
-from ..net.fit import InputShape, fit, input_of
+from ..net.fit import InputShape, input_of
 from ..record import StudyInfo, TrialRecord, read_info, storage_url
 from ..study.config import redact
 from ..study.storage import is_rdb, journal_path, open_storage
@@ -124,21 +124,13 @@ def zoo_references(shape: Optional[InputShape], measured: Sequence[Any] = ()) ->
     """The zoo nets of the family that fits the input (CIFAR nets below 100 px, else ImageNet), counted at it;
     accuracy only from `measured` trial tables (mean val_acc of complete trials with the same spec id)."""
     from ..net.complexity import complexity
-    from ..net.spec import SpecError
-    from ..net.zoo import ZOO
+    from ..net.zoo import fitting
 
     if shape is None:
         return []
-    family = "cifar" if shape.resolution < 100 else "imagenet"
     refs = []
-    for name, entry in ZOO.items():
-        if entry.dataset != family:
-            continue
-        try:
-            spec = fit(entry.make(), shape)
-            cx = complexity(spec)
-        except SpecError:
-            continue  # does not fit this input
+    for name, spec in fitting(shape):
+        cx = complexity(spec)
         acc, where = None, ""
         for table in measured:
             hit = table[(table["state"] == "COMPLETE") & (table["spec_id"] == spec.id)]

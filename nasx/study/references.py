@@ -7,8 +7,8 @@ import dataclasses
 from typing import Callable, Optional
 
 from ..net.complexity import complexity
-from ..net.fit import InputShape, fit
-from ..net.spec import NetSpec, SpecError
+from ..net.fit import InputShape
+from ..net.spec import NetSpec
 from .config import StudyConfig
 from .progress import Snapshot
 from .run import Candidate, RunSummary, run_study
@@ -21,18 +21,11 @@ NEAR = 1.5  # "near the band": within this factor of its ends
 def reference_nets(shape: InputShape, band: Optional[tuple[int, int]], near: float = NEAR) -> list[tuple[str, NetSpec]]:
     """(name, fitted spec) of the zoo nets made for inputs like `shape` (CIFAR-sized below 100 px, else ImageNet)
     whose FLOPs at that input lie within `near` x the band's ends (every such net when there is no band)."""
-    from ..net.zoo import ZOO
+    from ..net.zoo import fitting
 
-    family = "cifar" if shape.resolution < 100 else "imagenet"
     nets = []
-    for name, entry in ZOO.items():
-        if entry.dataset != family:
-            continue
-        try:
-            spec = fit(entry.make(), shape)
-            flops = complexity(spec).flops
-        except SpecError:
-            continue  # does not fit this input
+    for name, spec in fitting(shape):
+        flops = complexity(spec).flops
         if band is None or band[0] / near <= flops <= band[1] * near:
             nets.append((name, spec))
     return sorted(nets, key=lambda item: complexity(item[1]).flops)
