@@ -82,6 +82,32 @@ def test_resolution_collapse_before_the_head_is_reported():
 
 
 @pytest.mark.parametrize(
+    "name, resolution, words",
+    [
+        ("resnet50", 4, ["stage 2.stride", "1x1 grid"]),  # the stem already reaches 1x1: stages 2-4 stride nothing
+        ("resnet50", 16, ["stage 4.stride", "1x1 grid"]),
+        ("googlenet", 16, ["stage 8.pool", "1x1 grid"]),
+        ("alexnet", 5, ["stem: resolution 5", "stem.conv", "11x11 conv"]),
+        ("resnet20", 2, ["stage 3.stride"]),
+    ],
+)
+def test_collapsing_grid_names_the_op(name, resolution, words):
+    """A window larger than its padded input, or a stride on a grid already 1 pixel wide, is a SpecError."""
+    with pytest.raises(SpecError) as e:
+        nasx.zoo.get(name).replace(resolution=resolution)
+    assert all(w in str(e.value) for w in words), str(e.value)
+    with pytest.raises(SpecError):
+        nasx.complexity(name, resolution)
+
+
+@pytest.mark.parametrize("name, smallest", [("resnet50", 17), ("resnet20", 3), ("googlenet", 31), ("vgg16", 32), ("alexnet", 63)])
+def test_smallest_resolution_that_does_not_collapse(name, smallest):
+    nasx.zoo.get(name).replace(resolution=smallest)
+    with pytest.raises(SpecError, match="collapses"):
+        nasx.zoo.get(name).replace(resolution=smallest - 1)
+
+
+@pytest.mark.parametrize(
     "mutate, words",
     [
         (lambda d: d["stages"][1]["block"].update(branch="dense"), ["stage 2.block.branch", "dense"]),

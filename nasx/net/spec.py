@@ -17,6 +17,8 @@ from ..errors import NasxError
 
 __all__ = [
     "SpecError",
+    "Grid",
+    "pair",
     "Pool",
     "Stem",
     "PlainBlock",
@@ -58,6 +60,47 @@ def pool_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool)
     if (out - 1) * stride >= size + padding:
         out -= 1
     return out
+
+
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """(h, w) from an int or a pair (a square or an asymmetric kernel / padding)."""
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+class Grid:
+    """The feature map's side (h, w) as validation walks the net op by op; an op that cannot apply is a
+    SpecError naming it.
+
+    An op cannot apply when its window is larger than its padded input (PyTorch refuses it: the side
+    would drop below 1), or when it strides an axis that is already 1 pixel: the grid has collapsed
+    there, so the downsampling that the net was drawn with no longer happens.
+    """
+
+    def __init__(self, resolution: int):
+        self.resolution = resolution
+        self.h = self.w = resolution
+
+    def conv(self, kernel: int | tuple[int, int], stride: int, padding: int | tuple[int, int], where: str) -> None:
+        (kh, kw), (ph, pw) = pair(kernel), pair(padding)
+        what = f"{kh}x{kw} conv" + (f" with stride {stride}" if stride > 1 else "")
+        self._apply(conv_out(self.h, kh, stride, ph), conv_out(self.w, kw, stride, pw), stride, what, where)
+
+    def pool(self, pool: "Pool", where: str) -> None:
+        k, s = pool.kernel, pool.stride
+        what = f"{k}x{k} {getattr(pool, 'kind', 'max')}-pool" + (f" with stride {s}" if s > 1 else "")
+        self._apply(pool.out(self.h), pool.out(self.w), s, what, where)
+
+    def _apply(self, h: int, w: int, stride: int, what: str, where: str) -> None:
+        if h < 1 or w < 1:
+            self._fail(where, f"a {what} cannot apply to the {self.h}x{self.w} grid: it gives {h}x{w}")
+        if stride > 1 and (self.h == 1 or self.w == 1):
+            self._fail(where, f"a {what} strides the {self.h}x{self.w} grid: nothing is left to downsample")
+        self.h, self.w = h, w
+
+    def _fail(self, where: str, detail: str) -> None:
+        if where == "stem" or where.startswith("stem."):
+            raise SpecError(f"stem: resolution {self.resolution} collapses in the stem ({where}: {detail})")
+        raise SpecError(f"{where}: resolution collapses ({detail}; input {self.resolution}x{self.resolution})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,6 +149,20 @@ class Stem:
                 raise SpecError(f"stem.mid_width: only the googlenet stem has one (kind is {self.kind!r})")
             _positive(self.mid_width, "stem.mid_width")
 
+    def _walk(self, grid: Grid) -> None:
+        """The stem's convs and pools on the grid (the twin of build.make_stem's shapes)."""
+        if self.kind == "imagenet":
+            grid.conv(7, 2, 3, "stem.conv")
+            grid.pool(Pool(3, 2, 1), "stem.pool")
+        elif self.kind == "alexnet":
+            grid.conv(11, 4, 2, "stem.conv")
+            grid.pool(Pool(3, 2), "stem.pool")
+        elif self.kind == "googlenet":
+            grid.conv(7, 2, 3, "stem.conv1")
+            grid.pool(Pool(3, 2, ceil_mode=True), "stem.pool1")
+            grid.conv(3, 1, 1, "stem.conv3")
+            grid.pool(Pool(3, 2, ceil_mode=True), "stem.pool2")
+
 
 @dataclass(frozen=True)
 class PlainBlock:
@@ -120,6 +177,9 @@ class PlainBlock:
         _positive(self.kernel, f"{where}.kernel")
         if self.kernel % 2 == 0:
             raise SpecError(f"{where}.kernel: {self.kernel} is even; 'same' padding needs an odd kernel")
+
+    def _walk(self, grid: Grid, stride: int, where: str) -> None:
+        grid.conv(self.kernel, stride, self.kernel // 2, where)
 
 
 @dataclass(frozen=True)
@@ -142,6 +202,9 @@ class ResidualBlock:
             raise SpecError(f"{where}.bottleneck_ratio: {self.bottleneck_ratio!r} must be > 0")
         _check_shortcut(self.shortcut, where)
 
+    def _walk(self, grid: Grid, stride: int, where: str) -> None:
+        grid.conv(3, stride, 1, where)  # the strided 3x3 (its projection shortcut gives the same side)
+
 
 @dataclass(frozen=True)
 class AggregatedBlock:
@@ -160,6 +223,9 @@ class AggregatedBlock:
         _positive(self.cardinality, f"{where}.cardinality")
         _positive(self.group_width, f"{where}.group_width")
         _check_shortcut(self.shortcut, where)
+
+    def _walk(self, grid: Grid, stride: int, where: str) -> None:
+        grid.conv(3, stride, 1, where)  # the strided 3x3 (its projection shortcut gives the same side)
 
 
 @dataclass(frozen=True)
@@ -190,6 +256,9 @@ class InceptionBlock:
             _positive(getattr(self, name), f"{where}.{name}")
         if self.kernel_5x5 not in (3, 5):
             raise SpecError(f"{where}.kernel_5x5: {self.kernel_5x5} must be 3 (torchvision) or 5 (paper)")
+
+    def _walk(self, grid: Grid, stride: int, where: str) -> None:
+        """Every branch keeps the side ('same' convs, a 3x3/1 pool with padding 1)."""
 
 
 Block = Union[PlainBlock, ResidualBlock, AggregatedBlock, InceptionBlock]
@@ -305,9 +374,8 @@ class NetSpec:
         self.head._check()
         if not isinstance(self.stages, tuple):
             raise SpecError("stages: must be a tuple of Stage")
-        size = self.stem_resolution(self.resolution)
-        if size < 1:
-            raise SpecError(f"stem: resolution {self.resolution} collapses to {size}x{size} in the stem")
+        grid = Grid(self.resolution)
+        self.stem._walk(grid)
         w_in = self.stem_width
         for i, stage in enumerate(self.stages, start=1):
             where = f"stage {i}"
@@ -346,42 +414,19 @@ class NetSpec:
                 raise SpecError(f"{where}.block.shortcut: zeropad cannot shrink {w_in} to {stage.width} channels")
             if stage.pool is not None:
                 stage.pool._check(f"{where}.pool")
-                size = stage.pool.out(size)
-                if size < 1:
-                    raise SpecError(f"{where}.pool: resolution collapses to {size}x{size}")
+                grid.pool(stage.pool, f"{where}.pool")
             if stage.depth > 0:
-                size = self.block_out_size(stage, size)
-                if size < 1:
-                    raise SpecError(f"{where}.stride: resolution collapses to {size}x{size}")
+                # only the first block strides; the others keep the side
+                block._walk(grid, stage.stride, f"{where}.stride" if stage.stride > 1 else f"{where}.block")
                 w_in = stage.width
         if self.head.pool is not None:
-            size = self.head.pool.out(size)
-            if size < 1:
-                raise SpecError(f"head.pool: resolution collapses to {size}x{size} before the head")
+            grid.pool(self.head.pool, "head.pool")
         return self
 
     # -- derived shapes (shared by build and complexity) ---------------------------------------
     @property
     def stem_width(self) -> int:
         return self.in_channels if self.stem.kind == "none" else self.stem.width
-
-    def stem_resolution(self, size: int) -> int:
-        kind = self.stem.kind
-        if kind == "imagenet":
-            return pool_out(conv_out(size, 7, 2, 3), 3, 2, 1, False)
-        if kind == "alexnet":
-            return pool_out(conv_out(size, 11, 4, 2), 3, 2, 0, False)
-        if kind == "googlenet":
-            size = pool_out(conv_out(size, 7, 2, 3), 3, 2, 0, True)
-            return pool_out(size, 3, 2, 0, True)
-        return size
-
-    @staticmethod
-    def block_out_size(stage: Stage, size: int) -> int:
-        if isinstance(stage.block, PlainBlock):
-            k = stage.block.kernel
-            return conv_out(size, k, stage.stride, k // 2)
-        return conv_out(size, 3, stage.stride, 1)
 
     @staticmethod
     def bottleneck_width(stage: Stage) -> int:
