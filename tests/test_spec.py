@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+import torch
 
 import nasx
 from nasx.net.spec import AggregatedBlock, Head, NetSpec, PlainBlock, Pool, ResidualBlock, SpecError, Stage, Stem
@@ -159,3 +160,19 @@ def test_mixed_branch_types_in_one_net():
     )
     assert spec.describe() == "plain+residual+aggregated 3 stages d=(2,2,1) w=(32,64,128) C=4 gw=8"
     assert nasx.complexity(spec).params == sum(p.numel() for p in nasx.build(spec).parameters())
+
+
+def test_batchnorm_eps_and_momentum_are_spec_fields_left_out_at_their_defaults():
+    spec = nasx.zoo.get("resnext29_8x64d")
+    assert "bn_eps" not in spec.to_dict() and "bn_momentum" not in spec.to_dict()
+    assert spec.id == "732d0e817bd6"  # the id this net had before the fields existed (README)
+    tuned = spec.replace(bn_eps=1e-3, bn_momentum=0.01)
+    assert tuned.to_dict()["bn_eps"] == 1e-3 and tuned.id != spec.id
+    assert NetSpec.from_json(tuned.to_json()) == tuned and NetSpec.from_yaml(tuned.to_yaml()) == tuned
+    bns = [m for m in nasx.build(tuned).modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.eps == 1e-3 and m.momentum == 0.01 for m in bns)
+    assert nasx.complexity(tuned) == nasx.complexity(spec)
+    assert nasx.zoo.get("googlenet").bn_eps == 1e-3  # torchvision's BasicConv2d
+    for bad, field in [(dict(bn_eps=0), "bn_eps"), (dict(bn_momentum=1.5), "bn_momentum")]:
+        with pytest.raises(SpecError, match=field):
+            spec.replace(**bad)

@@ -41,9 +41,9 @@ def test_same_flops_params_and_function_as_torchvision(name):
     theirs, mine = reference.state_dict(), ours.state_dict()
     assert [tuple(v.shape) for v in theirs.values()] == [tuple(v.shape) for v in mine.values()]
     ours.load_state_dict(dict(zip(mine, theirs.values())))
-    for bn in reference.modules():  # GoogLeNet's BN eps is 1e-3, ours torch's default; align it
-        if isinstance(bn, torch.nn.BatchNorm2d):
-            bn.eps = 1e-5
+    assert [m.eps for m in ours.modules() if isinstance(m, torch.nn.BatchNorm2d)] == [
+        m.eps for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    ]
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-4)

@@ -297,6 +297,9 @@ class Net(nn.Module):
         head_cls = LinearHead if spec.head.kind == "linear" else ClassifierHead
         self.head = head_cls(w_in, spec.num_classes, spec.head)
         _init_weights(self)
+        for m in self.modules():  # one eps and momentum for the whole net, as the spec says
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps, m.momentum = spec.bn_eps, spec.bn_momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.children():

@@ -47,6 +47,9 @@ HEADS = ("linear", "classifier")
 BRANCHES = ("plain", "residual", "aggregated", "inception")
 
 
+OMIT_DEFAULT = {"omit_default": True}  # field metadata: see _omitted
+
+
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     """Output side of a convolution (PyTorch's floor rule)."""
     return (size + 2 * padding - kernel) // stride + 1
@@ -319,6 +322,10 @@ class NetSpec:
     in_channels: int = 3
     num_classes: int = 10
     resolution: int = 32
+    # every BatchNorm of the net (GoogLeNet and the Inception nets use eps 1e-3); a default value is
+    # left out of the JSON, so the specs and ids written before these fields existed do not change
+    bn_eps: float = field(default=1e-5, metadata=OMIT_DEFAULT)
+    bn_momentum: float = field(default=0.1, metadata=OMIT_DEFAULT)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -366,6 +373,11 @@ class NetSpec:
         _positive(self.in_channels, "in_channels")
         _positive(self.num_classes, "num_classes")
         _positive(self.resolution, "resolution")
+        if not (isinstance(self.bn_eps, (int, float)) and not isinstance(self.bn_eps, bool) and self.bn_eps > 0):
+            raise SpecError(f"bn_eps: {self.bn_eps!r} must be a number > 0")
+        if not (isinstance(self.bn_momentum, (int, float)) and not isinstance(self.bn_momentum, bool)
+                and 0 <= self.bn_momentum <= 1):
+            raise SpecError(f"bn_momentum: {self.bn_momentum!r} must lie in [0, 1]")
         if not isinstance(self.stem, Stem):
             raise SpecError("stem: must be a Stem")
         self.stem._check()
@@ -478,9 +490,18 @@ def _check_shortcut(shortcut: str, where: str) -> None:
         raise SpecError(f"{where}.shortcut: {shortcut!r} is not 'projection' or 'zeropad'")
 
 
+def _omitted(f: dataclasses.Field, value: Any) -> bool:
+    """A field added after specs were first stored is left out of the JSON while it holds its default."""
+    return bool(f.metadata.get("omit_default")) and value == f.default
+
+
 def _to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: _to_plain(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not _omitted(f, getattr(obj, f.name))
+        }
     if isinstance(obj, (tuple, list)):
         return [_to_plain(v) for v in obj]
     return obj
@@ -551,7 +572,7 @@ def _net_from_dict(data: Any) -> NetSpec:
     head_data = dict(data.get("head", {}) or {})
     head_pool = _pool_from(head_data.pop("pool", None), "head.pool")
     head = _make(Head, {**head_data, "pool": head_pool}, "head")
-    rest = {k: data[k] for k in ("in_channels", "num_classes", "resolution") if k in data}
+    rest = {k: data[k] for k in ("in_channels", "num_classes", "resolution", "bn_eps", "bn_momentum") if k in data}
     return NetSpec(stem=stem, stages=tuple(stages), head=head, **rest)
 
 

@@ -188,7 +188,7 @@ def _googlenet(kernel_5x5: int) -> NetSpec:
         )
         stages.append(Stage(depth=1, width=block.w_concat, block=block, pool=pool))
     return NetSpec(stem=Stem("googlenet", 192, mid_width=64), stages=tuple(stages), head=Head("linear", dropout=0.2),
-                   num_classes=1000, resolution=224)
+                   num_classes=1000, resolution=224, bn_eps=1e-3)  # torchvision's BasicConv2d: eps 0.001
 
 
 register(
