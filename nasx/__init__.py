@@ -14,9 +14,12 @@ from .net.build import build
 from .net.complexity import Complexity, complexity
 from .net.spec import (
     AggregatedBlock,
+    Conv,
     Head,
     InceptionBlock,
+    MultiBranchBlock,
     NetSpec,
+    BlockPath,
     PlainBlock,
     Pool,
     ResidualBlock,
@@ -30,6 +33,6 @@ __version__ = "0.1.0"
 
 
 __all__ = [
-    "AggregatedBlock", "Complexity", "Head", "InceptionBlock", "NasxError", "NetSpec", "PlainBlock", "Pool",
-    "ResidualBlock", "SpecError", "Stage", "Stem", "build", "complexity", "load_spec", "zoo",
+    "AggregatedBlock", "Complexity", "Conv", "Head", "InceptionBlock", "MultiBranchBlock", "NasxError", "NetSpec",
+    "BlockPath", "PlainBlock", "Pool", "ResidualBlock", "SpecError", "Stage", "Stem", "build", "complexity", "load_spec", "zoo",
 ]

@@ -176,3 +176,43 @@ def test_batchnorm_eps_and_momentum_are_spec_fields_left_out_at_their_defaults()
     for bad, field in [(dict(bn_eps=0), "bn_eps"), (dict(bn_momentum=1.5), "bn_momentum")]:
         with pytest.raises(SpecError, match=field):
             spec.replace(**bad)
+
+
+def multibranch_net(*paths: nasx.BlockPath, width: int | None = None, resolution: int = 17, **block) -> NetSpec:
+    b = nasx.MultiBranchBlock(paths=paths, **block)
+    return NetSpec(stem=Stem("cifar", 8), stages=(Stage(1, width or b.w_concat(8), b),), resolution=resolution)
+
+
+def test_multibranch_block_round_trips_with_asymmetric_kernels():
+    from nasx.net.zoo import _v3_e
+
+    spec = multibranch_net(*_v3_e().paths)
+    assert spec.stages[0].block.paths[1].split[0].kernel == (1, 3)
+    assert NetSpec.from_json(spec.to_json()) == spec and NetSpec.from_yaml(spec.to_yaml()) == spec
+    assert spec.to_dict()["stages"][0]["block"]["paths"][1]["split"][0]["kernel"] == [1, 3]
+    assert nasx.Conv(4, [3, 3]) == nasx.Conv(4, 3)  # one spelling of a square kernel
+    assert "kind" not in nasx.zoo.get("vgg16").to_dict()["head"]["pool"]  # pool fields at their defaults stay out
+
+
+@pytest.mark.parametrize(
+    "paths, block, words",
+    [
+        ((nasx.BlockPath(convs=(nasx.Conv(4, 3, 2, "valid"),)), nasx.BlockPath(convs=(nasx.Conv(4),))), {},
+         ["stage 1.block.paths", "path 1: 8x8, path 2: 17x17"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4, 3, 1, "valid"),)),), dict(residual=True), ["stage 1.block.residual", "keep"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4, (1, 2)),)),), {}, ["stage 1.block.path 1.convs 1.kernel", "odd"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4, 19, 1, "valid"),)),), {}, ["stage 1.block.path 1.convs 1", "19x19 conv cannot apply"]),
+        ((nasx.BlockPath(),), {}, ["stage 1.block.path 1", "empty"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4),)),), dict(scale=0.2), ["stage 1.block.scale", "residual"]),
+        ((nasx.BlockPath(pool=Pool(3, 1, 1, kind="mean")),), {}, ["stage 1.block.path 1.pool.kind"]),
+    ],
+)
+def test_impossible_multibranch_blocks_name_the_path(paths, block, words):
+    with pytest.raises(SpecError) as e:
+        multibranch_net(*paths, width=8 if block.get("residual") else None, **block)
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_multibranch_stage_width_must_be_the_concatenation():
+    with pytest.raises(SpecError, match="concatenation has 12 channels"):
+        multibranch_net(nasx.BlockPath(convs=(nasx.Conv(4),)), nasx.BlockPath(pool=Pool(3, 1, 1)), width=13)

@@ -18,17 +18,29 @@ TORCHVISION_PARAMS = {
     "resnet152": 60_192_808,
     "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
     "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
+    "inception_v3": 27_161_264 - 3_326_696,  # weights meta counts the aux classifier: 98,560 + 2,459,136 + 769,000
 }
+# timm's models (sum of numel, 1000 classes; timm publishes 42.7M and 55.8M)
+TIMM_PARAMS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}
 
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", list(TORCHVISION_PARAMS))
-def test_torchvision_parameter_counts_exact(name):
-    assert nasx.complexity(name).params == TORCHVISION_PARAMS[name]
-    assert n_params(nasx.build(name)) == TORCHVISION_PARAMS[name]
+@pytest.mark.parametrize("name", list(TORCHVISION_PARAMS) + list(TIMM_PARAMS))
+def test_reference_parameter_counts_exact(name):
+    expected = (TORCHVISION_PARAMS | TIMM_PARAMS)[name]
+    assert nasx.complexity(name).params == expected
+    assert n_params(nasx.build(name)) == expected
+
+
+@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v2"])
+def test_inception_nets_take_75_pixels_and_no_fewer(name):
+    """torchvision documents 75 x 75 as Inception-v3's smallest input; the grid walk finds the same."""
+    nasx.zoo.get(name).replace(resolution=75)
+    with pytest.raises(nasx.SpecError, match="stride 2 cannot apply to the 2x2 grid"):
+        nasx.zoo.get(name).replace(resolution=74)
 
 
 def cifar_resnet_option_a_params(n: int, classes: int = 10) -> int:
@@ -70,7 +82,17 @@ def test_googlenet_paper_variant_differs_only_in_the_5x5_branch():
 
 
 def small_resolution(name: str) -> int:
-    return 32 if ZOO[name].dataset == "cifar" else 64
+    if ZOO[name].dataset == "cifar":
+        return 32
+    return max(64, min(r for r in range(64, 300) if _fits(name, r)))
+
+
+def _fits(name: str, resolution: int) -> bool:
+    try:
+        nasx.zoo.get(name).replace(resolution=resolution)
+        return True
+    except nasx.SpecError:
+        return False
 
 
 @pytest.mark.parametrize("name", list(ZOO))

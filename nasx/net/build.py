@@ -12,14 +12,18 @@ from torch import nn
 
 from .spec import (
     AggregatedBlock,
+    Conv,
     Head,
     InceptionBlock,
+    MultiBranchBlock,
+    BlockPath,
     NetSpec,
     PlainBlock,
     Pool,
     ResidualBlock,
     Stage,
     Stem,
+    inception_stem_layers,
 )
 
 __all__ = ["build", "Net"]
@@ -29,9 +33,9 @@ __all__ = ["build", "Net"]
 # Layer helpers
 
 
-def conv2d(w_in: int, w_out: int, k: int, *, stride: int = 1, groups: int = 1, bias: bool = False,
-           padding: int | None = None) -> nn.Conv2d:
-    """k x k convolution with 'same' padding (k // 2) unless `padding` is given."""
+def conv2d(w_in: int, w_out: int, k: int | tuple[int, int], *, stride: int = 1, groups: int = 1, bias: bool = False,
+           padding: int | tuple[int, int] | None = None) -> nn.Conv2d:
+    """k x k (or kh x kw) convolution with 'same' padding (k // 2) unless `padding` is given."""
     return nn.Conv2d(w_in, w_out, k, stride=stride, padding=k // 2 if padding is None else padding,
                      groups=groups, bias=bias)
 
@@ -41,15 +45,19 @@ def norm2d(w: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(w)
 
 
-def pool2d(pool: Pool) -> nn.MaxPool2d:
-    """Max-pool as the spec says."""
+def pool2d(pool: Pool) -> nn.MaxPool2d | nn.AvgPool2d:
+    """Max- or average pool as the spec says."""
+    if pool.kind == "avg":
+        return nn.AvgPool2d(pool.kernel, stride=pool.stride, padding=pool.padding, ceil_mode=pool.ceil_mode,
+                            count_include_pad=pool.count_include_pad)
     return nn.MaxPool2d(pool.kernel, stride=pool.stride, padding=pool.padding, ceil_mode=pool.ceil_mode)
 
 
 class ConvBnRelu(nn.Sequential):
     """Conv, BN, ReLU (GoogLeNet's BasicConv2d)."""
 
-    def __init__(self, w_in: int, w_out: int, k: int, *, stride: int = 1, padding: int | None = None):
+    def __init__(self, w_in: int, w_out: int, k: int | tuple[int, int], *, stride: int = 1,
+                 padding: int | tuple[int, int] | None = None):
         super().__init__()
         self.conv = conv2d(w_in, w_out, k, stride=stride, padding=padding)
         self.bn = norm2d(w_out)
@@ -81,7 +89,25 @@ def make_stem(stem: Stem, w_in: int) -> nn.Module:
                    conv2=ConvBnRelu(w_mid, w_mid, 1), conv3=ConvBnRelu(w_mid, stem.width, 3),
                    pool2=nn.MaxPool2d(3, stride=2, ceil_mode=True))
         )
+    if stem.kind in ("inception_v3", "inception_v4"):
+        return InceptionStem(stem, w_in)
     return nn.Identity()
+
+
+class InceptionStem(nn.Sequential):
+    """The Inception-v3 / v4 stem: spec.inception_stem_layers as conv1, pool2, mixed4, ... ."""
+
+    def __init__(self, stem: Stem, w_in: int):
+        super().__init__()
+        for i, layer in enumerate(inception_stem_layers(stem), start=1):
+            if isinstance(layer, Conv):
+                self.add_module(f"conv{i}", conv_bn_relu(w_in, layer))
+                w_in = layer.width
+            elif isinstance(layer, Pool):
+                self.add_module(f"pool{i}", pool2d(layer))
+            else:
+                self.add_module(f"mixed{i}", MultiBranchModule(w_in, layer.w_concat(w_in), layer))
+                w_in = layer.w_concat(w_in)
 
 
 def _named(**modules: nn.Module):
@@ -203,6 +229,57 @@ class InceptionModule(nn.Module):
         return self.relu(shortcut + self.up(y))
 
 
+def conv_bn_relu(w_in: int, conv: Conv) -> ConvBnRelu:
+    """ConvBnRelu as a path's Conv says."""
+    return ConvBnRelu(w_in, conv.width, conv.kernel, stride=conv.stride, padding=conv.pad)
+
+
+class PathModule(nn.Module):
+    """One path: [pool], conv1..convN, [split convs on its output, concatenated]."""
+
+    def __init__(self, w_in: int, path: BlockPath):
+        super().__init__()
+        self.pool = pool2d(path.pool) if path.pool is not None else None
+        self.convs = nn.Sequential()
+        for i, conv in enumerate(path.convs, start=1):
+            self.convs.add_module(f"conv{i}", conv_bn_relu(w_in, conv))
+            w_in = conv.width
+        self.split = nn.ModuleList(conv_bn_relu(w_in, conv) for conv in path.split)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            x = self.pool(x)
+        x = self.convs(x)
+        if len(self.split):
+            x = torch.cat([conv(x) for conv in self.split], 1)
+        return x
+
+
+class MultiBranchModule(nn.Module):
+    """cat(path1 | ... | pathN) [-> 1x1 conv with bias, x scale, + shortcut (1x1 + BN when the width changes), ReLU]."""
+
+    def __init__(self, w_in: int, w_out: int, block: MultiBranchBlock):
+        super().__init__()
+        self.paths = nn.ModuleList(PathModule(w_in, path) for path in block.paths)
+        self.residual, self.scale = block.residual, block.scale
+        if block.residual:
+            self.proj = conv2d(block.w_concat(w_in), w_out, 1, bias=True)  # linear: no BN, no ReLU (timm's conv2d)
+            self.shortcut = None
+            if w_in != w_out:
+                self.shortcut = nn.Sequential(_named(conv=conv2d(w_in, w_out, 1), bn=norm2d(w_out)))
+            self.relu = nn.ReLU(inplace=True) if block.activation else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([path(x) for path in self.paths], 1)
+        if not self.residual:
+            return y
+        y = self.proj(y)
+        if self.scale != 1.0:
+            y = y * self.scale
+        y = (x if self.shortcut is None else self.shortcut(x)) + y
+        return y if self.relu is None else self.relu(y)
+
+
 def make_block(w_in: int, w_out: int, stride: int, stage: Stage) -> nn.Module:
     """One block of `stage` from w_in to w_out channels."""
     block = stage.block
@@ -219,6 +296,8 @@ def make_block(w_in: int, w_out: int, stride: int, stage: Stage) -> nn.Module:
         return ResBlock(w_in, w_out, stride, f, block.shortcut)
     if isinstance(block, InceptionBlock):
         return InceptionModule(w_in, w_out, block)
+    if isinstance(block, MultiBranchBlock):
+        return MultiBranchModule(w_in, w_out, block)
     raise TypeError(f"unknown block {block!r}")
 
 

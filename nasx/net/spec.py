@@ -25,6 +25,10 @@ __all__ = [
     "ResidualBlock",
     "AggregatedBlock",
     "InceptionBlock",
+    "Conv",
+    "BlockPath",
+    "MultiBranchBlock",
+    "inception_stem_layers",
     "Block",
     "Stage",
     "Head",
@@ -42,9 +46,11 @@ class SpecError(NasxError, ValueError):
     """An impossible or malformed spec; the message names the place (stage and field)."""
 
 
-STEMS = ("imagenet", "cifar", "alexnet", "googlenet", "none")
+STEMS = ("imagenet", "cifar", "alexnet", "googlenet", "inception_v3", "inception_v4", "none")
 HEADS = ("linear", "classifier")
-BRANCHES = ("plain", "residual", "aggregated", "inception")
+BRANCHES = ("plain", "residual", "aggregated", "inception", "multibranch")
+PADDINGS = ("same", "valid")
+POOLS = ("max", "avg")
 
 
 OMIT_DEFAULT = {"omit_default": True}  # field metadata: see _omitted
@@ -83,6 +89,11 @@ class Grid:
         self.resolution = resolution
         self.h = self.w = resolution
 
+    def copy(self) -> "Grid":
+        grid = Grid(self.resolution)
+        grid.h, grid.w = self.h, self.w
+        return grid
+
     def conv(self, kernel: int | tuple[int, int], stride: int, padding: int | tuple[int, int], where: str) -> None:
         (kh, kw), (ph, pw) = pair(kernel), pair(padding)
         what = f"{kh}x{kw} conv" + (f" with stride {stride}" if stride > 1 else "")
@@ -112,12 +123,14 @@ class Grid:
 
 @dataclass(frozen=True)
 class Pool:
-    """A max-pool: kernel, stride, padding, ceil_mode (as torch.nn.MaxPool2d)."""
+    """A max- or average pool: kernel, stride, padding, ceil_mode (as torch.nn.MaxPool2d / AvgPool2d)."""
 
     kernel: int = 2
     stride: int = 2
     padding: int = 0
     ceil_mode: bool = False
+    kind: str = field(default="max", metadata=OMIT_DEFAULT)  # max | avg
+    count_include_pad: bool = field(default=True, metadata=OMIT_DEFAULT)  # avg only: torch's default; timm's Inception nets use False
 
     def out(self, size: int) -> int:
         return pool_out(size, self.kernel, self.stride, self.padding, self.ceil_mode)
@@ -127,6 +140,10 @@ class Pool:
         _positive(self.stride, f"{where}.stride")
         if self.padding < 0 or 2 * self.padding > self.kernel:
             raise SpecError(f"{where}.padding: {self.padding} must lie in 0..kernel/2")
+        if self.kind not in POOLS:
+            raise SpecError(f"{where}.kind: {self.kind!r} is not 'max' or 'avg'")
+        if self.kind == "max" and not self.count_include_pad:
+            raise SpecError(f"{where}.count_include_pad: only an average pool has it")
 
 
 @dataclass(frozen=True)
@@ -135,7 +152,11 @@ class Stem:
 
     kind: imagenet (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), cifar (3x3/1 conv, BN, ReLU),
     alexnet (11x11/4 conv with bias, ReLU, 3x3/2 max-pool), googlenet (7x7/2 conv, pool,
-    1x1 conv to `mid_width`, 3x3 conv, pool; each conv with BN and ReLU), none (identity).
+    1x1 conv to `mid_width`, 3x3 conv, pool; each conv with BN and ReLU), inception_v3 (3x3/2 32,
+    3x3 32, 3x3 64 same, pool, 1x1 80, 3x3 `width`, pool; 'valid' unless said), inception_v4 (the
+    v3 stem's first three convs, then three concatenations: pool | 3x3/2 96; 1x1 64, 3x3 96 |
+    1x1 64, 1x7, 7x1, 3x3 96; 3x3/2 (`width` - 192) | pool), none (identity). The Inception stems'
+    layers are `inception_stem_layers`, read by validation, build and complexity alike.
     """
 
     kind: str = "cifar"
@@ -147,6 +168,8 @@ class Stem:
             raise SpecError(f"stem.kind: unknown stem {self.kind!r} (choose from {', '.join(STEMS)})")
         if self.kind != "none":
             _positive(self.width, "stem.width")
+        if self.kind == "inception_v4" and self.width <= 192:
+            raise SpecError(f"stem.width: {self.width} must exceed 192 (the pool path of Mixed-5a passes 192 channels)")
         if self.mid_width is not None:
             if self.kind != "googlenet":
                 raise SpecError(f"stem.mid_width: only the googlenet stem has one (kind is {self.kind!r})")
@@ -165,6 +188,13 @@ class Stem:
             grid.pool(Pool(3, 2, ceil_mode=True), "stem.pool1")
             grid.conv(3, 1, 1, "stem.conv3")
             grid.pool(Pool(3, 2, ceil_mode=True), "stem.pool2")
+        elif self.kind in ("inception_v3", "inception_v4"):
+            w_in = 0  # widths do not matter for the side
+            for i, layer in enumerate(inception_stem_layers(self), start=1):
+                if isinstance(layer, MultiBranchBlock):
+                    layer._walk_paths(grid, w_in, f"stem.mixed{i}")
+                else:
+                    _walk_layer(grid, layer, f"stem.{'conv' if isinstance(layer, Conv) else 'pool'}{i}")
 
 
 @dataclass(frozen=True)
@@ -264,12 +294,177 @@ class InceptionBlock:
         """Every branch keeps the side ('same' convs, a 3x3/1 pool with padding 1)."""
 
 
-Block = Union[PlainBlock, ResidualBlock, AggregatedBlock, InceptionBlock]
+@dataclass(frozen=True)
+class Conv:
+    """One conv (no bias), BN, ReLU of a multi-branch path: `width` channels, a k x k or kh x kw
+    kernel, a stride, and 'same' (k // 2 on each side) or 'valid' (no) padding."""
+
+    width: int
+    kernel: int | tuple[int, int] = 1
+    stride: int = 1
+    padding: str = "same"
+
+    def __post_init__(self) -> None:
+        kernel = self.kernel
+        if isinstance(kernel, list):  # from JSON / YAML
+            kernel = tuple(kernel)
+        if isinstance(kernel, tuple) and len(kernel) == 2 and kernel[0] == kernel[1]:
+            kernel = kernel[0]  # one spelling for a square kernel, so equal convs compare and hash equal
+        object.__setattr__(self, "kernel", kernel)
+
+    @property
+    def pad(self) -> tuple[int, int]:
+        """(ph, pw): k // 2 for 'same', 0 for 'valid'."""
+        kh, kw = pair(self.kernel)
+        return (kh // 2, kw // 2) if self.padding == "same" else (0, 0)
+
+    def _check(self, where: str) -> None:
+        _positive(self.width, f"{where}.width")
+        if not (isinstance(self.kernel, int) or (isinstance(self.kernel, tuple) and len(self.kernel) == 2)):
+            raise SpecError(f"{where}.kernel: {self.kernel!r} must be k or [kh, kw]")
+        for k in pair(self.kernel):
+            _positive(k, f"{where}.kernel")
+        _positive(self.stride, f"{where}.stride")
+        if self.padding not in PADDINGS:
+            raise SpecError(f"{where}.padding: {self.padding!r} is not 'same' or 'valid'")
+        if self.padding == "same" and any(k % 2 == 0 for k in pair(self.kernel)):
+            raise SpecError(f"{where}.kernel: {self.kernel} has an even side; 'same' padding needs odd ones")
+
+
+@dataclass(frozen=True)
+class BlockPath:
+    """One path of a multi-branch block: [pool], convs in sequence, [split: parallel convs on the
+    path's output, concatenated (Inception-v3's module E, v4's module C)]."""
+
+    convs: tuple[Conv, ...] = ()
+    pool: Pool | None = None
+    split: tuple[Conv, ...] = ()
+
+    def w_out(self, w_in: int) -> int:
+        """Channels this path adds to the concatenation (a bare pool passes its input's)."""
+        if self.split:
+            return sum(c.width for c in self.split)
+        return self.convs[-1].width if self.convs else w_in
+
+    def _check(self, where: str) -> None:
+        if not isinstance(self.convs, tuple) or not isinstance(self.split, tuple):
+            raise SpecError(f"{where}: convs and split must be tuples of Conv")
+        if not (self.convs or self.pool or self.split):
+            raise SpecError(f"{where}: an empty path (give it convs, a pool or a split)")
+        if len(self.split) == 1:
+            raise SpecError(f"{where}.split: one conv is not a split (put it in convs)")
+        if self.pool is not None:
+            if not isinstance(self.pool, Pool):
+                raise SpecError(f"{where}.pool: must be a Pool")
+            self.pool._check(f"{where}.pool")
+        for name in ("convs", "split"):
+            for j, conv in enumerate(getattr(self, name), start=1):
+                if not isinstance(conv, Conv):
+                    raise SpecError(f"{where}.{name} {j}: must be a Conv")
+                conv._check(f"{where}.{name} {j}")
+
+    def _walk(self, grid: Grid, where: str) -> None:
+        if self.pool is not None:
+            grid.pool(self.pool, f"{where}.pool")
+        for j, conv in enumerate(self.convs, start=1):
+            grid.conv(conv.kernel, conv.stride, conv.pad, f"{where}.convs {j}")
+        sides = []
+        for j, conv in enumerate(self.split, start=1):
+            branch = grid.copy()
+            branch.conv(conv.kernel, conv.stride, conv.pad, f"{where}.split {j}")
+            sides.append((branch.h, branch.w))
+        if sides:
+            if len(set(sides)) > 1:
+                raise SpecError(f"{where}.split: its convs give different sides {sides}; concatenation needs one")
+            grid.h, grid.w = sides[0]
+
+
+@dataclass(frozen=True)
+class MultiBranchBlock:
+    """A general Inception module: paths on one input, concatenated; residual form: the
+    concatenation through a 1x1 conv (with bias, no BN) to the stage width, times `scale`, plus the
+    input (1x1 conv + BN projection when the width changes), then ReLU unless `activation` is off.
+
+    Reduction modules are paths that stride (with 'valid' padding) beside a parameter-free pool path.
+    Inception-v2/v3 factorize a 5x5 into two 3x3s and an n x n into 1 x n and n x 1 (Szegedy et al.
+    2016); Inception-ResNet scales residuals by 0.1-0.3 (Szegedy et al. 2017).
+    """
+
+    branch: Literal["multibranch"] = "multibranch"
+    paths: tuple[BlockPath, ...] = ()
+    residual: bool = False
+    scale: float = 1.0
+    activation: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.paths, list):
+            object.__setattr__(self, "paths", tuple(self.paths))
+
+    def w_concat(self, w_in: int) -> int:
+        """Channels of the concatenation for a w_in-channel input."""
+        return sum(p.w_out(w_in) for p in self.paths)
+
+    def w_block_out(self, w_in: int, w_out: int) -> int:
+        return w_out if self.residual else self.w_concat(w_in)
+
+    def _check(self, where: str) -> None:
+        if not isinstance(self.paths, tuple) or not self.paths:
+            raise SpecError(f"{where}.paths: at least one path")
+        for i, path in enumerate(self.paths, start=1):
+            if not isinstance(path, BlockPath):
+                raise SpecError(f"{where}.path {i}: must be a BlockPath")
+            path._check(f"{where}.path {i}")
+        if not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool) or self.scale <= 0:
+            raise SpecError(f"{where}.scale: {self.scale!r} must be a number > 0")
+        if not self.residual and (self.scale != 1.0 or not self.activation):
+            raise SpecError(f"{where}.scale: scale and activation belong to the residual form (set residual: true)")
+
+    def _walk_paths(self, grid: Grid, w_in: int, where: str) -> None:
+        """Every path from the block's input; they must agree on the output side."""
+        sides = []
+        for i, path in enumerate(self.paths, start=1):
+            branch = grid.copy()
+            path._walk(branch, f"{where}.path {i}")
+            sides.append((branch.h, branch.w))
+        if len(set(sides)) > 1:
+            listed = ", ".join(f"path {i}: {h}x{w}" for i, (h, w) in enumerate(sides, start=1))
+            raise SpecError(f"{where}.paths: the paths give different sides ({listed}); concatenation needs one")
+        if self.residual and sides[0] != (grid.h, grid.w):
+            raise SpecError(f"{where}.residual: the paths change the side {grid.h}x{grid.w} to "
+                            f"{sides[0][0]}x{sides[0][1]}; a residual block must keep it")
+        grid.h, grid.w = sides[0]
+
+
+def _walk_layer(grid: Grid, layer: "Conv | Pool", where: str) -> None:
+    if isinstance(layer, Conv):
+        grid.conv(layer.kernel, layer.stride, layer.pad, where)
+    else:
+        grid.pool(layer, where)
+
+
+def inception_stem_layers(stem: Stem) -> tuple["Conv | Pool | MultiBranchBlock", ...]:
+    """The Inception-v3 stem (torchvision's: Conv2d_1a ... maxpool2) or the Inception-v4 stem
+    (timm's features 0-5) as a sequence of convs, pools and multi-branch concatenations."""
+    layers: tuple = (Conv(32, 3, 2, "valid"), Conv(32, 3, 1, "valid"), Conv(64, 3, 1, "same"))
+    if stem.kind == "inception_v3":
+        return layers + (Pool(3, 2), Conv(80, 1), Conv(stem.width, 3, 1, "valid"), Pool(3, 2))
+    return layers + (
+        MultiBranchBlock(paths=(BlockPath(pool=Pool(3, 2)), BlockPath(convs=(Conv(96, 3, 2, "valid"),)))),  # Mixed-3a: 160
+        MultiBranchBlock(paths=(  # Mixed-4a: 192
+            BlockPath(convs=(Conv(64, 1), Conv(96, 3, 1, "valid"))),
+            BlockPath(convs=(Conv(64, 1), Conv(64, (1, 7)), Conv(64, (7, 1)), Conv(96, 3, 1, "valid"))),
+        )),
+        MultiBranchBlock(paths=(BlockPath(convs=(Conv(stem.width - 192, 3, 2, "valid"),)), BlockPath(pool=Pool(3, 2)))),  # Mixed-5a
+    )
+
+
+Block = Union[PlainBlock, ResidualBlock, AggregatedBlock, InceptionBlock, MultiBranchBlock]
 _BLOCKS: dict[str, type] = {
     "plain": PlainBlock,
     "residual": ResidualBlock,
     "aggregated": AggregatedBlock,
     "inception": InceptionBlock,
+    "multibranch": MultiBranchBlock,
 }
 
 
@@ -417,6 +612,8 @@ class NetSpec:
                         f"{where}.width: {stage.width} must equal the sum of the branch widths "
                         f"c1x1 + c3x3 + c5x5 + pool_proj = {block.w_concat} (or set residual: true)"
                     )
+            if isinstance(block, MultiBranchBlock) and stage.stride != 1:
+                raise SpecError(f"{where}.stride: a multibranch stage strides in its paths, stride must be 1")
             if (
                 isinstance(block, (ResidualBlock, AggregatedBlock))
                 and block.shortcut == "zeropad"
@@ -427,7 +624,17 @@ class NetSpec:
             if stage.pool is not None:
                 stage.pool._check(f"{where}.pool")
                 grid.pool(stage.pool, f"{where}.pool")
-            if stage.depth > 0:
+            if isinstance(block, MultiBranchBlock):
+                for j in range(1, stage.depth + 1):  # every block may reduce the grid
+                    at = f"{where}.block" + (f" (b{j})" if stage.depth > 1 else "")
+                    block._walk_paths(grid, w_in, at)
+                    if not block.residual and block.w_concat(w_in) != stage.width:
+                        raise SpecError(
+                            f"{at}.paths: their concatenation has {block.w_concat(w_in)} channels for a "
+                            f"{w_in}-channel input, not the stage width {stage.width} (or set residual: true)"
+                        )
+                    w_in = stage.width
+            elif stage.depth > 0:
                 # only the first block strides; the others keep the side
                 block._walk(grid, stage.stride, f"{where}.stride" if stage.stride > 1 else f"{where}.block")
                 w_in = stage.width
@@ -526,7 +733,8 @@ def _make(cls: type, data: Any, where: str, skip: tuple[str, ...] = ()) -> Any:
     if missing:
         raise SpecError(f"{where}.{missing[0]}: missing")
     for name, value in kwargs.items():
-        if isinstance(value, float) and value.is_integer() and cls is not ResidualBlock and name != "dropout":
+        if (isinstance(value, float) and value.is_integer() and cls not in (ResidualBlock, MultiBranchBlock)
+                and name not in ("dropout", "bn_eps", "bn_momentum")):
             kwargs[name] = int(value)  # YAML writes 64.0 where 64 is meant
     return cls(**kwargs)
 
@@ -535,12 +743,36 @@ def _pool_from(data: Any, where: str) -> Pool | None:
     return None if data is None else _make(Pool, data, where)
 
 
+def _conv_from(data: Any, where: str) -> Conv:
+    if isinstance(data, dict) and isinstance(data.get("kernel"), list):
+        data = {**data, "kernel": tuple(int(k) if isinstance(k, float) and k.is_integer() else k for k in data["kernel"])}
+    return _make(Conv, data, where)
+
+
+def _path_from(data: Any, where: str) -> BlockPath:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = dict(data)
+    for name in ("convs", "split"):
+        items = fields.get(name, [])
+        if not isinstance(items, list):
+            raise SpecError(f"{where}.{name}: expected a list")
+        fields[name] = tuple(_conv_from(c, f"{where}.{name} {j}") for j, c in enumerate(items, start=1))
+    fields["pool"] = _pool_from(fields.get("pool"), f"{where}.pool")
+    return _make(BlockPath, fields, where)
+
+
 def _block_from(data: Any, where: str) -> Block:
     if not isinstance(data, dict):
         raise SpecError(f"{where}: expected a mapping, got {type(data).__name__}")
     branch = data.get("branch", "plain")
     if branch not in _BLOCKS:
         raise SpecError(f"{where}.branch: unknown branch type {branch!r} (choose from {', '.join(BRANCHES)})")
+    if branch == "multibranch":
+        paths = data.get("paths", [])
+        if not isinstance(paths, list):
+            raise SpecError(f"{where}.paths: expected a list")
+        data = {**data, "paths": tuple(_path_from(p, f"{where}.path {i}") for i, p in enumerate(paths, start=1))}
     return _make(_BLOCKS[branch], data, where)
 
 
