@@ -120,3 +120,40 @@ def test_module_names_follow_the_spec():
     names = [n for n, _ in model.named_children()]
     assert names == ["stem", "s1", "s2", "s3", "s4", "head"]
     assert [n for n, _ in model.s3.named_children()] == [f"b{i}" for i in range(1, 7)]
+
+
+def alexnet_two_gpu_params(classes: int = 1000) -> int:
+    """Krizhevsky et al. 2012, Fig. 2, by hand: conv2, conv4 and conv5 see only their own GPU's half."""
+    def conv(w_in, w_out, k, groups=1):
+        return w_out * (w_in // groups) * k * k + w_out
+
+    convs = conv(3, 96, 11) + conv(96, 256, 5, 2) + conv(256, 384, 3) + conv(384, 384, 3, 2) + conv(384, 256, 3, 2)
+    fcs = (256 * 6 * 6 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * classes + classes)
+    return convs + fcs
+
+
+def test_alexnet_paper_is_the_two_gpu_net_with_lrn():
+    assert alexnet_two_gpu_params() == 60_965_224
+    spec = nasx.zoo.get("alexnet_paper")
+    assert nasx.complexity(spec).params == 60_965_224 == n_params(nasx.build(spec))
+    model = nasx.build(spec)
+    assert [m.groups for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [1, 2, 1, 2, 2]
+    assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in model.modules()) == 2
+
+
+# Simonyan & Zisserman 2015, Table 2: parameters in millions for configurations A, A-LRN, B, C, D, E
+VGG_TABLE_2 = {"vgg11": 133, "vgg11_lrn": 133, "vgg13": 133, "vgg16_c": 134, "vgg16": 138, "vgg19": 144}
+
+
+@pytest.mark.parametrize("name, millions", list(VGG_TABLE_2.items()))
+def test_vgg_configurations_match_table_2(name, millions):
+    assert round(nasx.complexity(name).params / 1e6) == millions
+
+
+def test_vgg_c_has_1x1_convs_in_its_last_three_stages_and_a_lrn_has_one_lrn():
+    kernels = [m.kernel_size[0] for m in nasx.build("vgg16_c").modules() if isinstance(m, torch.nn.Conv2d)]
+    assert kernels == [3, 3, 3, 3, 3, 3, 1, 3, 3, 1, 3, 3, 1]
+    # D's third 3x3 convs of stages 3-5 become 1x1: 8 w^2 weights fewer each
+    assert nasx.complexity("vgg16").params - nasx.complexity("vgg16_c").params == 8 * (256**2 + 2 * 512**2)
+    model = nasx.build("vgg11_lrn")
+    assert [type(m).__name__ for m in model.s1.b1] == ["Conv2d", "ReLU", "LocalResponseNorm"]

@@ -53,6 +53,15 @@ def pool2d(pool: Pool) -> nn.MaxPool2d | nn.AvgPool2d:
     return nn.MaxPool2d(pool.kernel, stride=pool.stride, padding=pool.padding, ceil_mode=pool.ceil_mode)
 
 
+def lrn2d() -> nn.LocalResponseNorm:
+    """Krizhevsky et al.'s local response normalization: n = 5, k = 2, alpha = 1e-4, beta = 0.75.
+
+    torch divides alpha by n (b = a / (k + alpha / n * sum a^2)^beta); the paper does not, so the
+    paper's alpha is torch's 5e-4.
+    """
+    return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+
+
 class ConvBnRelu(nn.Sequential):
     """Conv, BN, ReLU (GoogLeNet's BasicConv2d)."""
 
@@ -80,7 +89,7 @@ def make_stem(stem: Stem, w_in: int) -> nn.Module:
     if stem.kind == "alexnet":
         return nn.Sequential(
             _named(conv=conv2d(w_in, stem.width, 11, stride=4, padding=2, bias=True), relu=nn.ReLU(inplace=True),
-                   pool=nn.MaxPool2d(3, stride=2))
+                   **({"lrn": lrn2d()} if stem.lrn else {}), pool=nn.MaxPool2d(3, stride=2))
         )
     if stem.kind == "googlenet":
         w_mid = stem.mid_width or 64
@@ -121,14 +130,16 @@ def _named(**modules: nn.Module):
 
 
 class PlainLayer(nn.Sequential):
-    """k x k conv (+ BN), ReLU."""
+    """k x k conv (groups) (+ BN), ReLU (+ LRN)."""
 
     def __init__(self, w_in: int, w_out: int, stride: int, block: PlainBlock):
         super().__init__()
-        self.conv = conv2d(w_in, w_out, block.kernel, stride=stride, bias=block.bias)
+        self.conv = conv2d(w_in, w_out, block.kernel, stride=stride, groups=block.groups, bias=block.bias)
         if block.bn:
             self.bn = norm2d(w_out)
         self.relu = nn.ReLU(inplace=True)
+        if block.lrn:
+            self.lrn = lrn2d()
 
 
 class BasicTransform(nn.Module):

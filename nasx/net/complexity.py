@@ -119,7 +119,7 @@ def stem_cx(cx: Cx, stem: Stem, w_in: int) -> None:
         conv2d_cx(cx, w_in, stem.width, 3)
         norm2d_cx(cx, stem.width)
     elif stem.kind == "alexnet":
-        conv2d_cx(cx, w_in, stem.width, 11, stride=4, padding=2, bias=True)
+        conv2d_cx(cx, w_in, stem.width, 11, stride=4, padding=2, bias=True)  # [LRN]: 0 flops, no parameters
         pool2d_cx(cx, Pool(3, 2))
     elif stem.kind == "googlenet":
         w_mid = stem.mid_width or 64
@@ -150,8 +150,8 @@ def inception_stem_cx(cx: Cx, stem: Stem, w_in: int) -> None:
 
 
 def plain_layer_cx(cx: Cx, w_in: int, w_out: int, stride: int, block: PlainBlock) -> None:
-    """Twin of build.PlainLayer."""
-    conv2d_cx(cx, w_in, w_out, block.kernel, stride=stride, bias=block.bias)
+    """Twin of build.PlainLayer (LRN counts 0: fvcore has no handle for its pow / div / avg_pool ops)."""
+    conv2d_cx(cx, w_in, w_out, block.kernel, stride=stride, groups=block.groups, bias=block.bias)
     if block.bn:
         norm2d_cx(cx, w_out)
 

@@ -162,12 +162,15 @@ class Stem:
     kind: str = "cifar"
     width: int = 16
     mid_width: int | None = None  # googlenet only: width of its 7x7 and 1x1 convs
+    lrn: bool = field(default=False, metadata=OMIT_DEFAULT)  # alexnet only: LRN after the ReLU (Krizhevsky et al.)
 
     def _check(self) -> None:
         if self.kind not in STEMS:
             raise SpecError(f"stem.kind: unknown stem {self.kind!r} (choose from {', '.join(STEMS)})")
         if self.kind != "none":
             _positive(self.width, "stem.width")
+        if self.lrn and self.kind != "alexnet":
+            raise SpecError(f"stem.lrn: only the alexnet stem has one (kind is {self.kind!r})")
         if self.kind == "inception_v4" and self.width <= 192:
             raise SpecError(f"stem.width: {self.width} must exceed 192 (the pool path of Mixed-5a passes 192 channels)")
         if self.mid_width is not None:
@@ -199,17 +202,24 @@ class Stem:
 
 @dataclass(frozen=True)
 class PlainBlock:
-    """One k x k conv (+ BN) + ReLU; a plain stage of depth d stacks d of them (AlexNet, VGG)."""
+    """One k x k conv (+ BN) + ReLU (+ LRN); a plain stage of depth d stacks d of them (AlexNet, VGG).
+
+    `groups` splits the conv into groups (AlexNet's two GPUs); `lrn` is Krizhevsky et al.'s local
+    response normalization after the ReLU (n = 5, k = 2, alpha = 1e-4, beta = 0.75).
+    """
 
     branch: Literal["plain"] = "plain"
     kernel: int = 3
     bn: bool = False
     bias: bool = True  # torchvision's AlexNet/VGG keep the conv bias, with or without BN
+    groups: int = field(default=1, metadata=OMIT_DEFAULT)
+    lrn: bool = field(default=False, metadata=OMIT_DEFAULT)
 
     def _check(self, where: str) -> None:
         _positive(self.kernel, f"{where}.kernel")
         if self.kernel % 2 == 0:
             raise SpecError(f"{where}.kernel: {self.kernel} is even; 'same' padding needs an odd kernel")
+        _positive(self.groups, f"{where}.groups")
 
     def _walk(self, grid: Grid, stride: int, where: str) -> None:
         grid.conv(self.kernel, stride, self.kernel // 2, where)
@@ -612,6 +622,10 @@ class NetSpec:
                         f"{where}.width: {stage.width} must equal the sum of the branch widths "
                         f"c1x1 + c3x3 + c5x5 + pool_proj = {block.w_concat} (or set residual: true)"
                     )
+            if isinstance(block, PlainBlock) and stage.depth > 0:
+                for name, w in (("width", stage.width), ("input width", w_in)):
+                    if w % block.groups:
+                        raise SpecError(f"{where}.block.groups: the {name} {w} is not divisible by {block.groups} groups")
             if isinstance(block, MultiBranchBlock) and stage.stride != 1:
                 raise SpecError(f"{where}.stride: a multibranch stage strides in its paths, stride must be 1")
             if (

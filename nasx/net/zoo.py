@@ -167,6 +167,43 @@ def alexnet() -> NetSpec:
     return NetSpec(stem=Stem("alexnet", 64), stages=stages, head=head, num_classes=1000, resolution=224)
 
 
+@register("alexnet_paper", "imagenet", "Krizhevsky et al. 2012, Fig. 2 (two GPUs, LRN)", 60_965_224,
+          note="conv2, conv4, conv5 in two groups (one per GPU); LRN after conv1 and conv2; 224 px with padding 2 = 227 px without")
+def alexnet_paper() -> NetSpec:
+    """11x11/4 conv 96, LRN, pool, 5x5 conv 256 (2 groups), LRN, pool, 3x3 convs 384, 384 (2 groups), 256 (2 groups), pool, classifier 6x6."""
+    pool = Pool(3, 2)
+    stages = (
+        Stage(depth=1, width=256, block=PlainBlock(kernel=5, groups=2, lrn=True)),
+        Stage(depth=1, width=384, block=PlainBlock(kernel=3), pool=pool),  # conv3 sees both GPUs' maps
+        Stage(depth=1, width=384, block=PlainBlock(kernel=3, groups=2)),
+        Stage(depth=1, width=256, block=PlainBlock(kernel=3, groups=2)),
+    )
+    head = Head("classifier", dropout=0.5, pool=pool, pool_size=6, hidden=4096)
+    return NetSpec(stem=Stem("alexnet", 96, lrn=True), stages=stages, head=head, num_classes=1000, resolution=224)
+
+
+# VGG's Table 1 configurations A-LRN and C, which torchvision does not build (Table 2: 133M and 134M)
+@register("vgg11_lrn", "imagenet", "Simonyan & Zisserman 2015, Table 1 config A-LRN", 132_863_336,
+          note="config A with LRN after its first conv; the same parameters as A (vgg11)")
+def vgg11_lrn() -> NetSpec:
+    """vgg11 (config A) with Krizhevsky's LRN after the first conv."""
+    spec = _vgg(_VGG_DEPTHS["vgg11"], bn=False)
+    first = spec.stages[0]
+    return spec.replace(stages=(Stage(first.depth, first.width, PlainBlock(kernel=3, lrn=True)),) + spec.stages[1:])
+
+
+@register("vgg16_c", "imagenet", "Simonyan & Zisserman 2015, Table 1 config C", 133_638_952,
+          note="vgg16 (config D) with a 1x1 conv as the third conv of stages 3-5: 138,357,544 - 3 x 8 x w^2")
+def vgg16_c() -> NetSpec:
+    """Config C: conv3 64 x2, conv3 128 x2, then per stage 3-5 conv3 x2 and a conv1, each stage after a 2x2 max-pool; classifier."""
+    halve = Pool(2, 2)
+    stages = [Stage(2, 64, PlainBlock(kernel=3)), Stage(2, 128, PlainBlock(kernel=3), pool=halve)]
+    for width in (256, 512, 512):
+        stages += [Stage(2, width, PlainBlock(kernel=3), pool=halve), Stage(1, width, PlainBlock(kernel=1))]
+    head = Head("classifier", dropout=0.5, pool=halve, pool_size=7, hidden=4096)
+    return NetSpec(stem=Stem("none", 3), stages=tuple(stages), head=head, num_classes=1000, resolution=224)
+
+
 # GoogLeNet's modules as in torchvision (and Szegedy et al. 2015, Table 1):
 # (c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj), and the max-pool before each module
 _GOOGLENET = [
