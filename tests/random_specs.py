@@ -10,6 +10,7 @@ import random
 
 from nasx.net.spec import (
     AggregatedBlock,
+    AuxHead,
     Conv,
     Head,
     InceptionBlock,
@@ -34,7 +35,9 @@ def random_pool(rng: random.Random) -> Pool:
 def random_block(rng: random.Random, branch: str, width: int) -> tuple[PlainBlock | ResidualBlock | AggregatedBlock | InceptionBlock, int]:
     """A block of `branch` and the stage width that goes with it."""
     if branch == "plain":
-        return PlainBlock(kernel=rng.choice([1, 3, 5]), bn=rng.random() < 0.5, bias=rng.random() < 0.5), width
+        groups = rng.choice([1, 1, 1, 2])  # AlexNet's two GPUs (a stage whose input width is odd is redrawn)
+        return PlainBlock(kernel=rng.choice([1, 3, 5]), bn=rng.random() < 0.5, bias=rng.random() < 0.5,
+                          groups=groups, lrn=rng.random() < 0.2), width + width % groups
     if branch == "residual":
         kind = rng.choice(["basic", "bottleneck"])
         ratio = rng.choice([0.25, 0.5, 1.0, 2.0, 0.3])
@@ -119,7 +122,8 @@ def random_spec(rng: random.Random, branch: str | None = None) -> NetSpec:
                       "alexnet": rng.randint(40, 80), "googlenet": rng.randint(40, 80),
                       "inception_v3": rng.randint(27, 80), "inception_v4": rng.randint(27, 80)}[stem_kind]
         stem_width = rng.randint(193, 200) if stem_kind == "inception_v4" else rng.randint(2, 12)
-        stem = Stem(stem_kind, stem_width, mid_width=rng.randint(2, 8) if stem_kind == "googlenet" and rng.random() < 0.5 else None)
+        stem = Stem(stem_kind, stem_width, mid_width=rng.randint(2, 8) if stem_kind == "googlenet" and rng.random() < 0.5 else None,
+                    lrn=stem_kind == "alexnet" and rng.random() < 0.5)
         stages = []
         in_channels = rng.choice([1, 3])
         w_in = in_channels if stem_kind == "none" else stem_width
@@ -135,7 +139,8 @@ def random_spec(rng: random.Random, branch: str | None = None) -> NetSpec:
                 depth = rng.choice([0, 1, 1, 2, 2, 3]) if rng.random() < 0.9 else 1
             stride = 1 if b in ("inception", "multibranch") else rng.choice([1, 1, 2])
             pool = random_pool(rng) if rng.random() < 0.25 else None
-            stages.append(Stage(depth=depth, width=width, block=block, stride=stride, pool=pool))
+            aux = AuxHead(rng.randint(1, 8), rng.randint(1, 8)) if rng.random() < 0.08 else None
+            stages.append(Stage(depth=depth, width=width, block=block, stride=stride, pool=pool, aux=aux))
             if depth > 0:
                 w_in = width
         if rng.random() < 0.3:

@@ -99,6 +99,7 @@ def check_random_multibranch_specs(n: int, seed: str) -> Counter:
         spec = random_spec(rng, "multibranch")
         seen.update(multibranch_features(spec))
         seen["odd resolution"] += spec.resolution % 2
+        seen["aux head"] += any(stage.aux is not None for stage in spec.stages)
         assert_counts_equal(spec)
     return seen
 
@@ -106,7 +107,7 @@ def check_random_multibranch_specs(n: int, seed: str) -> Counter:
 ALL_FEATURES = {
     "residual", "scale", "no activation", "split", "max pool", "avg pool", "max pool stride 2", "avg pool stride 2",
     "count_include_pad off", "valid padding", "stride 2 conv", "asymmetric kernel", "stem inception_v3",
-    "stem inception_v4", "odd resolution",
+    "stem inception_v4", "odd resolution", "aux head",
 }
 
 

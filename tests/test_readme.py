@@ -33,3 +33,13 @@ def test_readme_space_example_is_the_shipped_resnet_space(tmp_path):
     assert ours.stages == shipped.stages and ours.ties == shipped.ties and ours.flops == shipped.flops
     run = ours.sample(0, 5, flops=(20_000_000, 40_000_000))
     assert [s.spec.id for s in run] == [s.spec.id for s in shipped.sample(0, 5, flops=(20_000_000, 40_000_000))]
+
+
+def test_readme_multibranch_example_is_inception_resnet_v2s_block17():
+    import yaml
+
+    block = re.search(r"```yaml\n(# Inception-ResNet-v2's block17.*?)```", README.read_text(), re.S).group(1)
+    spec = nasx.zoo.get("inception_resnet_v2")
+    data = spec.to_dict()
+    data["stages"][3] = yaml.safe_load(block)
+    assert nasx.NetSpec.from_dict(data) == spec

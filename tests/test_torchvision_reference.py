@@ -20,8 +20,12 @@ fvcore_nn = pytest.importorskip("fvcore.nn")
 TIMM = {"inception_v4": "inception_v4", "inception_resnet_v2": "inception_resnet_v2"}
 NO_REFERENCE = {"googlenet_paper", "alexnet_paper", "vgg11_lrn", "vgg16_c"}
 TORCHVISION = [n for n, e in nasx.zoo.ZOO.items() if e.dataset == "imagenet" and n not in NO_REFERENCE | set(TIMM)]
-# a second resolution per net: odd, and large enough for the Inception stems (at least 75 px)
-OTHER_RESOLUTION = 257
+# a second resolution per net: odd, and large enough for the Inception stems (75 px) and the auxiliary head
+OTHER_RESOLUTION = {"inception_v3_aux": 331}
+
+
+def other_resolution(name: str) -> int:
+    return OTHER_RESOLUTION.get(name, 257)
 
 
 def reference_model(name: str) -> torch.nn.Module:
@@ -30,9 +34,9 @@ def reference_model(name: str) -> torch.nn.Module:
         return timm.create_model(TIMM[name], pretrained=False).eval()
     torchvision = pytest.importorskip("torchvision")
     kwargs = {}
-    if name in ("googlenet", "inception_v3"):
-        kwargs = {"aux_logits": False, "init_weights": True}
-    return getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    if name in ("googlenet", "inception_v3", "inception_v3_aux"):
+        kwargs = {"aux_logits": name.endswith("_aux"), "init_weights": True}
+    return getattr(torchvision.models, name.removesuffix("_aux"))(weights=None, **kwargs).eval()
 
 
 def fvcore_flops(model: torch.nn.Module, resolution: int) -> int:
@@ -50,7 +54,7 @@ def test_same_flops_params_and_function_as_the_reference(name):
     ours = nasx.build(name).eval()
     resolution = nasx.zoo.get(name).resolution
     assert nasx.complexity(name).params == sum(p.numel() for p in reference.parameters())
-    for r in (resolution, OTHER_RESOLUTION):
+    for r in (resolution, other_resolution(name)):
         assert nasx.complexity(name, r).flops == fvcore_flops(reference, r), f"at {r} px"
     # same tensors in the same order: copy the reference's state positionally, then compare outputs
     theirs, mine = reference.state_dict(), ours.state_dict()

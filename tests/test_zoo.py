@@ -19,6 +19,7 @@ TORCHVISION_PARAMS = {
     "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
     "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
     "inception_v3": 27_161_264 - 3_326_696,  # weights meta counts the aux classifier: 98,560 + 2,459,136 + 769,000
+    "inception_v3_aux": 27_161_264,
 }
 # timm's models (sum of numel, 1000 classes; timm publishes 42.7M and 55.8M)
 TIMM_PARAMS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}
@@ -103,7 +104,9 @@ def test_forward_shape_no_nan_and_every_parameter_gets_a_gradient(name):
     out = model(x)
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
-    out.logsumexp(1).sum().backward()
+    assert len(model.aux_logits) == sum(s.aux is not None for s in model.spec.stages)
+    loss = out.logsumexp(1).sum() + sum(aux.logsumexp(1).sum() for aux in model.aux_logits)
+    loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     assert not missing, f"no (or an all-zero) gradient for {missing[:5]}"
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
@@ -157,3 +160,15 @@ def test_vgg_c_has_1x1_convs_in_its_last_three_stages_and_a_lrn_has_one_lrn():
     assert nasx.complexity("vgg16").params - nasx.complexity("vgg16_c").params == 8 * (256**2 + 2 * 512**2)
     model = nasx.build("vgg11_lrn")
     assert [type(m).__name__ for m in model.s1.b1] == ["Conv2d", "ReLU", "LocalResponseNorm"]
+
+
+def test_auxiliary_classifier_trains_only_and_counts_parameters_not_flops():
+    on, off = nasx.zoo.get("inception_v3_aux"), nasx.zoo.get("inception_v3")
+    assert nasx.complexity(on).params - nasx.complexity(off).params == 3_326_696
+    assert nasx.complexity(on).flops == nasx.complexity(off).flops
+    model = nasx.build(on, num_classes=5).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 299, 299)).shape == (1, 5)
+    assert model.aux_logits == []
+    with pytest.raises(nasx.SpecError, match="stage 6.aux"):
+        on.replace(resolution=257)  # Mixed-6e's 14x14 output: the 5x5/3 pool leaves 4x4 for the 5x5 conv

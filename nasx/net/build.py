@@ -12,6 +12,7 @@ from torch import nn
 
 from .spec import (
     AggregatedBlock,
+    AuxHead,
     Conv,
     Head,
     InceptionBlock,
@@ -329,6 +330,22 @@ class AnyStage(nn.Sequential):
 # Heads
 
 
+class AuxClassifier(nn.Module):
+    """Auxiliary classifier: 5x5/3 avg-pool, 1x1 conv, 5x5 conv (BN, ReLU each), global avg-pool, FC."""
+
+    def __init__(self, w_in: int, num_classes: int, aux: AuxHead):
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=3)
+        self.conv0 = ConvBnRelu(w_in, aux.width, 1)
+        self.conv1 = ConvBnRelu(aux.width, aux.conv_width, 5, padding=0)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(aux.conv_width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(self.conv0(self.pool(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
 class LinearHead(nn.Module):
     """[max-pool], global average pool, [dropout], linear."""
 
@@ -384,6 +401,9 @@ class Net(nn.Module):
             self.add_module(f"s{i}", AnyStage(w_in, stage))
             if stage.depth > 0:
                 w_in = stage.width
+            if stage.aux is not None:  # registered after its stage: parameters in torchvision's order
+                self.add_module(f"aux{i}", AuxClassifier(w_in, spec.num_classes, stage.aux))
+        self.aux_logits: list[torch.Tensor] = []  # the auxiliary classifiers' outputs of the last training forward
         head_cls = LinearHead if spec.head.kind == "linear" else ClassifierHead
         self.head = head_cls(w_in, spec.num_classes, spec.head)
         _init_weights(self)
@@ -392,7 +412,12 @@ class Net(nn.Module):
                 m.eps, m.momentum = spec.bn_eps, spec.bn_momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.children():
+        self.aux_logits = []
+        for name, module in self.named_children():
+            if isinstance(module, AuxClassifier):
+                if self.training:  # as torchvision: auxiliary heads only train
+                    self.aux_logits.append(module(x))
+                continue
             x = module(x)
         return x
 

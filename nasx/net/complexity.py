@@ -266,6 +266,15 @@ def stage_cx(cx: Cx, w_in: int, stage: Stage) -> None:
 # Heads and the net
 
 
+def aux_classifier_params(w_in: int, num_classes: int, aux) -> int:
+    """Twin of build.AuxClassifier, parameters only: it runs in training, so eval-mode FLOPs leave it out."""
+    side = Cx(5)  # any side: parameters do not depend on it
+    conv_bn_relu_cx(side, w_in, aux.width, 1)
+    conv_bn_relu_cx(side, aux.width, aux.conv_width, 5, padding=0)
+    linear_cx(side, aux.conv_width, num_classes)
+    return side.params
+
+
 def head_cx(cx: Cx, w_in: int, num_classes: int, head: Head) -> None:
     """Twin of build.LinearHead / build.ClassifierHead."""
     if head.pool is not None:
@@ -296,5 +305,7 @@ def complexity(spec_or_name: NetSpec | str, resolution: int | None = None) -> Co
         stage_cx(cx, w_in, stage)
         if stage.depth > 0:
             w_in = stage.width
+        if stage.aux is not None:
+            cx.params += aux_classifier_params(w_in, spec.num_classes, stage.aux)
     head_cx(cx, w_in, spec.num_classes, spec.head)
     return Complexity(flops=cx.flops, params=cx.params, acts=cx.acts, resolution=h)

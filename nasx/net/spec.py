@@ -30,6 +30,7 @@ __all__ = [
     "MultiBranchBlock",
     "inception_stem_layers",
     "Block",
+    "AuxHead",
     "Stage",
     "Head",
     "NetSpec",
@@ -479,15 +480,35 @@ _BLOCKS: dict[str, type] = {
 
 
 @dataclass(frozen=True)
+class AuxHead:
+    """Auxiliary classifier on a stage's output, run in training only (torchvision's InceptionAux):
+    5x5/3 avg-pool, 1x1 conv `width`, 5x5 'valid' conv `conv_width` (each with BN, ReLU), global
+    average pool, FC. Its parameters count; the eval-mode FLOPs and activations do not include it."""
+
+    width: int = 128
+    conv_width: int = 768
+
+    def _check(self, where: str) -> None:
+        _positive(self.width, f"{where}.width")
+        _positive(self.conv_width, f"{where}.conv_width")
+
+    def _walk(self, grid: Grid, where: str) -> None:
+        grid = grid.copy()  # a side branch: the trunk's grid goes on unchanged
+        grid.pool(Pool(5, 3, kind="avg"), f"{where} pool")
+        grid.conv(5, 1, 0, f"{where} 5x5 conv")
+
+
+@dataclass(frozen=True)
 class Stage:
     """`depth` blocks of one kind to `width` channels; downsampling by the first block's `stride`
-    and/or a max-pool before the stage."""
+    and/or a max-pool before the stage; optionally an auxiliary classifier on its output."""
 
     depth: int
     width: int
     block: Block = field(default_factory=PlainBlock)
     stride: int = 1
     pool: Pool | None = None
+    aux: AuxHead | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -652,6 +673,11 @@ class NetSpec:
                 # only the first block strides; the others keep the side
                 block._walk(grid, stage.stride, f"{where}.stride" if stage.stride > 1 else f"{where}.block")
                 w_in = stage.width
+            if stage.aux is not None:
+                if not isinstance(stage.aux, AuxHead):
+                    raise SpecError(f"{where}.aux: must be an AuxHead")
+                stage.aux._check(f"{where}.aux")
+                stage.aux._walk(grid, f"{where}.aux")
         if self.head.pool is not None:
             grid.pool(self.head.pool, "head.pool")
         return self
@@ -813,7 +839,9 @@ def _net_from_dict(data: Any) -> NetSpec:
         stage = dict(s)
         block = _block_from(stage.pop("block", {"branch": "plain"}), f"{where}.block")
         pool = _pool_from(stage.pop("pool", None), f"{where}.pool")
-        stages.append(_make(Stage, {**stage, "block": block, "pool": pool}, where))
+        aux = stage.pop("aux", None)
+        aux = None if aux is None else _make(AuxHead, aux, f"{where}.aux")
+        stages.append(_make(Stage, {**stage, "block": block, "pool": pool, "aux": aux}, where))
     stem = _make(Stem, data.get("stem", {}), "stem")
     head_data = dict(data.get("head", {}) or {})
     head_pool = _pool_from(head_data.pop("pool", None), "head.pool")

@@ -8,6 +8,7 @@ from typing import Callable
 
 from .spec import (
     AggregatedBlock,
+    AuxHead,
     Conv,
     Head,
     InceptionBlock,
@@ -302,14 +303,21 @@ def _stages(w_in: int, *modules: tuple[int, MultiBranchBlock]) -> tuple[Stage, .
     return tuple(stages)
 
 
-@register("inception_v3", "imagenet", f"{TV}.inception_v3 (Szegedy et al. 2016), aux head off", 23_834_568,
-          note="torchvision's: its weights meta says 27,161,264 with the auxiliary classifier")
-def inception_v3() -> NetSpec:
-    """Stem, Mixed 5b-5d (A), 6a (reduction), 6b-6e (C), 7a (reduction), 7b-7c (E), avg-pool, dropout 0.5, FC."""
-    stages = _stages(192, (1, _v3_a(32)), (2, _v3_a(64)), (1, _v3_b()), (1, _v3_c(128)), (2, _v3_c(160)),
-                     (1, _v3_c(192)), (1, _v3_d()), (2, _v3_e()))
-    return NetSpec(stem=Stem("inception_v3", 192), stages=stages, head=Head("linear", dropout=0.5),
+def _inception_v3(aux: bool) -> NetSpec:
+    """Stem, Mixed 5b-5d (A), 6a (reduction), 6b-6e (C) [auxiliary classifier], 7a (reduction), 7b-7c (E), avg-pool, dropout 0.5, FC."""
+    stages = list(_stages(192, (1, _v3_a(32)), (2, _v3_a(64)), (1, _v3_b()), (1, _v3_c(128)), (2, _v3_c(160)),
+                          (1, _v3_c(192)), (1, _v3_d()), (2, _v3_e())))
+    if aux:  # torchvision's AuxLogits, on Mixed-6e's 17x17 output
+        stages[5] = Stage(stages[5].depth, stages[5].width, stages[5].block, aux=AuxHead(128, 768))
+    return NetSpec(stem=Stem("inception_v3", 192), stages=tuple(stages), head=Head("linear", dropout=0.5),
                    num_classes=1000, resolution=299, bn_eps=1e-3)
+
+
+register("inception_v3", "imagenet", f"{TV}.inception_v3 (Szegedy et al. 2016), aux head off", 23_834_568,
+         note="torchvision's weights meta says 27,161,264: it counts the auxiliary classifier")(lambda: _inception_v3(False))
+register("inception_v3_aux", "imagenet", f"{TV}.inception_v3 (Szegedy et al. 2016), aux head on", 27_161_264,
+         note="the auxiliary classifier runs in training only: its parameters count, the eval FLOPs do not include it")(
+    lambda: _inception_v3(True))
 
 
 def _v4_a() -> MultiBranchBlock:
