@@ -50,7 +50,10 @@ def random_block(rng: random.Random, branch: str, width: int) -> tuple[PlainBloc
     widths = [rng.randint(1, 8) for _ in range(6)]
     residual = rng.random() < 0.4
     block = InceptionBlock(c1x1=widths[0], c3x3_reduce=widths[1], c3x3=widths[2], c5x5_reduce=widths[3],
-                           c5x5=widths[4], pool_proj=widths[5], kernel_5x5=rng.choice([3, 5]), residual=residual)
+                           c5x5=widths[4], pool_proj=widths[5], kernel_5x5=rng.choice([3, 5]), residual=residual,
+                           factorize=rng.choice(["none", "none", "3x3", "asymmetric"]), n=rng.choice([3, 5, 7]),
+                           pool_kind=rng.choice(["max", "avg"]),
+                           scale=rng.choice([1.0, 0.1, 0.3]) if residual else 1.0)
     return block, (width if residual else block.w_concat)
 
 

@@ -216,3 +216,25 @@ def test_impossible_multibranch_blocks_name_the_path(paths, block, words):
 def test_multibranch_stage_width_must_be_the_concatenation():
     with pytest.raises(SpecError, match="concatenation has 12 channels"):
         multibranch_net(nasx.BlockPath(convs=(nasx.Conv(4),)), nasx.BlockPath(pool=Pool(3, 1, 1)), width=13)
+
+
+def test_inception_block_v2_v3_forms_leave_googlenet_unchanged():
+    from nasx.net.spec import InceptionBlock
+
+    old = InceptionBlock()
+    assert set(old.__dataclass_fields__) - set(nasx.zoo.get("googlenet").to_dict()["stages"][0]["block"]) == {
+        "factorize", "n", "pool_kind", "scale"}  # left out at their defaults: googlenet's JSON is as before
+    def kernels(block: InceptionBlock) -> tuple[list, list]:
+        return [c.kernel for c in block.tower_3x3()], [c.kernel for c in block.tower_5x5()]
+
+    assert kernels(old) == ([3], [3])
+    assert kernels(InceptionBlock(kernel_5x5=5, factorize="3x3")) == ([3], [3, 3])  # Fig. 5: 5x5 as two 3x3
+    assert kernels(InceptionBlock(factorize="asymmetric", n=7)) == ([(1, 7), (7, 1)], [(7, 1), (1, 7), (7, 1), (1, 7)])
+    spec = multibranch_net(nasx.BlockPath(convs=(nasx.Conv(8),)))  # a valid net to put the block in
+    for block in (InceptionBlock(factorize="asymmetric", n=3, pool_kind="avg", residual=True, scale=0.2),
+                  InceptionBlock(kernel_5x5=5, factorize="3x3")):
+        net = spec.replace(stages=(Stage(2, 32 if block.residual else block.w_concat, block),))
+        assert NetSpec.from_json(net.to_json()) == net
+        assert nasx.complexity(net).params == sum(p.numel() for p in nasx.build(net).parameters())
+    with pytest.raises(SpecError, match="scale"):
+        spec.replace(stages=(Stage(1, 256, InceptionBlock(scale=0.2)),))

@@ -216,16 +216,16 @@ class ResBlock(nn.Module):
 
 
 class InceptionModule(nn.Module):
-    """Inception: cat(1x1 | 1x1->3x3 | 1x1->kxk | 3x3 pool->1x1) [-> 1x1 + BN, + shortcut, ReLU]."""
+    """Inception: cat(1x1 | 1x1->3x3 | 1x1->kxk | 3x3 pool->1x1) [-> 1x1 + BN, x scale, + shortcut, ReLU]."""
 
     def __init__(self, w_in: int, w_out: int, block: InceptionBlock):
         super().__init__()
-        k = block.kernel_5x5
         self.branch1 = ConvBnRelu(w_in, block.c1x1, 1)
-        self.branch2 = nn.Sequential(ConvBnRelu(w_in, block.c3x3_reduce, 1), ConvBnRelu(block.c3x3_reduce, block.c3x3, 3))
-        self.branch3 = nn.Sequential(ConvBnRelu(w_in, block.c5x5_reduce, 1), ConvBnRelu(block.c5x5_reduce, block.c5x5, k))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), ConvBnRelu(w_in, block.pool_proj, 1))
-        self.residual = block.residual
+        self.branch2 = nn.Sequential(ConvBnRelu(w_in, block.c3x3_reduce, 1), *_tower(block.c3x3_reduce, block.tower_3x3()))
+        self.branch3 = nn.Sequential(ConvBnRelu(w_in, block.c5x5_reduce, 1), *_tower(block.c5x5_reduce, block.tower_5x5()))
+        pool = (nn.MaxPool2d if block.pool_kind == "max" else nn.AvgPool2d)(3, stride=1, padding=1, ceil_mode=True)
+        self.branch4 = nn.Sequential(pool, ConvBnRelu(w_in, block.pool_proj, 1))
+        self.residual, self.scale = block.residual, block.scale
         if block.residual:
             self.up = nn.Sequential(_named(conv=conv2d(block.w_concat, w_out, 1), bn=norm2d(w_out)))
             self.proj = None
@@ -238,7 +238,19 @@ class InceptionModule(nn.Module):
         if not self.residual:
             return y
         shortcut = x if self.proj is None else self.proj(x)
-        return self.relu(shortcut + self.up(y))
+        y = self.up(y)
+        if self.scale != 1.0:
+            y = y * self.scale
+        return self.relu(shortcut + y)
+
+
+def _tower(w_in: int, convs: tuple[Conv, ...]) -> list[ConvBnRelu]:
+    """Convs in sequence from w_in channels."""
+    layers = []
+    for conv in convs:
+        layers.append(conv_bn_relu(w_in, conv))
+        w_in = conv.width
+    return layers
 
 
 def conv_bn_relu(w_in: int, conv: Conv) -> ConvBnRelu:

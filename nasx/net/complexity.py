@@ -188,9 +188,9 @@ def inception_cx(cx: Cx, w_in: int, w_out: int, block: InceptionBlock) -> None:
     """Twin of build.InceptionModule (every branch keeps the side)."""
     conv_bn_relu_cx(cx, w_in, block.c1x1, 1)
     conv_bn_relu_cx(cx, w_in, block.c3x3_reduce, 1)
-    conv_bn_relu_cx(cx, block.c3x3_reduce, block.c3x3, 3)
+    tower_cx(cx, block.c3x3_reduce, block.tower_3x3())
     conv_bn_relu_cx(cx, w_in, block.c5x5_reduce, 1)
-    conv_bn_relu_cx(cx, block.c5x5_reduce, block.c5x5, block.kernel_5x5)
+    tower_cx(cx, block.c5x5_reduce, block.tower_5x5())
     conv_bn_relu_cx(cx, w_in, block.pool_proj, 1)
     if block.residual:
         conv2d_cx(cx, block.w_concat, w_out, 1)
@@ -203,6 +203,13 @@ def inception_cx(cx: Cx, w_in: int, w_out: int, block: InceptionBlock) -> None:
 def conv_bn_relu_twin_cx(cx: Cx, w_in: int, conv: Conv) -> None:
     """Twin of build.conv_bn_relu."""
     conv_bn_relu_cx(cx, w_in, conv.width, conv.kernel, stride=conv.stride, padding=conv.pad)
+
+
+def tower_cx(cx: Cx, w_in: int, convs: tuple[Conv, ...]) -> None:
+    """Twin of build._tower."""
+    for conv in convs:
+        conv_bn_relu_twin_cx(cx, w_in, conv)
+        w_in = conv.width
 
 
 def path_cx(cx: Cx, w_in: int, path: BlockPath) -> None:

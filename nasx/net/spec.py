@@ -277,8 +277,14 @@ class InceptionBlock:
     """GoogLeNet's module: 1x1 | 1x1->3x3 | 1x1->kxk | 3x3 max-pool->1x1, concatenated.
 
     `kernel_5x5` is the kernel of the third branch: torchvision uses 3 (a known deviation from the
-    paper's 5). With `residual`, the concatenation goes through a 1x1 conv + BN to the stage width
-    and is added to the (projected) input before the ReLU (Inception-ResNet style).
+    paper's 5). With `residual`, the concatenation goes through a 1x1 conv + BN to the stage width,
+    times `scale`, and is added to the (projected) input before the ReLU (Inception-ResNet style).
+
+    The v2/v3 forms, for design spaces (the zoo's v3/v4 use MultiBranchBlock): `factorize: 3x3`
+    builds the kxk as (k - 1) / 2 stacked 3x3s (Szegedy et al. 2016, Fig. 5); `factorize:
+    asymmetric` builds the second branch as 1xn, nx1 and the third as nx1, 1xn, nx1, 1xn at the
+    reduce width (Fig. 6, torchvision's InceptionC, `kernel_5x5` unused); `pool_kind: avg` averages
+    in the fourth branch. At their defaults these fields leave the module, its JSON and id unchanged.
     """
 
     branch: Literal["inception"] = "inception"
@@ -290,16 +296,46 @@ class InceptionBlock:
     pool_proj: int = 32
     kernel_5x5: int = 3
     residual: bool = False
+    factorize: str = field(default="none", metadata=OMIT_DEFAULT)  # none | 3x3 | asymmetric
+    n: int = field(default=7, metadata=OMIT_DEFAULT)  # asymmetric only: 1xn and nx1
+    pool_kind: str = field(default="max", metadata=OMIT_DEFAULT)  # max | avg
+    scale: float = field(default=1.0, metadata=OMIT_DEFAULT)  # residual only
 
     @property
     def w_concat(self) -> int:
         return self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj
+
+    def tower_3x3(self) -> tuple["Conv", ...]:
+        """The second branch after its 1x1 reduce: 3x3, or 1xn, nx1."""
+        if self.factorize == "asymmetric":
+            return (Conv(self.c3x3_reduce, (1, self.n)), Conv(self.c3x3, (self.n, 1)))
+        return (Conv(self.c3x3, 3),)
+
+    def tower_5x5(self) -> tuple["Conv", ...]:
+        """The third branch after its 1x1 reduce: kxk, (k - 1) / 2 3x3s, or nx1, 1xn, nx1, 1xn."""
+        if self.factorize == "3x3":
+            return tuple(Conv(self.c5x5, 3) for _ in range(self.kernel_5x5 // 2))
+        if self.factorize == "asymmetric":
+            r, n = self.c5x5_reduce, self.n
+            return (Conv(r, (n, 1)), Conv(r, (1, n)), Conv(r, (n, 1)), Conv(self.c5x5, (1, n)))
+        return (Conv(self.c5x5, self.kernel_5x5),)
 
     def _check(self, where: str) -> None:
         for name in ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj"):
             _positive(getattr(self, name), f"{where}.{name}")
         if self.kernel_5x5 not in (3, 5):
             raise SpecError(f"{where}.kernel_5x5: {self.kernel_5x5} must be 3 (torchvision) or 5 (paper)")
+        if self.factorize not in ("none", "3x3", "asymmetric"):
+            raise SpecError(f"{where}.factorize: {self.factorize!r} is not 'none', '3x3' or 'asymmetric'")
+        _positive(self.n, f"{where}.n")
+        if self.n % 2 == 0:
+            raise SpecError(f"{where}.n: {self.n} is even; 'same' padding needs an odd n")
+        if self.pool_kind not in POOLS:
+            raise SpecError(f"{where}.pool_kind: {self.pool_kind!r} is not 'max' or 'avg'")
+        if not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool) or self.scale <= 0:
+            raise SpecError(f"{where}.scale: {self.scale!r} must be a number > 0")
+        if self.scale != 1.0 and not self.residual:
+            raise SpecError(f"{where}.scale: only a residual module scales (set residual: true)")
 
     def _walk(self, grid: Grid, stride: int, where: str) -> None:
         """Every branch keeps the side ('same' convs, a 3x3/1 pool with padding 1)."""
