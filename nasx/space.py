@@ -207,7 +207,8 @@ BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "plain": ("kernel", "bn", "bias"),
     "residual": ("kind", "bottleneck_ratio", "shortcut"),
     "aggregated": ("cardinality", "bottleneck_ratio", "shortcut"),
-    "inception": ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj", "kernel_5x5", "residual"),
+    "inception": ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj", "kernel_5x5", "residual",
+                  "factorize", "n", "pool_kind", "scale"),
 }
 INCEPTION_WIDTHS = ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj")
 _BLOCK_CLASS = {"plain": PlainBlock, "residual": ResidualBlock, "aggregated": AggregatedBlock,
@@ -306,6 +307,11 @@ class Space:
                 values["bottleneck_ratio"] = block.w_b / stage.width  # derived: the spec stores group_width
             if branch == "residual" and block.kind == "basic":
                 values.pop("bottleneck_ratio")  # irrelevant to a basic block
+            if branch == "inception":  # irrelevant unless asymmetric / residual (the sampler keeps the defaults)
+                if block.factorize != "asymmetric":
+                    values.pop("n")
+                if not block.residual:
+                    values.pop("scale")
             for name, value in values.items():
                 yield from _check(dists[name], value, f"{where}.block.{name}")
                 if self.tied(name) == "same":
