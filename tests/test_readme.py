@@ -11,6 +11,16 @@ from nasx.net.verify import measure
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def test_readme_multibranch_example_is_inception_resnet_v2s_block17():
+    import yaml
+
+    block = re.search(r"```yaml\n(# Inception-ResNet-v2's block17.*?)```", README.read_text(), re.S).group(1)
+    spec = nasx.zoo.get("inception_resnet_v2")
+    data = spec.to_dict()
+    data["stages"][3] = yaml.safe_load(block)
+    assert nasx.NetSpec.from_dict(data) == spec
+
+
 def test_readme_spec_examples_load_and_count_exactly(tmp_path):
     blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
     specs = [b for b in blocks if b.lstrip().startswith("# a small ResNeXt")]
@@ -34,12 +44,3 @@ def test_readme_space_example_is_the_shipped_resnet_space(tmp_path):
     run = ours.sample(0, 5, flops=(20_000_000, 40_000_000))
     assert [s.spec.id for s in run] == [s.spec.id for s in shipped.sample(0, 5, flops=(20_000_000, 40_000_000))]
 
-
-def test_readme_multibranch_example_is_inception_resnet_v2s_block17():
-    import yaml
-
-    block = re.search(r"```yaml\n(# Inception-ResNet-v2's block17.*?)```", README.read_text(), re.S).group(1)
-    spec = nasx.zoo.get("inception_resnet_v2")
-    data = spec.to_dict()
-    data["stages"][3] = yaml.safe_load(block)
-    assert nasx.NetSpec.from_dict(data) == spec
