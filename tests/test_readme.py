@@ -43,4 +43,3 @@ def test_readme_space_example_is_the_shipped_resnet_space(tmp_path):
     assert ours.stages == shipped.stages and ours.ties == shipped.ties and ours.flops == shipped.flops
     run = ours.sample(0, 5, flops=(20_000_000, 40_000_000))
     assert [s.spec.id for s in run] == [s.spec.id for s in shipped.sample(0, 5, flops=(20_000_000, 40_000_000))]
-
