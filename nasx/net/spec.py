@@ -102,7 +102,7 @@ class Grid:
 
     def pool(self, pool: "Pool", where: str) -> None:
         k, s = pool.kernel, pool.stride
-        what = f"{k}x{k} {getattr(pool, 'kind', 'max')}-pool" + (f" with stride {s}" if s > 1 else "")
+        what = f"{k}x{k} {pool.kind}-pool" + (f" with stride {s}" if s > 1 else "")
         self._apply(pool.out(self.h), pool.out(self.w), s, what, where)
 
     def _apply(self, h: int, w: int, stride: int, what: str, where: str) -> None:
