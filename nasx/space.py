@@ -531,8 +531,8 @@ def parse_space(data: Any, source: str) -> Space:
         raise at.fail("stages.width", "widths must be integers >= 1")
     blocks: dict[str, dict[str, Any]] = {}
     for branch in stages["branch"].values:
-        if branch not in BRANCHES:
-            raise at.fail("stages.branch", f"unknown branch {branch!r} (choose from {', '.join(BRANCHES)})")
+        if branch not in BLOCK_FIELDS:  # multibranch is a spec branch, not (yet) a space branch
+            raise at.fail("stages.branch", f"unknown branch {branch!r} (choose from {', '.join(BLOCK_FIELDS)})")
         known = BLOCK_FIELDS[branch] + (("pool",) if branch == "inception" else ("stride", "pool"))
         node = _mapping(st.get(branch), f"stages.{branch}", known, at)
         cls = _BLOCK_CLASS[branch]
