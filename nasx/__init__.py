@@ -14,8 +14,12 @@ from .net.build import build
 from .net.complexity import Complexity, complexity
 from .net.spec import (
     AggregatedBlock,
+    AuxHead,
+    BlockPath,
+    Conv,
     Head,
     InceptionBlock,
+    MultiBranchBlock,
     NetSpec,
     PlainBlock,
     Pool,
@@ -30,6 +34,7 @@ __version__ = "0.1.0"
 
 
 __all__ = [
-    "AggregatedBlock", "Complexity", "Head", "InceptionBlock", "NasxError", "NetSpec", "PlainBlock", "Pool",
-    "ResidualBlock", "SpecError", "Stage", "Stem", "build", "complexity", "load_spec", "zoo",
+    "AggregatedBlock", "AuxHead", "BlockPath", "Complexity", "Conv", "Head", "InceptionBlock", "MultiBranchBlock",
+    "NasxError", "NetSpec", "PlainBlock", "Pool", "ResidualBlock", "SpecError", "Stage", "Stem", "build", "complexity",
+    "load_spec", "zoo",
 ]

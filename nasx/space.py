@@ -209,7 +209,8 @@ BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "plain": ("kernel", "bn", "bias"),
     "residual": ("kind", "bottleneck_ratio", "shortcut"),
     "aggregated": ("cardinality", "bottleneck_ratio", "shortcut"),
-    "inception": ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj", "kernel_5x5", "residual"),
+    "inception": ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj", "kernel_5x5", "residual",
+                  "factorize", "n", "pool_kind", "scale"),
 }
 INCEPTION_WIDTHS = ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj")
 _BLOCK_CLASS = {"plain": PlainBlock, "residual": ResidualBlock, "aggregated": AggregatedBlock,
@@ -332,6 +333,11 @@ class Space:
                 values["bottleneck_ratio"] = block.w_b / stage.width  # derived: the spec stores group_width
             if branch == "residual" and block.kind == "basic":
                 values.pop("bottleneck_ratio")  # irrelevant to a basic block
+            if branch == "inception":  # irrelevant unless asymmetric / residual (the sampler keeps the defaults)
+                if block.factorize != "asymmetric":
+                    values.pop("n")
+                if not block.residual:
+                    values.pop("scale")
             for name, value in values.items():
                 yield from _check(dists[name], value, f"{where}.block.{name}")
                 if self.tied(name) == "same":
@@ -561,8 +567,8 @@ def parse_space(data: Any, source: str) -> Space:
         raise at.fail("stages.width", "widths must be integers >= 1")
     blocks: dict[str, dict[str, Any]] = {}
     for branch in stages["branch"].values:
-        if branch not in BRANCHES:
-            raise at.fail("stages.branch", f"unknown branch {branch!r} (choose from {', '.join(BRANCHES)})")
+        if branch not in BLOCK_FIELDS:  # multibranch is a spec branch, not (yet) a space branch
+            raise at.fail("stages.branch", f"unknown branch {branch!r} (choose from {', '.join(BLOCK_FIELDS)})")
         known = BLOCK_FIELDS[branch] + (("pool",) if branch == "inception" else ("stride", "pool"))
         node = _mapping(st.get(branch), f"stages.{branch}", known, at)
         cls = _BLOCK_CLASS[branch]

@@ -170,7 +170,9 @@ def _block(st: _StageDraft, width: int, branches: tuple):
         cardinality = f["cardinality"]
         return AggregatedBlock(cardinality=cardinality, group_width=round(width * f["bottleneck_ratio"]) // cardinality,
                                shortcut=f["shortcut"])
-    return InceptionBlock(**dict(zip(INCEPTION_WIDTHS, branches)), kernel_5x5=f["kernel_5x5"], residual=f["residual"])
+    return InceptionBlock(**dict(zip(INCEPTION_WIDTHS, branches)), kernel_5x5=f["kernel_5x5"], residual=f["residual"],
+                          factorize=f["factorize"], n=f["n"] if f["factorize"] == "asymmetric" else 7,
+                          pool_kind=f["pool_kind"], scale=float(f["scale"]) if f["residual"] else 1.0)
 
 
 def _aggregated_quantum(cardinality: int, bottleneck_ratio: float) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
 import nasx
 from nasx.net.verify import measure
+from nasx.net.spec import MultiBranchBlock, pair
 from nasx.net.zoo import ZOO
 from random_specs import random_spec
 
@@ -56,3 +58,67 @@ def test_complexity_accepts_names_specs_and_files(tmp_path):
     path = tmp_path / "net.yaml"
     path.write_text(spec.to_yaml())
     assert nasx.complexity("resnext29_8x64d") == nasx.complexity(spec) == nasx.complexity(str(path))
+
+
+def multibranch_features(spec: nasx.NetSpec) -> set[str]:
+    """Which of the new constructs a spec uses (for the coverage check below)."""
+    seen = set()
+    if spec.stem.kind.startswith("inception"):
+        seen.add(f"stem {spec.stem.kind}")
+    for stage in spec.stages:
+        block = stage.block
+        if not isinstance(block, MultiBranchBlock):
+            continue
+        if block.residual:
+            seen.add("residual")
+            if block.scale != 1.0:
+                seen.add("scale")
+            if not block.activation:
+                seen.add("no activation")
+        for path in block.paths:
+            convs = path.convs + path.split
+            if path.split:
+                seen.add("split")
+            if path.pool is not None:
+                seen.add(f"{path.pool.kind} pool" + (" stride 2" if path.pool.stride == 2 else ""))
+                if not path.pool.count_include_pad:
+                    seen.add("count_include_pad off")
+            if any(c.padding == "valid" for c in convs):
+                seen.add("valid padding")
+            if any(c.stride == 2 for c in convs):
+                seen.add("stride 2 conv")
+            if any(pair(c.kernel)[0] != pair(c.kernel)[1] for c in convs):
+                seen.add("asymmetric kernel")
+    return seen
+
+
+def check_random_multibranch_specs(n: int, seed: str) -> Counter:
+    rng = random.Random(seed)
+    seen: Counter = Counter()
+    for _ in range(n):
+        spec = random_spec(rng, "multibranch")
+        seen.update(multibranch_features(spec))
+        seen["odd resolution"] += spec.resolution % 2
+        seen["aux head"] += any(stage.aux is not None for stage in spec.stages)
+        assert_counts_equal(spec)
+    return seen
+
+
+ALL_FEATURES = {
+    "residual", "scale", "no activation", "split", "max pool", "avg pool", "max pool stride 2", "avg pool stride 2",
+    "count_include_pad off", "valid padding", "stride 2 conv", "asymmetric kernel", "stem inception_v3",
+    "stem inception_v4", "odd resolution", "aux head",
+}
+
+
+def test_random_multibranch_specs_count_equal_fvcore_and_numel():
+    seen = check_random_multibranch_specs(30, "multibranch-quick")
+    assert len(seen) >= 10, seen
+
+
+@pytest.mark.slow
+def test_500_random_multibranch_specs_count_equal_fvcore_and_numel():
+    """Paths of asymmetric and 'valid' convs, reductions beside pools, splits, residual forms, Inception
+    stems, odd resolutions: 500 specs, each construct many times."""
+    seen = check_random_multibranch_specs(500, "multibranch-500")
+    assert set(seen) == ALL_FEATURES and min(seen.values()) >= 10, seen

@@ -11,6 +11,16 @@ from nasx.net.verify import measure
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def test_readme_multibranch_example_is_inception_resnet_v2s_block17():
+    import yaml
+
+    block = re.search(r"```yaml\n(# Inception-ResNet-v2's block17.*?)```", README.read_text(), re.S).group(1)
+    spec = nasx.zoo.get("inception_resnet_v2")
+    data = spec.to_dict()
+    data["stages"][3] = yaml.safe_load(block)
+    assert nasx.NetSpec.from_dict(data) == spec
+
+
 def test_readme_spec_examples_load_and_count_exactly(tmp_path):
     blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
     specs = [b for b in blocks if b.lstrip().startswith("# a small ResNeXt")]

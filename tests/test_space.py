@@ -199,6 +199,13 @@ stages:
 """
 
 
+def test_multibranch_is_a_spec_branch_not_a_space_branch(tmp_path):
+    path = tmp_path / "multi.yaml"
+    path.write_text(GOOD.replace("branch: residual", "branch: multibranch").replace("residual: {kind: basic}", ""))
+    with pytest.raises(SpaceError, match="stages.branch: unknown branch 'multibranch'"):
+        load_space(path)
+
+
 @pytest.mark.parametrize("text, message", [
     ("stages: [unclosed", "not valid YAML"),
     (GOOD + "colour: red\n", "colour: unknown key"),

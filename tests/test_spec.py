@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+import torch
 
 import nasx
 from nasx.net.spec import AggregatedBlock, Head, NetSpec, PlainBlock, Pool, ResidualBlock, SpecError, Stage, Stem
@@ -82,6 +83,32 @@ def test_resolution_collapse_before_the_head_is_reported():
 
 
 @pytest.mark.parametrize(
+    "name, resolution, words",
+    [
+        ("resnet50", 4, ["stage 2.stride", "1x1 grid"]),  # the stem already reaches 1x1: stages 2-4 stride nothing
+        ("resnet50", 16, ["stage 4.stride", "1x1 grid"]),
+        ("googlenet", 16, ["stage 8.pool", "1x1 grid"]),
+        ("alexnet", 5, ["stem: resolution 5", "stem.conv", "11x11 conv"]),
+        ("resnet20", 2, ["stage 3.stride"]),
+    ],
+)
+def test_collapsing_grid_names_the_op(name, resolution, words):
+    """A window larger than its padded input, or a stride on a grid already 1 pixel wide, is a SpecError."""
+    with pytest.raises(SpecError) as e:
+        nasx.zoo.get(name).replace(resolution=resolution)
+    assert all(w in str(e.value) for w in words), str(e.value)
+    with pytest.raises(SpecError):
+        nasx.complexity(name, resolution)
+
+
+@pytest.mark.parametrize("name, smallest", [("resnet50", 17), ("resnet20", 3), ("googlenet", 31), ("vgg16", 32), ("alexnet", 63)])
+def test_smallest_resolution_that_does_not_collapse(name, smallest):
+    nasx.zoo.get(name).replace(resolution=smallest)
+    with pytest.raises(SpecError, match="collapses"):
+        nasx.zoo.get(name).replace(resolution=smallest - 1)
+
+
+@pytest.mark.parametrize(
     "mutate, words",
     [
         (lambda d: d["stages"][1]["block"].update(branch="dense"), ["stage 2.block.branch", "dense"]),
@@ -133,3 +160,81 @@ def test_mixed_branch_types_in_one_net():
     )
     assert spec.describe() == "plain+residual+aggregated 3 stages d=(2,2,1) w=(32,64,128) C=4 gw=8"
     assert nasx.complexity(spec).params == sum(p.numel() for p in nasx.build(spec).parameters())
+
+
+def test_batchnorm_eps_and_momentum_are_spec_fields_left_out_at_their_defaults():
+    spec = nasx.zoo.get("resnext29_8x64d")
+    assert "bn_eps" not in spec.to_dict() and "bn_momentum" not in spec.to_dict()
+    assert spec.id == "732d0e817bd6"  # the id this net had before the fields existed (README)
+    tuned = spec.replace(bn_eps=1e-3, bn_momentum=0.01)
+    assert tuned.to_dict()["bn_eps"] == 1e-3 and tuned.id != spec.id
+    assert NetSpec.from_json(tuned.to_json()) == tuned and NetSpec.from_yaml(tuned.to_yaml()) == tuned
+    bns = [m for m in nasx.build(tuned).modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.eps == 1e-3 and m.momentum == 0.01 for m in bns)
+    assert nasx.complexity(tuned) == nasx.complexity(spec)
+    assert nasx.zoo.get("googlenet").bn_eps == 1e-3  # torchvision's BasicConv2d
+    for bad, field in [(dict(bn_eps=0), "bn_eps"), (dict(bn_momentum=1.5), "bn_momentum")]:
+        with pytest.raises(SpecError, match=field):
+            spec.replace(**bad)
+
+
+def multibranch_net(*paths: nasx.BlockPath, width: int | None = None, resolution: int = 17, **block) -> NetSpec:
+    b = nasx.MultiBranchBlock(paths=paths, **block)
+    return NetSpec(stem=Stem("cifar", 8), stages=(Stage(1, width or b.w_concat(8), b),), resolution=resolution)
+
+
+def test_multibranch_block_round_trips_with_asymmetric_kernels():
+    from nasx.net.zoo import _v3_e
+
+    spec = multibranch_net(*_v3_e().paths)
+    assert spec.stages[0].block.paths[1].split[0].kernel == (1, 3)
+    assert NetSpec.from_json(spec.to_json()) == spec and NetSpec.from_yaml(spec.to_yaml()) == spec
+    assert spec.to_dict()["stages"][0]["block"]["paths"][1]["split"][0]["kernel"] == [1, 3]
+    assert nasx.Conv(4, [3, 3]) == nasx.Conv(4, 3)  # one spelling of a square kernel
+    assert "kind" not in nasx.zoo.get("vgg16").to_dict()["head"]["pool"]  # pool fields at their defaults stay out
+
+
+@pytest.mark.parametrize(
+    "paths, block, words",
+    [
+        ((nasx.BlockPath(convs=(nasx.Conv(4, 3, 2, "valid"),)), nasx.BlockPath(convs=(nasx.Conv(4),))), {},
+         ["stage 1.block.paths", "path 1: 8x8, path 2: 17x17"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4, 3, 1, "valid"),)),), dict(residual=True), ["stage 1.block.residual", "keep"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4, (1, 2)),)),), {}, ["stage 1.block.path 1.convs 1.kernel", "odd"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4, 19, 1, "valid"),)),), {}, ["stage 1.block.path 1.convs 1", "19x19 conv cannot apply"]),
+        ((nasx.BlockPath(),), {}, ["stage 1.block.path 1", "empty"]),
+        ((nasx.BlockPath(convs=(nasx.Conv(4),)),), dict(scale=0.2), ["stage 1.block.scale", "residual"]),
+        ((nasx.BlockPath(pool=Pool(3, 1, 1, kind="mean")),), {}, ["stage 1.block.path 1.pool.kind"]),
+    ],
+)
+def test_impossible_multibranch_blocks_name_the_path(paths, block, words):
+    with pytest.raises(SpecError) as e:
+        multibranch_net(*paths, width=8 if block.get("residual") else None, **block)
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_multibranch_stage_width_must_be_the_concatenation():
+    with pytest.raises(SpecError, match="concatenation has 12 channels"):
+        multibranch_net(nasx.BlockPath(convs=(nasx.Conv(4),)), nasx.BlockPath(pool=Pool(3, 1, 1)), width=13)
+
+
+def test_inception_block_v2_v3_forms_leave_googlenet_unchanged():
+    from nasx.net.spec import InceptionBlock
+
+    old = InceptionBlock()
+    assert set(old.__dataclass_fields__) - set(nasx.zoo.get("googlenet").to_dict()["stages"][0]["block"]) == {
+        "factorize", "n", "pool_kind", "scale"}  # left out at their defaults: googlenet's JSON is as before
+    def kernels(block: InceptionBlock) -> tuple[list, list]:
+        return [c.kernel for c in block.tower_3x3()], [c.kernel for c in block.tower_5x5()]
+
+    assert kernels(old) == ([3], [3])
+    assert kernels(InceptionBlock(kernel_5x5=5, factorize="3x3")) == ([3], [3, 3])  # Fig. 5: 5x5 as two 3x3
+    assert kernels(InceptionBlock(factorize="asymmetric", n=7)) == ([(1, 7), (7, 1)], [(7, 1), (1, 7), (7, 1), (1, 7)])
+    spec = multibranch_net(nasx.BlockPath(convs=(nasx.Conv(8),)))  # a valid net to put the block in
+    for block in (InceptionBlock(factorize="asymmetric", n=3, pool_kind="avg", residual=True, scale=0.2),
+                  InceptionBlock(kernel_5x5=5, factorize="3x3")):
+        net = spec.replace(stages=(Stage(2, 32 if block.residual else block.w_concat, block),))
+        assert NetSpec.from_json(net.to_json()) == net
+        assert nasx.complexity(net).params == sum(p.numel() for p in nasx.build(net).parameters())
+    with pytest.raises(SpecError, match="scale"):
+        spec.replace(stages=(Stage(1, 256, InceptionBlock(scale=0.2)),))

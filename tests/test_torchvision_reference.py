@@ -1,5 +1,7 @@
-"""Against torchvision itself (skipped where torchvision is not installed, as in CI): same FLOPs under
-fvcore, same parameter count, and the same function once torchvision's weights are copied in."""
+"""Against torchvision and timm themselves (skipped where they are not installed, as in CI): the same
+parameter count, the same fvcore FLOPs at two resolutions, and the same function once the reference's
+weights are copied in by position. Side environment and versions: README, "Checked against ...".
+"""
 
 from __future__ import annotations
 
@@ -11,15 +13,30 @@ import torch
 import nasx
 from nasx.net.verify import measure
 
-torchvision = pytest.importorskip("torchvision")
 fvcore_nn = pytest.importorskip("fvcore.nn")
 
-IMAGENET = [n for n, e in nasx.zoo.ZOO.items() if e.dataset == "imagenet" and n != "googlenet_paper"]
+# zoo name -> (library, constructor name); zoo nets that neither library has (googlenet_paper,
+# alexnet_paper, vgg11_lrn, vgg16_c) are checked against their papers' counts in test_zoo.py
+TIMM = {"inception_v4": "inception_v4", "inception_resnet_v2": "inception_resnet_v2"}
+NO_REFERENCE = {"googlenet_paper", "alexnet_paper", "vgg11_lrn", "vgg16_c"}
+TORCHVISION = [n for n, e in nasx.zoo.ZOO.items() if e.dataset == "imagenet" and n not in NO_REFERENCE | set(TIMM)]
+# a second resolution per net: odd, and large enough for the Inception stems (75 px) and the auxiliary head
+OTHER_RESOLUTION = {"inception_v3_aux": 331}
 
 
-def torchvision_model(name: str) -> torch.nn.Module:
-    kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-    return getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+def other_resolution(name: str) -> int:
+    return OTHER_RESOLUTION.get(name, 257)
+
+
+def reference_model(name: str) -> torch.nn.Module:
+    if name in TIMM:
+        timm = pytest.importorskip("timm")
+        return timm.create_model(TIMM[name], pretrained=False).eval()
+    torchvision = pytest.importorskip("torchvision")
+    kwargs = {}
+    if name in ("googlenet", "inception_v3", "inception_v3_aux"):
+        kwargs = {"aux_logits": name.endswith("_aux"), "init_weights": True}
+    return getattr(torchvision.models, name.removesuffix("_aux"))(weights=None, **kwargs).eval()
 
 
 def fvcore_flops(model: torch.nn.Module, resolution: int) -> int:
@@ -31,23 +48,24 @@ def fvcore_flops(model: torch.nn.Module, resolution: int) -> int:
         return int(analysis.total())
 
 
-@pytest.mark.parametrize("name", IMAGENET)
-def test_same_flops_params_and_function_as_torchvision(name):
-    reference = torchvision_model(name)
+@pytest.mark.parametrize("name", TORCHVISION + list(TIMM))
+def test_same_flops_params_and_function_as_the_reference(name):
+    reference = reference_model(name)
     ours = nasx.build(name).eval()
-    assert nasx.complexity(name).flops == fvcore_flops(reference, 224)
+    resolution = nasx.zoo.get(name).resolution
     assert nasx.complexity(name).params == sum(p.numel() for p in reference.parameters())
-    # same tensors in the same order: copy torchvision's state positionally, then compare outputs
+    for r in (resolution, other_resolution(name)):
+        assert nasx.complexity(name, r).flops == fvcore_flops(reference, r), f"at {r} px"
+    # same tensors in the same order: copy the reference's state positionally, then compare outputs
     theirs, mine = reference.state_dict(), ours.state_dict()
     assert [tuple(v.shape) for v in theirs.values()] == [tuple(v.shape) for v in mine.values()]
     ours.load_state_dict(dict(zip(mine, theirs.values())))
-    for bn in reference.modules():  # GoogLeNet's BN eps is 1e-3, ours torch's default; align it
-        if isinstance(bn, torch.nn.BatchNorm2d):
-            bn.eps = 1e-5
-    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    bn_eps = [m.eps for m in ours.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn_eps == [m.eps for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    x = torch.randn(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-4)
 
 
 def test_reference_measure_agrees_with_fvcore_on_our_model():
-    assert measure(nasx.zoo.get("resnet18"))["flops"] == fvcore_flops(torchvision_model("resnet18"), 224)
+    assert measure(nasx.zoo.get("resnet18"))["flops"] == fvcore_flops(reference_model("resnet18"), 224)

@@ -18,17 +18,30 @@ TORCHVISION_PARAMS = {
     "resnet152": 60_192_808,
     "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
     "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
+    "inception_v3": 27_161_264 - 3_326_696,  # weights meta counts the aux classifier: 98,560 + 2,459,136 + 769,000
+    "inception_v3_aux": 27_161_264,
 }
+# timm's models (sum of numel, 1000 classes; timm publishes 42.7M and 55.8M)
+TIMM_PARAMS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}
 
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", list(TORCHVISION_PARAMS))
-def test_torchvision_parameter_counts_exact(name):
-    assert nasx.complexity(name).params == TORCHVISION_PARAMS[name]
-    assert n_params(nasx.build(name)) == TORCHVISION_PARAMS[name]
+@pytest.mark.parametrize("name", list(TORCHVISION_PARAMS) + list(TIMM_PARAMS))
+def test_reference_parameter_counts_exact(name):
+    expected = (TORCHVISION_PARAMS | TIMM_PARAMS)[name]
+    assert nasx.complexity(name).params == expected
+    assert n_params(nasx.build(name)) == expected
+
+
+@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v2"])
+def test_inception_nets_take_75_pixels_and_no_fewer(name):
+    """torchvision documents 75 x 75 as Inception-v3's smallest input; the grid walk finds the same."""
+    nasx.zoo.get(name).replace(resolution=75)
+    with pytest.raises(nasx.SpecError, match="stride 2 cannot apply to the 2x2 grid"):
+        nasx.zoo.get(name).replace(resolution=74)
 
 
 def cifar_resnet_option_a_params(n: int, classes: int = 10) -> int:
@@ -70,7 +83,17 @@ def test_googlenet_paper_variant_differs_only_in_the_5x5_branch():
 
 
 def small_resolution(name: str) -> int:
-    return 32 if ZOO[name].dataset == "cifar" else 64
+    if ZOO[name].dataset == "cifar":
+        return 32
+    return max(64, min(r for r in range(64, 300) if _fits(name, r)))
+
+
+def _fits(name: str, resolution: int) -> bool:
+    try:
+        nasx.zoo.get(name).replace(resolution=resolution)
+        return True
+    except nasx.SpecError:
+        return False
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -81,7 +104,9 @@ def test_forward_shape_no_nan_and_every_parameter_gets_a_gradient(name):
     out = model(x)
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
-    out.logsumexp(1).sum().backward()
+    assert len(model.aux_logits) == sum(s.aux is not None for s in model.spec.stages)
+    loss = out.logsumexp(1).sum() + sum(aux.logsumexp(1).sum() for aux in model.aux_logits)
+    loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     assert not missing, f"no (or an all-zero) gradient for {missing[:5]}"
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
@@ -98,3 +123,52 @@ def test_module_names_follow_the_spec():
     names = [n for n, _ in model.named_children()]
     assert names == ["stem", "s1", "s2", "s3", "s4", "head"]
     assert [n for n, _ in model.s3.named_children()] == [f"b{i}" for i in range(1, 7)]
+
+
+def alexnet_two_gpu_params(classes: int = 1000) -> int:
+    """Krizhevsky et al. 2012, Fig. 2, by hand: conv2, conv4 and conv5 see only their own GPU's half."""
+    def conv(w_in, w_out, k, groups=1):
+        return w_out * (w_in // groups) * k * k + w_out
+
+    convs = conv(3, 96, 11) + conv(96, 256, 5, 2) + conv(256, 384, 3) + conv(384, 384, 3, 2) + conv(384, 256, 3, 2)
+    fcs = (256 * 6 * 6 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * classes + classes)
+    return convs + fcs
+
+
+def test_alexnet_paper_is_the_two_gpu_net_with_lrn():
+    assert alexnet_two_gpu_params() == 60_965_224
+    spec = nasx.zoo.get("alexnet_paper")
+    assert nasx.complexity(spec).params == 60_965_224 == n_params(nasx.build(spec))
+    model = nasx.build(spec)
+    assert [m.groups for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [1, 2, 1, 2, 2]
+    assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in model.modules()) == 2
+
+
+# Simonyan & Zisserman 2015, Table 2: parameters in millions for configurations A, A-LRN, B, C, D, E
+VGG_TABLE_2 = {"vgg11": 133, "vgg11_lrn": 133, "vgg13": 133, "vgg16_c": 134, "vgg16": 138, "vgg19": 144}
+
+
+@pytest.mark.parametrize("name, millions", list(VGG_TABLE_2.items()))
+def test_vgg_configurations_match_table_2(name, millions):
+    assert round(nasx.complexity(name).params / 1e6) == millions
+
+
+def test_vgg_c_has_1x1_convs_in_its_last_three_stages_and_a_lrn_has_one_lrn():
+    kernels = [m.kernel_size[0] for m in nasx.build("vgg16_c").modules() if isinstance(m, torch.nn.Conv2d)]
+    assert kernels == [3, 3, 3, 3, 3, 3, 1, 3, 3, 1, 3, 3, 1]
+    # D's third 3x3 convs of stages 3-5 become 1x1: 8 w^2 weights fewer each
+    assert nasx.complexity("vgg16").params - nasx.complexity("vgg16_c").params == 8 * (256**2 + 2 * 512**2)
+    model = nasx.build("vgg11_lrn")
+    assert [type(m).__name__ for m in model.s1.b1] == ["Conv2d", "ReLU", "LocalResponseNorm"]
+
+
+def test_auxiliary_classifier_trains_only_and_counts_parameters_not_flops():
+    on, off = nasx.zoo.get("inception_v3_aux"), nasx.zoo.get("inception_v3")
+    assert nasx.complexity(on).params - nasx.complexity(off).params == 3_326_696
+    assert nasx.complexity(on).flops == nasx.complexity(off).flops
+    model = nasx.build(on, num_classes=5).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 299, 299)).shape == (1, 5)
+    assert model.aux_logits == []
+    with pytest.raises(nasx.SpecError, match="stage 6.aux"):
+        on.replace(resolution=257)  # Mixed-6e's 14x14 output: the 5x5/3 pool leaves 4x4 for the 5x5 conv

@@ -12,14 +12,19 @@ from torch import nn
 
 from .spec import (
     AggregatedBlock,
+    AuxHead,
+    Conv,
     Head,
     InceptionBlock,
+    MultiBranchBlock,
+    BlockPath,
     NetSpec,
     PlainBlock,
     Pool,
     ResidualBlock,
     Stage,
     Stem,
+    inception_stem_layers,
 )
 
 __all__ = ["build", "Net"]
@@ -29,9 +34,9 @@ __all__ = ["build", "Net"]
 # Layer helpers
 
 
-def conv2d(w_in: int, w_out: int, k: int, *, stride: int = 1, groups: int = 1, bias: bool = False,
-           padding: int | None = None) -> nn.Conv2d:
-    """k x k convolution with 'same' padding (k // 2) unless `padding` is given."""
+def conv2d(w_in: int, w_out: int, k: int | tuple[int, int], *, stride: int = 1, groups: int = 1, bias: bool = False,
+           padding: int | tuple[int, int] | None = None) -> nn.Conv2d:
+    """k x k (or kh x kw) convolution with 'same' padding (k // 2) unless `padding` is given."""
     return nn.Conv2d(w_in, w_out, k, stride=stride, padding=k // 2 if padding is None else padding,
                      groups=groups, bias=bias)
 
@@ -41,15 +46,28 @@ def norm2d(w: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(w)
 
 
-def pool2d(pool: Pool) -> nn.MaxPool2d:
-    """Max-pool as the spec says."""
+def pool2d(pool: Pool) -> nn.MaxPool2d | nn.AvgPool2d:
+    """Max- or average pool as the spec says."""
+    if pool.kind == "avg":
+        return nn.AvgPool2d(pool.kernel, stride=pool.stride, padding=pool.padding, ceil_mode=pool.ceil_mode,
+                            count_include_pad=pool.count_include_pad)
     return nn.MaxPool2d(pool.kernel, stride=pool.stride, padding=pool.padding, ceil_mode=pool.ceil_mode)
+
+
+def lrn2d() -> nn.LocalResponseNorm:
+    """Krizhevsky et al.'s local response normalization: n = 5, k = 2, alpha = 1e-4, beta = 0.75.
+
+    torch divides alpha by n (b = a / (k + alpha / n * sum a^2)^beta); the paper does not, so the
+    paper's alpha is torch's 5e-4.
+    """
+    return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
 
 class ConvBnRelu(nn.Sequential):
     """Conv, BN, ReLU (GoogLeNet's BasicConv2d)."""
 
-    def __init__(self, w_in: int, w_out: int, k: int, *, stride: int = 1, padding: int | None = None):
+    def __init__(self, w_in: int, w_out: int, k: int | tuple[int, int], *, stride: int = 1,
+                 padding: int | tuple[int, int] | None = None):
         super().__init__()
         self.conv = conv2d(w_in, w_out, k, stride=stride, padding=padding)
         self.bn = norm2d(w_out)
@@ -72,7 +90,7 @@ def make_stem(stem: Stem, w_in: int) -> nn.Module:
     if stem.kind == "alexnet":
         return nn.Sequential(
             _named(conv=conv2d(w_in, stem.width, 11, stride=4, padding=2, bias=True), relu=nn.ReLU(inplace=True),
-                   pool=nn.MaxPool2d(3, stride=2))
+                   **({"lrn": lrn2d()} if stem.lrn else {}), pool=nn.MaxPool2d(3, stride=2))
         )
     if stem.kind == "googlenet":
         w_mid = stem.mid_width or 64
@@ -81,7 +99,25 @@ def make_stem(stem: Stem, w_in: int) -> nn.Module:
                    conv2=ConvBnRelu(w_mid, w_mid, 1), conv3=ConvBnRelu(w_mid, stem.width, 3),
                    pool2=nn.MaxPool2d(3, stride=2, ceil_mode=True))
         )
+    if stem.kind in ("inception_v3", "inception_v4"):
+        return InceptionStem(stem, w_in)
     return nn.Identity()
+
+
+class InceptionStem(nn.Sequential):
+    """The Inception-v3 / v4 stem: spec.inception_stem_layers as conv1, pool2, mixed4, ... ."""
+
+    def __init__(self, stem: Stem, w_in: int):
+        super().__init__()
+        for i, layer in enumerate(inception_stem_layers(stem), start=1):
+            if isinstance(layer, Conv):
+                self.add_module(f"conv{i}", conv_bn_relu(w_in, layer))
+                w_in = layer.width
+            elif isinstance(layer, Pool):
+                self.add_module(f"pool{i}", pool2d(layer))
+            else:
+                self.add_module(f"mixed{i}", MultiBranchModule(w_in, layer.w_concat(w_in), layer))
+                w_in = layer.w_concat(w_in)
 
 
 def _named(**modules: nn.Module):
@@ -95,14 +131,16 @@ def _named(**modules: nn.Module):
 
 
 class PlainLayer(nn.Sequential):
-    """k x k conv (+ BN), ReLU."""
+    """k x k conv (groups) (+ BN), ReLU (+ LRN)."""
 
     def __init__(self, w_in: int, w_out: int, stride: int, block: PlainBlock):
         super().__init__()
-        self.conv = conv2d(w_in, w_out, block.kernel, stride=stride, bias=block.bias)
+        self.conv = conv2d(w_in, w_out, block.kernel, stride=stride, groups=block.groups, bias=block.bias)
         if block.bn:
             self.bn = norm2d(w_out)
         self.relu = nn.ReLU(inplace=True)
+        if block.lrn:
+            self.lrn = lrn2d()
 
 
 class BasicTransform(nn.Module):
@@ -178,16 +216,16 @@ class ResBlock(nn.Module):
 
 
 class InceptionModule(nn.Module):
-    """Inception: cat(1x1 | 1x1->3x3 | 1x1->kxk | 3x3 pool->1x1) [-> 1x1 + BN, + shortcut, ReLU]."""
+    """Inception: cat(1x1 | 1x1->3x3 | 1x1->kxk | 3x3 pool->1x1) [-> 1x1 + BN, x scale, + shortcut, ReLU]."""
 
     def __init__(self, w_in: int, w_out: int, block: InceptionBlock):
         super().__init__()
-        k = block.kernel_5x5
         self.branch1 = ConvBnRelu(w_in, block.c1x1, 1)
-        self.branch2 = nn.Sequential(ConvBnRelu(w_in, block.c3x3_reduce, 1), ConvBnRelu(block.c3x3_reduce, block.c3x3, 3))
-        self.branch3 = nn.Sequential(ConvBnRelu(w_in, block.c5x5_reduce, 1), ConvBnRelu(block.c5x5_reduce, block.c5x5, k))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), ConvBnRelu(w_in, block.pool_proj, 1))
-        self.residual = block.residual
+        self.branch2 = nn.Sequential(ConvBnRelu(w_in, block.c3x3_reduce, 1), *_tower(block.c3x3_reduce, block.tower_3x3()))
+        self.branch3 = nn.Sequential(ConvBnRelu(w_in, block.c5x5_reduce, 1), *_tower(block.c5x5_reduce, block.tower_5x5()))
+        pool = (nn.MaxPool2d if block.pool_kind == "max" else nn.AvgPool2d)(3, stride=1, padding=1, ceil_mode=True)
+        self.branch4 = nn.Sequential(pool, ConvBnRelu(w_in, block.pool_proj, 1))
+        self.residual, self.scale = block.residual, block.scale
         if block.residual:
             self.up = nn.Sequential(_named(conv=conv2d(block.w_concat, w_out, 1), bn=norm2d(w_out)))
             self.proj = None
@@ -200,7 +238,70 @@ class InceptionModule(nn.Module):
         if not self.residual:
             return y
         shortcut = x if self.proj is None else self.proj(x)
-        return self.relu(shortcut + self.up(y))
+        y = self.up(y)
+        if self.scale != 1.0:
+            y = y * self.scale
+        return self.relu(shortcut + y)
+
+
+def _tower(w_in: int, convs: tuple[Conv, ...]) -> list[ConvBnRelu]:
+    """Convs in sequence from w_in channels."""
+    layers = []
+    for conv in convs:
+        layers.append(conv_bn_relu(w_in, conv))
+        w_in = conv.width
+    return layers
+
+
+def conv_bn_relu(w_in: int, conv: Conv) -> ConvBnRelu:
+    """ConvBnRelu as a path's Conv says."""
+    return ConvBnRelu(w_in, conv.width, conv.kernel, stride=conv.stride, padding=conv.pad)
+
+
+class PathModule(nn.Module):
+    """One path: [pool], conv1..convN, [split convs on its output, concatenated]."""
+
+    def __init__(self, w_in: int, path: BlockPath):
+        super().__init__()
+        self.pool = pool2d(path.pool) if path.pool is not None else None
+        self.convs = nn.Sequential()
+        for i, conv in enumerate(path.convs, start=1):
+            self.convs.add_module(f"conv{i}", conv_bn_relu(w_in, conv))
+            w_in = conv.width
+        self.split = nn.ModuleList(conv_bn_relu(w_in, conv) for conv in path.split)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            x = self.pool(x)
+        x = self.convs(x)
+        if len(self.split):
+            x = torch.cat([conv(x) for conv in self.split], 1)
+        return x
+
+
+class MultiBranchModule(nn.Module):
+    """cat(path1 | ... | pathN) [-> 1x1 conv with bias, x scale, + shortcut (1x1 + BN when the width changes), ReLU]."""
+
+    def __init__(self, w_in: int, w_out: int, block: MultiBranchBlock):
+        super().__init__()
+        self.paths = nn.ModuleList(PathModule(w_in, path) for path in block.paths)
+        self.residual, self.scale = block.residual, block.scale
+        if block.residual:
+            self.proj = conv2d(block.w_concat(w_in), w_out, 1, bias=True)  # linear: no BN, no ReLU (timm's conv2d)
+            self.shortcut = None
+            if w_in != w_out:
+                self.shortcut = nn.Sequential(_named(conv=conv2d(w_in, w_out, 1), bn=norm2d(w_out)))
+            self.relu = nn.ReLU(inplace=True) if block.activation else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([path(x) for path in self.paths], 1)
+        if not self.residual:
+            return y
+        y = self.proj(y)
+        if self.scale != 1.0:
+            y = y * self.scale
+        y = (x if self.shortcut is None else self.shortcut(x)) + y
+        return y if self.relu is None else self.relu(y)
 
 
 def make_block(w_in: int, w_out: int, stride: int, stage: Stage) -> nn.Module:
@@ -219,6 +320,8 @@ def make_block(w_in: int, w_out: int, stride: int, stage: Stage) -> nn.Module:
         return ResBlock(w_in, w_out, stride, f, block.shortcut)
     if isinstance(block, InceptionBlock):
         return InceptionModule(w_in, w_out, block)
+    if isinstance(block, MultiBranchBlock):
+        return MultiBranchModule(w_in, w_out, block)
     raise TypeError(f"unknown block {block!r}")
 
 
@@ -237,6 +340,22 @@ class AnyStage(nn.Sequential):
 
 # ---------------------------------------------------------------------------------------------
 # Heads
+
+
+class AuxClassifier(nn.Module):
+    """Auxiliary classifier: 5x5/3 avg-pool, 1x1 conv, 5x5 conv (BN, ReLU each), global avg-pool, FC."""
+
+    def __init__(self, w_in: int, num_classes: int, aux: AuxHead):
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=3)
+        self.conv0 = ConvBnRelu(w_in, aux.width, 1)
+        self.conv1 = ConvBnRelu(aux.width, aux.conv_width, 5, padding=0)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(aux.conv_width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(self.conv0(self.pool(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 class LinearHead(nn.Module):
@@ -294,12 +413,23 @@ class Net(nn.Module):
             self.add_module(f"s{i}", AnyStage(w_in, stage))
             if stage.depth > 0:
                 w_in = stage.width
+            if stage.aux is not None:  # registered after its stage: parameters in torchvision's order
+                self.add_module(f"aux{i}", AuxClassifier(w_in, spec.num_classes, stage.aux))
+        self.aux_logits: list[torch.Tensor] = []  # the auxiliary classifiers' outputs of the last training forward
         head_cls = LinearHead if spec.head.kind == "linear" else ClassifierHead
         self.head = head_cls(w_in, spec.num_classes, spec.head)
         _init_weights(self)
+        for m in self.modules():  # one eps and momentum for the whole net, as the spec says
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps, m.momentum = spec.bn_eps, spec.bn_momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.children():
+        self.aux_logits = []
+        for name, module in self.named_children():
+            if isinstance(module, AuxClassifier):
+                if self.training:  # as torchvision: auxiliary heads only train
+                    self.aux_logits.append(module(x))
+                continue
             x = module(x)
         return x
 

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 from .spec import (
     AggregatedBlock,
+    Conv,
     Head,
     InceptionBlock,
+    MultiBranchBlock,
+    BlockPath,
     NetSpec,
     PlainBlock,
     Pool,
@@ -22,6 +25,8 @@ from .spec import (
     Stage,
     Stem,
     conv_out,
+    inception_stem_layers,
+    pair,
     pool_out,
 )
 
@@ -42,41 +47,46 @@ class Complexity:
 
 
 class Cx:
-    """Running totals and the current feature-map side (square inputs)."""
+    """Running totals and the current feature-map sides h x w (square inputs; 'valid' asymmetric
+    convs can make the map oblong)."""
 
-    __slots__ = ("h", "flops", "params", "acts")
+    __slots__ = ("h", "w", "flops", "params", "acts")
 
-    def __init__(self, h: int):
-        self.h, self.flops, self.params, self.acts = h, 0, 0, 0
+    def __init__(self, h: int, w: int | None = None):
+        self.h, self.w, self.flops, self.params, self.acts = h, h if w is None else w, 0, 0, 0
 
 
 # ---------------------------------------------------------------------------------------------
 # Layer twins
 
 
-def conv2d_cx(cx: Cx, w_in: int, w_out: int, k: int, *, stride: int = 1, groups: int = 1, bias: bool = False,
-              padding: int | None = None) -> None:
+def conv2d_cx(cx: Cx, w_in: int, w_out: int, k: int | tuple[int, int], *, stride: int = 1, groups: int = 1,
+              bias: bool = False, padding: int | tuple[int, int] | None = None) -> None:
     """Twin of build.conv2d."""
-    h = conv_out(cx.h, k, stride, k // 2 if padding is None else padding)
-    weights = w_out * (w_in // groups) * k * k
-    cx.flops += weights * h * h
+    (kh, kw) = pair(k)
+    (ph, pw) = (kh // 2, kw // 2) if padding is None else pair(padding)
+    h, w = conv_out(cx.h, kh, stride, ph), conv_out(cx.w, kw, stride, pw)
+    weights = w_out * (w_in // groups) * kh * kw
+    cx.flops += weights * h * w
     cx.params += weights + (w_out if bias else 0)
-    cx.acts += w_out * h * h
-    cx.h = h
+    cx.acts += w_out * h * w
+    cx.h, cx.w = h, w
 
 
 def norm2d_cx(cx: Cx, w: int) -> None:
     """Twin of build.norm2d: 2 flops an element in eval mode, weight and bias."""
-    cx.flops += 2 * w * cx.h * cx.h
+    cx.flops += 2 * w * cx.h * cx.w
     cx.params += 2 * w
 
 
 def pool2d_cx(cx: Cx, pool: Pool) -> None:
-    """Twin of build.pool2d: changes the side only."""
+    """Twin of build.pool2d: changes the sides only (fvcore counts max_pool2d and avg_pool2d as 0)."""
     cx.h = pool_out(cx.h, pool.kernel, pool.stride, pool.padding, pool.ceil_mode)
+    cx.w = pool_out(cx.w, pool.kernel, pool.stride, pool.padding, pool.ceil_mode)
 
 
-def conv_bn_relu_cx(cx: Cx, w_in: int, w_out: int, k: int, *, stride: int = 1, padding: int | None = None) -> None:
+def conv_bn_relu_cx(cx: Cx, w_in: int, w_out: int, k: int | tuple[int, int], *, stride: int = 1,
+                    padding: int | tuple[int, int] | None = None) -> None:
     """Twin of build.ConvBnRelu."""
     conv2d_cx(cx, w_in, w_out, k, stride=stride, padding=padding)
     norm2d_cx(cx, w_out)
@@ -91,8 +101,8 @@ def linear_cx(cx: Cx, w_in: int, w_out: int) -> None:
 
 def adaptive_avgpool_cx(cx: Cx, w: int, size: int) -> None:
     """Twin of nn.AdaptiveAvgPool2d: one flop per input element."""
-    cx.flops += w * cx.h * cx.h
-    cx.h = size
+    cx.flops += w * cx.h * cx.w
+    cx.h = cx.w = size
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,20 +114,35 @@ def stem_cx(cx: Cx, stem: Stem, w_in: int) -> None:
     if stem.kind == "imagenet":
         conv2d_cx(cx, w_in, stem.width, 7, stride=2)
         norm2d_cx(cx, stem.width)
-        cx.h = pool_out(cx.h, 3, 2, 1, False)
+        pool2d_cx(cx, Pool(3, 2, 1))
     elif stem.kind == "cifar":
         conv2d_cx(cx, w_in, stem.width, 3)
         norm2d_cx(cx, stem.width)
     elif stem.kind == "alexnet":
-        conv2d_cx(cx, w_in, stem.width, 11, stride=4, padding=2, bias=True)
-        cx.h = pool_out(cx.h, 3, 2, 0, False)
+        conv2d_cx(cx, w_in, stem.width, 11, stride=4, padding=2, bias=True)  # [LRN]: 0 flops, no parameters
+        pool2d_cx(cx, Pool(3, 2))
     elif stem.kind == "googlenet":
         w_mid = stem.mid_width or 64
         conv_bn_relu_cx(cx, w_in, w_mid, 7, stride=2)
-        cx.h = pool_out(cx.h, 3, 2, 0, True)
+        pool2d_cx(cx, Pool(3, 2, ceil_mode=True))
         conv_bn_relu_cx(cx, w_mid, w_mid, 1)
         conv_bn_relu_cx(cx, w_mid, stem.width, 3)
-        cx.h = pool_out(cx.h, 3, 2, 0, True)
+        pool2d_cx(cx, Pool(3, 2, ceil_mode=True))
+    elif stem.kind in ("inception_v3", "inception_v4"):
+        inception_stem_cx(cx, stem, w_in)
+
+
+def inception_stem_cx(cx: Cx, stem: Stem, w_in: int) -> None:
+    """Twin of build.InceptionStem."""
+    for layer in inception_stem_layers(stem):
+        if isinstance(layer, Conv):
+            conv_bn_relu_twin_cx(cx, w_in, layer)
+            w_in = layer.width
+        elif isinstance(layer, Pool):
+            pool2d_cx(cx, layer)
+        else:
+            multibranch_cx(cx, w_in, layer.w_concat(w_in), layer)
+            w_in = layer.w_concat(w_in)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,8 +150,8 @@ def stem_cx(cx: Cx, stem: Stem, w_in: int) -> None:
 
 
 def plain_layer_cx(cx: Cx, w_in: int, w_out: int, stride: int, block: PlainBlock) -> None:
-    """Twin of build.PlainLayer."""
-    conv2d_cx(cx, w_in, w_out, block.kernel, stride=stride, bias=block.bias)
+    """Twin of build.PlainLayer (LRN counts 0: fvcore has no handle for its pow / div / avg_pool ops)."""
+    conv2d_cx(cx, w_in, w_out, block.kernel, stride=stride, groups=block.groups, bias=block.bias)
     if block.bn:
         norm2d_cx(cx, w_out)
 
@@ -152,10 +177,10 @@ def bottleneck_transform_cx(cx: Cx, w_in: int, w_out: int, stride: int, w_b: int
 def res_block_cx(cx: Cx, w_in: int, w_out: int, stride: int, shortcut: str, transform) -> None:
     """Twin of build.ResBlock: the projection (if any) sees the block's input side."""
     if (w_in != w_out or stride != 1) and shortcut == "projection":
-        h = cx.h
+        h, w = cx.h, cx.w
         conv2d_cx(cx, w_in, w_out, 1, stride=stride)
         norm2d_cx(cx, w_out)
-        cx.h = h
+        cx.h, cx.w = h, w
     transform()
 
 
@@ -163,13 +188,51 @@ def inception_cx(cx: Cx, w_in: int, w_out: int, block: InceptionBlock) -> None:
     """Twin of build.InceptionModule (every branch keeps the side)."""
     conv_bn_relu_cx(cx, w_in, block.c1x1, 1)
     conv_bn_relu_cx(cx, w_in, block.c3x3_reduce, 1)
-    conv_bn_relu_cx(cx, block.c3x3_reduce, block.c3x3, 3)
+    tower_cx(cx, block.c3x3_reduce, block.tower_3x3())
     conv_bn_relu_cx(cx, w_in, block.c5x5_reduce, 1)
-    conv_bn_relu_cx(cx, block.c5x5_reduce, block.c5x5, block.kernel_5x5)
+    tower_cx(cx, block.c5x5_reduce, block.tower_5x5())
     conv_bn_relu_cx(cx, w_in, block.pool_proj, 1)
     if block.residual:
         conv2d_cx(cx, block.w_concat, w_out, 1)
         norm2d_cx(cx, w_out)
+        if w_in != w_out:
+            conv2d_cx(cx, w_in, w_out, 1)
+            norm2d_cx(cx, w_out)
+
+
+def conv_bn_relu_twin_cx(cx: Cx, w_in: int, conv: Conv) -> None:
+    """Twin of build.conv_bn_relu."""
+    conv_bn_relu_cx(cx, w_in, conv.width, conv.kernel, stride=conv.stride, padding=conv.pad)
+
+
+def tower_cx(cx: Cx, w_in: int, convs: tuple[Conv, ...]) -> None:
+    """Twin of build._tower."""
+    for conv in convs:
+        conv_bn_relu_twin_cx(cx, w_in, conv)
+        w_in = conv.width
+
+
+def path_cx(cx: Cx, w_in: int, path: BlockPath) -> None:
+    """Twin of build.PathModule."""
+    if path.pool is not None:
+        pool2d_cx(cx, path.pool)
+    for conv in path.convs:
+        conv_bn_relu_twin_cx(cx, w_in, conv)
+        w_in = conv.width
+    h, w = cx.h, cx.w
+    for conv in path.split:
+        cx.h, cx.w = h, w
+        conv_bn_relu_twin_cx(cx, w_in, conv)
+
+
+def multibranch_cx(cx: Cx, w_in: int, w_out: int, block: MultiBranchBlock) -> None:
+    """Twin of build.MultiBranchModule: every path from the input side (they all end on one side)."""
+    h, w = cx.h, cx.w
+    for path in block.paths:
+        cx.h, cx.w = h, w
+        path_cx(cx, w_in, path)
+    if block.residual:  # the paths keep the side (spec validation)
+        conv2d_cx(cx, block.w_concat(w_in), w_out, 1, bias=True)
         if w_in != w_out:
             conv2d_cx(cx, w_in, w_out, 1)
             norm2d_cx(cx, w_out)
@@ -192,6 +255,8 @@ def block_cx(cx: Cx, w_in: int, w_out: int, stride: int, stage: Stage) -> None:
                      lambda: bottleneck_transform_cx(cx, w_in, w_out, stride, block.w_b, block.cardinality))
     elif isinstance(block, InceptionBlock):
         inception_cx(cx, w_in, w_out, block)
+    elif isinstance(block, MultiBranchBlock):
+        multibranch_cx(cx, w_in, w_out, block)
 
 
 def stage_cx(cx: Cx, w_in: int, stage: Stage) -> None:
@@ -206,6 +271,15 @@ def stage_cx(cx: Cx, w_in: int, stage: Stage) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Heads and the net
+
+
+def aux_classifier_params(w_in: int, num_classes: int, aux) -> int:
+    """Twin of build.AuxClassifier, parameters only: it runs in training, so eval-mode FLOPs leave it out."""
+    side = Cx(5)  # any side: parameters do not depend on it
+    conv_bn_relu_cx(side, w_in, aux.width, 1)
+    conv_bn_relu_cx(side, aux.width, aux.conv_width, 5, padding=0)
+    linear_cx(side, aux.conv_width, num_classes)
+    return side.params
 
 
 def head_cx(cx: Cx, w_in: int, num_classes: int, head: Head) -> None:
@@ -238,5 +312,7 @@ def complexity(spec_or_name: NetSpec | str, resolution: int | None = None) -> Co
         stage_cx(cx, w_in, stage)
         if stage.depth > 0:
             w_in = stage.width
+        if stage.aux is not None:
+            cx.params += aux_classifier_params(w_in, spec.num_classes, stage.aux)
     head_cx(cx, w_in, spec.num_classes, spec.head)
     return Complexity(flops=cx.flops, params=cx.params, acts=cx.acts, resolution=h)

@@ -9,8 +9,12 @@ from typing import Callable
 from .fit import InputShape, fit
 from .spec import (
     AggregatedBlock,
+    AuxHead,
+    Conv,
     Head,
     InceptionBlock,
+    MultiBranchBlock,
+    BlockPath,
     NetSpec,
     PlainBlock,
     Pool,
@@ -180,6 +184,43 @@ def alexnet() -> NetSpec:
     return NetSpec(stem=Stem("alexnet", 64), stages=stages, head=head, num_classes=1000, resolution=224)
 
 
+@register("alexnet_paper", "imagenet", "Krizhevsky et al. 2012, Fig. 2 (two GPUs, LRN)", 60_965_224,
+          note="conv2, conv4, conv5 in two groups (one per GPU); LRN after conv1 and conv2; 224 px with padding 2 = 227 px without")
+def alexnet_paper() -> NetSpec:
+    """11x11/4 conv 96, LRN, pool, 5x5 conv 256 (2 groups), LRN, pool, 3x3 convs 384, 384 (2 groups), 256 (2 groups), pool, classifier 6x6."""
+    pool = Pool(3, 2)
+    stages = (
+        Stage(depth=1, width=256, block=PlainBlock(kernel=5, groups=2, lrn=True)),
+        Stage(depth=1, width=384, block=PlainBlock(kernel=3), pool=pool),  # conv3 sees both GPUs' maps
+        Stage(depth=1, width=384, block=PlainBlock(kernel=3, groups=2)),
+        Stage(depth=1, width=256, block=PlainBlock(kernel=3, groups=2)),
+    )
+    head = Head("classifier", dropout=0.5, pool=pool, pool_size=6, hidden=4096)
+    return NetSpec(stem=Stem("alexnet", 96, lrn=True), stages=stages, head=head, num_classes=1000, resolution=224)
+
+
+# VGG's Table 1 configurations A-LRN and C, which torchvision does not build (Table 2: 133M and 134M)
+@register("vgg11_lrn", "imagenet", "Simonyan & Zisserman 2015, Table 1 config A-LRN", 132_863_336,
+          note="config A with LRN after its first conv; the same parameters as A (vgg11)")
+def vgg11_lrn() -> NetSpec:
+    """vgg11 (config A) with Krizhevsky's LRN after the first conv."""
+    spec = _vgg(_VGG_DEPTHS["vgg11"], bn=False)
+    first = spec.stages[0]
+    return spec.replace(stages=(Stage(first.depth, first.width, PlainBlock(kernel=3, lrn=True)),) + spec.stages[1:])
+
+
+@register("vgg16_c", "imagenet", "Simonyan & Zisserman 2015, Table 1 config C", 133_638_952,
+          note="vgg16 (config D) with a 1x1 conv as the third conv of stages 3-5: 138,357,544 - 3 x 8 x w^2")
+def vgg16_c() -> NetSpec:
+    """Config C: conv3 64 x2, conv3 128 x2, then per stage 3-5 conv3 x2 and a conv1, each stage after a 2x2 max-pool; classifier."""
+    halve = Pool(2, 2)
+    stages = [Stage(2, 64, PlainBlock(kernel=3)), Stage(2, 128, PlainBlock(kernel=3), pool=halve)]
+    for width in (256, 512, 512):
+        stages += [Stage(2, width, PlainBlock(kernel=3), pool=halve), Stage(1, width, PlainBlock(kernel=1))]
+    head = Head("classifier", dropout=0.5, pool=halve, pool_size=7, hidden=4096)
+    return NetSpec(stem=Stem("none", 3), stages=tuple(stages), head=head, num_classes=1000, resolution=224)
+
+
 # GoogLeNet's modules as in torchvision (and Szegedy et al. 2015, Table 1):
 # (c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj), and the max-pool before each module
 _GOOGLENET = [
@@ -204,7 +245,7 @@ def _googlenet(kernel_5x5: int) -> NetSpec:
         )
         stages.append(Stage(depth=1, width=block.w_concat, block=block, pool=pool))
     return NetSpec(stem=Stem("googlenet", 192, mid_width=64), stages=tuple(stages), head=Head("linear", dropout=0.2),
-                   num_classes=1000, resolution=224)
+                   num_classes=1000, resolution=224, bn_eps=1e-3)  # torchvision's BasicConv2d: eps 0.001
 
 
 register(
@@ -215,6 +256,161 @@ register(
     "googlenet_paper", "imagenet", "Szegedy et al. 2015, Table 1", None,
     note="the paper's 5x5 conv in the third branch; otherwise as torchvision (BN, no LRN, no aux heads)",
 )(lambda: _googlenet(5))
+
+
+# ---------------------------------------------------------------------------------------------
+# The Inception family after GoogLeNet: torchvision's Inception-v3, timm's Inception-v4 and
+# Inception-ResNet-v2 (299 x 299, 1000 classes, BN eps 1e-3). Convs are 'same' unless marked V.
+
+V = "valid"
+MAX_3_2 = Pool(3, 2)  # the parameter-free path of every reduction module
+AVG_TV = Pool(3, 1, 1, kind="avg")  # torchvision: F.avg_pool2d(x, 3, 1, 1), padding counted
+AVG_TIMM = Pool(3, 1, 1, kind="avg", count_include_pad=False)  # timm: nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+
+
+def _path(*convs: Conv, pool: Pool | None = None, split: tuple[Conv, ...] = ()) -> BlockPath:
+    return BlockPath(convs=convs, pool=pool, split=split)
+
+
+def _mb(*paths: BlockPath, **residual) -> MultiBranchBlock:
+    return MultiBranchBlock(paths=paths, **residual)
+
+
+def _v3_a(pool_features: int) -> MultiBranchBlock:
+    """Inception-A (35x35): 1x1 64 | 1x1 48, 5x5 64 | 1x1 64, 3x3 96, 3x3 96 | avg-pool, 1x1 pool_features; concat."""
+    return _mb(_path(Conv(64)), _path(Conv(48), Conv(64, 5)), _path(Conv(64), Conv(96, 3), Conv(96, 3)),
+               _path(Conv(pool_features), pool=AVG_TV))
+
+
+def _v3_b() -> MultiBranchBlock:
+    """Reduction (35 -> 17): 3x3/2 384 V | 1x1 64, 3x3 96, 3x3/2 96 V | 3x3/2 max-pool; concat."""
+    return _mb(_path(Conv(384, 3, 2, V)), _path(Conv(64), Conv(96, 3), Conv(96, 3, 2, V)), _path(pool=MAX_3_2))
+
+
+def _v3_c(c7: int) -> MultiBranchBlock:
+    """Inception-C (17x17): 1x1 192 | 1x1 c7, 1x7 c7, 7x1 192 | 1x1 c7, 7x1 c7, 1x7 c7, 7x1 c7, 1x7 192 | avg-pool, 1x1 192; concat."""
+    return _mb(
+        _path(Conv(192)),
+        _path(Conv(c7), Conv(c7, (1, 7)), Conv(192, (7, 1))),
+        _path(Conv(c7), Conv(c7, (7, 1)), Conv(c7, (1, 7)), Conv(c7, (7, 1)), Conv(192, (1, 7))),
+        _path(Conv(192), pool=AVG_TV),
+    )
+
+
+def _v3_d() -> MultiBranchBlock:
+    """Reduction (17 -> 8): 1x1 192, 3x3/2 320 V | 1x1 192, 1x7 192, 7x1 192, 3x3/2 192 V | 3x3/2 max-pool; concat."""
+    return _mb(_path(Conv(192), Conv(320, 3, 2, V)),
+               _path(Conv(192), Conv(192, (1, 7)), Conv(192, (7, 1)), Conv(192, 3, 2, V)), _path(pool=MAX_3_2))
+
+
+def _v3_e() -> MultiBranchBlock:
+    """Inception-E (8x8): 1x1 320 | 1x1 384, 1x3 384 + 3x1 384 | 1x1 448, 3x3 384, 1x3 384 + 3x1 384 | avg-pool, 1x1 192; concat."""
+    split = (Conv(384, (1, 3)), Conv(384, (3, 1)))
+    return _mb(_path(Conv(320)), _path(Conv(384), split=split), _path(Conv(448), Conv(384, 3), split=split),
+               _path(Conv(192), pool=AVG_TV))
+
+
+def _stages(w_in: int, *modules: tuple[int, MultiBranchBlock]) -> tuple[Stage, ...]:
+    """(depth, block) pairs as stages, each as wide as its block's output."""
+    stages = []
+    for depth, block in modules:
+        stages.append(Stage(depth=depth, width=block.w_concat(w_in), block=block))
+        w_in = stages[-1].width
+    return tuple(stages)
+
+
+def _inception_v3(aux: bool) -> NetSpec:
+    """Stem, Mixed 5b-5d (A), 6a (reduction), 6b-6e (C) [auxiliary classifier], 7a (reduction), 7b-7c (E), avg-pool, dropout 0.5, FC."""
+    stages = list(_stages(192, (1, _v3_a(32)), (2, _v3_a(64)), (1, _v3_b()), (1, _v3_c(128)), (2, _v3_c(160)),
+                          (1, _v3_c(192)), (1, _v3_d()), (2, _v3_e())))
+    if aux:  # torchvision's AuxLogits, on Mixed-6e's 17x17 output
+        stages[5] = Stage(stages[5].depth, stages[5].width, stages[5].block, aux=AuxHead(128, 768))
+    return NetSpec(stem=Stem("inception_v3", 192), stages=tuple(stages), head=Head("linear", dropout=0.5),
+                   num_classes=1000, resolution=299, bn_eps=1e-3)
+
+
+register("inception_v3", "imagenet", f"{TV}.inception_v3 (Szegedy et al. 2016), aux head off", 23_834_568,
+         note="torchvision's weights meta says 27,161,264: it counts the auxiliary classifier")(lambda: _inception_v3(False))
+register("inception_v3_aux", "imagenet", f"{TV}.inception_v3 (Szegedy et al. 2016), aux head on", 27_161_264,
+         note="the auxiliary classifier runs in training only: its parameters count, the eval FLOPs do not include it")(
+    lambda: _inception_v3(True))
+
+
+def _v4_a() -> MultiBranchBlock:
+    """Inception-A (35x35): 1x1 96 | 1x1 64, 3x3 96 | 1x1 64, 3x3 96, 3x3 96 | avg-pool, 1x1 96; concat."""
+    return _mb(_path(Conv(96)), _path(Conv(64), Conv(96, 3)), _path(Conv(64), Conv(96, 3), Conv(96, 3)),
+               _path(Conv(96), pool=AVG_TIMM))
+
+
+def _v4_reduction_a() -> MultiBranchBlock:
+    """Reduction-A (35 -> 17), k, l, m, n = 192, 224, 256, 384: 3x3/2 384 V | 1x1 192, 3x3 224, 3x3/2 256 V | max-pool; concat."""
+    return _mb(_path(Conv(384, 3, 2, V)), _path(Conv(192), Conv(224, 3), Conv(256, 3, 2, V)), _path(pool=MAX_3_2))
+
+
+def _v4_b() -> MultiBranchBlock:
+    """Inception-B (17x17): 1x1 384 | 1x1 192, 1x7 224, 7x1 256 | 1x1 192, 7x1 192, 1x7 224, 7x1 224, 1x7 256 | avg-pool, 1x1 128; concat."""
+    return _mb(
+        _path(Conv(384)),
+        _path(Conv(192), Conv(224, (1, 7)), Conv(256, (7, 1))),
+        _path(Conv(192), Conv(192, (7, 1)), Conv(224, (1, 7)), Conv(224, (7, 1)), Conv(256, (1, 7))),
+        _path(Conv(128), pool=AVG_TIMM),
+    )
+
+
+def _v4_reduction_b() -> MultiBranchBlock:
+    """Reduction-B (17 -> 8): 1x1 192, 3x3/2 192 V | 1x1 256, 1x7 256, 7x1 320, 3x3/2 320 V | max-pool; concat."""
+    return _mb(_path(Conv(192), Conv(192, 3, 2, V)),
+               _path(Conv(256), Conv(256, (1, 7)), Conv(320, (7, 1)), Conv(320, 3, 2, V)), _path(pool=MAX_3_2))
+
+
+def _v4_c() -> MultiBranchBlock:
+    """Inception-C (8x8): 1x1 256 | 1x1 384, 1x3 256 + 3x1 256 | 1x1 384, 3x1 448, 1x3 512, 1x3 256 + 3x1 256 | avg-pool, 1x1 256; concat."""
+    split = (Conv(256, (1, 3)), Conv(256, (3, 1)))
+    return _mb(_path(Conv(256)), _path(Conv(384), split=split),
+               _path(Conv(384), Conv(448, (3, 1)), Conv(512, (1, 3)), split=split), _path(Conv(256), pool=AVG_TIMM))
+
+
+@register("inception_v4", "imagenet", "timm inception_v4 (Szegedy et al. 2017, Fig. 9)", 42_679_816)
+def inception_v4() -> NetSpec:
+    """v4 stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B, 3 x Inception-C, avg-pool, FC."""
+    stages = _stages(384, (4, _v4_a()), (1, _v4_reduction_a()), (7, _v4_b()), (1, _v4_reduction_b()), (3, _v4_c()))
+    return NetSpec(stem=Stem("inception_v4", 384), stages=stages, head=Head("linear"), num_classes=1000,
+                   resolution=299, bn_eps=1e-3)
+
+
+def _irv2_block35(scale: float) -> MultiBranchBlock:
+    """Inception-ResNet-A (35x35, 320): 1x1 32 | 1x1 32, 3x3 32 | 1x1 32, 3x3 48, 3x3 64; concat, 1x1 320, x scale, + x, ReLU."""
+    return _mb(_path(Conv(32)), _path(Conv(32), Conv(32, 3)), _path(Conv(32), Conv(48, 3), Conv(64, 3)),
+               residual=True, scale=scale)
+
+
+def _irv2_block17(scale: float) -> MultiBranchBlock:
+    """Inception-ResNet-B (17x17, 1088): 1x1 192 | 1x1 128, 1x7 160, 7x1 192; concat, 1x1 1088, x scale, + x, ReLU."""
+    return _mb(_path(Conv(192)), _path(Conv(128), Conv(160, (1, 7)), Conv(192, (7, 1))), residual=True, scale=scale)
+
+
+def _irv2_block8(scale: float, activation: bool = True) -> MultiBranchBlock:
+    """Inception-ResNet-C (8x8, 2080): 1x1 192 | 1x1 192, 1x3 224, 3x1 256; concat, 1x1 2080, x scale, + x, [ReLU]."""
+    return _mb(_path(Conv(192)), _path(Conv(192), Conv(224, (1, 3)), Conv(256, (3, 1))), residual=True, scale=scale,
+               activation=activation)
+
+
+@register("inception_resnet_v2", "imagenet", "timm inception_resnet_v2 (Szegedy et al. 2017, Fig. 15)", 55_843_464)
+def inception_resnet_v2() -> NetSpec:
+    """v3 stem, Mixed-5b, 10 x block35 (0.17), Mixed-6a, 20 x block17 (0.1), Mixed-7a, 9 x block8 (0.2), block8 (no ReLU), 1x1 1536, avg-pool, FC."""
+    mixed_5b = _mb(_path(Conv(96)), _path(Conv(48), Conv(64, 5)), _path(Conv(64), Conv(96, 3), Conv(96, 3)),
+                   _path(Conv(64), pool=AVG_TIMM))
+    mixed_6a = _mb(_path(Conv(384, 3, 2, V)), _path(Conv(256), Conv(256, 3), Conv(384, 3, 2, V)), _path(pool=MAX_3_2))
+    mixed_7a = _mb(_path(Conv(256), Conv(384, 3, 2, V)), _path(Conv(256), Conv(288, 3, 2, V)),
+                   _path(Conv(256), Conv(288, 3), Conv(320, 3, 2, V)), _path(pool=MAX_3_2))
+    stages = (
+        Stage(1, 320, mixed_5b), Stage(10, 320, _irv2_block35(0.17)),
+        Stage(1, 1088, mixed_6a), Stage(20, 1088, _irv2_block17(0.10)),
+        Stage(1, 2080, mixed_7a), Stage(9, 2080, _irv2_block8(0.20)), Stage(1, 2080, _irv2_block8(1.0, activation=False)),
+        Stage(1, 1536, PlainBlock(kernel=1, bn=True, bias=False)),  # conv2d_7b
+    )
+    return NetSpec(stem=Stem("inception_v3", 192), stages=stages, head=Head("linear"), num_classes=1000,
+                   resolution=299, bn_eps=1e-3)
 
 
 # ---------------------------------------------------------------------------------------------
