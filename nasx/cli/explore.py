@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         throughput: bool = typer.Option(False, "--throughput", help="Add a third objective: measured training images/s (FLOPs do not predict GPU speed)."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Train every trial to the end (see README for the pruning rule)."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end (also after Ctrl-C)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/STUDY/)."),
         references: bool = typer.Option(True, "--references/--no-references", help="After the search, train the zoo nets that fit the input in or near the band on the same proxy (once per study) and draw them as measured points."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget."""
@@ -99,9 +100,9 @@ def register(app: typer.Typer) -> None:
             from ..report import write_report
 
             try:  # also after an interrupt: the page of what is there, saying what is not
-                out = write_report([cfg.name], storage=cfg.storage_url,
-                                   references=[done.reference_study] if done.reference_study else [])
-                typer.echo(f"report: {out}")
+                index = write_report([cfg.name], storage=cfg.storage_url, out=out,
+                                     references=[done.reference_study] if done.reference_study else [])
+                typer.echo(f"report: {index}")
             except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
                 typer.echo(f"nasx: warning: no report ({e}); try `nasx report {cfg.name}`", err=True)
         if done.interrupted:
