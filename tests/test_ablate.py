@@ -307,3 +307,12 @@ def test_cli_runs_tiny_ablation(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "6 complete" in result.output  # 1, 2 and the template's own cardinality 4
     assert (tmp_path / "rep" / "ablation.csv").is_file() and (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_the_cpu_template_gives_five_cardinalities_at_matched_flops():
+    from nasx.ablate import CPU_CARDINALITIES, cpu_template
+
+    p = plan(cpu_template(), "cardinality", values=list(CPU_CARDINALITIES))
+    assert [s.name for s in p.settings] == ["1x11d", "2x7d", "4x4d", "8x2d", "16x1d"]
+    assert all(abs(s.deviation) <= 0.05 for s in p.settings)
+    assert complexity(cpu_template()).flops == 21_494_912

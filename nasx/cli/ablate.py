@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ablate(
-        space: str = typer.Option("resnext", "--space", "-s", help="Space whose default template to use when --base is not given (resnext: a ResNeXt-29-style CIFAR net, 32x4d)."),
+        space: str = typer.Option("resnext", "--space", "-s", help="Space whose default template to use when --base is not given (resnext: a ResNeXt-29-style CIFAR net, 32x4d, on a GPU; ResNeXt-11 8x2d, 21.5 MFLOPs, on a CPU)."),
         base: Optional[str] = typer.Option(None, "--base", "-b", help="Template: a zoo name (resnet50, resnext50_32x4d, ...) or a spec file."),
         vary: Axis = typer.Option(Axis.cardinality, "--vary", help="cardinality | width | depth | bottleneck-ratio | scale (see docs/ablations.md)."),
         factor: float = typer.Option(2.0, "--factor", help="With --vary scale: the complexity multiple (Table 4: 2)."),
@@ -45,19 +45,22 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings with their FLOPs deviations and exit; train nothing."),
     ) -> None:
         """Train settings of equal complexity that trade one design knob for another, and report error vs the knob."""
-        from ..ablate import format_plan, plan, resolve_template, run_ablation
+        from ..ablate import CPU_CARDINALITIES, format_plan, plan, resolve_template, run_ablation
         from ..report import write_ablation_report
         from ..errors import NasxError
         from ..study import StudyConfig, redact
 
         try:
-            template, label = resolve_template(space, base)
+            cuda = device.startswith("cuda") or (device == "auto" and __import__("torch").cuda.is_available())
+            template, label = resolve_template(space, base, cpu=not cuda)
             parsed = None
             if values is not None:
                 try:
                     parsed = [float(v) for v in values.split(",") if v.strip()]
                 except ValueError:
                     fail(f"--values {values}: expected numbers separated by commas")
+            if parsed is None and base is None and not cuda and vary is Axis.cardinality:
+                parsed = list(CPU_CARDINALITIES)
             p = plan(template, vary.value, factor=factor, values=parsed, template=label)
         except NasxError as e:
             fail(str(e))
