@@ -148,7 +148,8 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
 # The CPU study `nasx explore` runs with no sizing options: about 15 minutes on 2 cores, real accuracies
 # (measured on a 2-core machine, 2026-11-27: one pass over half the training split lifts a ~15 MFLOP net of
 # the resnext space's `cpu` corner to ~40% validation accuracy in under a minute; see docs/benchmarks.md)
-CPU_DEFAULT = {"trials": 10, "epochs": 1, "fraction": 0.5, "val_size": 2000, "batch_size": 128}
+CPU_DEFAULT = {"trials": 10, "epochs": 1, "fraction": 0.5, "val_size": 2000, "batch_size": 128,
+               "timeout": 660.0}  # no trial starts after 11 minutes: the last one and the references end by ~15
 
 
 def study_space(cfg: StudyConfig):
@@ -185,10 +186,11 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
             where = (f"the space's `cpu` corner (small, shallow nets that learn in one pass)" if corner else
                      "the whole space")
             notes.append(f"no GPU: a CPU study of about 15 minutes on 2 cores: {changes['trials']} trials of "
-                         f"{changes['epochs']} epoch on {changes['fraction']:.0%} of the training split, batch "
+                         f"{changes['epochs']} epoch on {changes['fraction']:.0%} of the training split (none starts "
+                         f"after {changes.get('timeout', cfg.timeout) / 60:.0f} minutes), batch "
                          f"{changes.get('batch_size', cfg.batch_size)}, nets from {where}, validation on "
                          f"{changes.get('val_size', cfg.val_size):,} held-out images; size it with --trials, "
-                         f"--epochs, --fraction, --flops, or --corner none for the whole space")
+                         f"--epochs, --fraction, --flops, --timeout, or --corner none for the whole space")
     changes["max_trials"] = cfg.max_trials or 3 * changes["trials"] + 10
     if changes.get("val_size", cfg.val_size) is None:
         changes["val_size"] = 0.1

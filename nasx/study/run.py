@@ -90,6 +90,18 @@ def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> t
     return cfg, notes
 
 
+def _check_queue(study: Any, name: str, keys: set[str]) -> None:
+    """A fixed study resumed with other candidates than it queued (another template, another sample) would
+    train both; that is another experiment: StudyError before any work."""
+    from .config import StudyError
+
+    foreign = {r.candidate_key for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
+               if r.state == "WAITING" and r.candidate_key is not None} - keys
+    if foreign:
+        raise StudyError(f"study {name!r} holds {len(foreign)} queued net(s) that are not among these candidates "
+                         f"(another plan?); use another name, or the same plan to resume it")
+
+
 def _worker_process(cfg: StudyConfig, index: int, env: dict[str, str], deadline: Optional[float],
                     train_fn: Optional[Callable]) -> None:
     """Entry point of a spawned worker process: Ctrl-C (SIGINT) marks its trial and ends it."""
@@ -122,6 +134,7 @@ def run_study(cfg: StudyConfig, progress: Callable[[Snapshot], None] | None = No
     study = open_study(cfg, storage)
     if candidates is not None:
         with study_lock(cfg.storage_url, cfg.name, {}):
+            _check_queue(study, cfg.name, {c.key for c in candidates})
             enqueue(study, candidates)
     deadline = start + cfg.timeout if cfg.timeout else None
     interrupted = False
