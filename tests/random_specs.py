@@ -114,6 +114,15 @@ def random_multibranch(rng: random.Random, width: int) -> tuple[MultiBranchBlock
     return MultiBranchBlock(paths=paths), -1  # the width follows from the input: set by the caller
 
 
+def random_aux(rng: random.Random) -> AuxHead:
+    """Inception-v3's auxiliary classifier or GoogLeNet's, at small widths (Inception-v3's more often:
+    a random spec's grid is often too small for its 5x5/3 pool and 5x5 conv, and is then drawn again)."""
+    if rng.random() < 0.75:
+        return AuxHead(rng.randint(1, 8), rng.randint(1, 8))
+    return AuxHead(rng.randint(1, 8), kind="googlenet", pool_size=rng.randint(1, 4), hidden=rng.randint(2, 16),
+                   dropout=rng.choice([0.0, 0.7]))
+
+
 def random_spec(rng: random.Random, branch: str | None = None) -> NetSpec:
     """A valid random spec whose stages use `branch` (or a mix of all four when None)."""
     while True:
@@ -142,7 +151,7 @@ def random_spec(rng: random.Random, branch: str | None = None) -> NetSpec:
                 depth = rng.choice([0, 1, 1, 2, 2, 3]) if rng.random() < 0.9 else 1
             stride = 1 if b in ("inception", "multibranch") else rng.choice([1, 1, 2])
             pool = random_pool(rng) if rng.random() < 0.25 else None
-            aux = AuxHead(rng.randint(1, 8), rng.randint(1, 8)) if rng.random() < 0.08 else None
+            aux = random_aux(rng) if rng.random() < 0.15 else None
             stages.append(Stage(depth=depth, width=width, block=block, stride=stride, pool=pool, aux=aux))
             if depth > 0:
                 w_in = width

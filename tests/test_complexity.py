@@ -9,7 +9,9 @@ import pytest
 
 import nasx
 from nasx.net.verify import measure
-from nasx.net.spec import MultiBranchBlock, pair
+from nasx.net.build import make_aux
+from nasx.net.complexity import aux_classifier_params
+from nasx.net.spec import AuxHead, Head, InceptionBlock, MultiBranchBlock, Pool, Stage, Stem, pair
 from nasx.net.zoo import ZOO
 from random_specs import random_spec
 
@@ -43,6 +45,29 @@ def test_random_specs_count_equal_fvcore_and_numel(branch):
         if branch is not None:
             assert {s.block.branch for s in spec.stages} == {branch}
         assert_counts_equal(spec)
+
+
+@pytest.mark.parametrize("aux", [
+    AuxHead(128, 768), AuxHead(128, kind="googlenet"), AuxHead(3, kind="googlenet", pool_size=2, hidden=5, dropout=0.0),
+], ids=["inception_v3", "googlenet", "googlenet small"])
+def test_aux_head_twin_equals_numel(aux):
+    assert aux_classifier_params(512, 1000, aux) == sum(p.numel() for p in make_aux(512, 1000, aux).parameters())
+
+
+@pytest.mark.parametrize("resolution", [32, 45])
+def test_googlenet_aux_heads_count_parameters_and_leave_eval_flops_alone(resolution):
+    """A small GoogLeNet-style net with GoogLeNet's aux head on a 4x4 (or 5x5) grid: the adaptive pool
+    fits any grid; fvcore (eval mode) sees no aux head, numel does."""
+    block = InceptionBlock(c1x1=4, c3x3_reduce=3, c3x3=5, c5x5_reduce=2, c5x5=3, pool_proj=2)
+    stages = (Stage(1, block.w_concat, block, aux=AuxHead(6, kind="googlenet", pool_size=4, hidden=9)),
+              Stage(1, block.w_concat, block, pool=Pool(3, 2, ceil_mode=True)))
+    spec = nasx.NetSpec(stem=Stem("googlenet", 8, mid_width=4), stages=stages, head=Head("linear", dropout=0.2),
+                        num_classes=7, resolution=resolution)
+    assert_counts_equal(spec)
+    plain = spec.replace(stages=(Stage(1, block.w_concat, block), stages[1]))
+    assert nasx.complexity(spec).flops == nasx.complexity(plain).flops
+    # 1x1 conv from the 14-channel concat + BN, FC 6*4*4 -> 9, FC 9 -> 7
+    assert nasx.complexity(spec).params - nasx.complexity(plain).params == (14 * 6 + 2 * 6) + (6 * 16 * 9 + 9) + (9 * 7 + 7)
 
 
 def test_flops_grow_with_resolution_and_params_do_not():
@@ -99,7 +124,8 @@ def check_random_multibranch_specs(n: int, seed: str) -> Counter:
         spec = random_spec(rng, "multibranch")
         seen.update(multibranch_features(spec))
         seen["odd resolution"] += spec.resolution % 2
-        seen["aux head"] += any(stage.aux is not None for stage in spec.stages)
+        seen["aux head"] += any(stage.aux is not None and stage.aux.kind == "inception_v3" for stage in spec.stages)
+        seen["aux head googlenet"] += any(stage.aux is not None and stage.aux.kind == "googlenet" for stage in spec.stages)
         assert_counts_equal(spec)
     return seen
 
@@ -107,7 +133,7 @@ def check_random_multibranch_specs(n: int, seed: str) -> Counter:
 ALL_FEATURES = {
     "residual", "scale", "no activation", "split", "max pool", "avg pool", "max pool stride 2", "avg pool stride 2",
     "count_include_pad off", "valid padding", "stride 2 conv", "asymmetric kernel", "stem inception_v3",
-    "stem inception_v4", "odd resolution", "aux head",
+    "stem inception_v4", "odd resolution", "aux head", "aux head googlenet",
 }
 
 

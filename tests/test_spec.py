@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -238,3 +239,18 @@ def test_inception_block_v2_v3_forms_leave_googlenet_unchanged():
         assert nasx.complexity(net).params == sum(p.numel() for p in nasx.build(net).parameters())
     with pytest.raises(SpecError, match="scale"):
         spec.replace(stages=(Stage(1, 256, InceptionBlock(scale=0.2)),))
+
+
+def test_aux_head_kinds_leave_inception_v3_aux_unchanged_and_name_bad_fields():
+    # the fields added for GoogLeNet's aux heads stay out at their defaults: inception_v3_aux's JSON is as before
+    assert nasx.zoo.get("inception_v3_aux").to_dict()["stages"][5]["aux"] == {"width": 128, "conv_width": 768}
+    googlenet_aux = nasx.zoo.get("googlenet_aux")
+    assert googlenet_aux.to_dict()["stages"][2]["aux"] == {"width": 128, "conv_width": 768, "kind": "googlenet"}
+    assert NetSpec.from_json(googlenet_aux.to_json()) == googlenet_aux
+    stage = googlenet_aux.stages[2]
+    for bad, field in [(dict(kind="paper"), "stage 3.aux.kind"), (dict(pool_size=0), "stage 3.aux.pool_size"),
+                       (dict(hidden=0), "stage 3.aux.hidden"), (dict(dropout=1.0), "stage 3.aux.dropout")]:
+        stages = list(googlenet_aux.stages)
+        stages[2] = dataclasses.replace(stage, aux=dataclasses.replace(stage.aux, **bad))
+        with pytest.raises(SpecError, match=field):
+            googlenet_aux.replace(stages=tuple(stages))

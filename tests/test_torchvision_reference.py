@@ -22,6 +22,9 @@ NO_REFERENCE = {"googlenet_paper", "alexnet_paper", "vgg11_lrn", "vgg16_c"}
 TORCHVISION = [n for n, e in nasx.zoo.ZOO.items() if e.dataset == "imagenet" and n not in NO_REFERENCE | set(TIMM)]
 # a second resolution per net: odd, and large enough for the Inception stems (75 px) and the auxiliary head
 OTHER_RESOLUTION = {"inception_v3_aux": 331}
+# torchvision registers GoogLeNet's aux1 / aux2 after inception5b; nasx registers each auxiliary
+# classifier after the stage it reads (4a: s3, 4d: s6), as Inception-v3's AuxLogits sits after Mixed_6e
+AUX_AFTER = {"googlenet_aux": {"aux1": "inception4a.", "aux2": "inception4d."}}
 
 
 def other_resolution(name: str) -> int:
@@ -34,9 +37,21 @@ def reference_model(name: str) -> torch.nn.Module:
         return timm.create_model(TIMM[name], pretrained=False).eval()
     torchvision = pytest.importorskip("torchvision")
     kwargs = {}
-    if name in ("googlenet", "inception_v3", "inception_v3_aux"):
+    if name in ("googlenet", "googlenet_aux", "inception_v3", "inception_v3_aux"):
         kwargs = {"aux_logits": name.endswith("_aux"), "init_weights": True}
     return getattr(torchvision.models, name.removesuffix("_aux"))(weights=None, **kwargs).eval()
+
+
+def reference_state(name: str, reference: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The reference's state dict, its auxiliary classifiers moved to follow the module they read (AUX_AFTER)."""
+    state = reference.state_dict()
+    for aux, after in AUX_AFTER.get(name, {}).items():
+        moved = {k: v for k, v in state.items() if k.startswith(f"{aux}.")}
+        rest = [k for k in state if k not in moved]
+        last = max(i for i, k in enumerate(rest) if k.startswith(after))
+        order = rest[: last + 1] + list(moved) + rest[last + 1:]
+        state = {k: state[k] for k in order}
+    return state
 
 
 def fvcore_flops(model: torch.nn.Module, resolution: int) -> int:
@@ -57,7 +72,7 @@ def test_same_flops_params_and_function_as_the_reference(name):
     for r in (resolution, other_resolution(name)):
         assert nasx.complexity(name, r).flops == fvcore_flops(reference, r), f"at {r} px"
     # same tensors in the same order: copy the reference's state positionally, then compare outputs
-    theirs, mine = reference.state_dict(), ours.state_dict()
+    theirs, mine = reference_state(name, reference), ours.state_dict()
     assert [tuple(v.shape) for v in theirs.values()] == [tuple(v.shape) for v in mine.values()]
     ours.load_state_dict(dict(zip(mine, theirs.values())))
     bn_eps = [m.eps for m in ours.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -65,6 +80,22 @@ def test_same_flops_params_and_function_as_the_reference(name):
     x = torch.randn(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-4)
+    if any(stage.aux is not None for stage in ours.spec.stages):  # training: batch statistics, dropout, aux heads
+        mine, theirs = training_outputs(ours, x), training_outputs(reference, x)
+        # torchvision returns (logits, aux2, aux1) for GoogLeNet, (logits, aux) for Inception-v3
+        theirs = [theirs[0], *(reversed(theirs[1:]) if name.startswith("googlenet") else theirs[1:])]
+        assert len(mine) == len(theirs)
+        for a, b in zip(mine, theirs):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def training_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """A training forward's logits and auxiliary logits, with the dropout masks of seed 1 (both nets
+    draw them in the same order: the aux heads in forward order, then the head's)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        out = model.train()(x)
+    return list(out) if isinstance(out, tuple) else [out, *model.aux_logits]
 
 
 def test_reference_measure_agrees_with_fvcore_on_our_model():

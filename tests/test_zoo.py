@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -20,6 +22,8 @@ TORCHVISION_PARAMS = {
     "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
     "inception_v3": 27_161_264 - 3_326_696,  # weights meta counts the aux classifier: 98,560 + 2,459,136 + 769,000
     "inception_v3_aux": 27_161_264,
+    # sum of numel of googlenet(aux_logits=True): aux1 (512 in) 3,188,968 + aux2 (528 in) 3,191,016
+    "googlenet_aux": 6_624_904 + 3_188_968 + 3_191_016,
 }
 # timm's models (sum of numel, 1000 classes; timm publishes 42.7M and 55.8M)
 TIMM_PARAMS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}
@@ -172,3 +176,26 @@ def test_auxiliary_classifier_trains_only_and_counts_parameters_not_flops():
     assert model.aux_logits == []
     with pytest.raises(nasx.SpecError, match="stage 6.aux"):
         on.replace(resolution=257)  # Mixed-6e's 14x14 output: the 5x5/3 pool leaves 4x4 for the 5x5 conv
+
+
+def googlenet_aux_params(w_in: int, classes: int = 1000) -> int:
+    """torchvision's GoogLeNet InceptionAux by hand: 1x1 conv 128 + BN, FC 128*4*4 -> 1024, FC 1024 -> classes."""
+    return w_in * 128 + 2 * 128 + (2048 * 1024 + 1024) + (1024 * classes + classes)
+
+
+def test_googlenet_auxiliary_classifiers_follow_4a_and_4d_train_only_and_count_parameters_not_flops():
+    on, off = nasx.zoo.get("googlenet_aux"), nasx.zoo.get("googlenet")
+    assert googlenet_aux_params(512) == 3_188_968 and googlenet_aux_params(528) == 3_191_016
+    assert nasx.complexity(on).params - nasx.complexity(off).params == googlenet_aux_params(512) + googlenet_aux_params(528)
+    assert nasx.complexity(on).flops == nasx.complexity(off).flops
+    assert [i for i, s in enumerate(on.stages, start=1) if s.aux is not None] == [3, 6]  # inception4a, inception4d
+    assert on.replace(stages=tuple(dataclasses.replace(s, aux=None) for s in on.stages)) == off
+    model = nasx.build(on, num_classes=5)
+    assert [n for n, _ in model.named_children()][3:8] == ["s3", "aux3", "s4", "s5", "s6"]
+    x = torch.zeros(2, 3, 224, 224)
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 5) and model.aux_logits == []
+        model.train()(x)
+    assert [tuple(a.shape) for a in model.aux_logits] == [(2, 5), (2, 5)]
+    on.replace(resolution=31)  # the adaptive pool fits any grid: as small as googlenet goes
+

@@ -358,6 +358,28 @@ class AuxClassifier(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class AuxFcClassifier(nn.Module):
+    """Auxiliary classifier (GoogLeNet's): adaptive avg-pool s x s, 1x1 conv (BN, ReLU), FC-hidden, ReLU, dropout, FC."""
+
+    def __init__(self, w_in: int, num_classes: int, aux: AuxHead):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d((aux.pool_size, aux.pool_size))  # torchvision: not the paper's 5x5/3 pool
+        self.conv = ConvBnRelu(w_in, aux.width, 1)
+        self.fc1 = nn.Linear(aux.width * aux.pool_size * aux.pool_size, aux.hidden)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(aux.dropout)
+        self.fc2 = nn.Linear(aux.hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.conv(self.avgpool(x)), 1)
+        return self.fc2(self.dropout(self.relu(self.fc1(x))))
+
+
+def make_aux(w_in: int, num_classes: int, aux: AuxHead) -> AuxClassifier | AuxFcClassifier:
+    """The auxiliary classifier named by `aux.kind`."""
+    return (AuxFcClassifier if aux.kind == "googlenet" else AuxClassifier)(w_in, num_classes, aux)
+
+
 class LinearHead(nn.Module):
     """[max-pool], global average pool, [dropout], linear."""
 
@@ -413,8 +435,10 @@ class Net(nn.Module):
             self.add_module(f"s{i}", AnyStage(w_in, stage))
             if stage.depth > 0:
                 w_in = stage.width
-            if stage.aux is not None:  # registered after its stage: parameters in torchvision's order
-                self.add_module(f"aux{i}", AuxClassifier(w_in, spec.num_classes, stage.aux))
+            # registered after its stage: Inception-v3's order in torchvision (its GoogLeNet registers aux1
+            # and aux2 after inception5b: the reference test moves them to follow 4a and 4d)
+            if stage.aux is not None:
+                self.add_module(f"aux{i}", make_aux(w_in, spec.num_classes, stage.aux))
         self.aux_logits: list[torch.Tensor] = []  # the auxiliary classifiers' outputs of the last training forward
         head_cls = LinearHead if spec.head.kind == "linear" else ClassifierHead
         self.head = head_cls(w_in, spec.num_classes, spec.head)
@@ -426,7 +450,7 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.aux_logits = []
         for name, module in self.named_children():
-            if isinstance(module, AuxClassifier):
+            if isinstance(module, (AuxClassifier, AuxFcClassifier)):
                 if self.training:  # as torchvision: auxiliary heads only train
                     self.aux_logits.append(module(x))
                 continue

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .spec import (
     AggregatedBlock,
+    AuxHead,
     Conv,
     Head,
     InceptionBlock,
@@ -273,12 +274,18 @@ def stage_cx(cx: Cx, w_in: int, stage: Stage) -> None:
 # Heads and the net
 
 
-def aux_classifier_params(w_in: int, num_classes: int, aux) -> int:
-    """Twin of build.AuxClassifier, parameters only: it runs in training, so eval-mode FLOPs leave it out."""
+def aux_classifier_params(w_in: int, num_classes: int, aux: AuxHead) -> int:
+    """Twin of build.make_aux (AuxClassifier / AuxFcClassifier), parameters only: it runs in training,
+    so eval-mode FLOPs leave it out."""
     side = Cx(5)  # any side: parameters do not depend on it
-    conv_bn_relu_cx(side, w_in, aux.width, 1)
-    conv_bn_relu_cx(side, aux.width, aux.conv_width, 5, padding=0)
-    linear_cx(side, aux.conv_width, num_classes)
+    if aux.kind == "googlenet":
+        conv_bn_relu_cx(side, w_in, aux.width, 1)
+        linear_cx(side, aux.width * aux.pool_size * aux.pool_size, aux.hidden)
+        linear_cx(side, aux.hidden, num_classes)
+    else:
+        conv_bn_relu_cx(side, w_in, aux.width, 1)
+        conv_bn_relu_cx(side, aux.width, aux.conv_width, 5, padding=0)
+        linear_cx(side, aux.conv_width, num_classes)
     return side.params
 
 

@@ -49,6 +49,7 @@ class SpecError(NasxError, ValueError):
 
 STEMS = ("imagenet", "cifar", "alexnet", "googlenet", "inception_v3", "inception_v4", "none")
 HEADS = ("linear", "classifier")
+AUX_HEADS = ("inception_v3", "googlenet")
 BRANCHES = ("plain", "residual", "aggregated", "inception", "multibranch")
 PADDINGS = ("same", "valid")
 POOLS = ("max", "avg")
@@ -517,18 +518,35 @@ _BLOCKS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class AuxHead:
-    """Auxiliary classifier on a stage's output, run in training only (torchvision's InceptionAux):
-    5x5/3 avg-pool, 1x1 conv `width`, 5x5 'valid' conv `conv_width` (each with BN, ReLU), global
-    average pool, FC. Its parameters count; the eval-mode FLOPs and activations do not include it."""
+    """Auxiliary classifier on a stage's output, run in training only (torchvision's InceptionAux).
+    Its parameters count; the eval-mode FLOPs and activations do not include it.
+
+    inception_v3: 5x5/3 avg-pool, 1x1 conv `width`, 5x5 'valid' conv `conv_width` (each with BN,
+    ReLU), global average pool, FC;
+    googlenet: adaptive average pool to pool_size x pool_size, 1x1 conv `width` (BN, ReLU),
+    FC-hidden, ReLU, dropout, FC.
+    """
 
     width: int = 128
-    conv_width: int = 768
+    conv_width: int = 768  # inception_v3 only
+    kind: str = field(default="inception_v3", metadata=OMIT_DEFAULT)
+    pool_size: int = field(default=4, metadata=OMIT_DEFAULT)  # googlenet only
+    hidden: int = field(default=1024, metadata=OMIT_DEFAULT)  # googlenet only
+    dropout: float = field(default=0.7, metadata=OMIT_DEFAULT)  # googlenet only
 
     def _check(self, where: str) -> None:
+        if self.kind not in AUX_HEADS:
+            raise SpecError(f"{where}.kind: unknown auxiliary head {self.kind!r} (choose from {', '.join(AUX_HEADS)})")
         _positive(self.width, f"{where}.width")
         _positive(self.conv_width, f"{where}.conv_width")
+        _positive(self.pool_size, f"{where}.pool_size")
+        _positive(self.hidden, f"{where}.hidden")
+        if not (isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool) and 0 <= self.dropout < 1):
+            raise SpecError(f"{where}.dropout: {self.dropout!r} must lie in [0, 1)")
 
     def _walk(self, grid: Grid, where: str) -> None:
+        if self.kind == "googlenet":
+            return  # an adaptive pool fits any grid
         grid = grid.copy()  # a side branch: the trunk's grid goes on unchanged
         grid.pool(Pool(5, 3, kind="avg"), f"{where} pool")
         grid.conv(5, 1, 0, f"{where} 5x5 conv")

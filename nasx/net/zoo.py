@@ -236,14 +236,17 @@ _GOOGLENET = [
 ]
 
 
-def _googlenet(kernel_5x5: int) -> NetSpec:
+def _googlenet(kernel_5x5: int, aux: bool = False) -> NetSpec:
+    """One stage per Inception module (3a ... 5b) [auxiliary classifiers after 4a and 4d], avg-pool, dropout 0.2, FC."""
     stages = []
-    for _, widths, pool in _GOOGLENET:
+    for name, widths, pool in _GOOGLENET:
         block = InceptionBlock(
             c1x1=widths[0], c3x3_reduce=widths[1], c3x3=widths[2], c5x5_reduce=widths[3], c5x5=widths[4],
             pool_proj=widths[5], kernel_5x5=kernel_5x5,
         )
-        stages.append(Stage(depth=1, width=block.w_concat, block=block, pool=pool))
+        # torchvision's aux1 / aux2: 1x1 128, FC 1024, dropout 0.7, on the 14x14 outputs of 4a and 4d
+        aux_head = AuxHead(128, kind="googlenet", pool_size=4, hidden=1024, dropout=0.7) if aux and name in ("4a", "4d") else None
+        stages.append(Stage(depth=1, width=block.w_concat, block=block, pool=pool, aux=aux_head))
     return NetSpec(stem=Stem("googlenet", 192, mid_width=64), stages=tuple(stages), head=Head("linear", dropout=0.2),
                    num_classes=1000, resolution=224, bn_eps=1e-3)  # torchvision's BasicConv2d: eps 0.001
 
@@ -256,6 +259,11 @@ register(
     "googlenet_paper", "imagenet", "Szegedy et al. 2015, Table 1", None,
     note="the paper's 5x5 conv in the third branch; otherwise as torchvision (BN, no LRN, no aux heads)",
 )(lambda: _googlenet(5))
+register(
+    "googlenet_aux", "imagenet", f"{TV}.googlenet (Szegedy et al. 2015), aux heads on", 13_004_888,
+    note="torchvision's weights meta says 6,624,904 without the aux heads (+ 3,188,968 + 3,191,016); they run in "
+         "training only: their parameters count, the eval FLOPs do not include them",
+)(lambda: _googlenet(3, aux=True))
 
 
 # ---------------------------------------------------------------------------------------------
