@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
                      "val_size": (int(val_size) if val_size and val_size >= 1 else val_size)}
         try:
             cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
-            summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=_progress)
+            summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=_Progress())
         except (NasxError, ValueError) as e:
             fail(str(e))
         snap = summary.snapshot
@@ -91,5 +91,14 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"report: {folder}")
 
 
-def _progress(snap) -> None:
-    typer.echo(f"[{snap.elapsed:6.0f} s] {snap.complete} done, {snap.running} running, {snap.failed} failed", err=True)
+class _Progress:
+    """One line per change of the counts (not per poll)."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def __call__(self, snap) -> None:
+        counts = f"{snap.complete} done, {snap.running} running, {snap.failed} failed"
+        if counts != self.last:
+            self.last = counts
+            typer.echo(f"[{snap.elapsed:6.0f} s] {counts}", err=True)
