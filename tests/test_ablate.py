@@ -204,6 +204,13 @@ def T(setting, order, seed, val, state, number=0):
                              "depths": [1], "widths": [8], "deviation": 0.0, "vary": "cardinality"})
 
 
+def test_a_run_queued_again_counts_once():
+    runs = [T("a", 0, 0, 0.2, "FAIL", number=0), T("a", 0, 0, 0.3, "COMPLETE", number=1)]
+    runs[1] = TrialRecord(**{**runs[1].__dict__, "retry_of": 0})
+    rows = ablation_rows(runs)
+    assert len(rows) == 1 and rows[0]["val_acc"] == 0.3
+
+
 def test_table_ignores_failed_runs_and_single_seed_has_zero_std():
     table = ablation_table(ablation_rows([T("b", 1, 0, 0.5, "COMPLETE"), T("a", 0, 0, 0.2, "COMPLETE"),
                                           T("a", 0, 1, 0.4, "COMPLETE"), T("b", 1, 1, 0.9, "FAIL")]))

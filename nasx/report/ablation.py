@@ -25,11 +25,13 @@ NUMERIC_AXES = ("cardinality", "width", "depth", "bottleneck-ratio")
 
 
 def ablation_rows(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
-    """One row per ablation run (a candidate tagged with its setting)."""
+    """One row per ablation run (a candidate tagged with its setting); a run that was interrupted or lost and
+    queued again is left out (its retry is the run)."""
+    retried = {r.retry_of for r in records if r.retry_of is not None}
     rows = []
     for r in records:
         t = r.tags
-        if "setting" not in t:
+        if "setting" not in t or r.number in retried:
             continue
         rows.append({"setting": t["setting"], "order": t.get("order", 0), "state": r.state,
                      "complete": r.state == "COMPLETE", "seed": r.seed, "cardinality": t.get("cardinality"),
