@@ -106,11 +106,6 @@ class TrialRecord:
         """The stored net as a NetSpec (None for a trial that holds none)."""
         return None if self.spec is None else NetSpec.from_dict(dict(self.spec))
 
-    @property
-    def trained(self) -> bool:
-        """Whether a trainer ran on this net in this trial (not a rejected structure, not a reused duplicate)."""
-        return self.rejected is None and self.duplicate_of is None and self.state not in ("WAITING",)
-
     def row(self) -> dict[str, Any]:
         """A flat dict for tables: every field, curve as a list, tags as `tag_<name>`, choices as `param_<name>`."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("tags", "choices")}
@@ -207,11 +202,6 @@ def read_info(study: Any) -> Optional[StudyInfo]:
     """The StudyInfo a study was made with, or None for a study nasx did not make."""
     data = study.user_attrs.get(_INFO)
     return None if data is None else StudyInfo.from_attrs(data)
-
-
-def read_config(study: Any) -> dict[str, Any]:
-    """The settings the study was first run with (passwords redacted), as stored."""
-    return dict(study.user_attrs.get(_CONFIG) or {})
 
 
 def write_info(study: Any, info: StudyInfo, config: Mapping[str, Any]) -> None:

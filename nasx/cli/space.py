@@ -18,7 +18,7 @@ class SampleFormat(str, Enum):
 
 def register(app: typer.Typer) -> None:
     """Add `spaces` and `sample` to the nasx app."""
-    from .common import fail, human  # noqa: F401 - kept beside the commands that use them
+    from .common import fail, human
 
     @app.command()
     def spaces() -> None:

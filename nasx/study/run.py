@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import threading
@@ -21,7 +20,7 @@ from .progress import Snapshot, snapshot
 from .storage import open_storage, open_study, study_lock
 from .worker import Worker, owner_id, reap_stale
 
-__all__ = ["Candidate", "RunSummary", "enqueue", "prepare", "run_study", "config_json"]
+__all__ = ["Candidate", "RunSummary", "enqueue", "prepare", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,3 @@ def _stop(procs: list, grace: float) -> None:
         if p.is_alive():
             p.kill()
             p.join(timeout=5)
-
-
-def config_json(cfg: StudyConfig) -> str:
-    return json.dumps(cfg.to_dict(), indent=1, default=str)
