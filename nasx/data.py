@@ -144,6 +144,27 @@ class Dataset:
         return replace(self, train_x=move(self.train_x), train_y=move(self.train_y), val_x=move(self.val_x),
                        val_y=move(self.val_y), test_x=move(self.test_x), test_y=move(self.test_y))
 
+    def resized(self, resolution: int) -> "Dataset":
+        """The same splits at `resolution` x `resolution` (antialiased bilinear, rounded back to uint8): a proxy
+        budget's input; the split hash gains `@<resolution>` so records say which images a net saw."""
+        if resolution == self.resolution:
+            return self
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+            raise DataError(f"resolution {resolution!r}: must be a whole number >= 1")
+
+        def resize(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            if t is None:
+                return None
+            out = torch.empty((len(t), t.shape[1], resolution, resolution), dtype=torch.uint8, device=t.device)
+            for i in range(0, len(t), 4096):  # bounded float memory
+                chunk = torch.nn.functional.interpolate(t[i:i + 4096].float(), size=(resolution, resolution),
+                                                        mode="bilinear", antialias=True, align_corners=False)
+                out[i:i + 4096] = chunk.round_().clamp_(0, 255).to(torch.uint8)
+            return out
+
+        return replace(self, train_x=resize(self.train_x), val_x=resize(self.val_x), test_x=resize(self.test_x),
+                       split_hash=f"{self.split_hash.split('@')[0]}@{resolution}")
+
     def describe(self) -> dict:
         """JSON-able summary (sizes, shape, split hash, source)."""
         return {

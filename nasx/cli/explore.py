@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
         fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
+        resolution: Optional[int] = typer.Option(None, "--resolution", help="Train at this image side, a cheaper proxy (FLOPs on the chart stay the deployed net's at the data's side)."),
+        proxy: Optional[str] = typer.Option(None, "--proxy", help="The proxy budget by name: e1-f0.25[-r24][-b128] (epochs, fraction, resolution, batch), a fidelity run's budget FIDELITY:BUDGET, or a fidelity run FIDELITY (its cheapest proxy with Kendall tau >= 0.7; see `nasx fidelity`)."),
         corner: Optional[str] = typer.Option(None, "--corner", help="Search a named corner of the space file (default on a CPU: `cpu` where the space has one); `none`: the whole space."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
         params: Optional[str] = typer.Option(None, "--params", help="Parameter band LO:HI, e.g. 0.5M:2M."),
@@ -59,8 +61,9 @@ def register(app: typer.Typer) -> None:
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
             "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
             "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
-            "batch_size": batch_size, "corner": corner,
+            "batch_size": batch_size, "corner": corner, "resolution": resolution,
         }
+        proxy_note = None
         try:
             if flops:
                 overrides["flops"] = parse_band(flops, "--flops")
@@ -76,7 +79,19 @@ def register(app: typer.Typer) -> None:
                 cfg = load_config(config, **overrides)
             else:
                 cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).check()
+            if proxy is not None:
+                from ..fidelity import resolve_proxy
+                from ..study.storage import is_rdb
+
+                given = [o for o, v in (("--epochs", epochs), ("--fraction", fraction), ("--batch-size", batch_size),
+                                        ("--resolution", resolution)) if v is not None]
+                if given:
+                    fail(f"--proxy sets the budget; leave out {', '.join(given)}")
+                budget, proxy_note = resolve_proxy(proxy, storage=storage if storage and is_rdb(storage) else None)
+                cfg = budget.config(cfg).check()
             display = Display(cfg.name)
+            if proxy_note:
+                display.note(proxy_note)
         except (NasxError, ValueError) as e:
             fail(str(e))
         try:

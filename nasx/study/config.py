@@ -55,6 +55,7 @@ class StudyConfig:
     objectives: tuple[str, ...] = ("accuracy", "flops")
     val_size: Optional[float] = None  # held out of the training split: a share (< 1) or a count; default 0.1
     batch_size: Optional[int] = None
+    resolution: Optional[int] = None  # proxy: train at this image side (counts stay the deployed net's); None: the data's
     prune: bool = True
     prune_quantile: float = 0.5
     prune_min_peers: int = 3
@@ -85,7 +86,7 @@ class StudyConfig:
         if unknown or not self.objectives or tuple(self.objectives[:2]) != ("accuracy", "flops"):
             raise StudyError(f"objectives: {list(self.objectives)} must start with accuracy, flops "
                              f"(optionally then throughput)")
-        for key in ("trials", "max_trials", "epochs", "workers", "per_gpu", "batch_size"):
+        for key in ("trials", "max_trials", "epochs", "workers", "per_gpu", "batch_size", "resolution"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise StudyError(f"{key}: {value!r} must be a whole number >= 1")

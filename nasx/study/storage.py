@@ -127,7 +127,8 @@ def make_sampler(name: str, seed: int, worker: int, resumed_at: int = 0):
 
 def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
     """What the study is made with, as compared on resume."""
-    proxy = {k: v for k, v in (("batch_size", cfg.batch_size), ("corner", cfg.corner)) if v not in (None, "none")}
+    proxy = {k: v for k, v in (("batch_size", cfg.batch_size), ("corner", cfg.corner), ("resolution", cfg.resolution))
+             if v not in (None, "none")}
     return StudyInfo(space=cfg.space, dataset=cfg.dataset, epochs=cfg.epochs, fraction=cfg.fraction,
                      objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
                      space_hash=space_hash, proxy=proxy)

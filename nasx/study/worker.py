@@ -162,7 +162,8 @@ class _Context:
 
     storage: Any
     study: Any
-    dataset: Any
+    shape: Any  # the dataset's input: nets are fitted, counted and stored at it (the deployed net)
+    dataset: Any  # what the trainer sees (at the proxy's resolution when the study sets one)
     space: Any
     device: Any
     budget: Any
@@ -219,17 +220,22 @@ class Worker:
         study = open_study(cfg, storage, self.index, space.content_hash if space else None)
         dataset = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,
                                  download=cfg.download)
+        shape = dataset.input
         if space is not None:
-            space = space.at(dataset.input)
+            space = space.at(shape)
+        if cfg.resolution is not None:
+            dataset = dataset.resized(cfg.resolution)
         device = resolve_device(cfg.device)
         dataset = dataset.to(device)  # once per worker, not once per trial
         context = {"dataset": dataset.name, "split_hash": dataset.split_hash, "device": record.device_name(device),
                    "versions": record.versions(), "worker": self.index, "owner": owner_id(),
-                   "budget": {"epochs": cfg.epochs, "fraction": cfg.fraction}}
+                   "budget": {"epochs": cfg.epochs, "fraction": cfg.fraction,
+                              **({"resolution": cfg.resolution} if cfg.resolution is not None else {}),
+                              **({"batch_size": cfg.batch_size} if cfg.batch_size is not None else {})}}
         engines: dict = {}
         heartbeat = Heartbeat(study, storage, cfg.heartbeat, cfg.grace,
                               lambda: study_lock(cfg.storage_url, cfg.name, engines))
-        return _Context(storage, study, dataset, space, device, Budget(epochs=cfg.epochs, fraction=cfg.fraction),
+        return _Context(storage, study, shape, dataset, space, device, Budget(epochs=cfg.epochs, fraction=cfg.fraction),
                         TrainConfig(batch_size=cfg.batch_size), context, heartbeat)
 
     def _next_trial(self, ctx: _Context) -> tuple[Any, bool]:
@@ -284,11 +290,10 @@ class Worker:
 
         rec = self._record(ctx, trial)
         if rec.candidate is not None:
-            spec = fit(NetSpec.from_dict(dict(rec.candidate)), ctx.dataset.input)
+            spec = fit(NetSpec.from_dict(dict(rec.candidate)), ctx.shape)
         else:
             try:
-                spec = fit(suggest(ctx.space, trial, flops=self.cfg.flops, params=self.cfg.params).spec,
-                           ctx.dataset.input)
+                spec = fit(suggest(ctx.space, trial, flops=self.cfg.flops, params=self.cfg.params).spec, ctx.shape)
             except Rejected as e:
                 record.write(trial, rejected=e.reason)
                 self._tell(ctx, trial, state=TrialState.PRUNED)
@@ -361,9 +366,10 @@ class Worker:
     def _record_result(self, ctx: _Context, trial: Any, p: Proposal, result: Any) -> None:
         from optuna.trial import TrialState
 
-        if result.spec_id != p.spec.id:
+        trained = fit(p.spec, ctx.dataset.input)  # the stored net, or its proxy at a lower resolution
+        if result.spec_id != trained.id:
             raise StudyError(f"trial {trial.number}: the trainer built net {result.spec_id}, not the stored "
-                             f"{p.spec.id}")
+                             f"{trained.id}")
         record.write(trial, curve=tuple(result.val_acc), train_loss=tuple(result.train_loss),
                      wall_time=result.wall_time, images_per_s=result.images_per_s, epochs_run=result.epochs_done,
                      reason=result.reason, peak_memory_bytes=result.peak_memory_bytes, val_acc=result.final_val_acc,

@@ -1,0 +1,386 @@
+"""Proxy fidelity: does a short proxy rank nets the way a longer reference training does?
+
+A fidelity run draws N nets (from a space in a FLOPs band, or the nets of a study), trains each under one or
+more proxy budgets and one reference budget, and measures per proxy, against the reference, over the same
+nets: Kendall's tau and Spearman's rho with paired-bootstrap 95% intervals, the overlap of the top-k, the
+regret (reference accuracy lost by taking the proxy's best net) and the cost (measured seconds per net).
+
+Every budget is a fixed, resumable study `fidelity-<name>-<budget>` in one storage (default
+studies/fidelity-<name>.journal): the same net under the same budget is never trained twice, and workers on
+several machines share the queue exactly as in `nasx explore`. Nets are stored as the deployed net (counted
+at the dataset's input); a budget with a lower resolution trains the same net on resized images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from .errors import NasxError
+from .net.fit import InputShape
+from .net.spec import NetSpec
+
+__all__ = ["FidelityError", "Budget", "FidelityPlan", "ProxyFidelity", "FidelityResult", "plan_fidelity",
+           "draw_nets", "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
+           "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
+
+MIN_TAU = 0.7  # default threshold: tau 0.7 = 85% of the pairs of nets ordered as the reference orders them
+MIN_REFERENCE_RATIO = 4.0  # the reference costs at least this many times the largest proxy
+MIN_NETS = 4
+
+
+class FidelityError(NasxError, ValueError):
+    """A fidelity run that cannot be set up or read (budgets, nets, study); one line, names the cause."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One training budget: `epochs` passes over `fraction` of the training split at `resolution` px (None:
+    the data's), batch `batch_size` (None: the trainer's default). Its name is its text form: e1-f0.25-r24-b128."""
+
+    epochs: int
+    fraction: float = 1.0
+    resolution: Optional[int] = None
+    batch_size: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise FidelityError(f"budget {self.epochs!r} epochs: must be a whole number >= 1")
+        if not 0 < self.fraction <= 1:
+            raise FidelityError(f"budget fraction {self.fraction}: must lie in (0, 1]")
+        for key in ("resolution", "batch_size"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise FidelityError(f"budget {key} {value!r}: must be a whole number >= 1")
+
+    @property
+    def name(self) -> str:
+        return (f"e{self.epochs}-f{self.fraction:g}" + (f"-r{self.resolution}" if self.resolution else "")
+                + (f"-b{self.batch_size}" if self.batch_size else ""))
+
+    def cost(self, native: int) -> float:
+        """Training work relative to one pass over the whole training split at the data's resolution
+        (epochs x fraction x (resolution / native)^2: conv FLOPs scale with the image area)."""
+        side = self.resolution or native
+        return self.epochs * self.fraction * (side / native) ** 2
+
+    def describe(self) -> str:
+        text = f"{self.epochs} epoch{'s' if self.epochs > 1 else ''} on {self.fraction:.3g} of the training split"
+        if self.resolution:
+            text += f" at {self.resolution} px"
+        if self.batch_size:
+            text += f", batch {self.batch_size}"
+        return text
+
+    def config(self, cfg: Any) -> Any:
+        """The StudyConfig `cfg` trained on this budget."""
+        return dataclasses.replace(cfg, epochs=self.epochs, fraction=self.fraction, resolution=self.resolution,
+                                   batch_size=self.batch_size if self.batch_size is not None else cfg.batch_size)
+
+    @classmethod
+    def parse(cls, text: str) -> "Budget":
+        """`e1-f0.25-r24-b128` (the name; r and b optional) or `epochs=1,fraction=0.25,resolution=24,batch=128`."""
+        t = str(text).strip()
+        m = re.fullmatch(r"e(\d+)-f([0-9]*\.?[0-9]+(?:e-?\d+)?)(?:-r(\d+))?(?:-b(\d+))?", t)
+        if m:
+            return cls(int(m.group(1)), float(m.group(2)), int(m.group(3)) if m.group(3) else None,
+                       int(m.group(4)) if m.group(4) else None)
+        keys = {"epochs": "epochs", "fraction": "fraction", "resolution": "resolution", "res": "resolution",
+                "batch": "batch_size", "batch_size": "batch_size"}
+        fields: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in t.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or key.strip() not in keys:
+                raise FidelityError(f"budget {text!r}: write e<epochs>-f<fraction>[-r<px>][-b<batch>] (e1-f0.25) or "
+                                    f"epochs=N,fraction=F[,resolution=PX][,batch=B]")
+            try:
+                fields[keys[key.strip()]] = float(value) if keys[key.strip()] == "fraction" else int(value)
+            except ValueError:
+                raise FidelityError(f"budget {text!r}: {key.strip()}={value.strip()!r} is not a number") from None
+        if "epochs" not in fields:
+            raise FidelityError(f"budget {text!r}: give epochs (e.g. e1-f0.25 or epochs=1,fraction=0.25)")
+        return cls(**fields)
+
+
+def default_budgets(cuda: bool, native: int) -> tuple[tuple[Budget, ...], Budget]:
+    """The proxies and reference `nasx fidelity` uses without --proxy/--reference: on a CPU, a pass over an eighth
+    and a quarter of the training split, and a quarter at 3/4 of the image side (24 px for CIFAR), against one
+    pass over all of it (4x the largest); on a GPU, 1, 2 and 5 epochs (explore's proxy) against 20."""
+    if cuda:
+        return (Budget(1, 0.25), Budget(2, 0.5), Budget(5, 1.0)), Budget(20, 1.0)
+    smaller = max(8, round(0.75 * native / 4) * 4)
+    proxies = (Budget(1, 0.125),) + ((Budget(1, 0.25, resolution=smaller),) if smaller < native else ()) + (Budget(1, 0.25),)
+    return proxies, Budget(1, 1.0)
+
+
+@dataclass(frozen=True)
+class FidelityPlan:
+    """The nets of one fidelity run (at the dataset's input) and its budgets."""
+
+    name: str
+    nets: tuple[NetSpec, ...]
+    proxies: tuple[Budget, ...]
+    reference: Budget
+    native: int  # the dataset's image side
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        """Cheapest first: early results of a run that is stopped are the cheap ones."""
+        return tuple(sorted((*self.proxies, self.reference), key=lambda b: b.cost(self.native)))
+
+
+def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Budget], reference: Budget, native: int,
+                  min_ratio: float = MIN_REFERENCE_RATIO) -> FidelityPlan:
+    """Check a fidelity run: a usable name, >= 4 distinct nets, distinct budgets, and a reference that costs
+    at least `min_ratio` x the largest proxy (else the 'reference' is only another proxy)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*", name):
+        raise FidelityError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
+    ids = [n.id for n in nets]
+    if len(set(ids)) != len(ids):
+        raise FidelityError("the nets are not distinct")
+    if len(nets) < MIN_NETS:
+        raise FidelityError(f"{len(nets)} net(s): rank correlations need at least {MIN_NETS}")
+    if not proxies:
+        raise FidelityError("give at least one proxy budget")
+    names = [b.name for b in (*proxies, reference)]
+    if len(set(names)) != len(names):
+        raise FidelityError(f"budgets repeat: {', '.join(names)}")
+    largest = max(proxies, key=lambda b: b.cost(native))
+    if reference.cost(native) < min_ratio * largest.cost(native) - 1e-12:
+        raise FidelityError(f"reference {reference.name} costs {reference.cost(native) / largest.cost(native):.2g}x "
+                            f"the largest proxy {largest.name}; it must cost at least {min_ratio:g}x")
+    return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native)
+
+
+def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, int]] = None, seed: int = 0,
+              params: Optional[tuple[int, int]] = None) -> list[NetSpec]:
+    """n distinct i.i.d. members of `space` at `shape` inside the band (FidelityError if fewer fit)."""
+    import numpy as np
+
+    from .space_sample import sample
+
+    run = sample(space.at(shape), np.random.default_rng(seed), n, flops=flops, params=params)
+    if len(run) < n:
+        raise FidelityError(f"space {space.name}: only {len(run)} of {n} nets fit the band "
+                            f"(acceptance {run.acceptance:.1%})")
+    return [s.spec for s in run]
+
+
+def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
+               studies_dir: str = "studies") -> list[NetSpec]:
+    """The distinct nets of a study's complete trials in trial order (the first n)."""
+    from .report.tables import ReportError, load_study
+
+    try:
+        data = load_study(study, storage, studies_dir)
+    except ReportError as e:
+        raise FidelityError(str(e)) from None
+    nets: dict[str, NetSpec] = {}
+    for rec in sorted(data.records, key=lambda r: r.number):
+        if rec.state == "COMPLETE" and rec.spec is not None and rec.duplicate_of is None:
+            nets.setdefault(rec.spec_id, rec.net)
+    out = list(nets.values())
+    return out[:n] if n is not None else out
+
+
+def budget_study(name: str, budget: Budget) -> str:
+    return f"fidelity-{name}-{budget.name}"
+
+
+def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> str:
+    from .record import storage_url
+
+    return storage_url(f"fidelity-{name}", storage, studies_dir)
+
+
+def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable[[str, Any], None]] = None,
+                 on_note: Optional[Callable[[str], None]] = None, train_fn: Optional[Callable] = None) -> list[Any]:
+    """Train every net under every budget (cheapest budget first) as the fixed studies `fidelity-<name>-<budget>`
+    in one storage; a re-run trains only what is missing. Stops after an interrupted budget. Returns the
+    RunSummary of each budget run. `progress(budget_name, snapshot)` follows the running budget."""
+    from .study import Candidate, run_study
+
+    storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
+    summaries = []
+    for budget in plan.budgets:
+        role = "reference" if budget == plan.reference else "proxy"
+        cfg = dataclasses.replace(budget.config(config), study=budget_study(plan.name, budget), storage=storage,
+                                  test=False, sampler="random")
+        tags = {"fidelity": plan.name, "budget": budget.name, "role": role, "cost": budget.cost(plan.native),
+                "resolution": budget.resolution or plan.native}
+        candidates = [Candidate(net, seed=config.seed, tags={**tags, "net": i}) for i, net in enumerate(plan.nets)]
+        summary = run_study(cfg, candidates=candidates, on_note=on_note, train_fn=train_fn,
+                            progress=None if progress is None else (lambda snap, b=budget.name: progress(b, snap)))
+        summaries.append(summary)
+        if summary.interrupted:
+            break
+    return summaries
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+@dataclass(frozen=True)
+class ProxyFidelity:
+    """How well one proxy ranks the nets the reference ranks, and what it costs."""
+
+    budget: str
+    cost: float  # relative training work (see Budget.cost)
+    seconds_per_net: float  # measured: mean wall time of one training
+    nets: int  # nets complete under both this proxy and the reference
+    tau: float
+    tau_ci: tuple[float, float]
+    rho: float
+    rho_ci: tuple[float, float]
+    k: int
+    top_k: float  # share of the proxy's top-k in the reference's top-k
+    regret: float  # reference accuracy (0..1) lost by taking the proxy's best net
+
+    def row(self) -> dict[str, Any]:
+        return {"budget": self.budget, "cost": self.cost, "seconds_per_net": self.seconds_per_net, "nets": self.nets,
+                "kendall_tau": self.tau, "tau_low": self.tau_ci[0], "tau_high": self.tau_ci[1],
+                "spearman_rho": self.rho, "rho_low": self.rho_ci[0], "rho_high": self.rho_ci[1],
+                "k": self.k, "top_k_overlap": self.top_k, "regret_points": 100 * self.regret}
+
+
+@dataclass(frozen=True)
+class FidelityResult:
+    """Every proxy measured against the reference, and the per-net accuracies behind it."""
+
+    name: str
+    reference: str
+    reference_seconds: float
+    proxies: tuple[ProxyFidelity, ...]
+    nets: Any  # pandas DataFrame: one row per net (index, spec id, description, FLOPs, accuracy per budget)
+    device: str
+    dataset: str
+    missing: dict  # budget -> nets not (yet) complete under it
+
+    def cheapest(self, min_tau: float = MIN_TAU) -> Optional[ProxyFidelity]:
+        """The cheapest proxy (by measured seconds per net) whose tau is at least `min_tau`."""
+        ok = [p for p in self.proxies if p.tau == p.tau and p.tau >= min_tau]
+        return min(ok, key=lambda p: (p.seconds_per_net, p.cost)) if ok else None
+
+
+@dataclass(frozen=True)
+class FidelityData:
+    """The stored records of one fidelity run, by budget name."""
+
+    name: str
+    storage: str
+    budgets: dict  # budget name -> list[TrialRecord]
+    roles: dict  # budget name -> "proxy" | "reference"
+    costs: dict  # budget name -> relative cost
+
+
+def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> FidelityData:
+    """Read the studies `fidelity-<name>-*` of a fidelity run (FidelityError if there are none)."""
+    import optuna
+
+    from .record import TrialRecord
+    from .study.config import redact
+    from .study.storage import is_rdb, journal_path, open_storage
+
+    url = fidelity_storage(name, storage, studies_dir)
+    if not is_rdb(url) and not journal_path(url).is_file():
+        raise FidelityError(f"no fidelity run {name!r}: no storage at {journal_path(url)} (give --storage?)")
+    store = open_storage(url)
+    prefix = f"fidelity-{name}-"
+    budgets, roles, costs = {}, {}, {}
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        if not summary.study_name.startswith(prefix):
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=store)
+        records = [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
+        tagged = [r for r in records if r.tags.get("fidelity") == name]
+        if not tagged:
+            continue
+        budget = str(tagged[0].tags.get("budget"))
+        budgets[budget] = tagged
+        roles[budget] = tagged[0].tags.get("role")
+        costs[budget] = float(tagged[0].tags.get("cost") or math.nan)
+    if not budgets:
+        raise FidelityError(f"no fidelity run {name!r} in {redact(url)}")
+    if list(roles.values()).count("reference") != 1:
+        raise FidelityError(f"fidelity run {name!r} in {redact(url)} has no reference budget (yet)")
+    return FidelityData(name, redact(url), budgets, roles, costs)
+
+
+def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95, n_boot: int = 2000,
+            seed: int = 0) -> FidelityResult:
+    """Rank agreement of every proxy with the reference over the nets complete under both."""
+    import numpy as np
+    import pandas as pd
+
+    from .analysis import bootstrap_ci, kendall_tau, regret, spearman_rho, top_k_overlap
+
+    reference = next(b for b, role in data.roles.items() if role == "reference")
+    rows: dict[int, dict[str, Any]] = {}
+    seconds: dict[str, list[float]] = {}
+    missing: dict[str, int] = {}
+    device = dataset = ""
+    for budget, records in data.budgets.items():
+        done = 0
+        for rec in records:
+            net = int(rec.tags.get("net", -1))
+            row = rows.setdefault(net, {"net": net})
+            if rec.spec is not None:
+                row.update(spec_id=rec.spec_id, description=rec.description, flops=rec.flops, params=rec.params)
+            if rec.state == "COMPLETE" and rec.val_acc is not None:
+                row[budget] = rec.val_acc
+                seconds.setdefault(budget, []).append(float(rec.wall_time or math.nan))
+                device, dataset = rec.device or device, rec.dataset or dataset
+                done += 1
+        missing[budget] = len(records) - done
+    table = pd.DataFrame(sorted(rows.values(), key=lambda r: r["net"]))
+    ref_seconds = float(np.nanmean(seconds.get(reference, [math.nan])))
+    proxies = []
+    order = sorted((b for b in data.budgets if b != reference), key=lambda b: data.costs.get(b, math.inf))
+    for budget in order:
+        both = table[[budget, reference]].dropna() if budget in table and reference in table else pd.DataFrame()
+        x = both[budget].to_numpy(float) if len(both) else np.array([])
+        y = both[reference].to_numpy(float) if len(both) else np.array([])
+        n = len(x)
+        k = top_k or max(1, round(n / 4))
+        proxies.append(ProxyFidelity(
+            budget=budget, cost=data.costs.get(budget, math.nan),
+            seconds_per_net=float(np.nanmean(seconds.get(budget, [math.nan]))), nets=n,
+            tau=kendall_tau(x, y) if n >= 2 else math.nan,
+            tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
+            rho=spearman_rho(x, y) if n >= 2 else math.nan,
+            rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
+            k=min(k, n) if n else k, top_k=top_k_overlap(x, y, k) if n >= 2 else math.nan,
+            regret=regret(x, y) if n >= 2 else math.nan))
+    return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
+                          nets=table, device=device, dataset=dataset, missing=missing)
+
+
+def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",
+                  min_tau: float = MIN_TAU) -> tuple[Budget, str]:
+    """The budget `explore --proxy` names, and a note on where it came from: a budget (`e1-f0.25`), a fidelity
+    run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy with tau >= min_tau)."""
+    name, sep, budget = text.partition(":")
+    if not sep:
+        try:
+            return Budget.parse(text), f"proxy {Budget.parse(text).name}"
+        except FidelityError:
+            pass
+    data = load_fidelity(name, storage, studies_dir)
+    if sep:
+        if budget not in data.budgets:
+            raise FidelityError(f"--proxy {text}: fidelity run {name!r} has no budget {budget!r} "
+                                f"(it has {', '.join(sorted(data.budgets))})")
+        chosen = Budget.parse(budget)
+        return chosen, f"proxy {chosen.name} from fidelity run {name!r}"
+    result = measure(data)
+    best = result.cheapest(min_tau)
+    if best is None:
+        taus = ", ".join(f"{p.budget} tau {p.tau:.2f}" for p in result.proxies)
+        raise FidelityError(f"--proxy {text}: no proxy of fidelity run {name!r} reaches tau >= {min_tau:g} ({taus}); "
+                            f"name one as {name}:BUDGET")
+    return Budget.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest with Kendall "
+                                       f"tau >= {min_tau:g} (tau {best.tau:.2f}, {best.seconds_per_net:.0f} s a net)")

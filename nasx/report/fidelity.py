@@ -1,0 +1,150 @@
+"""The fidelity page: per proxy, rank agreement with the reference (table), proxy-vs-reference scatter per
+budget, and cost against Kendall's tau naming the cheapest proxy above a threshold; CSVs beside it."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from ..fidelity import MIN_TAU, FidelityResult, load_fidelity, measure
+from .figures import RC, _subplots, save
+from .page import html_page, html_table
+
+__all__ = ["write_fidelity_report"]
+
+
+def _num(x: float, digits: int = 2) -> str:
+    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def _interval(ci: tuple[float, float]) -> str:
+    return "n/a" if any(v != v for v in ci) else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _scatter(result: FidelityResult, out: Path) -> Optional[str]:
+    import matplotlib
+
+    proxies = [p for p in result.proxies if p.nets >= 2]
+    if not proxies:
+        return None
+    with matplotlib.rc_context(RC):
+        cols = min(3, len(proxies))
+        rows = math.ceil(len(proxies) / cols)
+        fig, axes = _subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+        table = result.nets
+        for ax, p in zip(axes.flat, proxies):
+            both = table[[p.budget, result.reference]].dropna()
+            ax.scatter(100 * both[p.budget], 100 * both[result.reference], s=18, color="C0")
+            ax.set_xlabel(f"proxy {p.budget}: val acc %")
+            ax.set_ylabel(f"reference {result.reference}: val acc %")
+            ax.set_title(f"{p.budget}: tau {_num(p.tau)} {_interval(p.tau_ci)}")
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(proxies):]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        return save(fig, out, "proxy_vs_reference")
+
+
+def _cost_vs_tau(result: FidelityResult, out: Path, min_tau: float) -> Optional[str]:
+    import matplotlib
+
+    proxies = [p for p in result.proxies if p.tau == p.tau and p.seconds_per_net == p.seconds_per_net]
+    if not proxies:
+        return None
+    cheapest = result.cheapest(min_tau)
+    with matplotlib.rc_context(RC):
+        fig, ax = _subplots(figsize=(6.0, 4.0))
+        for p in proxies:
+            lo, hi = p.tau_ci
+            err = None if lo != lo else [[p.tau - lo], [hi - p.tau]]
+            chosen = cheapest is not None and p.budget == cheapest.budget
+            ax.errorbar([p.seconds_per_net], [p.tau], yerr=err, fmt="o", color="C3" if chosen else "C0", capsize=3)
+            ax.annotate(p.budget + ("  <- cheapest above threshold" if chosen else ""), (p.seconds_per_net, p.tau),
+                        textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.axhline(min_tau, color="0.4", ls="--", lw=1)
+        ax.text(ax.get_xlim()[0], min_tau, f" threshold tau = {min_tau:g}", va="bottom", fontsize=8, color="0.3")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"measured seconds per net ({result.device or 'device'})")
+        ax.set_ylabel(f"Kendall tau vs reference {result.reference}")
+        ax.set_ylim(min(-0.1, min(p.tau_ci[0] for p in proxies if p.tau_ci[0] == p.tau_ci[0]) - 0.05
+                        if any(p.tau_ci[0] == p.tau_ci[0] for p in proxies) else -0.1), 1.05)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        return save(fig, out, "cost_vs_tau")
+
+
+def write_fidelity_report(name: str, storage: Optional[str] = None, out: Optional[str | Path] = None,
+                          studies_dir: str = "studies", min_tau: float = MIN_TAU, top_k: Optional[int] = None,
+                          command: Optional[str] = None, note: Optional[str] = None) -> Path:
+    """Measure the stored fidelity run `name` and write index.html, fidelity.csv, nets.csv and the figures
+    into `out` (default reports/fidelity-<name>/); returns that folder."""
+    data = load_fidelity(name, storage, studies_dir)
+    result = measure(data, top_k=top_k)
+    out_dir = Path(out) if out is not None else Path("reports") / f"fidelity-{name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    import pandas as pd
+
+    pd.DataFrame([p.row() for p in result.proxies]).to_csv(out_dir / "fidelity.csv", index=False, float_format="%.6g")
+    result.nets.to_csv(out_dir / "nets.csv", index=False, float_format="%.6g")
+    scatter = _scatter(result, out_dir)
+    cost = _cost_vs_tau(result, out_dir, min_tau)
+    (out_dir / "index.html").write_text(_page(result, data, scatter, cost, min_tau, command, note), encoding="utf-8")
+    return out_dir
+
+
+def verdict(result: FidelityResult, min_tau: float) -> str:
+    """One sentence: the cheapest proxy above the threshold, or that none reaches it."""
+    best = result.cheapest(min_tau)
+    if best is None:
+        taus = ", ".join(f"{p.budget} {_num(p.tau)}" for p in result.proxies)
+        return f"No proxy reaches Kendall tau >= {min_tau:g} against {result.reference} ({taus})."
+    speed = (f", {result.reference_seconds / best.seconds_per_net:.1f}x cheaper than the reference"
+             if result.reference_seconds == result.reference_seconds else "")
+    return (f"The cheapest proxy with Kendall tau >= {min_tau:g} is {best.budget}: tau {_num(best.tau)} "
+            f"{_interval(best.tau_ci)}, top-{best.k} overlap {best.top_k:.0%}, regret {100 * best.regret:.2f} points, "
+            f"{best.seconds_per_net:.0f} s a net{speed}.")
+
+
+def _page(result: FidelityResult, data: Any, scatter: Optional[str], cost: Optional[str], min_tau: float,
+          command: Optional[str], note: Optional[str]) -> str:
+    e = html.escape
+    n_nets = len(result.nets)
+    parts = [f"<p>{n_nets} nets on {e(result.dataset or '?')}, device {e(result.device or '?')}; reference budget "
+             f"<b>{e(result.reference)}</b> ({result.reference_seconds:.0f} s a net). Accuracies are on the validation "
+             f"split held out of the training split; the test split is not read. Storage {e(data.storage)}.</p>"]
+    if command:
+        parts.append(f"<p>Command: <code>{e(command)}</code></p>")
+    if note:
+        parts.append(f"<p>{e(note)}</p>")
+    parts.append(f"<h2>Verdict</h2><p class='verdict'>{e(verdict(result, min_tau))}</p>")
+    missing = {b: m for b, m in result.missing.items() if m}
+    if missing:
+        parts.append("<p class='note'>Not complete yet: " + e(", ".join(f"{b}: {m} net(s)" for b, m in missing.items()))
+                     + "; the numbers below use the nets complete under both budgets. Run the same command to "
+                       "finish.</p>")
+    rows = [[e(p.budget), f"{p.cost:.3g}", _num(p.seconds_per_net, 1), str(p.nets), _num(p.tau), _interval(p.tau_ci),
+             _num(p.rho), _interval(p.rho_ci), f"{p.top_k:.0%} (k={p.k})" if p.top_k == p.top_k else "n/a",
+             _num(100 * p.regret)] for p in result.proxies]
+    parts.append(html_table(["proxy", "relative work", "seconds per net", "nets", "Kendall tau", "95% CI",
+                             "Spearman rho", "95% CI", "top-k overlap", "regret (points)"], rows))
+    parts.append("<p>Relative work: epochs x fraction x (resolution / native)^2 (1 = one pass over the training split "
+                 "at full size). Intervals: paired bootstrap over nets (2,000 resamples, percentile). Regret: the "
+                 "reference accuracy of the reference's best net minus that of the proxy's best net.</p>")
+    if scatter:
+        parts.append(f"<figure><img alt='proxy vs reference' src='{e(scatter)}'><figcaption>Validation accuracy under "
+                     f"each proxy against the reference, one point a net (<a href='proxy_vs_reference.svg'>SVG</a>)"
+                     f"</figcaption></figure>")
+    if cost:
+        parts.append(f"<figure><img alt='cost vs tau' src='{e(cost)}'><figcaption>Measured cost against Kendall tau "
+                     f"(95% bootstrap interval); dashed: the threshold {min_tau:g} (<a href='cost_vs_tau.svg'>SVG</a>)"
+                     f"</figcaption></figure>")
+    budgets = [b for b in [*(p.budget for p in result.proxies), result.reference] if b in result.nets]
+    net_rows = []
+    for _, r in result.nets.iterrows():
+        net_rows.append([str(r["net"]), e(str(r.get("description", ""))), f"{int(r['flops']):,}" if r.get("flops") == r.get("flops") else "",
+                         *[_num(100 * r[b], 2) for b in budgets]])
+    parts.append("<h2>Nets</h2>" + html_table(["net", "structure", "FLOPs", *[f"{b} val acc %" for b in budgets]],
+                                              net_rows))
+    return html_page(f"fidelity-{result.name}", parts)
