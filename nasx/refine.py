@@ -578,7 +578,8 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
         space_data: the space file's mapping (a corner already laid over it: `space_mapping`); corners are dropped.
         source: how messages and the file header name the space.
         band: the FLOPs band the nets were sampled in (default: the space's); a kept restriction must leave a
-            space that lands in it in at least `options.min_in_band` of its draws. Written into the refined file.
+            space that lands in it in at least `options.min_in_band` of its draws. The refined file records it,
+            and the nets' input where it differs from the file's (the band holds at that input).
         name: the refined space's `name` (default: the input's).
         options: see RefineOptions.
     """
@@ -593,8 +594,11 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
     band = tuple(band) if band is not None else space.flops  # type: ignore[assignment]
     if band is not None and space.flops != band:
         data = _edit(data, ("constraints", "flops"), [_count(band[0]), _count(band[1])])
-        space = parse_space(data, source)
     shape = input_of(nets[0].spec)
+    if shape != space.input and len({input_of(n.spec) for n in nets}) == 1:  # the band holds at the nets' input
+        data = _edit(data, ("input",), {"resolution": shape.resolution, "channels": shape.in_channels,
+                                        "classes": shape.num_classes})
+    space = parse_space(data, source)
     current_data, current, base = data, space, nets
     evaluations: list[Evaluation] = []
     for step in range(1, opts.max_steps + 1):

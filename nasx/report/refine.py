@@ -109,7 +109,7 @@ def _cells(e: Evaluation) -> list[str]:
     verdict = f"<b>{h(e.verdict)}</b>" if e.kept else h(e.verdict)
     return [str(e.step), f"<code>{h(e.restriction.text)}</code>", f"{e.satisfy} of {e.nets}", f"{e.removed:.0%}",
             structures, _num(e.ks, ".3f"), _num(e.ks_all, ".3f"), _num(e.mean_diff, "+.2f"), _num(e.p_value, ".4f"),
-            _num(e.threshold, ".4f"), "—" if e.in_band is None else f"{e.in_band:.0%}", verdict]
+            _num(e.threshold if e.tested else None, ".4f"), "—" if e.in_band is None else f"{e.in_band:.0%}", verdict]
 
 
 HEADER = ["step", "restriction", "nets satisfying", "nets removed", "structures removed", "KS vs rest",
