@@ -41,15 +41,16 @@ from .errors import NasxError
 from .net.fit import InputShape, input_of
 from .net.spec import InceptionBlock, NetSpec, parse_yaml
 from .record import StudyInfo, TrialRecord
-from .space import BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, _overlay, drawn_width, load_space, parse_space
+from .space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, _overlay, drawn_width, load_space,
+                    parse_space)
 from .space_sample import draft, resolve_band, sample, solve
 
 if TYPE_CHECKING:
     from .study import StudyConfig
 
 __all__ = ["RefineError", "RefineOptions", "Restriction", "Evaluation", "Refinement", "Round", "RefineRun",
-           "MIN_NETS", "refine", "candidates", "space_mapping", "in_band_share", "load_records", "run_refine",
-           "round_study", "CORRECTIONS"]
+           "StoredStudy", "MIN_NETS", "CORRECTIONS", "refine", "candidates", "space_mapping", "in_band_share",
+           "load_records", "run_refine", "round_study"]
 
 MIN_NETS = 8  # complete nets a refinement needs at all
 CORRECTIONS = ("bonferroni", "none")
@@ -317,7 +318,8 @@ def candidates(data: Mapping[str, Any], space: Space, nets: Sequence[NetSpec], c
                                    _edit(data, ("ties", "width"), "non_decreasing")))
         if space.stages["depth"].size() > 1:
             for kind in {None: ("non_decreasing", "same"), "non_decreasing": ("same",)}.get(ties.get("depth"), ()):
-                out.append(Restriction("tie", "ties.depth", f"ties.depth: {kind}", _edit(data, ("ties", "depth"), kind)))
+                out.append(Restriction("tie", "ties.depth", f"ties.depth: {kind}",
+                                       _edit(data, ("ties", "depth"), kind)))
         shared: list[str] = []
         for branch in space.branches():
             for name, dist in space.structural_fields(branch).items():
@@ -628,7 +630,8 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
         in_band: dict[int, float] = {}
         for t in contenders:
             if chosen is not None:
-                t.verdict = f"significant, but {chosen.restriction.text} was kept first: tested again in step {step + 1}"
+                t.verdict = (f"significant, but {chosen.restriction.text} was kept first: tested again in step "
+                             f"{step + 1}")
                 continue
             if band is not None:
                 share = in_band_share(t.space.at(shape), band, opts.in_band_draws, opts.seed)
@@ -664,11 +667,26 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
 # Rounds: sample, train, refine, repeat
 
 
-def load_records(study: str, storage: str) -> tuple[list[TrialRecord], Optional[StudyInfo]]:
+@dataclass(frozen=True)
+class StoredStudy:
+    """A stored study as refine reads it: its records, what it was made with, and its stored settings."""
+
+    records: list[TrialRecord]
+    info: Optional[StudyInfo]
+    config: Mapping[str, Any]
+
+    @property
+    def band(self) -> Optional[tuple[int, int]]:
+        """The FLOPs band it sampled in, where its settings name one."""
+        flops = self.config.get("flops")
+        return (int(flops[0]), int(flops[1])) if flops else None
+
+
+def load_records(study: str, storage: str) -> StoredStudy:
     """The records of a stored study and what it was made with; RefineError if there is no such study."""
     import optuna
 
-    from .record import read_info
+    from .record import read_config, read_info
     from .study.config import redact
     from .study.storage import is_rdb, journal_path, open_storage
 
@@ -678,7 +696,8 @@ def load_records(study: str, storage: str) -> tuple[list[TrialRecord], Optional[
         loaded = optuna.load_study(study_name=study, storage=open_storage(storage))
     except KeyError:
         raise RefineError(f"unknown study {study!r} in {redact(storage)}") from None
-    return [TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)], read_info(loaded)
+    return StoredStudy([TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)], read_info(loaded),
+                       read_config(loaded))
 
 
 def round_study(name: str, k: int) -> str:
@@ -726,7 +745,7 @@ def _seed(seed: int, k: int) -> np.random.Generator:
 
 def _existing_keys(storage: str, study: str) -> set[str]:
     try:
-        records, _ = load_records(study, storage)
+        records = load_records(study, storage).records
     except RefineError:
         return set()
     return {r.candidate_key for r in records if r.candidate_key is not None}
@@ -773,7 +792,9 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
     first_records: Optional[list[TrialRecord]] = None
     if study is not None:
         storage = cfg.storage or str(Path(cfg.studies_dir) / f"{study}.journal")
-        first_records, info = load_records(study, storage)
+        stored = load_records(study, storage)
+        first_records, info = stored.records, stored.info
+        cfg = dataclasses.replace(cfg, flops=cfg.flops or stored.band)
         if space is None:
             if info is None:
                 raise RefineError(f"study {study!r} was not made by nasx: give its space with --space")
@@ -825,7 +846,7 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
             if summary.interrupted:
                 run.interrupted = True
                 return run
-            records, _ = load_records(study_name, storage)
+            records = load_records(study_name, storage).records
         try:
             refinement = refine(records, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts)
         except RefineError as e:

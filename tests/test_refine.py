@@ -245,7 +245,9 @@ def test_two_rounds_end_to_end_then_resume_trains_nothing(planted_file, tmp_path
     assert kept(first.refinement) == ["ties.width: non_decreasing"]
     assert first.file == out / "round-2.yaml" and second.space == str(out / "round-2.yaml")
     # round 2 sampled the refined space: every net of it satisfies the kept tie
-    recs, info = load_records("refine-p-r2", run.storage)
+    stored = load_records("refine-p-r2", run.storage)
+    recs, info = stored.records, stored.info
+    assert stored.band == (1_000_000, 5_000_000)
     assert info.space == str(out / "round-2.yaml") and info.proxy.get("corner") is None
     done = [r for r in recs if r.state == "COMPLETE"]
     assert len(done) == 16 and all(widths_non_decreasing(r.net) for r in done)

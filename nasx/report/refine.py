@@ -163,7 +163,8 @@ def write_refine_report(run: RefineRun, command: Optional[str] = None) -> Path:
     band = f"{fmt(run.band[0])}..{fmt(run.band[1])} FLOPs" if run.band else "the space's band"
     parts = [f"<p>{len(run.rounds)} round(s) of {run.samples} nets each, sampled i.i.d. in {band}; dataset "
              f"{h(str(first.dataset if first else '?'))}, {h(str(budget.get('epochs', '?')))} epoch(s) on "
-             f"{h(str(budget.get('fraction', '?')))} of the training split, device {h(str(first.device if first else '?'))}; "
+             f"{h(str(budget.get('fraction', '?')))} of the training split, device "
+             f"{h(str(first.device if first else '?'))}; "
              f"studies in <code>{h(redact(run.storage))}</code>. The refined space: "
              f"<a href='refined.yaml'>refined.yaml</a> (loadable by <code>nasx sample</code>, <code>explore</code>, "
              f"<code>edf</code>; its header records each kept restriction and its evidence).</p>",
