@@ -20,7 +20,7 @@ from .errors import NasxError
 from .net.spec import NetSpec
 
 __all__ = ["TrialRecord", "StudyInfo", "RecordError", "write", "write_by_id", "candidate_attrs", "read_info",
-           "write_info", "storage_url", "versions", "device_name", "STATES"]
+           "read_config", "write_info", "storage_url", "versions", "device_name", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _TAG = "tag_"
@@ -202,6 +202,11 @@ def read_info(study: Any) -> Optional[StudyInfo]:
     """The StudyInfo a study was made with, or None for a study nasx did not make."""
     data = study.user_attrs.get(_INFO)
     return None if data is None else StudyInfo.from_attrs(data)
+
+
+def read_config(study: Any) -> dict[str, Any]:
+    """The settings the study was first run with (passwords redacted), as stored (e.g. its FLOPs band)."""
+    return dict(study.user_attrs.get(_CONFIG) or {})
 
 
 def write_info(study: Any, info: StudyInfo, config: Mapping[str, Any]) -> None:

@@ -1,0 +1,98 @@
+"""`nasx refine`: let the data design the space (a thin typer layer over nasx.refine and nasx.report.refine)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from .common import fail, guard
+
+__all__ = ["register"]
+
+
+class Correction(str, Enum):
+    bonferroni = "bonferroni"
+    none = "none"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `refine` to the app."""
+
+    @app.command()
+    def refine(
+        space: Optional[str] = typer.Option(None, "--space", "-s", help="A shipped space or a space YAML file to sample (with --study: default, the study's own)."),
+        corner: Optional[str] = typer.Option(None, "--corner", help="A named corner of the space file (e.g. cpu); flattened into the refined file."),
+        study: Optional[str] = typer.Option(None, "--study", help="Refine an existing study (nasx edf, explore, or an earlier round) instead of sampling round 1."),
+        flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI every round samples in, e.g. 10M:30M (default: the space's)."),
+        samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Nets per round (default 48; with --study, its complete nets)."),
+        rounds: int = typer.Option(1, "--rounds", "-r", min=1, help="Rounds of sample -> train -> refine; round k+1 samples round k's refined space."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation images held out of the training split: a share (0.1, the default) or a count."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
+        dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
+        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the samples, the split and training (default 0)."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
+        device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
+        name: Optional[str] = typer.Option(None, "--name", help="Names the studies refine-NAME-r<k> and the folder (default: SPACE-CORNER, or the study's name)."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the rounds' studies (default: studies/refine-NAME.journal; with --study, the study's)."),
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="Folder of the round files, refined.yaml and the page (default: reports/refine-NAME/)."),
+        alpha: float = typer.Option(0.05, "--alpha", help="Level of each step's tests."),
+        correction: Correction = typer.Option(Correction.bonferroni, "--correction", help="bonferroni (alpha / candidates tested in the step) or none."),
+        permutations: int = typer.Option(2000, "--permutations", min=100, help="Permutations of each KS p-value."),
+        no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
+    ) -> None:
+        """Test restrictions of a space on trained nets (shared, monotone, cut, dropped) and write the refined space."""
+        from ..refine import RefineOptions, run_refine
+        from ..report import write_refine_report
+        from ..space import parse_band
+        from ..study import StudyConfig
+
+        if space is None and study is None:
+            fail("give --space (sample and train round 1) or --study (refine an existing study)")
+        if study is not None:
+            given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), ("fraction", fraction),
+                                                               ("val_size", val_size), ("batch_size", batch_size),
+                                                               ("dataset", dataset), ("seed", seed)) if v is not None]
+            if given:
+                fail(f"--study {study}: later rounds train on the study's own proxy; leave out {', '.join(given)}")
+        with guard():
+            band = parse_band(flops, "--flops") if flops is not None else None
+            settings = {"dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
+                        "val_size": int(val_size) if val_size is not None and val_size >= 1 else val_size,
+                        "batch_size": batch_size, "seed": seed, "workers": workers, "device": device,
+                        "storage": storage, "flops": band, "download": not no_download}
+            cfg = StudyConfig(**{k: v for k, v in settings.items() if v is not None})
+            options = RefineOptions(alpha=alpha, correction=correction.value, n_perm=permutations)
+            run = run_refine(space, name=name, config=cfg, corner=corner, samples=samples, rounds=rounds, study=study,
+                             out=out, options=options, progress=_Progress(),
+                             on_note=lambda line: typer.echo(line, err=True))
+        if run.interrupted:
+            typer.echo("interrupted: run the same command again to resume", err=True)
+            raise typer.Exit(130)
+        with guard():
+            folder = write_refine_report(run, command=" ".join(["nasx", *map(shlex.quote, sys.argv[1:])]))
+        for r in run.rounds:
+            kept = r.refinement.kept
+            typer.echo(f"round {r.index} ({r.study}): {len(kept)} kept"
+                       + "".join(f"; {e.restriction.text} (KS {e.ks:.3f}, p {e.p_value:.4f})" for e in kept))
+        typer.echo(f"refined space: {run.refined}")
+        typer.echo(f"report: {folder / 'index.html'}")
+
+
+class _Progress:
+    """One line per change of a study's counts (not per poll)."""
+
+    def __init__(self) -> None:
+        self.last: Optional[str] = None
+
+    def __call__(self, snap) -> None:
+        counts = f"{snap.study}: {snap.complete} done, {snap.running} running, {snap.failed} failed"
+        if counts != self.last:
+            self.last = counts
+            typer.echo(f"[{snap.elapsed:6.0f} s] {counts}", err=True)
