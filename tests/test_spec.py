@@ -163,6 +163,30 @@ def test_mixed_branch_types_in_one_net():
     assert nasx.complexity(spec).params == sum(p.numel() for p in nasx.build(spec).parameters())
 
 
+def simple_stem_net(resolution: int) -> NetSpec:
+    return NetSpec(stem=Stem("simple", 8), stages=(Stage(2, 16, AggregatedBlock(cardinality=2, group_width=8), stride=2),),
+                   head=Head("linear"), num_classes=10, resolution=resolution)
+
+
+def test_simple_stem_is_a_strided_3x3_conv_bn_relu():
+    """torchvision's SimpleStemIN (the RegNets' stem): 3x3 conv, stride 2, padding 1, no bias; BN; ReLU."""
+    spec = simple_stem_net(9)
+    stem = nasx.build(spec).stem
+    assert [type(m).__name__ for m in stem] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert (stem.conv.kernel_size, stem.conv.stride, stem.conv.padding, stem.conv.bias) == ((3, 3), (2, 2), (1, 1), None)
+    assert stem(torch.zeros(1, 3, 9, 9)).shape == (1, 8, 5, 5)
+    assert NetSpec.from_json(spec.to_json()) == spec and NetSpec.from_yaml(spec.to_yaml()) == spec
+    assert spec.to_dict()["stem"] == {"kind": "simple", "width": 8, "mid_width": None}
+    assert spec.describe() == "aggregated 1 stages d=(2) w=(16) C=2 gw=8"
+    assert nasx.net.fit.fit(spec, nasx.net.fit.InputShape(32, 1, 100)).stem == spec.stem
+    # 3 px: the stem gives 2x2, the stage 1x1; 2 px: the stage strides the stem's 1x1 grid
+    simple_stem_net(3)
+    with pytest.raises(SpecError, match=r"stage 1.stride: resolution collapses \(a 3x3 conv with stride 2 strides the 1x1"):
+        simple_stem_net(2)
+    with pytest.raises(SpecError, match=r"stem: resolution 1 collapses in the stem \(stem.conv: a 3x3 conv with stride 2"):
+        simple_stem_net(1)
+
+
 def test_batchnorm_eps_and_momentum_are_spec_fields_left_out_at_their_defaults():
     spec = nasx.zoo.get("resnext29_8x64d")
     assert "bn_eps" not in spec.to_dict() and "bn_momentum" not in spec.to_dict()
