@@ -122,7 +122,7 @@ class Dist:
 
     def describe(self) -> str:
         if self.kind == "fixed":
-            return repr(self.values[0])
+            return _label(self.values[0]) if isinstance(self.values[0], Pool) else repr(self.values[0])
         if self.kind == "choice":
             return "{" + ", ".join(map(str, self.values)) + "}"
         lo, hi = self.values
@@ -324,8 +324,10 @@ class Space:
             branch = stage.block.branch
             yield from _check(self.stages["depth"], stage.depth, f"{where}.depth")
             yield from _check(self.stages["branch"], branch, f"{where}.branch")
-            yield from _check(self.placement(branch, "stride", i), stage.stride, f"{where}.stride")
-            yield from _check(self.placement(branch, "pool", i), stage.pool, f"{where}.pool")
+            for key in ("stride", "pool"):  # a per_stage entry places a value, not a distribution
+                placed = self.placement(branch, key, i)
+                placed = placed if isinstance(placed, Dist) else Dist("fixed", (placed,))
+                yield from _check(placed, getattr(stage, key), f"{where}.{key}")
             block = stage.block
             dists = self.blocks[branch]
             values = {f: getattr(block, f, None) for f in BLOCK_FIELDS[branch]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -109,6 +110,11 @@ def test_non_members_are_reported_with_the_field():
     assert not membership and membership.reason == "stage 2.depth: 40 outside 1..30"
     assert resnet.why_not(deep) == membership.reason
     assert resnext.why_not(spec) == "stage 1.branch: residual not in 'aggregated'"
+    # per_stage placements are values: stride per_stage [1, 2] keeps stage 1's side
+    strided = spec.replace(stages=(dataclasses.replace(spec.stages[0], stride=2),) + spec.stages[1:])
+    assert resnet.why_not(strided) == "stage 1.stride: 2 not in 1"
+    pooled = spec.replace(stages=(dataclasses.replace(spec.stages[0], pool=nasx.Pool(2, 2)),) + spec.stages[1:])
+    assert load_space("classic").why_not(pooled) == "stage 1.pool: pool2s2p0 not in None"
     assert "resolution" in resnet.why_not(spec.replace(resolution=64))
     assert resnet.at(64).contains(spec.replace(resolution=64))
     assert "stem.kind" in load_space("vgg").why_not(spec)
