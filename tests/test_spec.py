@@ -91,6 +91,8 @@ def test_resolution_collapse_before_the_head_is_reported():
         ("googlenet", 16, ["stage 8.pool", "1x1 grid"]),
         ("alexnet", 5, ["stem: resolution 5", "stem.conv", "11x11 conv"]),
         ("resnet20", 2, ["stage 3.stride"]),
+        ("regnet_x_400mf", 16, ["stage 4.stride", "1x1 grid"]),  # 5 strided 3x3s: 16 -> 8 -> 4 -> 2 -> 1
+        ("regnet_x_400mf", 1, ["stem: resolution 1", "stem.conv", "3x3 conv with stride 2"]),
     ],
 )
 def test_collapsing_grid_names_the_op(name, resolution, words):
@@ -102,7 +104,8 @@ def test_collapsing_grid_names_the_op(name, resolution, words):
         nasx.complexity(name, resolution)
 
 
-@pytest.mark.parametrize("name, smallest", [("resnet50", 17), ("resnet20", 3), ("googlenet", 31), ("vgg16", 32), ("alexnet", 63)])
+@pytest.mark.parametrize("name, smallest", [("resnet50", 17), ("resnet20", 3), ("googlenet", 31), ("vgg16", 32), ("alexnet", 63),
+                                           ("regnet_x_400mf", 17)])
 def test_smallest_resolution_that_does_not_collapse(name, smallest):
     nasx.zoo.get(name).replace(resolution=smallest)
     with pytest.raises(SpecError, match="collapses"):
