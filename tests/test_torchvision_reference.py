@@ -154,3 +154,25 @@ def test_regnet_rule_equals_torchvisions_block_params():
     with pytest.raises(ValueError):  # the parameters nasx refuses, torchvision refuses too
         theirs(22, 12, 24.48, 2.54, 16)
 
+
+def test_regnet_space_members_are_torchvision_regnets():
+    """Members drawn from the regnet space, rebuilt by torchvision from the parameters the space finds for them:
+    the same parameter count, fvcore FLOPs and outputs."""
+    torchvision = pytest.importorskip("torchvision")
+    from nasx.net.regnet import RuleStage
+    from nasx.space import load_space
+    from nasx.space_sample import sample
+
+    space = load_space("regnet")
+    for s in sample(space, 11, 3):
+        rule = space.rule.parameters(tuple(RuleStage(st.depth, st.width, st.block.group_width) for st in s.spec.stages))
+        block_params = torchvision.models.regnet.BlockParams.from_init_params(
+            rule.depth, rule.w_0, rule.w_a, rule.w_m, rule.group_width)
+        reference = torchvision.models.regnet.RegNet(block_params).eval()
+        assert s.complexity.params == sum(p.numel() for p in reference.parameters())
+        assert s.complexity.flops == fvcore_flops(reference, 224)
+        ours, theirs = nasx.build(s.spec).eval(), reorder_projection_last(reference.state_dict())
+        ours.load_state_dict(dict(zip(ours.state_dict(), theirs.values())))
+        x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-4)
