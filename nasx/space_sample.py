@@ -18,7 +18,7 @@ import numpy as np
 
 from .net.complexity import Complexity, complexity
 from .net.regnet import QUANTUM, RegNetParams, regnet_stages
-from .space import INCEPTION_WIDTHS, Dist, Space, SpaceError
+from .space import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, Space, SpaceError
 from .net.spec import AggregatedBlock, Head, InceptionBlock, NetSpec, PlainBlock, ResidualBlock, SpecError, Stage, Stem
 
 __all__ = ["Sample", "SampleRun", "Draft", "RuleDraft", "Rejected", "draft", "solve", "sample", "suggest",
@@ -324,9 +324,7 @@ def _rule_draft(sp: Space, draw: Draw) -> RuleDraft:
         stem = Stem(stem_kind, draw("stem.width", sp.stem["width"]),
                     draw("stem.mid_width", sp.stem["mid_width"]) if stem_kind == "googlenet" else None)
     head = {k: draw(f"head.{k}", d) for k, d in sp.head.items()}
-    values = {name: draw(name, getattr(rule, name)) for name in ("depth", "w_0", "w_a", "w_m", "group_width",
-                                                                   "bottleneck_ratio")}
-    d = RuleDraft(space=sp, stem=stem, head=head, **values)
+    d = RuleDraft(space=sp, stem=stem, head=head, **{name: draw(name, getattr(rule, name)) for name in RULE_PARAMETERS})
     if rule.w_a.support() is None:  # w_a scales with w_0: the powers of w_m reached are the same at every scale
         exponents = RegNetParams(d.depth, QUANTUM, d.w_a / d.w_0 * QUANTUM, d.w_m, d.group_width).exponents()
         if not rule.count.holds(len(set(exponents))):
