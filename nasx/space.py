@@ -2,8 +2,10 @@
 
 A space is a family of nets: an input, stem and head choices, a number of stages, and per stage
 the distributions of depth, width, branch type and the branch's own fields, with optional ties
-across stages and a default FLOPs/params band. Drawing members (i.i.d. or from an Optuna trial)
-lives in `nasx.space_sample` (which imports this module, never the reverse); the format is documented in docs/spaces.md.
+across stages and a default FLOPs/params band; or, instead of per-stage choices, the parameters of
+a rule that lays out the stages (`rule: regnet`: d, w_0, w_a, w_m, group width). Drawing members
+(i.i.d. or from an Optuna trial) lives in `nasx.space_sample` (which imports this module, never the
+reverse); the format is documented in docs/spaces.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Iterator
 
 from .errors import NasxError
 from .net.fit import InputShape
+from .net.regnet import QUANTUM, RuleStage, rule_parameters
 from .net.spec import (
     AggregatedBlock,
     BRANCHES,
@@ -36,6 +39,7 @@ __all__ = [
     "SpaceError",
     "Dist",
     "PerStage",
+    "RegNetRule",
     "Space",
     "Membership",
     "SPACES_DIR",
@@ -122,7 +126,7 @@ class Dist:
 
     def describe(self) -> str:
         if self.kind == "fixed":
-            return repr(self.values[0])
+            return _label(self.values[0]) if isinstance(self.values[0], Pool) else repr(self.values[0])
         if self.kind == "choice":
             return "{" + ", ".join(map(str, self.values)) + "}"
         lo, hi = self.values
@@ -221,6 +225,81 @@ TIE_KINDS = {"stem_width": ("stage1",), "width": ("same", "double", "non_decreas
 _TOP_KEYS = ("name", "description", "input", "constraints", "stem", "head", "stages", "ties", "corners")
 
 
+RULES = ("regnet",)
+RULE_KEYS = ("rule", "count", "depth", "w_0", "w_a", "w_m", "group_width", "bottleneck_ratio", "stride")
+RULE_PARAMETERS = ("depth", "w_0", "w_a", "w_m", "group_width", "bottleneck_ratio")
+
+
+@dataclass(frozen=True)
+class RegNetRule:
+    """Stages laid out by the RegNet rule (nasx.net.regnet): distributions of d (blocks in all), w_0, w_a,
+    w_m, group width and bottleneck ratio, the stage counts it may give, and the strides per stage."""
+
+    count: Dist
+    depth: Dist
+    w_0: Dist
+    w_a: Dist
+    w_m: Dist
+    group_width: Dist
+    bottleneck_ratio: Dist
+    stride: Dist | PerStage
+
+    def stride_at(self, index: int) -> int:
+        """The stride of the stage at `index` (0-based)."""
+        return self.stride.at(index) if isinstance(self.stride, PerStage) else self.stride.values[0]
+
+    def w_0_values(self) -> tuple[int, ...]:
+        """The legal w_0: multiples of 8 that its distribution holds."""
+        return tuple(v for v in range(QUANTUM, int(self.w_0.high) + 1, QUANTUM) if self.w_0.holds(v))
+
+    def reasons(self, stages: tuple) -> Iterator[str]:
+        """Why these stages are not the rule's output for any parameters in the ranges (first reason first)."""
+        yield from _check(self.count, len(stages), "stages (count)")
+        for i, stage in enumerate(stages):
+            where, block = f"stage {i + 1}", stage.block
+            if not isinstance(block, AggregatedBlock):
+                yield f"{where}.branch: {block.branch} not in 'aggregated' (rule regnet)"
+                return
+            if block.shortcut != "projection":
+                yield f"{where}.block.shortcut: {block.shortcut} is not projection (rule regnet)"
+            if stage.stride != self.stride_at(i):
+                yield f"{where}.stride: {stage.stride} is not {self.stride_at(i)} (rule regnet)"
+            if stage.pool is not None or stage.aux is not None:
+                yield f"{where}.{'pool' if stage.aux is None else 'aux'}: not part of the rule (rule regnet)"
+            yield from _check(self.bottleneck_ratio, block.w_b / stage.width, f"{where}.block.bottleneck_ratio")
+        yield from _check(self.depth, sum(s.depth for s in stages), "stages (depth d, blocks in all)")
+        ratios = {s.block.w_b / s.width for s in stages}
+        if len(ratios) > 1:
+            yield f"stages: bottleneck ratios {sorted(ratios)} differ (rule regnet: one for all stages)"
+            return
+        rule = tuple(RuleStage(s.depth, s.width, s.block.group_width) for s in stages)
+        if stages and self.parameters(rule, ratios.pop()) is None:
+            yield (f"stages: no d, w_0, w_a, w_m, group width in the space's ranges give d=("
+                   + ",".join(str(s.depth) for s in rule) + ") w=(" + ",".join(str(s.width) for s in rule)
+                   + ") gw=(" + ",".join(str(s.group_width) for s in rule) + ") (rule regnet)")
+
+    def parameters(self, stages: tuple[RuleStage, ...], bottleneck_ratio: float = 1.0):
+        """Some RegNetParams in the ranges whose rule gives exactly these stages, or None."""
+        return rule_parameters(stages, group_widths=self.group_width.support() or (), w_0=self.w_0.holds,
+                               w_a=_intervals(self.w_a), w_m=_intervals(self.w_m), bottleneck_ratio=bottleneck_ratio)
+
+    def size(self) -> float:
+        """Parameter settings (each gives at most one layout; w_0 and the scale of w_a are solved, not
+        drawn), or inf where w_a or w_m is continuous."""
+        n = 1.0
+        for name in RULE_PARAMETERS:
+            if name != "w_0":
+                n *= getattr(self, name).size()
+        return n
+
+
+def _intervals(dist: Dist) -> tuple[tuple[float, float], ...]:
+    """A distribution's values as [low, high] intervals: one range, or a point per value."""
+    if dist.kind in ("fixed", "choice"):
+        return tuple((v, v) for v in dist.values)
+    return (tuple(dist.values),)
+
+
 @dataclass(frozen=True)
 class Membership:
     """Truthy when the spec is a member; `reason` names the offending field otherwise."""
@@ -248,6 +327,7 @@ class Space:
     stages: dict[str, Any]  # count, depth, width, branch, stride, pool: Dist | PerStage
     blocks: dict[str, dict[str, Any]]  # branch -> field -> Dist (plus stride/pool overrides)
     ties: dict[str, str] = field(default_factory=dict)
+    rule: RegNetRule | None = None  # stages laid out by a rule: then `stages` and `blocks` are empty
 
     # -- derived --------------------------------------------------------------------------------
     content_hash: str = ""  # of the parsed file: a study resumed after the file changed is another experiment
@@ -317,6 +397,9 @@ class Space:
             yield from _check(self.stem["mid_width"], spec.stem.mid_width, "stem.mid_width")
         for name, dist in self.head.items():
             yield from _check(dist, getattr(spec.head, name), f"head.{name}")
+        if self.rule is not None:
+            yield from self.rule.reasons(stages)
+            return
         yield from _check(self.stages["count"], len(stages), "stages (count)")
         first: dict[str, Any] = {}
         for i, stage in enumerate(stages):
@@ -324,8 +407,10 @@ class Space:
             branch = stage.block.branch
             yield from _check(self.stages["depth"], stage.depth, f"{where}.depth")
             yield from _check(self.stages["branch"], branch, f"{where}.branch")
-            yield from _check(self.placement(branch, "stride", i), stage.stride, f"{where}.stride")
-            yield from _check(self.placement(branch, "pool", i), stage.pool, f"{where}.pool")
+            for key in ("stride", "pool"):  # a per_stage entry places a value, not a distribution
+                placed = self.placement(branch, key, i)
+                placed = placed if isinstance(placed, Dist) else Dist("fixed", (placed,))
+                yield from _check(placed, getattr(stage, key), f"{where}.{key}")
             block = stage.block
             dists = self.blocks[branch]
             values = {f: getattr(block, f, None) for f in BLOCK_FIELDS[branch]}
@@ -377,6 +462,8 @@ class Space:
                 fixed *= dist.size()
         for dist in self.head.values():
             fixed *= dist.size()
+        if self.rule is not None:
+            return fixed * self.rule.size()
         total = 0.0
         branches = self.branches()
         for k in self.stages["count"].support() or ():
@@ -540,11 +627,20 @@ def parse_space(data: Any, source: str) -> Space:
                       f"stem.{k}", at) for k in ("kind", "width")}
     stem["mid_width"] = _typed(_dist(stem_node.get("mid_width", 64), "stem.mid_width", at), 64, "stem.mid_width", at)
     for kind in stem["kind"].values:
-        if kind not in ("imagenet", "cifar", "alexnet", "googlenet", "none"):
+        if kind not in ("imagenet", "cifar", "simple", "alexnet", "googlenet", "none"):
             raise at.fail("stem.kind", f"unknown stem {kind!r}")
     head_node = _mapping(top.get("head"), "head", tuple(f.name for f in dataclasses.fields(Head)), at)
     head = {k: _dist(v, f"head.{k}", at) for k, v in head_node.items()}
 
+    if isinstance(top.get("stages"), dict) and "rule" in top["stages"]:
+        if top.get("ties"):
+            raise at.fail("ties", "a rule space has none (the rule ties its stages)")
+        description = str(top.get("description", "")).strip()
+        return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
+                     in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
+                     params=bands["params"], stem=stem, head=head, stages={}, blocks={},
+                     rule=_parse_rule(top["stages"], at), content_hash=_content_hash(data),
+                     corners=_parse_corners(top, at), data=dict(data))
     st = _mapping(top.get("stages"), "stages", STAGE_KEYS, at)
     for key in ("count", "depth", "width", "branch"):
         if key not in st:
@@ -595,6 +691,13 @@ def parse_space(data: Any, source: str) -> Space:
         if value not in allowed:
             raise at.fail(f"ties.{key}", f"{value!r} is not one of {', '.join(allowed)}")
     description = str(top.get("description", "")).strip()
+    return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
+                 in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
+                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
+                 content_hash=_content_hash(data), corners=_parse_corners(top, at), data=dict(data))
+
+
+def _parse_corners(top: dict, at: _Where) -> dict:
     corners = _mapping(top.get("corners"), "corners", tuple(top.get("corners") or ()), at)
     for cname, overrides in corners.items():
         if not isinstance(overrides, dict):
@@ -602,10 +705,45 @@ def parse_space(data: Any, source: str) -> Space:
         bad = [k for k in overrides if k not in _TOP_KEYS or k in ("name", "corners", "input")]
         if bad:
             raise at.fail(f"corners.{cname}.{bad[0]}", "not a key a corner may change")
-    return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
-                 in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
-                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
-                 content_hash=_content_hash(data), corners=corners, data=dict(data))
+    return corners
+
+
+def _parse_rule(node: dict, at: _Where) -> RegNetRule:
+    """The `stages` mapping of a rule space: `rule: regnet` and the distributions of the rule's parameters."""
+    node = _mapping(node, "stages", RULE_KEYS, at)
+    if node["rule"] not in RULES:
+        raise at.fail("stages.rule", f"unknown rule {node['rule']!r} (choose from {', '.join(RULES)})")
+    for key in ("count", "depth", "w_0", "w_a", "w_m", "group_width"):
+        if key not in node:
+            raise at.fail(f"stages.{key}", "missing (rule regnet)")
+    dists = {k: _dist(node[k] if k in node else 1.0, f"stages.{k}", at)  # bottleneck_ratio: RegNetX's 1
+             for k in ("count", "depth", "w_0", "w_a", "w_m", "group_width", "bottleneck_ratio")}
+    for key in ("count", "depth", "w_0", "group_width"):  # whole numbers >= 1
+        dist = dists[key]
+        whole = dist.kind not in ("float", "log_float") and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                 for v in dist.values)
+        if not whole:
+            raise at.fail(f"stages.{key}", f"{list(dist.values)!r}: must be whole numbers")
+        if dist.low < 1:
+            raise at.fail(f"stages.{key}", f"must be >= 1, got {dist.low}")
+    for key in ("w_a", "w_m", "bottleneck_ratio"):
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in dists[key].values):
+            raise at.fail(f"stages.{key}", f"{list(dists[key].values)!r}: must be numbers")
+    if dists["w_a"].low < 0:
+        raise at.fail("stages.w_a", f"must be >= 0, got {dists['w_a'].low}")
+    if dists["w_m"].low <= 1:
+        raise at.fail("stages.w_m", f"must be > 1, got {dists['w_m'].low}")
+    if dists["bottleneck_ratio"].low <= 0:
+        raise at.fail("stages.bottleneck_ratio", f"must be > 0, got {dists['bottleneck_ratio'].low}")
+    rule = RegNetRule(**dists, stride=_dist(node.get("stride", 2), "stages.stride", at, per_stage=True))
+    if isinstance(rule.stride, Dist) and rule.stride.kind != "fixed":
+        raise at.fail("stages.stride", "a value or per_stage (rule regnet: strides are not drawn)")
+    strides = rule.stride.values
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in strides):
+        raise at.fail("stages.stride", f"{list(strides)!r}: strides must be whole numbers >= 1")
+    if not rule.w_0_values():
+        raise at.fail("stages.w_0", f"{rule.w_0.describe()} holds no multiple of {QUANTUM}")
+    return rule
 
 
 def _overlay(base: Any, top: Any) -> Any:

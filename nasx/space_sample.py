@@ -3,21 +3,26 @@
 Both draw the structural choices first (depths, branch types, cardinality, ...; the raw widths
 give the net's shape), then solve one width scale so that the analytic count lands on a target
 inside the band, round every width to a legal value, and re-check the exact count. Nothing is built.
+In a rule space (`rule: regnet`) the rule's d, w_m, group width and slope ratio w_a / w_0 are the
+structure, and the scale solved is w_0's (w_a following it).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable
 
 import numpy as np
 
 from .net.complexity import Complexity, complexity
-from .space import INCEPTION_WIDTHS, Dist, Space, SpaceError
+from .net.regnet import QUANTUM, RegNetParams, regnet_stages
+from .space import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, Space, SpaceError
 from .net.spec import AggregatedBlock, Head, InceptionBlock, NetSpec, PlainBlock, ResidualBlock, SpecError, Stage, Stem
 
-__all__ = ["Sample", "SampleRun", "Draft", "Rejected", "draft", "solve", "sample", "suggest", "resolve_band"]
+__all__ = ["Sample", "SampleRun", "Draft", "RuleDraft", "Rejected", "draft", "solve", "sample", "suggest",
+           "resolve_band"]
 
 Draw = Callable[[str, Dist], Any]  # (parameter name, distribution) -> value
 
@@ -160,6 +165,60 @@ class Draft:
                        num_classes=sp.num_classes, resolution=sp.resolution)
 
 
+@dataclass
+class RuleDraft:
+    """The RegNet rule's drawn structure: d, w_m, group width, bottleneck ratio, and the slope as the ratio
+    r = w_a / w_0, which fixes every block's power of w_m (so the stage depths); `widths(scale)` picks w_0
+    (a legal multiple of 8) with w_a = r * w_0, or the drawn w_a where its distribution is discrete. The
+    stem is drawn as it is (not scaled)."""
+
+    space: Space
+    stem: Stem
+    head: dict[str, Any]
+    depth: int
+    w_0: float  # as drawn: the scale solves the net's
+    w_a: float
+    w_m: float
+    group_width: int
+    bottleneck_ratio: float
+
+    @cached_property
+    def candidates(self) -> tuple[tuple[int, float], ...]:
+        """Every legal (w_0, w_a) of this draw, by w_0."""
+        rule, out = self.space.rule, []
+        for w_0 in rule.w_0_values():
+            w_a = self.w_a / self.w_0 * w_0 if rule.w_a.support() is None else self.w_a  # continuous: scaled
+            if rule.w_a.holds(w_a):
+                out.append((w_0, w_a))
+        return tuple(out)
+
+    def scale_range(self) -> tuple[float, float]:
+        """Log-scales at and beyond which w_0 is its smallest / largest legal value."""
+        found = self.candidates
+        if not found:
+            return 0.0, 0.0
+        return math.log(found[0][0] / self.w_0) - 0.05, math.log(found[-1][0] / self.w_0) + 0.05
+
+    def widths(self, log_scale: float) -> tuple[int, float] | None:
+        """The legal (w_0, w_a) whose w_0 is nearest (in log scale) to the drawn w_0 times e^log_scale."""
+        found = self.candidates
+        if not found:
+            return None
+        x = math.log(self.w_0) + log_scale
+        return min(found, key=lambda c: abs(math.log(c[0]) - x))
+
+    def params(self, key: tuple[int, float]) -> RegNetParams:
+        return RegNetParams(self.depth, key[0], key[1], self.w_m, self.group_width, self.bottleneck_ratio)
+
+    def spec(self, key: tuple[int, float]) -> NetSpec:
+        """The NetSpec the rule gives at this (w_0, w_a) (SpecError if nasx cannot build its stages)."""
+        sp, rule = self.space, self.space.rule
+        params = self.params(key)
+        strides = tuple(rule.stride_at(i) for i in range(len(params.stages())))
+        return NetSpec(stem=self.stem, stages=regnet_stages(params, strides), head=Head(**self.head),
+                       in_channels=sp.in_channels, num_classes=sp.num_classes, resolution=sp.resolution)
+
+
 def _block(st: _StageDraft, width: int, branches: tuple):
     f = st.fields
     if st.branch == "plain":
@@ -185,9 +244,14 @@ def _aggregated_quantum(cardinality: int, bottleneck_ratio: float) -> int:
     return 4096 * cardinality
 
 
-def draft(space: Space, draw: Draw) -> Draft:
-    """Draw a member's structure (everything but the width scale); `draw` is i.i.d. or an Optuna trial."""
+def draft(space: Space, draw: Draw) -> Draft | RuleDraft:
+    """Draw a member's structure (everything but the width scale); `draw` is i.i.d. or an Optuna trial.
+
+    Raises Rejected for a rule draw whose layout the space excludes whatever the scale (its stage count,
+    or a power of w_m that no block reaches: pycls's sweeps keep only nets with every power a stage)."""
     sp = space
+    if sp.rule is not None:
+        return _rule_draft(sp, draw)
     stem_kind = draw("stem.kind", sp.stem["kind"])
     stem_raw = mid_raw = None
     if stem_kind != "none" and sp.tied("stem_width") != "stage1":
@@ -249,6 +313,25 @@ def draft(space: Space, draw: Draw) -> Draft:
     for st, raw in zip(drawn, raws):
         st.raw_width = raw
     return Draft(space=sp, stem_kind=stem_kind, stem_raw=stem_raw, mid_raw=mid_raw, head=head, stages=stages)
+
+
+def _rule_draft(sp: Space, draw: Draw) -> RuleDraft:
+    rule = sp.rule
+    stem_kind = draw("stem.kind", sp.stem["kind"])
+    if stem_kind == "none":
+        stem = Stem("none", sp.in_channels)
+    else:
+        stem = Stem(stem_kind, draw("stem.width", sp.stem["width"]),
+                    draw("stem.mid_width", sp.stem["mid_width"]) if stem_kind == "googlenet" else None)
+    head = {k: draw(f"head.{k}", d) for k, d in sp.head.items()}
+    d = RuleDraft(space=sp, stem=stem, head=head, **{name: draw(name, getattr(rule, name)) for name in RULE_PARAMETERS})
+    if rule.w_a.support() is None:  # w_a scales with w_0: the powers of w_m reached are the same at every scale
+        exponents = RegNetParams(d.depth, QUANTUM, d.w_a / d.w_0 * QUANTUM, d.w_m, d.group_width).exponents()
+        if not rule.count.holds(len(set(exponents))):
+            raise Rejected("stage count")
+        if len(set(exponents)) != max(exponents) + 1:
+            raise Rejected("a power of w_m skipped")
+    return d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,7 +471,11 @@ def sample(space: Space, rng: np.random.Generator | int | None, n: int, flops=No
             raise SpaceError(f"{space.source}: no member {_band_text(bands)} in {run.draws} draws "
                              f"(band unreachable{spread})")
         run.draws += 1
-        d = draft(space, draw_rng)
+        try:
+            d = draft(space, draw_rng)
+        except Rejected as e:
+            run.rejected[e.reason] = run.rejected.get(e.reason, 0) + 1
+            continue
         target = None
         if bands.band:
             target = math.exp(rng.uniform(math.log(bands.band[0]), math.log(bands.band[1])))
@@ -428,7 +515,10 @@ def suggest(space: Space, trial, flops=None, params=None) -> Sample:
     reason. Nothing is written to the trial here: the study records what it keeps.
     """
     bands = resolve_band(space, flops, params)
-    d = draft(space, lambda name, dist: dist.suggest(trial, name))
+    try:
+        d = draft(space, lambda name, dist: dist.suggest(trial, name))
+    except Rejected as e:
+        raise Rejected(f"{space.name}: {e.reason}") from None
     target = None
     if bands.band:
         target = trial.suggest_float(f"{bands.metric}_target", float(bands.band[0]), float(bands.band[1]), log=True)

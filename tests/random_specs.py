@@ -126,11 +126,11 @@ def random_aux(rng: random.Random) -> AuxHead:
 def random_spec(rng: random.Random, branch: str | None = None) -> NetSpec:
     """A valid random spec whose stages use `branch` (or a mix of all four when None)."""
     while True:
-        stems = ["cifar", "cifar", "none", "imagenet", "alexnet", "googlenet"]
+        stems = ["cifar", "cifar", "none", "imagenet", "simple", "alexnet", "googlenet"]
         if branch in (None, "multibranch"):
             stems += ["inception_v3", "inception_v4"]
         stem_kind = rng.choice(stems)
-        resolution = {"cifar": rng.randint(5, 33), "none": rng.randint(3, 24), "imagenet": rng.randint(17, 64),
+        resolution = {"cifar": rng.randint(5, 33), "none": rng.randint(3, 24), "imagenet": rng.randint(17, 64), "simple": rng.randint(9, 48),
                       "alexnet": rng.randint(40, 80), "googlenet": rng.randint(40, 80),
                       "inception_v3": rng.randint(27, 80), "inception_v4": rng.randint(27, 80)}[stem_kind]
         stem_width = rng.randint(193, 200) if stem_kind == "inception_v4" else rng.randint(2, 12)

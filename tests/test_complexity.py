@@ -70,6 +70,14 @@ def test_googlenet_aux_heads_count_parameters_and_leave_eval_flops_alone(resolut
     assert nasx.complexity(spec).params - nasx.complexity(plain).params == (14 * 6 + 2 * 6) + (6 * 16 * 9 + 9) + (9 * 7 + 7)
 
 
+@pytest.mark.parametrize("resolution", [3, 32, 57])
+def test_simple_stem_counts_equal_fvcore_and_numel(resolution):
+    """The 3x3/2 stem before a strided aggregated stage, at even and odd sides."""
+    block = nasx.AggregatedBlock(cardinality=4, group_width=6)
+    spec = nasx.NetSpec(stem=Stem("simple", 12), stages=(Stage(2, 24, block, stride=2),), resolution=resolution)
+    assert_counts_equal(spec)
+
+
 def test_flops_grow_with_resolution_and_params_do_not():
     small, large = nasx.complexity("resnet50", 224), nasx.complexity("resnet50", 448)
     assert small.params == large.params == 25_557_032

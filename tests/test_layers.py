@@ -13,7 +13,7 @@ ROOT = Path(nasx.__file__).resolve().parent
 LAYERS = {
     "errors": 0, "net.spec": 0, "net.fit": 0,
     "data": 1, "analysis": 1,
-    "net.build": 2, "net.complexity": 2, "net.zoo": 2, "net.verify": 2,
+    "net.build": 2, "net.complexity": 2, "net.zoo": 2, "net.verify": 2, "net.regnet": 2,
     "space": 3, "space_sample": 3, "train": 3,
     "record": 4,
     "study.prune": 5, "study.config": 5, "study.storage": 5, "study.progress": 5, "study.worker": 5,

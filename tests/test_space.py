@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -17,12 +18,15 @@ from nasx.net import zoo
 from nasx.cli.space import register
 from nasx.space import SpaceError, load_space, parse_band, parse_count, shipped_spaces
 from nasx.space_sample import Rejected, sample, suggest
+from nasx.net.fit import InputShape
+from nasx.net.regnet import RuleStage
 from nasx.net.spec import NetSpec, SpecError
 
 SHIPPED = ("classic", "inception", "resnet", "resnext", "vgg")
 MEMBERS = {
     "resnet": ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"],
     "resnext": ["resnext29_8x64d", "resnext29_16x64d"],
+    "regnet": ["regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf"],
 }
 MEMBERS["classic"] = MEMBERS["resnet"] + MEMBERS["resnext"]
 
@@ -109,6 +113,11 @@ def test_non_members_are_reported_with_the_field():
     assert not membership and membership.reason == "stage 2.depth: 40 outside 1..30"
     assert resnet.why_not(deep) == membership.reason
     assert resnext.why_not(spec) == "stage 1.branch: residual not in 'aggregated'"
+    # per_stage placements are values: stride per_stage [1, 2] keeps stage 1's side
+    strided = spec.replace(stages=(dataclasses.replace(spec.stages[0], stride=2),) + spec.stages[1:])
+    assert resnet.why_not(strided) == "stage 1.stride: 2 not in 1"
+    pooled = spec.replace(stages=(dataclasses.replace(spec.stages[0], pool=nasx.Pool(2, 2)),) + spec.stages[1:])
+    assert load_space("classic").why_not(pooled) == "stage 1.pool: pool2s2p0 not in None"
     assert "resolution" in resnet.why_not(spec.replace(resolution=64))
     assert resnet.at(64).contains(spec.replace(resolution=64))
     assert "stem.kind" in load_space("vgg").why_not(spec)
@@ -184,6 +193,123 @@ def test_counts_and_bands_parse_suffixes():
 
 
 # ---------------------------------------------------------------------------------------------
+# A rule space: regnet (stages from the RegNet rule's d, w_0, w_a, w_m, group width)
+
+
+def test_regnet_space_is_the_rule_at_imagenet_size():
+    space = load_space("regnet")
+    assert (space.resolution, space.in_channels, space.num_classes) == (224, 3, 1000)
+    assert space.flops == (360_000_000, 440_000_000) and space.rule is not None and not space.stages
+    rule = space.rule
+    assert (rule.depth.low, rule.depth.high, rule.w_m.low, rule.w_m.high) == (12, 28, 1.5, 3)
+    assert rule.w_0_values() == tuple(range(8, 257, 8)) and rule.bottleneck_ratio.values == (1,)
+    assert space.describe_size() == "∞ (continuous)"
+    cpu = space.corner("cpu")
+    assert cpu.flops == (10_000_000, 30_000_000) and cpu.rule.count.values == (2, 3) and cpu.stem["kind"].values == ("cifar",)
+    assert cpu.rule.w_m == rule.w_m  # what the corner does not name stays the space's
+
+
+def test_docs_rule_example_is_the_shipped_regnet_space(tmp_path):
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "spaces.md").read_text()
+    path = tmp_path / "regnet.yaml"
+    path.write_text(re.search(r"## Rule spaces.*?```yaml\n(.*?)```", docs, re.S).group(1))
+    ours, shipped = load_space(path), load_space("regnet")
+    assert ours.rule == shipped.rule and ours.stem == shipped.stem and ours.flops == shipped.flops
+    assert ours.input == shipped.input
+
+
+def test_regnet_samples_are_members_in_band_and_round_trip():
+    space = load_space("regnet")
+    lo, hi = space.flops
+    run = sample(space, np.random.default_rng(1), 20)
+    assert len({s.spec.id for s in run}) == 20
+    for s in run:
+        again = NetSpec.from_yaml(s.spec.to_yaml())
+        assert again == s.spec and NetSpec.from_json(s.spec.to_json()) == s.spec
+        assert nasx.complexity(again) == s.complexity and lo <= s.complexity.flops <= hi
+        assert space.contains(again), space.why_not(again)
+        assert again.stem == nasx.Stem("simple", 32) and len(again.stages) == 4
+        assert all(st.stride == 2 and st.block.w_b == st.width for st in again.stages)  # bottleneck ratio 1
+        assert len({st.block.group_width for st in again.stages if st.block.cardinality > 1}) <= 1
+        params = space.rule.parameters(tuple(RuleStage(st.depth, st.width, st.block.group_width) for st in again.stages))
+        assert params.whole() and 12 <= params.depth <= 28 and 8 <= params.w_a <= 256 and 1.5 <= params.w_m <= 3
+
+
+def test_regnet_acceptance_in_band():
+    """Most draws give another stage count than the space's 4 (pycls's sweeps reject them too); of the rest,
+    the solved w_0 (a multiple of 8: the net's widths move in steps) lands a good share in the band. Measured
+    here (seed 3, 100 members): 7.2% of draws in the default band (38.6% of those with 4 whole stages), 4.1%
+    in a +-5% band (21.8%); pycls's rejection sampler: ~0.15% in a +-4% band."""
+    space = load_space("regnet")
+    for band, floor in ((space.flops, 0.05), (narrow(space), 0.02)):
+        run = sample(space, 3, 100, flops=band)
+        assert all(band[0] <= s.complexity.flops <= band[1] for s in run)
+        structural = run.rejected.get("stage count", 0) + run.rejected.get("a power of w_m skipped", 0)
+        assert run.acceptance >= floor, (run.draws, run.rejected)
+        assert len(run) / (run.draws - structural) >= 2.5 * floor, (run.draws, run.rejected)
+
+
+def test_regnet_cpu_corner_samples_cifar_sized_nets_in_band():
+    space = load_space("regnet").corner("cpu").at(InputShape(32, 3, 10))
+    run = sample(space, 0, 20)
+    assert run.acceptance >= 0.3, (run.draws, run.rejected)  # measured 51% (100 members, seed 0)
+    for s in run:
+        assert 10_000_000 <= s.complexity.flops <= 30_000_000 and space.contains(s.spec)
+        assert s.spec.stem.kind == "cifar" and 2 <= len(s.spec.stages) <= 3
+    model = nasx.build(run[0].spec).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(p.numel() for p in model.parameters()) == run[0].complexity.params
+
+
+def test_regnet_pinned_to_400mf_parameters_samples_regnet_x_400mf(tmp_path):
+    """w_a, w_m fixed (not scaled with w_0), w_0 the only free parameter: the band around 420 MFLOPs holds
+    torchvision's regnet_x_400mf and no other w_0."""
+    path = tmp_path / "pinned.yaml"
+    path.write_text("""
+input: {resolution: 224, channels: 3, classes: 1000}
+stem: {kind: simple, width: 32}
+stages: {rule: regnet, count: 4, depth: 22, w_0: {int: [8, 256]}, w_a: 24.48, w_m: 2.54, group_width: 16}
+""")
+    space = load_space(path)
+    assert space.describe_size() == "1"
+    [s] = sample(space, 0, 1, flops=(400_000_000, 440_000_000))
+    assert s.spec == zoo.get("regnet_x_400mf")
+
+
+def test_regnet_non_members_name_the_reason():
+    space, net = load_space("regnet"), zoo.get("regnet_x_400mf")
+    stages = net.stages
+    assert space.why_not(zoo.get("resnext50_32x4d")) == "stem.kind: imagenet not in 'simple'"
+    assert space.why_not(net.replace(stages=stages[:3])) == "stages (count): 3 not in 4"
+    first = dataclasses.replace(stages[0], stride=1)
+    assert space.why_not(net.replace(stages=(first,) + stages[1:])) == "stage 1.stride: 1 is not 2 (rule regnet)"
+    # 12 blocks at w_0's power, then 7, 2, 1: the rule's slope cannot give a deep first stage and a 4th
+    deep_first = tuple(dataclasses.replace(st, depth=d) for st, d in zip(stages, (12, 7, 2, 1)))
+    assert space.why_not(net.replace(stages=deep_first)) == \
+        "stages: no d, w_0, w_a, w_m, group width in the space's ranges give d=(12,7,2,1) w=(32,64,160,400) gw=(16,16,16,16) (rule regnet)"
+    half = dataclasses.replace(stages[1], block=nasx.AggregatedBlock(cardinality=2, group_width=16))
+    assert space.why_not(net.replace(stages=(stages[0], half) + stages[2:])) == "stage 2.block.bottleneck_ratio: 0.5 not in 1"
+    assert space.why_not(net.replace(resolution=256)) == "resolution: 256 is not the space's 224"
+
+
+def test_regnet_suggest_with_optuna():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, band = load_space("regnet"), (360_000_000, 440_000_000)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
+    study.optimize(lambda trial: nasx.complexity(suggested(space, trial, band)).params / 1e6, n_trials=60)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) >= 3
+    for t in done:
+        assert {"depth", "w_0", "w_a", "w_m", "group_width", "flops_target"} <= set(t.params)
+        spec = NetSpec.from_dict(t.user_attrs["spec"])
+        assert band[0] <= nasx.complexity(spec).flops <= band[1] and space.contains(spec)
+
+
+# ---------------------------------------------------------------------------------------------
 # Bad input
 
 GOOD = """
@@ -196,6 +322,21 @@ stages:
   width: {log_int: [16, 256]}
   branch: residual
   residual: {kind: basic}
+"""
+
+
+RULE = """
+name: tiny-regnet
+input: {resolution: 224, channels: 3, classes: 1000}
+stem: {kind: simple, width: 32}
+stages:
+  rule: regnet
+  count: 4
+  depth: {int: [12, 28]}
+  w_0: {log_int: [8, 256]}
+  w_a: {log_float: [8, 256]}
+  w_m: {log_float: [1.5, 3]}
+  group_width: {power_of_two: [1, 32]}
 """
 
 
@@ -220,6 +361,14 @@ def test_multibranch_is_a_spec_branch_not_a_space_branch(tmp_path):
     (GOOD.replace("kind: basic", "kind: 3"), "stages.residual.kind: 3 is not a name"),
     (GOOD.replace("kind: basic", "kind: basic, bottleneck_ratio: {choice: [half]}"),
      "stages.residual.bottleneck_ratio: 'half' is not a number"),
+    (RULE.replace("rule: regnet", "rule: fibonacci"), "stages.rule: unknown rule 'fibonacci' (choose from regnet)"),
+    (RULE.replace("  w_m: {log_float: [1.5, 3]}\n", ""), "stages.w_m: missing (rule regnet)"),
+    (RULE.replace("[1.5, 3]", "[1, 3]"), "stages.w_m: must be > 1, got 1"),
+    (RULE.replace("{log_int: [8, 256]}", "{int: [9, 15]}"), "stages.w_0: 9..15 holds no multiple of 8"),
+    (RULE.replace("depth: {int: [12, 28]}", "depth: 2.5"), "stages.depth: [2.5]: must be whole numbers"),
+    (RULE + "  width: {log_int: [8, 64]}\n", "stages.width: unknown key (known: rule, count, depth"),
+    (RULE + "  stride: {choice: [1, 2]}\n", "stages.stride: a value or per_stage (rule regnet"),
+    (RULE + "ties: {width: same}\n", "ties: a rule space has none"),
 ])
 def test_bad_files_give_one_line_naming_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -264,6 +413,16 @@ def test_cli_spaces_lists_every_space(cli):
     for name in SHIPPED:
         assert any(line.startswith(name) for line in result.stdout.splitlines())
     assert "222" in result.stdout  # vgg's size
+    [regnet] = [line for line in result.stdout.splitlines() if line.startswith("regnet")]
+    assert "∞ (continuous)" in regnet and "224px" in regnet and "FLOPs 360M:440M" in regnet
+
+
+def test_cli_sample_regnet(cli):
+    result = cli("sample", "--space", "regnet", "-n", "3", "--seed", "0", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 3 and all(360_000_000 <= r["flops"] <= 440_000_000 for r in rows)
+    assert all(r["spec"]["stem"]["kind"] == "simple" and len(r["spec"]["stages"]) == 4 for r in rows)
 
 
 def test_cli_sample_jsonl_is_in_band_distinct_and_countable(cli, tmp_path):

@@ -91,6 +91,8 @@ def test_resolution_collapse_before_the_head_is_reported():
         ("googlenet", 16, ["stage 8.pool", "1x1 grid"]),
         ("alexnet", 5, ["stem: resolution 5", "stem.conv", "11x11 conv"]),
         ("resnet20", 2, ["stage 3.stride"]),
+        ("regnet_x_400mf", 16, ["stage 4.stride", "1x1 grid"]),  # 5 strided 3x3s: 16 -> 8 -> 4 -> 2 -> 1
+        ("regnet_x_400mf", 1, ["stem: resolution 1", "stem.conv", "3x3 conv with stride 2"]),
     ],
 )
 def test_collapsing_grid_names_the_op(name, resolution, words):
@@ -102,7 +104,8 @@ def test_collapsing_grid_names_the_op(name, resolution, words):
         nasx.complexity(name, resolution)
 
 
-@pytest.mark.parametrize("name, smallest", [("resnet50", 17), ("resnet20", 3), ("googlenet", 31), ("vgg16", 32), ("alexnet", 63)])
+@pytest.mark.parametrize("name, smallest", [("resnet50", 17), ("resnet20", 3), ("googlenet", 31), ("vgg16", 32), ("alexnet", 63),
+                                           ("regnet_x_400mf", 17)])
 def test_smallest_resolution_that_does_not_collapse(name, smallest):
     nasx.zoo.get(name).replace(resolution=smallest)
     with pytest.raises(SpecError, match="collapses"):
@@ -161,6 +164,30 @@ def test_mixed_branch_types_in_one_net():
     )
     assert spec.describe() == "plain+residual+aggregated 3 stages d=(2,2,1) w=(32,64,128) C=4 gw=8"
     assert nasx.complexity(spec).params == sum(p.numel() for p in nasx.build(spec).parameters())
+
+
+def simple_stem_net(resolution: int) -> NetSpec:
+    return NetSpec(stem=Stem("simple", 8), stages=(Stage(2, 16, AggregatedBlock(cardinality=2, group_width=8), stride=2),),
+                   head=Head("linear"), num_classes=10, resolution=resolution)
+
+
+def test_simple_stem_is_a_strided_3x3_conv_bn_relu():
+    """torchvision's SimpleStemIN (the RegNets' stem): 3x3 conv, stride 2, padding 1, no bias; BN; ReLU."""
+    spec = simple_stem_net(9)
+    stem = nasx.build(spec).stem
+    assert [type(m).__name__ for m in stem] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert (stem.conv.kernel_size, stem.conv.stride, stem.conv.padding, stem.conv.bias) == ((3, 3), (2, 2), (1, 1), None)
+    assert stem(torch.zeros(1, 3, 9, 9)).shape == (1, 8, 5, 5)
+    assert NetSpec.from_json(spec.to_json()) == spec and NetSpec.from_yaml(spec.to_yaml()) == spec
+    assert spec.to_dict()["stem"] == {"kind": "simple", "width": 8, "mid_width": None}
+    assert spec.describe() == "aggregated 1 stages d=(2) w=(16) C=2 gw=8"
+    assert nasx.net.fit.fit(spec, nasx.net.fit.InputShape(32, 1, 100)).stem == spec.stem
+    # 3 px: the stem gives 2x2, the stage 1x1; 2 px: the stage strides the stem's 1x1 grid
+    simple_stem_net(3)
+    with pytest.raises(SpecError, match=r"stage 1.stride: resolution collapses \(a 3x3 conv with stride 2 strides the 1x1"):
+        simple_stem_net(2)
+    with pytest.raises(SpecError, match=r"stem: resolution 1 collapses in the stem \(stem.conv: a 3x3 conv with stride 2"):
+        simple_stem_net(1)
 
 
 def test_batchnorm_eps_and_momentum_are_spec_fields_left_out_at_their_defaults():

@@ -25,6 +25,9 @@ OTHER_RESOLUTION = {"inception_v3_aux": 331}
 # torchvision registers GoogLeNet's aux1 / aux2 after inception5b; nasx registers each auxiliary
 # classifier after the stage it reads (4a: s3, 4d: s6), as Inception-v3's AuxLogits sits after Mixed_6e
 AUX_AFTER = {"googlenet_aux": {"aux1": "inception4a.", "aux2": "inception4d."}}
+# torchvision's RegNet blocks register their projection before the transform `f`; nasx's ResBlock (as
+# torchvision's ResNet) after it: the reference test moves each block's `proj.` tensors behind its `f.`
+PROJ_FIRST = {n for n in nasx.zoo.ZOO if n.startswith("regnet_")}
 
 
 def other_resolution(name: str) -> int:
@@ -51,7 +54,18 @@ def reference_state(name: str, reference: torch.nn.Module) -> dict[str, torch.Te
         last = max(i for i, k in enumerate(rest) if k.startswith(after))
         order = rest[: last + 1] + list(moved) + rest[last + 1:]
         state = {k: state[k] for k in order}
-    return state
+    return reorder_projection_last(state) if name in PROJ_FIRST else state
+
+
+def reorder_projection_last(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A torchvision RegNet's state with each block's `proj.` tensors after its `f.` ones (nasx's order)."""
+    def block_and_part(key: str) -> tuple[str, int]:
+        block, sep, _ = key.partition(".proj.")
+        return (block, 1) if sep else (key.partition(".f.")[0], 0)
+
+    blocks = {b: i for i, b in enumerate(dict.fromkeys(block_and_part(k)[0] for k in state))}  # in their order
+    order = sorted(state, key=lambda k: (blocks[block_and_part(k)[0]], block_and_part(k)[1]))
+    return {k: state[k] for k in order}
 
 
 def fvcore_flops(model: torch.nn.Module, resolution: int) -> int:
@@ -100,3 +114,65 @@ def training_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tens
 
 def test_reference_measure_agrees_with_fvcore_on_our_model():
     assert measure(nasx.zoo.get("resnet18"))["flops"] == fvcore_flops(reference_model("resnet18"), 224)
+
+
+def near_half(x: float) -> bool:
+    """Within float32 rounding of a .5, where torchvision's float32 and nasx's doubles may round apart."""
+    return abs(x - round(x - 0.5) - 0.5) < 1e-5 * max(1.0, abs(x))
+
+
+def test_regnet_rule_equals_torchvisions_block_params():
+    """regnet_widths against torchvision's BlockParams: the zoo's four nets, and random parameters except where a
+    block's exponent or a width falls within float32 rounding of a .5 (torchvision rounds in float32)."""
+    import math
+    import random
+
+    torchvision = pytest.importorskip("torchvision")
+    from nasx.net.regnet import regnet_widths
+    from test_regnet import TORCHVISION_STAGES
+
+    def theirs(d, w_0, w_a, w_m, g, b=1.0):
+        p = torchvision.models.regnet.BlockParams.from_init_params(d, w_0, w_a, w_m, g, bottleneck_multiplier=b)
+        return tuple(zip(p.depths, p.widths, p.group_widths))
+
+    def ours(*params):
+        return tuple((s.depth, s.width, s.group_width) for s in regnet_widths(*params))
+
+    for params, stages in TORCHVISION_STAGES.values():
+        assert ours(*params) == theirs(*params) == stages
+    rng, apart = random.Random(0), []
+    for _ in range(3000):
+        params = (rng.randint(1, 40), 8 * rng.randint(1, 40), rng.uniform(0, 256), rng.uniform(1.2, 3.5),
+                  rng.choice([1, 2, 4, 8, 16, 24, 32, 48, 64]), rng.choice([1.0, 1.0, 0.5, 0.25]))
+        if ours(*params) != theirs(*params):
+            apart.append(params)
+    for d, w_0, w_a, w_m, g, b in apart:
+        exponents = [math.log((w_0 + w_a * j) / w_0) / math.log(w_m) for j in range(d)]
+        widths = [w_0 * w_m ** round(k) / 8 for k in exponents]
+        assert any(near_half(x) for x in exponents + widths), (d, w_0, w_a, w_m, g, b)
+    assert len(apart) <= 3  # 1 in 20,000 in a longer run
+    with pytest.raises(ValueError):  # the parameters nasx refuses, torchvision refuses too
+        theirs(22, 12, 24.48, 2.54, 16)
+
+
+def test_regnet_space_members_are_torchvision_regnets():
+    """Members drawn from the regnet space, rebuilt by torchvision from the parameters the space finds for them:
+    the same parameter count, fvcore FLOPs and outputs."""
+    torchvision = pytest.importorskip("torchvision")
+    from nasx.net.regnet import RuleStage
+    from nasx.space import load_space
+    from nasx.space_sample import sample
+
+    space = load_space("regnet")
+    for s in sample(space, 11, 3):
+        rule = space.rule.parameters(tuple(RuleStage(st.depth, st.width, st.block.group_width) for st in s.spec.stages))
+        block_params = torchvision.models.regnet.BlockParams.from_init_params(
+            rule.depth, rule.w_0, rule.w_a, rule.w_m, rule.group_width)
+        reference = torchvision.models.regnet.RegNet(block_params).eval()
+        assert s.complexity.params == sum(p.numel() for p in reference.parameters())
+        assert s.complexity.flops == fvcore_flops(reference, 224)
+        ours, theirs = nasx.build(s.spec).eval(), reorder_projection_last(reference.state_dict())
+        ours.load_state_dict(dict(zip(ours.state_dict(), theirs.values())))
+        x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-4)

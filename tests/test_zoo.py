@@ -24,6 +24,8 @@ TORCHVISION_PARAMS = {
     "inception_v3_aux": 27_161_264,
     # sum of numel of googlenet(aux_logits=True): aux1 (512 in) 3,188,968 + aux2 (528 in) 3,191,016
     "googlenet_aux": 6_624_904 + 3_188_968 + 3_191_016,
+    "regnet_x_400mf": 5_495_976, "regnet_x_800mf": 7_259_656, "regnet_x_1_6gf": 9_190_136,
+    "regnet_x_3_2gf": 15_296_552,
 }
 # timm's models (sum of numel, 1000 classes; timm publishes 42.7M and 55.8M)
 TIMM_PARAMS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}

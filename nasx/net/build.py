@@ -87,6 +87,10 @@ def make_stem(stem: Stem, w_in: int) -> nn.Module:
         )
     if stem.kind == "cifar":
         return nn.Sequential(_named(conv=conv2d(w_in, stem.width, 3), bn=norm2d(stem.width), relu=nn.ReLU(inplace=True)))
+    if stem.kind == "simple":
+        return nn.Sequential(
+            _named(conv=conv2d(w_in, stem.width, 3, stride=2), bn=norm2d(stem.width), relu=nn.ReLU(inplace=True))
+        )
     if stem.kind == "alexnet":
         return nn.Sequential(
             _named(conv=conv2d(w_in, stem.width, 11, stride=4, padding=2, bias=True), relu=nn.ReLU(inplace=True),

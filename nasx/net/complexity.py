@@ -119,6 +119,9 @@ def stem_cx(cx: Cx, stem: Stem, w_in: int) -> None:
     elif stem.kind == "cifar":
         conv2d_cx(cx, w_in, stem.width, 3)
         norm2d_cx(cx, stem.width)
+    elif stem.kind == "simple":
+        conv2d_cx(cx, w_in, stem.width, 3, stride=2)
+        norm2d_cx(cx, stem.width)
     elif stem.kind == "alexnet":
         conv2d_cx(cx, w_in, stem.width, 11, stride=4, padding=2, bias=True)  # [LRN]: 0 flops, no parameters
         pool2d_cx(cx, Pool(3, 2))

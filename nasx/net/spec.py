@@ -47,7 +47,7 @@ class SpecError(NasxError, ValueError):
     """An impossible or malformed spec; the message names the place (stage and field)."""
 
 
-STEMS = ("imagenet", "cifar", "alexnet", "googlenet", "inception_v3", "inception_v4", "none")
+STEMS = ("imagenet", "cifar", "simple", "alexnet", "googlenet", "inception_v3", "inception_v4", "none")
 HEADS = ("linear", "classifier")
 AUX_HEADS = ("inception_v3", "googlenet")
 BRANCHES = ("plain", "residual", "aggregated", "inception", "multibranch")
@@ -152,8 +152,8 @@ class Pool:
 class Stem:
     """The layers before the first stage.
 
-    kind: imagenet (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), cifar (3x3/1 conv, BN, ReLU),
-    alexnet (11x11/4 conv with bias, ReLU, 3x3/2 max-pool), googlenet (7x7/2 conv, pool,
+    kind: imagenet (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), cifar (3x3/1 conv, BN, ReLU), simple
+    (3x3/2 conv, BN, ReLU: the RegNets' SimpleStemIN, Radosavovic et al. 2020), alexnet (11x11/4 conv with bias, ReLU, 3x3/2 max-pool), googlenet (7x7/2 conv, pool,
     1x1 conv to `mid_width`, 3x3 conv, pool; each conv with BN and ReLU), inception_v3 (3x3/2 32,
     3x3 32, 3x3 64 same, pool, 1x1 80, 3x3 `width`, pool; 'valid' unless said), inception_v4 (the
     v3 stem's first three convs, then three concatenations: pool | 3x3/2 96; 1x1 64, 3x3 96 |
@@ -185,6 +185,8 @@ class Stem:
         if self.kind == "imagenet":
             grid.conv(7, 2, 3, "stem.conv")
             grid.pool(Pool(3, 2, 1), "stem.pool")
+        elif self.kind == "simple":
+            grid.conv(3, 2, 1, "stem.conv")
         elif self.kind == "alexnet":
             grid.conv(11, 4, 2, "stem.conv")
             grid.pool(Pool(3, 2), "stem.pool")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from .fit import InputShape, fit
+from .regnet import RegNetParams, regnet_stages
 from .spec import (
     AggregatedBlock,
     AuxHead,
@@ -143,6 +144,24 @@ for _name, _depths, _params in [("wide_resnet50_2", (3, 4, 6, 3), 68_883_240), (
     register(_name, "imagenet", f"{TV}.{_name} (Zagoruyko & Komodakis 2016)", _params)(
         lambda d=_depths: _resnet_bottleneck(d, 0.5)
     )
+
+
+def _regnet(params: RegNetParams) -> NetSpec:
+    """Simple stem 32 (3x3/2), the rule's stages of aggregated blocks (bottleneck ratio 1), each striding 2; avg-pool, FC."""
+    return NetSpec(stem=Stem("simple", 32), stages=regnet_stages(params), head=Head("linear"), num_classes=1000,
+                   resolution=224)
+
+
+# torchvision's RegNetX (Radosavovic et al. 2020, pycls's RegNetX-*): d, w_0, w_a, w_m, group width
+for _name, _rule, _params in [
+    ("regnet_x_400mf", RegNetParams(22, 24, 24.48, 2.54, 16), 5_495_976),
+    ("regnet_x_800mf", RegNetParams(16, 56, 35.73, 2.28, 16), 7_259_656),
+    ("regnet_x_1_6gf", RegNetParams(18, 80, 34.01, 2.25, 24), 9_190_136),
+    ("regnet_x_3_2gf", RegNetParams(25, 88, 26.31, 2.25, 48), 15_296_552),
+]:
+    register(_name, "imagenet", f"{TV}.{_name} (Radosavovic et al. 2020)", _params,
+             note=f"the RegNet rule at d={_rule.depth}, w_0={_rule.w_0}, w_a={_rule.w_a}, w_m={_rule.w_m}, "
+                  f"group width {_rule.group_width}")(lambda r=_rule: _regnet(r))
 
 
 _VGG_DEPTHS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
