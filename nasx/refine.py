@@ -22,7 +22,9 @@ with the rest, keep the restriction when it is better, and repeat on the restric
 
 `refine(records, space_data)` is that, pure (records in, decisions and the refined YAML out); `run_refine`
 runs rounds of it as fixed, resumable studies (`refine-<name>-r<k>`): sample the space, train, refine, write the
-refined space file, sample that in the same band, and so on. Its page is drawn by `nasx.report.refine`.
+refined space file, sample that in the same band, and so on; a round that keeps nothing is followed by another
+sample of the same space, judged together with the earlier ones (pooled). Its page is drawn by
+`nasx.report.refine`.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from .errors import NasxError
 from .net.fit import InputShape, input_of
 from .net.spec import InceptionBlock, NetSpec, parse_yaml
 from .record import StudyInfo, TrialRecord
-from .space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, _overlay, drawn_width, load_space,
-                    parse_space)
+from .space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, _content_hash, _overlay, drawn_width,
+                    load_space, parse_space)
 from .space_sample import draft, resolve_band, sample, solve
 
 if TYPE_CHECKING:
@@ -484,15 +486,18 @@ class Refinement:
         """The evaluations of the last step: every candidate tested among the nets that satisfy all kept ones."""
         return [e for e in self.evaluations if e.step == self.steps]
 
-    def yaml(self, title: Optional[str] = None) -> str:
-        """The refined space file: a header recording each kept restriction and its evidence, then the mapping."""
+    def yaml(self, title: Optional[str] = None, judged: Optional[str] = None) -> str:
+        """The refined space file: a header recording each kept restriction and its evidence, then the mapping.
+        `judged` says where the nets came from (e.g. the rounds pooled), on a line of its own."""
         o = self.options
         test = ("Bonferroni over each step's candidates" if o.correction == "bonferroni" else "no correction")
         lines = [f"# {title or 'refined by nasx refine'}",
                  f"# from {self.source}: {self.nets} trained nets (complete, one per spec; validation error, the "
-                 f"test split never read)" + (f"; left out: {_counts(self.excluded)}" if self.excluded else ""),
-                 f"# test: complexity-normalized error EDF of the nets that satisfy a restriction vs the rest, KS "
-                 f"with a {o.n_perm}-permutation p-value, alpha {o.alpha:g} ({test}), greedy"]
+                 f"test split never read)" + (f"; left out: {_counts(self.excluded)}" if self.excluded else "")]
+        if judged:
+            lines.append(f"# judged on {judged}")
+        lines.append(f"# test: complexity-normalized error EDF of the nets that satisfy a restriction vs the rest, KS "
+                     f"with a {o.n_perm}-permutation p-value, alpha {o.alpha:g} ({test}), greedy")
         if self.band:
             lines.append(f"# band: FLOPs {self.band[0]:,}..{self.band[1]:,}"
                          + ("" if self.in_band is None else f"; this space lands in it in {self.in_band:.0%} of draws"))
@@ -507,11 +512,11 @@ class Refinement:
                          f"space is unchanged")
         return "\n".join(lines) + "\n" + _dump(self.refined)
 
-    def write(self, path: str | Path, title: Optional[str] = None) -> Path:
-        """Write the refined space file; check that it loads back as the same space."""
+    def write(self, path: str | Path, title: Optional[str] = None, judged: Optional[str] = None) -> Path:
+        """Write the refined space file (see `yaml`); check that it loads back as the same space."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = self.yaml(title)
+        text = self.yaml(title, judged)
         path.write_text(text)
         load_space(path)  # a valid space file: SpaceError otherwise
         if parse_yaml(text) != dict(self.refined):
@@ -717,6 +722,25 @@ class Round:
     refinement: Refinement
     file: Path  # the refined space: the next round's space
     trained: bool  # whether this run trained the round (False: an existing study was refined)
+    # (round, study, its usable nets) of every round whose nets the refinement judged: the rounds that sampled this
+    # same space, in order, this one last (one entry: its own nets only)
+    judged: tuple[tuple[int, str, int], ...] = ()
+    errors: tuple[float, ...] = field(default=(), repr=False)  # its own usable nets' (its sample's EDF)
+    flops: tuple[float, ...] = field(default=(), repr=False)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether its refinement judged the nets of earlier rounds of the same space too."""
+        return len(self.judged) > 1
+
+    def judged_text(self) -> str:
+        """Which nets its refinement judged, after "judged on": "rounds 1-2 pooled: 96 nets of the same space (48 of
+        refine-x-r1, 48 of refine-x-r2)" or "round 2's own 48 nets"."""
+        nets = self.refinement.nets
+        if not self.pooled:
+            return f"round {self.index}'s own {nets} nets"
+        parts = ", ".join(f"{count} of {study}" for _, study, count in self.judged)
+        return f"rounds {_span([j for j, _, _ in self.judged])} pooled: {nets} nets of the same space ({parts})"
 
 
 @dataclass
@@ -736,6 +760,19 @@ class RefineRun:
     @property
     def refined(self) -> Optional[Path]:
         return self.out / "refined.yaml" if self.rounds else None
+
+
+def _span(rounds: Sequence[int]) -> str:
+    """1, 2, 3 -> "1-3"; 1, 3 -> "1, 3"."""
+    rounds = sorted(rounds)
+    if len(rounds) > 1 and rounds == list(range(rounds[0], rounds[-1] + 1)):
+        return f"{rounds[0]}-{rounds[-1]}"
+    return ", ".join(map(str, rounds))
+
+
+def _space_key(data: Mapping[str, Any]) -> str:
+    """What makes two space mappings the same space: their content, less the name and the prose."""
+    return _content_hash({k: v for k, v in data.items() if k not in ("name", "description")})
 
 
 def _seed(seed: int, k: int) -> np.random.Generator:
@@ -762,10 +799,13 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
     nets drawn i.i.d. from `space` (its `corner` laid over it) in the config's FLOPs band with
     numpy.random.default_rng(seed), each trained once (seed `config.seed`) on the config's proxy, validation
     split only. Round k > 1 samples the refined space of round k - 1 (`<out>/round-<k>.yaml`, a standalone space
-    file the study names) in the same band with default_rng([seed, k]), as `refine-<name>-r<k>`. A round that keeps
-    no restriction ends the loop (the next space would be the same). Every round writes `<out>/round-<k+1>.yaml`;
-    the last also `<out>/refined.yaml`. A re-run trains only what is missing; an interrupted round returns with
-    `interrupted` set.
+    file the study names) in the same band with default_rng([seed, k]), as `refine-<name>-r<k>`. A round whose
+    refinement keeps no restriction leaves the space as it was: the next round samples that same space again (its
+    own seed, its own study) and its refinement judges the nets of every round of that space pooled (48 -> 96 ->
+    ... nets: the power that a Bonferroni-corrected step lacks on one sample); a round after a kept restriction
+    judges its own nets only. Round 1 is the same either way. Every round writes `<out>/round-<k+1>.yaml`; the last
+    also `<out>/refined.yaml`. A re-run trains only what is missing (a larger `rounds` trains only the new rounds);
+    an interrupted round returns with `interrupted` set.
 
     Args:
         space: a shipped space or a space file (with `study`: default, the space the study was made with).
@@ -825,6 +865,9 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
     space_name, space_corner = str(space), corner
     for k in range(1, rounds + 1):
         label = space_name + (f" (corner {space_corner})" if space_corner else "")
+        # the earlier rounds that sampled this same space (it kept no restriction): their nets are judged with ours
+        same = [r for r in run.rounds if _space_key(r.refinement.data) == _space_key(data)]
+        pool = f"; its refinement judges rounds {_span([r.index for r in same] + [k])} pooled" if same else ""
         if k == 1 and first_records is not None:
             records, study_name, trained = first_records, study, False
         else:
@@ -838,7 +881,9 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
             if foreign:
                 raise RefineError(f"study {study_name!r} in {storage} holds {len(foreign)} net(s) not drawn from "
                                   f"{label} (another refinement?); use another --name or --storage")
-            note(f"round {k}: {n} nets of {label} in FLOPs {band[0]:,}..{band[1]:,} -> study {study_name}")
+            again = f" (the space of round {_span([r.index for r in same])} again)" if same else ""
+            note(f"round {k}: {n} nets of {label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "
+                 f"{study_name}{pool}")
             summary = run_study(round_cfg, progress=progress, train_fn=train_fn, on_note=on_note,
                                 candidates=[Candidate(s.spec, seed=cfg.seed, tags={"round": k}) for s in drawn])
             snap = summary.snapshot
@@ -847,27 +892,38 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
                 run.interrupted = True
                 return run
             records = load_records(study_name, storage).records
+        # earlier rounds first: a net drawn again in a later round is judged once
+        pooled = [rec for r in same for rec in r.records] + list(records)
+        studies = ", ".join([r.study for r in same] + [study_name])
         try:
-            refinement = refine(records, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts)
+            refinement = refine(pooled, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts)
         except RefineError as e:
-            raise RefineError(f"round {k} (study {study_name}): {e}") from None
-        path = refinement.write(out_dir / f"round-{k + 1}.yaml",
-                                title=f"nasx refine {name}: the space of round {k + 1}, refined from round {k} "
-                                      f"(study {study_name})")
+            raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
+        own, _, _ = _nets(records, parse_space(refinement.data, label))
+        this = Round(index=k, study=study_name, space=space_name, corner=space_corner, records=records,
+                     refinement=refinement, file=out_dir / f"round-{k + 1}.yaml", trained=trained,
+                     judged=tuple((r.index, r.study, len(r.errors)) for r in same) + ((k, study_name, len(own)),),
+                     errors=tuple(x.error for x in own), flops=tuple(x.flops for x in own))
+        origin = (f"rounds {_span([r.index for r in same] + [k])} pooled (studies {studies})" if same
+                  else f"round {k} (study {study_name})")
+        refinement.write(this.file, title=f"nasx refine {name}: the space of round {k + 1}, refined from {origin}",
+                         judged=this.judged_text())
         kept = refinement.kept
-        note(f"round {k}: {len(kept)} restriction(s) kept of {sum(1 for e in refinement.evaluations if e.tested)} "
-             f"tests" + "".join(f"; {e.restriction.text} (KS {e.ks:.2f}, p {e.p_value:.4f})" for e in kept)
-             + f" -> {path}")
-        run.rounds.append(Round(index=k, study=study_name, space=space_name, corner=space_corner,
-                                records=records, refinement=refinement, file=path, trained=trained))
-        data, space_name, space_corner = dict(refinement.refined), str(path), None
-        if not kept and k < rounds:
-            run.notes.append(f"round {k} kept no restriction: the space did not change, so no round {k + 1} was "
-                             f"trained")
+        note(f"round {k}: judged on {this.judged_text()}; {len(kept)} restriction(s) kept of "
+             f"{sum(1 for e in refinement.evaluations if e.tested)} tests"
+             + "".join(f"; {e.restriction.text} (KS {e.ks:.2f}, p {e.p_value:.4f})" for e in kept)
+             + f" -> {this.file}")
+        run.rounds.append(this)
+        data, space_name, space_corner = dict(refinement.refined), str(this.file), None
+        if not kept:
+            following = [r.index for r in same] + [k, k + 1]
+            run.notes.append(f"round {k} kept no restriction: the space did not change, so " + (
+                f"round {k + 1} samples it again and judges rounds {_span(following)} pooled" if k < rounds else
+                f"another round (--rounds {k + 1}, the same command otherwise) would sample it again and judge "
+                f"rounds {_span(following)} pooled"))
             note(run.notes[-1])
-            break
     last = run.rounds[-1]
     run.refined.parent.mkdir(parents=True, exist_ok=True)
     last.refinement.write(run.refined, title=f"nasx refine {name}: the refined space after {len(run.rounds)} "
-                                             f"round(s) (last study {last.study})")
+                                             f"round(s) (last study {last.study})", judged=last.judged_text())
     return run

@@ -4,6 +4,7 @@ the test split."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import re
@@ -211,11 +212,13 @@ def test_candidates_come_from_the_file():
 
 
 class Planted:
-    """A trainer with nasx.train.train's signature whose accuracy is planted_width; it records its calls."""
+    """A trainer with nasx.train.train's signature whose accuracy is planted_width (or `accuracy`); it records its
+    calls."""
 
-    def __init__(self, interrupt_at: int | None = None):
+    def __init__(self, interrupt_at: int | None = None, accuracy=None):
         self.calls: list[tuple[str, bool]] = []
         self.interrupt_at = interrupt_at
+        self.accuracy = accuracy or planted_width
 
     def __call__(self, spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
                  progress=None):
@@ -223,7 +226,7 @@ class Planted:
             raise KeyboardInterrupt
         self.calls.append((spec.id, test))
         r = curve_train(spec, dataset, budget, device, seed, callback, config=config)
-        acc = planted_width(spec)
+        acc = self.accuracy(spec)
         return TrainResult(**{**r.__dict__, "val_acc": [acc], "final_val_acc": acc, "test_acc": None})
 
 
@@ -244,6 +247,9 @@ def test_two_rounds_end_to_end_then_resume_trains_nothing(planted_file, tmp_path
     first, second = run.rounds
     assert kept(first.refinement) == ["ties.width: non_decreasing"]
     assert first.file == out / "round-2.yaml" and second.space == str(out / "round-2.yaml")
+    # round 1 kept a restriction: round 2's space differs, and its refinement judges its own nets only
+    assert [r.judged for r in run.rounds] == [((1, "refine-p-r1", 16),), ((2, "refine-p-r2", 16),)]
+    assert not second.pooled and second.refinement.nets == 16 and second.judged_text() == "round 2's own 16 nets"
     # round 2 sampled the refined space: every net of it satisfies the kept tie
     stored = load_records("refine-p-r2", run.storage)
     recs, info = stored.records, stored.info
@@ -264,6 +270,7 @@ def test_two_rounds_end_to_end_then_resume_trains_nothing(planted_file, tmp_path
     assert (folder / "edf_rounds.png").read_bytes()[:4] == b"\x89PNG" and (folder / "round-1-kept.png").is_file()
     csv_text = (folder / "candidates.csv").read_text()
     assert csv_text.count("\n") == 1 + len(first.refinement.evaluations) + len(second.refinement.evaluations)
+    assert csv_text.startswith("round,study,judged_rounds,judged_nets,step,")
 
     again = Planted()
     rerun = run_refine(str(planted_file), name="p", config=tiny(tmp_path), samples=16, rounds=2, out=out,
@@ -283,6 +290,82 @@ def test_an_interrupted_round_resumes_where_it_stopped(planted_file, tmp_path):
                      train_fn=rest)
     assert not run.interrupted and len(rest.calls) == 12 - 5
     assert not {c[0] for c in rest.calls} & {c[0] for c in stopped.calls}
+
+
+def weak_width(spec) -> float:
+    """planted_width's effect, weak against the noise: 16 nets cannot keep it under Bonferroni, 32 can."""
+    return 0.5 + 0.03 * widths_non_decreasing(spec) + 0.1 * luck(spec)
+
+
+@pytest.fixture(scope="module")
+def weak(planted_file, tmp_path_factory):
+    """Two rounds of 16 nets with the weak effect: round 1 keeps nothing, so round 2 samples the same space again."""
+    folder = tmp_path_factory.mktemp("weak")
+    trainer, notes = Planted(accuracy=weak_width), []
+    run = run_refine(str(planted_file), name="w", config=tiny(folder), samples=16, rounds=2, out=folder / "out",
+                     train_fn=trainer, on_note=notes.append)
+    return folder, run, trainer, notes
+
+
+def test_a_round_that_keeps_nothing_is_sampled_again_and_judged_pooled(weak, planted_file):
+    folder, run, trainer, notes = weak
+    assert not run.interrupted and [r.study for r in run.rounds] == ["refine-w-r1", "refine-w-r2"]
+    first, second = run.rounds
+    # round 1: too few nets for the weak effect (tested, not significant under Bonferroni)
+    assert kept(first.refinement) == [] and first.judged == ((1, "refine-w-r1", 16),)
+    width = next(e for e in first.refinement.evaluations if e.restriction.text == "ties.width: non_decreasing")
+    assert width.tested and width.verdict.startswith("not significant")
+    # round 2 trained 16 new nets of the same space (round 1's content, only the name differs), drawn with its seed
+    assert len(trainer.calls) == 32 and len({c[0] for c in trainer.calls}) == 32
+    assert second.space == str(folder / "out" / "round-2.yaml")
+    assert {**second.refinement.data, "name": None} == {**first.refinement.data, "name": None}
+    drawn2 = sample(load_space(second.space), np.random.default_rng([0, 2]), 16, flops=(1_000_000, 5_000_000))
+    assert {r.net.id for r in second.records if r.state == "COMPLETE"} == {s.spec.id for s in drawn2}
+    assert all(r.tags["round"] == 2 for r in second.records)
+    # judged on both samples: 32 nets, and the pooled evidence keeps what neither sample kept alone
+    assert second.pooled and second.judged == ((1, "refine-w-r1", 16), (2, "refine-w-r2", 16))
+    assert second.refinement.nets == 32 and len(second.errors) == 16 and len(first.errors) == 16
+    assert kept(second.refinement) == ["ties.width: non_decreasing"]
+    assert kept(refine(second.records, second.refinement.data, source="r2 alone", band=run.band)) == []
+    text = "rounds 1-2 pooled: 32 nets of the same space (16 of refine-w-r1, 16 of refine-w-r2)"
+    assert second.judged_text() == text
+    # stderr says so; the files' headers record the evidence
+    assert any("round 2 samples it again and judges rounds 1-2 pooled" in n for n in notes)
+    assert any(n.startswith("round 2: 16 nets of") and "(the space of round 1 again)" in n for n in notes)
+    assert any(n.startswith(f"round 2: judged on {text}; 1 restriction(s) kept") for n in notes)
+    for path in (folder / "out" / "round-3.yaml", run.refined):
+        header = path.read_text()
+        assert f"# judged on {text}\n" in header and "# from " in header and ": 32 trained nets" in header
+    assert "refined from rounds 1-2 pooled (studies refine-w-r1, refine-w-r2)" in \
+        (folder / "out" / "round-3.yaml").read_text()
+    assert "# judged on round 1's own 16 nets\n" in (folder / "out" / "round-2.yaml").read_text()
+    # the page and the CSV say which nets each round judged; the EDF figure draws each round's own sample
+    page = (write_refine_report(run) / "index.html").read_text()
+    assert "Round 1: space A \u2192 A (unchanged)" in page and "Round 2: space A \u2192 B" in page
+    assert f"Judged on {text}" in page and "Judged on round 1&#x27;s own 16 nets" in page
+    with open(folder / "out" / "candidates.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["round"], r["judged_rounds"], r["judged_nets"]) for r in rows} == {("1", "1", "16"), ("2", "1 2", "32")}
+    # the same command again trains nothing and decides the same
+    again = Planted(accuracy=weak_width)
+    rerun = run_refine(str(planted_file), name="w", config=tiny(folder), samples=16, rounds=2, out=folder / "out",
+                       train_fn=again)
+    assert again.calls == [] and [r.judged for r in rerun.rounds] == [r.judged for r in run.rounds]
+    assert [kept(r.refinement) for r in rerun.rounds] == [[], ["ties.width: non_decreasing"]]
+
+
+def test_after_a_pooled_round_keeps_a_restriction_the_next_judges_its_own_nets(weak, planted_file):
+    folder, run, first_trainer, _ = weak  # (after the test above: this adds round 3 to its studies and files)
+    trainer = Planted(accuracy=weak_width)
+    more = run_refine(str(planted_file), name="w", config=tiny(folder), samples=16, rounds=3, out=folder / "out",
+                      train_fn=trainer)
+    # rounds 1 and 2 are resumed, not retrained: only round 3's 16 nets are trained
+    assert len(trainer.calls) == 16 and not {c[0] for c in trainer.calls} & {c[0] for c in first_trainer.calls}
+    assert [kept(r.refinement) for r in more.rounds[:2]] == [kept(r.refinement) for r in run.rounds]
+    third = more.rounds[2]
+    assert third.space == str(folder / "out" / "round-3.yaml") and not third.pooled
+    assert third.judged == ((3, "refine-w-r3", 16),) and third.refinement.nets == 16
+    assert all(widths_non_decreasing(r.net) for r in third.records)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         study: Optional[str] = typer.Option(None, "--study", help="Refine an existing study (nasx edf, explore, or an earlier round) instead of sampling round 1."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI every round samples in, e.g. 10M:30M (default: the space's)."),
         samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Nets per round (default 48; with --study, its complete nets)."),
-        rounds: int = typer.Option(1, "--rounds", "-r", min=1, help="Rounds of sample -> train -> refine; round k+1 samples round k's refined space."),
+        rounds: int = typer.Option(1, "--rounds", "-r", min=1, help="Rounds of sample -> train -> refine; round k+1 samples round k's refined space (kept nothing: the same space, judged pooled)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
         fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
         val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation images held out of the training split: a share (0.1, the default) or a count."),
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
             folder = write_refine_report(run, command=" ".join(["nasx", *map(shlex.quote, sys.argv[1:])]))
         for r in run.rounds:
             kept = r.refinement.kept
-            typer.echo(f"round {r.index} ({r.study}): {len(kept)} kept"
+            typer.echo(f"round {r.index} ({r.study}, judged on {r.judged_text()}): {len(kept)} kept"
                        + "".join(f"; {e.restriction.text} (KS {e.ks:.3f}, p {e.p_value:.4f})" for e in kept))
         typer.echo(f"refined space: {run.refined}")
         typer.echo(f"report: {folder / 'index.html'}")

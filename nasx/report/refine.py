@@ -21,19 +21,41 @@ from ..study.config import redact
 from .figures import COLORS, RC, save
 from .page import fmt, html_page, html_table
 
-__all__ = ["write_refine_report", "evaluation_rows", "round_letter"]
+__all__ = ["write_refine_report", "evaluation_rows", "round_letter", "space_letters"]
 
 CSV = "candidates.csv"
 
 
 def round_letter(k: int) -> str:
-    """A, B, C, ... for rounds 1, 2, 3 (the papers' names for successive spaces)."""
+    """A, B, C, ... for the 1st, 2nd, 3rd space (the papers' names for successive spaces)."""
     return string.ascii_uppercase[(k - 1) % 26]
 
 
+def space_letters(run: RefineRun) -> dict[int, str]:
+    """Round index -> the letter of the space it sampled: a new letter per space, the same one for a round that
+    sampled the space of an earlier round again (its nets pooled with theirs)."""
+    letters: dict[int, str] = {}
+    for r in run.rounds:
+        first = r.judged[0][0] if r.judged else r.index
+        letters[r.index] = letters.get(first) or round_letter(len(set(letters.values())) + 1)
+    return letters
+
+
+def _following(run: RefineRun, r: Round) -> str:
+    """The letter of the space round r's refinement wrote."""
+    letter = space_letters(run)[r.index]
+    return round_letter(string.ascii_uppercase.index(letter) + 2) if r.refinement.kept else letter
+
+
+def _judged_rounds(r: Round) -> str:
+    return " ".join(str(j) for j, _, _ in r.judged) or str(r.index)
+
+
 def evaluation_rows(run: RefineRun) -> list[dict[str, Any]]:
-    """Every evaluation of every round, flat (the CSV)."""
-    return [{"round": r.index, "study": r.study, **e.row()} for r in run.rounds for e in r.refinement.evaluations]
+    """Every evaluation of every round, flat (the CSV); judged_rounds and judged_nets say which nets the round's
+    refinement judged (its own, or those of every round of the same space, pooled)."""
+    return [{"round": r.index, "study": r.study, "judged_rounds": _judged_rounds(r), "judged_nets": r.refinement.nets,
+             **e.row()} for r in run.rounds for e in r.refinement.evaluations]
 
 
 def _figure(figsize: tuple[float, float], *args: Any, **kwargs: Any):
@@ -49,22 +71,25 @@ def _step(ax, errors: Sequence[float], weights: Optional[Sequence[float]], color
 
 
 def _edf_rounds(run: RefineRun, out: Path) -> str:
-    """Plain and complexity-normalized error EDFs of each round's nets, one curve per round; returns the PNG."""
-    rounds = run.rounds
-    flops = [list(r.refinement.flops) for r in rounds]
+    """Plain and complexity-normalized error EDFs of each round's own nets (its sample of its space), one curve per
+    round (a pooled round may have none of its own left: no curve); returns the PNG."""
+    rounds = [r for r in run.rounds if r.errors]
+    letters = space_letters(run)
+    flops = [list(r.flops) for r in rounds]
     edges = log_bins([f for fs in flops for f in fs], max(1, min(10, min(len(fs) for fs in flops) // 10)))
     weights = [complexity_weights(fs, edges) for fs in flops]
     with matplotlib.rc_context(RC):
         fig, axes = _figure((10, 4.2), 1, 2, sharey=True)
         for ax, normalized in zip(axes, (False, True)):
             for i, r in enumerate(rounds):
-                errors = list(r.refinement.errors)
+                errors = list(r.errors)
                 w = weights[i] if normalized else None
-                label = f"{round_letter(r.index)}: round {r.index} (n={len(errors)})"
+                again = f", the space of round {r.judged[0][0]} again" if r.pooled else ""
+                label = f"{letters[r.index]}: round {r.index} (n={len(errors)}{again})"
                 if i > 0:
-                    first = list(rounds[0].refinement.errors)
+                    first = list(rounds[0].errors)
                     ks = ks_statistic(first, errors, weights[0] if normalized else None, w)
-                    label += f", KS {ks:.3f} vs A"
+                    label += f", KS {ks:.3f} vs round 1"
                 _step(ax, errors, w, COLORS[i % len(COLORS)], label)
             ax.set_xlabel("validation error (%)")
             ax.set_title("complexity-normalized EDF" if normalized else "EDF")
@@ -119,21 +144,28 @@ HEADER = ["step", "restriction", "nets satisfying", "nets removed", "structures 
 def _round_section(run: RefineRun, r: Round, out: Path) -> list[str]:
     h = html.escape
     ref = r.refinement
-    letter, following = round_letter(r.index), round_letter(r.index + 1)
+    letter, following = space_letters(run)[r.index], _following(run, r)
     space = r.space + (f" (corner {r.corner})" if r.corner else "")
-    parts = [f"<h2>Round {r.index}: space {letter} \u2192 {following}</h2>",
-             f"<p>Space {letter}: <code>{h(space)}</code>; study <code>{h(r.study)}</code> "
-             f"({'trained by this run' if r.trained else 'an existing study, refined as it is'}); "
-             f"{ref.nets} nets judged" + (f", left out: {h(', '.join(f'{n} {w}' for w, n in ref.excluded.items()))}"
-                                          if ref.excluded else "") + ". "
+    again = f" (the space of round {r.judged[0][0]} again, sampled with this round's seed)" if r.pooled else ""
+    parts = [f"<h2>Round {r.index}: space {letter} \u2192 {following}"
+             f"{'' if ref.kept else ' (unchanged)'}</h2>",
+             f"<p>Space {letter}{again}: <code>{h(space)}</code>; study <code>{h(r.study)}</code> "
+             f"({'trained by this run' if r.trained else 'an existing study, refined as it is'}), {len(r.errors)} "
+             f"usable nets. <b>Judged on {h(r.judged_text())}</b>"
+             + (f"; left out: {h(', '.join(f'{n} {w}' for w, n in ref.excluded.items()))}" if ref.excluded else "")
+             + ". "
              f"Space {following}: <a href='{h(r.file.name)}'>{h(r.file.name)}</a>"
              + (f", landing in the band in {ref.in_band:.0%} of its draws" if ref.in_band is not None else "")
              + ".</p>"]
     kept = ref.kept
     if kept:
         parts.append("<p>Kept, in order: " + "; ".join(f"<code>{h(e.restriction.text)}</code>" for e in kept) + ".</p>")
+    elif r.index < run.rounds[-1].index:
+        parts.append(f"<p class='verdict'>No restriction kept: the space is unchanged, so round {r.index + 1} sampled "
+                     f"it again and judged the samples pooled.</p>")
     else:
-        parts.append("<p class='verdict'>No restriction kept: the space is unchanged.</p>")
+        parts.append("<p class='verdict'>No restriction kept: the space is unchanged (another round would sample it "
+                     "again and judge the samples pooled).</p>")
     shown = kept + [e for e in ref.final_step() if not e.kept]
     parts.append(f"<p>The kept restrictions at the step they were kept, then every candidate of the last step "
                  f"(tested among the nets that satisfy all kept ones); every step is in <a href='{CSV}'>{CSV}</a>.</p>")
@@ -177,18 +209,21 @@ def write_refine_report(run: RefineRun, command: Optional[str] = None) -> Path:
              f"{' / m (Bonferroni over the m candidates tested in the step)' if o.correction == 'bonferroni' else ''}, "
              f"removes at least {o.min_removed:.0%} of the nets and leaves a space that lands in the band in at "
              f"least {o.min_in_band:.0%} of its draws is kept; the next step tests the rest among the nets that "
-             f"satisfy it.</p>"]
+             f"satisfy it. A round that keeps no restriction leaves the space as it was: the next round samples it "
+             f"again (with its own seed) and its refinement judges the nets of every sample of that space pooled, "
+             f"so the evidence grows; after a kept restriction a round judges its own nets only.</p>"]
     if command:
         parts.append(f"<p>Command: <code>{h(command)}</code></p>")
     for line in run.notes:
         parts.append(f"<p class='note'>{h(line)}</p>")
     if run.rounds:
         png = _edf_rounds(run, out)
-        names = " \u2192 ".join(round_letter(r.index) for r in run.rounds)
+        names = " \u2192 ".join(dict.fromkeys(space_letters(run).values()))
         parts.append(f"<h2>Error EDFs of each round's space ({h(names)})</h2><figure><img alt='EDFs of the rounds' "
-                     f"src='{png}'><figcaption>Validation error of each round's i.i.d. sample. Right: weighted by "
-                     f"1 / (nets in its FLOPs bin), log-spaced bins shared by all rounds. KS: max |F1 \u2212 F2| "
-                     f"against round 1 (<a href='edf_rounds.svg'>SVG</a>)</figcaption></figure>")
+                     f"src='{png}'><figcaption>Validation error of each round's own i.i.d. sample (a round that "
+                     f"sampled a space again keeps its letter). Right: weighted by 1 / (nets in its FLOPs bin), "
+                     f"log-spaced bins shared by all rounds. KS: max |F1 \u2212 F2| against round 1 "
+                     f"(<a href='edf_rounds.svg'>SVG</a>)</figcaption></figure>")
     for r in run.rounds:
         parts += _round_section(run, r, out)
     (out / "index.html").write_text(html_page(f"refine-{run.name}", parts), encoding="utf-8")
