@@ -43,7 +43,7 @@ from .errors import NasxError
 from .net.fit import InputShape, input_of
 from .net.spec import InceptionBlock, NetSpec, parse_yaml
 from .record import StudyInfo, TrialRecord
-from .space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, _content_hash, _overlay, drawn_width,
+from .space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, mapping_hash, overlay, drawn_width,
                     load_space, parse_space)
 from .space_sample import draft, resolve_band, sample, solve
 
@@ -201,8 +201,12 @@ def space_mapping(space: str | Path, corner: Optional[str] = None) -> tuple[dict
     data = _flat(loaded.data)
     if corner not in (None, "none"):
         loaded.corner(corner)  # an unknown corner: SpaceError naming the file and its corners
-        data = _overlay(data, copy.deepcopy(loaded.corners[corner]))  # the corner overlay is space.py's
+        data = overlay(data, copy.deepcopy(loaded.corners[corner]))  # the corner overlay is space.py's
     parsed = parse_space(data, loaded.source if corner in (None, "none") else f"{loaded.source} (corner {corner})")
+    if parsed.rule is not None:
+        raise RefineError(f"space {parsed.name}: its stages are laid out by the RegNet rule; refine tests "
+                          f"per-stage fields (depth, width, block fields, ties) and cannot restrict a rule's "
+                          f"parameters yet")
     return data, parsed
 
 
@@ -772,7 +776,7 @@ def _span(rounds: Sequence[int]) -> str:
 
 def _space_key(data: Mapping[str, Any]) -> str:
     """What makes two space mappings the same space: their content, less the name and the prose."""
-    return _content_hash({k: v for k, v in data.items() if k not in ("name", "description")})
+    return mapping_hash({k: v for k, v in data.items() if k not in ("name", "description")})
 
 
 def _seed(seed: int, k: int) -> np.random.Generator:

@@ -47,6 +47,8 @@ __all__ = [
     "shipped_spaces",
     "parse_count",
     "parse_band",
+    "overlay",
+    "mapping_hash",
 ]
 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"
@@ -341,7 +343,7 @@ class Space:
         if name not in self.corners:
             known = ", ".join(sorted(self.corners)) or "none"
             raise SpaceError(f"{self.source}: no corner {name!r} (corners: {known})")
-        merged = _overlay({k: v for k, v in self.data.items() if k != "corners"}, self.corners[name])
+        merged = overlay({k: v for k, v in self.data.items() if k != "corners"}, self.corners[name])
         narrowed = parse_space(merged, f"{self.source} (corner {name})")
         return dataclasses.replace(narrowed, source=self.source, corner_name=name, corners=self.corners,
                                    data=self.data, resolution=self.resolution, in_channels=self.in_channels,
@@ -639,7 +641,7 @@ def parse_space(data: Any, source: str) -> Space:
         return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
                      in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
                      params=bands["params"], stem=stem, head=head, stages={}, blocks={},
-                     rule=_parse_rule(top["stages"], at), content_hash=_content_hash(data),
+                     rule=_parse_rule(top["stages"], at), content_hash=mapping_hash(data),
                      corners=_parse_corners(top, at), data=dict(data))
     st = _mapping(top.get("stages"), "stages", STAGE_KEYS, at)
     for key in ("count", "depth", "width", "branch"):
@@ -694,7 +696,7 @@ def parse_space(data: Any, source: str) -> Space:
     return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
                  in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
                  params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
-                 content_hash=_content_hash(data), corners=_parse_corners(top, at), data=dict(data))
+                 content_hash=mapping_hash(data), corners=_parse_corners(top, at), data=dict(data))
 
 
 def _parse_corners(top: dict, at: _Where) -> dict:
@@ -746,17 +748,17 @@ def _parse_rule(node: dict, at: _Where) -> RegNetRule:
     return rule
 
 
-def _overlay(base: Any, top: Any) -> Any:
+def overlay(base: Any, top: Any) -> Any:
     """`top` laid over `base`: mappings merge key by key (recursively), anything else replaces."""
     if isinstance(base, dict) and isinstance(top, dict) and not (len(top) == 1 and next(iter(top)) in DIST_KINDS):
         out = dict(base)
         for key, value in top.items():
-            out[key] = _overlay(base.get(key), value) if key in base else value
+            out[key] = overlay(base.get(key), value) if key in base else value
         return out
     return top
 
 
-def _content_hash(data: Any) -> str:
+def mapping_hash(data: Any) -> str:
     """sha256 (first 12 hex digits) of the file's mapping as canonical JSON: comments and layout do not count."""
     import hashlib
     import json

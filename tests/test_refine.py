@@ -434,3 +434,10 @@ def test_cli_too_few_complete_nets(handmade):
     result = CliRunner().invoke(app, ["refine", "--study", "few", "--storage", storage, "--out", str(folder / "o")])
     assert result.exit_code == 2 and "at least 8 complete nets" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_rule_space_is_refused_in_one_line():
+    from nasx.refine import RefineError, space_mapping
+
+    with pytest.raises(RefineError, match="laid out by the RegNet rule"):
+        space_mapping("regnet")
