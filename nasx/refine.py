@@ -693,20 +693,14 @@ class StoredStudy:
 
 def load_records(study: str, storage: str) -> StoredStudy:
     """The records of a stored study and what it was made with; RefineError if there is no such study."""
-    import optuna
+    from .record import read_config
+    from .report.tables import ReportError, load_study
 
-    from .record import read_config, read_info
-    from .study.config import redact
-    from .study.storage import is_rdb, journal_path, open_storage
-
-    if not is_rdb(storage) and not journal_path(storage).is_file():
-        raise RefineError(f"unknown study {study!r}: no storage at {journal_path(storage)} (give --storage?)")
     try:
-        loaded = optuna.load_study(study_name=study, storage=open_storage(storage))
-    except KeyError:
-        raise RefineError(f"unknown study {study!r} in {redact(storage)}") from None
-    return StoredStudy([TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)], read_info(loaded),
-                       read_config(loaded))
+        data = load_study(study, storage)
+    except ReportError as e:
+        raise RefineError(str(e)) from None
+    return StoredStudy(list(data.records), data.info, read_config(data.study))
 
 
 def round_study(name: str, k: int) -> str:

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo("interrupted: run the same command again to resume", err=True)
                 raise typer.Exit(130)
         try:
-            from ..fidelity import fidelity_storage, load_fidelity, measure
+            from ..fidelity import load_fidelity, measure
 
             folder = write_fidelity_report(name, storage=storage, out=out, min_tau=min_tau, top_k=top_k,
                                            command=command)

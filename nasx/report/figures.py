@@ -198,6 +198,32 @@ def vs_throughput(datas, out: Path) -> Figure:
     return Figure(stem, title, caption, save(fig, out, stem))
 
 
+def edf_pair(errors: Sequence[Sequence[float]], flops: Sequence[Sequence[float]], labels: Sequence[str], first: str,
+             bins: int):
+    """Plain and complexity-normalized EDFs of errors (%), one curve a sample, KS to the first (named `first`) in
+    the legend; the normalization's log-spaced FLOPs bins are shared by all samples. Returns (figure, bin edges)."""
+    edges = log_bins([f for fs in flops for f in fs], bins)
+    weights = [complexity_weights(fs, edges) for fs in flops]
+    fig, axes = _subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    for ax, normalized in zip(axes, (False, True)):
+        for k, errs in enumerate(errors):
+            w = weights[k] if normalized else None
+            xs, fs = edf(list(errs), w)
+            label = labels[k]
+            if k > 0:
+                ks = ks_statistic(list(errors[0]), list(errs), weights[0] if normalized else None, w)
+                label += f", KS={ks:.3f} vs {first}"
+            ax.step([xs[0]] + xs, [0.0] + fs, where="post", color=COLORS[k % len(COLORS)], lw=1.6, label=label)
+        ax.set_xlabel("validation error (%)")
+        ax.set_title("complexity-normalized EDF" if normalized else "EDF")
+        ax.grid(True, alpha=0.25)
+        ax.set_ylim(0, 1.02)
+        ax.legend(loc="lower right")
+    axes[0].set_ylabel("cumulative share of models")
+    fig.tight_layout()
+    return fig, edges
+
+
 def edf_figure(datas, out: Path, bins: int = 10) -> Figure:
     """Plain and complexity-normalized error EDFs, one curve per study, KS to the first study in the legend."""
     stem, title = "error_edf", "Error EDFs"
@@ -207,25 +233,7 @@ def edf_figure(datas, out: Path, bins: int = 10) -> Figure:
                                    f"({', '.join(few)} {'has' if len(few) == 1 else 'have'} fewer).")
     errors = [(100 * (1 - _complete(d)["val_acc"].astype(float))).tolist() for d in datas]
     flops = [_complete(d)["flops"].astype(float).tolist() for d in datas]
-    edges = log_bins([f for fs in flops for f in fs], bins)
-    weights = [complexity_weights(fs, edges) for fs in flops]
-    fig, axes = _subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    for panel, (ax, normalized) in enumerate(zip(axes, (False, True))):
-        for k, data in enumerate(datas):
-            w = weights[k] if normalized else None
-            xs, fs = edf(errors[k], w)
-            label = f"{data.name} (n={len(errors[k])})"
-            if k > 0:
-                ks = ks_statistic(errors[0], errors[k], weights[0] if normalized else None, w)
-                label += f", KS={ks:.3f} vs {datas[0].name}"
-            ax.step([xs[0]] + xs, [0.0] + fs, where="post", color=COLORS[k % len(COLORS)], lw=1.6, label=label)
-        ax.set_xlabel("validation error (%)")
-        ax.set_title("complexity-normalized EDF" if normalized else "EDF")
-        ax.grid(True, alpha=0.25)
-        ax.set_ylim(0, 1.02)
-        ax.legend(loc="lower right")
-    axes[0].set_ylabel("cumulative share of models")
-    fig.tight_layout()
+    fig, edges = edf_pair(errors, flops, [f"{d.name} (n={len(e)})" for d, e in zip(datas, errors)], datas[0].name, bins)
     caption = (f"Empirical distribution of validation error (Radosavovic et al. 2019). Right: each model weighted by "
                f"1 / (models in its FLOPs bin), {len(edges) - 1} log-spaced bins from {edges[0]:.3g} to "
                f"{edges[-1]:.3g} FLOPs shared by all studies. KS: max |F1 - F2| over the pooled errors.")

@@ -15,10 +15,10 @@ from typing import Any, Optional, Sequence
 
 import matplotlib
 
-from ..analysis import complexity_weights, edf, ks_statistic, log_bins
+from ..analysis import complexity_weights, edf, log_bins
 from ..refine import Evaluation, RefineRun, Round
 from ..study.config import redact
-from .figures import COLORS, RC, save
+from .figures import COLORS, RC, _subplots, edf_pair, save
 from .page import fmt, html_page, html_table
 
 __all__ = ["write_refine_report", "evaluation_rows", "round_letter", "space_letters"]
@@ -58,13 +58,6 @@ def evaluation_rows(run: RefineRun) -> list[dict[str, Any]]:
              **e.row()} for r in run.rounds for e in r.refinement.evaluations]
 
 
-def _figure(figsize: tuple[float, float], *args: Any, **kwargs: Any):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(*args, **kwargs)
-
-
 def _step(ax, errors: Sequence[float], weights: Optional[Sequence[float]], color, label: str, style: str = "-") -> None:
     xs, fs = edf([100 * e for e in errors], weights)
     ax.step([xs[0]] + xs, [0.0] + fs, where="post", color=color, lw=1.6, ls=style, label=label)
@@ -75,29 +68,12 @@ def _edf_rounds(run: RefineRun, out: Path) -> str:
     round (a pooled round may have none of its own left: no curve); returns the PNG."""
     rounds = [r for r in run.rounds if r.errors]
     letters = space_letters(run)
-    flops = [list(r.flops) for r in rounds]
-    edges = log_bins([f for fs in flops for f in fs], max(1, min(10, min(len(fs) for fs in flops) // 10)))
-    weights = [complexity_weights(fs, edges) for fs in flops]
+    labels = [f"{letters[r.index]}: round {r.index} (n={len(r.errors)}"
+              + (f", the space of round {r.judged[0][0]} again" if r.pooled else "") + ")" for r in rounds]
+    bins = max(1, min(10, min(len(r.flops) for r in rounds) // 10))
     with matplotlib.rc_context(RC):
-        fig, axes = _figure((10, 4.2), 1, 2, sharey=True)
-        for ax, normalized in zip(axes, (False, True)):
-            for i, r in enumerate(rounds):
-                errors = list(r.errors)
-                w = weights[i] if normalized else None
-                again = f", the space of round {r.judged[0][0]} again" if r.pooled else ""
-                label = f"{letters[r.index]}: round {r.index} (n={len(errors)}{again})"
-                if i > 0:
-                    first = list(rounds[0].errors)
-                    ks = ks_statistic(first, errors, weights[0] if normalized else None, w)
-                    label += f", KS {ks:.3f} vs round 1"
-                _step(ax, errors, w, COLORS[i % len(COLORS)], label)
-            ax.set_xlabel("validation error (%)")
-            ax.set_title("complexity-normalized EDF" if normalized else "EDF")
-            ax.grid(True, alpha=0.25)
-            ax.set_ylim(0, 1.02)
-            ax.legend(loc="lower right")
-        axes[0].set_ylabel("cumulative share of models")
-        fig.tight_layout()
+        fig, _ = edf_pair([[100 * e for e in r.errors] for r in rounds], [list(r.flops) for r in rounds], labels,
+                          "round 1", bins)
         return save(fig, out, "edf_rounds")
 
 
@@ -107,7 +83,7 @@ def _kept_figure(r: Round, out: Path) -> Optional[str]:
     if not kept:
         return None
     with matplotlib.rc_context(RC):
-        fig, axes = _figure((4.2 * len(kept), 3.8), 1, len(kept), squeeze=False, sharey=True)
+        fig, axes = _subplots(1, len(kept), figsize=(4.2 * len(kept), 3.8), squeeze=False, sharey=True)
         for ax, e in zip(axes[0], kept):
             edges = log_bins(list(e.subset_flops + e.rest_flops), max(1, min(10, e.nets // 10)))
             _step(ax, e.subset_errors, complexity_weights(list(e.subset_flops), edges), COLORS[0],
