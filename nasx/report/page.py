@@ -104,7 +104,8 @@ def proxy_text(d: StudyData) -> str:
         if i.val_size else "?"
     parts = [f"{i.epochs} epoch(s) on {i.fraction:.0%} of the training split" if i.epochs and i.fraction else "?",
              f"validation on {val} held out of the training split (the test split is not used)"]
-    parts += [f"{k.replace('_', ' ')} {v}" for k, v in dict(i.proxy).items()]
+    parts += [f"trained at {v} px (images resized; FLOPs are the net's at the data's side)" if k == "resolution"
+              else f"{k.replace('_', ' ')} {v}" for k, v in dict(i.proxy).items()]
     return "; ".join(parts)
 
 
