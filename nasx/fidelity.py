@@ -106,14 +106,17 @@ class Budget:
 
 
 def default_budgets(cuda: bool, native: int) -> tuple[tuple[Budget, ...], Budget]:
-    """The proxies and reference `nasx fidelity` uses without --proxy/--reference: on a CPU, a pass over an eighth
-    and a quarter of the training split, and a quarter at 3/4 of the image side (24 px for CIFAR), against one
-    pass over all of it (4x the largest); on a GPU, 1, 2 and 5 epochs (explore's proxy) against 20."""
+    """The proxies and reference `nasx fidelity` uses without --proxy/--reference: the proxy `nasx explore` trains on
+    by default is the reference, and the proxies are what could replace it. On a CPU: one pass over a sixteenth
+    and an eighth of the training split, and an eighth at 3/4 of the image side (24 px for CIFAR), against one
+    pass over half (4x the largest); on a GPU: 1 epoch on a quarter, 2 on half, 5 on all (explore's GPU proxy)
+    against 20."""
     if cuda:
         return (Budget(1, 0.25), Budget(2, 0.5), Budget(5, 1.0)), Budget(20, 1.0)
     smaller = max(8, round(0.75 * native / 4) * 4)
-    proxies = (Budget(1, 0.125),) + ((Budget(1, 0.25, resolution=smaller),) if smaller < native else ()) + (Budget(1, 0.25),)
-    return proxies, Budget(1, 1.0)
+    proxies = ((Budget(1, 0.0625),) + ((Budget(1, 0.125, resolution=smaller),) if smaller < native else ())
+               + (Budget(1, 0.125),))
+    return proxies, Budget(1, 0.5)
 
 
 @dataclass(frozen=True)
