@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..fidelity import MIN_TAU, FidelityResult, load_fidelity, measure
-from .figures import RC, _subplots, save
+from .figures import RC, _subplots, log_axis, save
 from .page import html_page, html_table
 
 __all__ = ["write_fidelity_report"]
@@ -65,8 +65,9 @@ def _cost_vs_tau(result: FidelityResult, out: Path, min_tau: float) -> Optional[
                         textcoords="offset points", xytext=(6, 4), fontsize=8)
         ax.axhline(min_tau, color="0.4", ls="--", lw=1)
         ax.text(ax.get_xlim()[0], min_tau, f" threshold tau = {min_tau:g}", va="bottom", fontsize=8, color="0.3")
-        ax.set_xscale("log")
-        ax.set_xlabel(f"measured seconds per net ({result.device or 'device'})")
+        log_axis(ax, [p.seconds_per_net for p in proxies])
+        ax.set_xlabel(f"measured seconds per net ({result.device or 'device'}); the reference: "
+                      f"{result.reference_seconds:.0f} s")
         ax.set_ylabel(f"Kendall tau vs reference {result.reference}")
         ax.set_ylim(min(-0.1, min(p.tau_ci[0] for p in proxies if p.tau_ci[0] == p.tau_ci[0]) - 0.05
                         if any(p.tau_ci[0] == p.tau_ci[0] for p in proxies) else -0.1), 1.05)
