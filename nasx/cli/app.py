@@ -21,7 +21,7 @@ for module in (net, space, train, explore, report, ablate, fidelity, refine):
 
 
 def main() -> None:
-    """Console entry point: process-wide settings belong here (SIGTERM as Ctrl-C, Optuna's log level)."""
+    """Console entry point: process-wide settings belong here (SIGINT and SIGTERM as Ctrl-C, Optuna's log level)."""
     import signal
 
     import optuna
@@ -30,6 +30,9 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    # a shell without job control starts background commands with SIGINT ignored, and Python keeps an ignored
+    # SIGINT: `nasx explore ... &` from a script would then not stop on `kill -INT` (nor on Ctrl-C after `fg`)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         app()
