@@ -175,14 +175,17 @@ def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, 
 def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
                studies_dir: str = "studies") -> list[NetSpec]:
     """The distinct nets of a study's complete trials in trial order (the first n)."""
-    from .report.tables import ReportError, load_study
+    from .record import TrialRecord, storage_url
+    from .study.config import StudyError
+    from .study.storage import load_existing
 
     try:
-        data = load_study(study, storage, studies_dir)
-    except ReportError as e:
+        loaded = load_existing(study, storage_url(study, storage, studies_dir))
+    except StudyError as e:
         raise FidelityError(str(e)) from None
+    records = [TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)]
     nets: dict[str, NetSpec] = {}
-    for rec in sorted(data.records, key=lambda r: r.number):
+    for rec in sorted(records, key=lambda r: r.number):
         if rec.state == "COMPLETE" and rec.spec is not None and rec.duplicate_of is None:
             nets.setdefault(rec.spec_id, rec.net)
     out = list(nets.values())

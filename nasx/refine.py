@@ -693,14 +693,16 @@ class StoredStudy:
 
 def load_records(study: str, storage: str) -> StoredStudy:
     """The records of a stored study and what it was made with; RefineError if there is no such study."""
-    from .record import read_config
-    from .report.tables import ReportError, load_study
+    from .record import read_config, read_info
+    from .study.config import StudyError
+    from .study.storage import load_existing
 
     try:
-        data = load_study(study, storage)
-    except ReportError as e:
+        loaded = load_existing(study, storage)
+    except StudyError as e:
         raise RefineError(str(e)) from None
-    return StoredStudy(list(data.records), data.info, read_config(data.study))
+    return StoredStudy([TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)], read_info(loaded),
+                       read_config(loaded))
 
 
 def round_study(name: str, k: int) -> str:

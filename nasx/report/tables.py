@@ -15,7 +15,6 @@ from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..record import StudyInfo, TrialRecord, read_info, storage_url
 from ..study.config import redact
-from ..study.storage import is_rdb, journal_path, open_storage
 
 __all__ = ["ReportError", "StudyData", "ZooRef", "load_study", "trials_table", "pareto_table", "zoo_references",
            "best_trial", "find_trial", "study_input", "COLUMNS"]
@@ -59,15 +58,14 @@ class ZooRef:
 
 def load_study(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies") -> StudyData:
     """Read a stored study into a StudyData; ReportError if there is no such study."""
-    import optuna
+    from ..study.config import StudyError
+    from ..study.storage import load_existing
 
     url = storage_url(name, storage, studies_dir)
-    if not is_rdb(url) and not journal_path(url).is_file():
-        raise ReportError(f"unknown study {name!r}: no storage at {journal_path(url)} (give --storage?)")
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
-    except KeyError:
-        raise ReportError(f"unknown study {name!r} in {redact(url)}") from None
+        study = load_existing(name, url)
+    except StudyError as e:
+        raise ReportError(str(e)) from None
     records = [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
     return StudyData(name=name, storage=redact(url), info=read_info(study), trials=trials_table(records, name),
                      records=records, study=study)

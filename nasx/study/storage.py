@@ -157,3 +157,17 @@ def open_study(cfg: StudyConfig, storage: Any, worker: int = 0, space_hash: Opti
     if [d.name.lower() for d in study.directions] != directions:
         raise StudyError(f"study {cfg.name!r} has other objectives; use another --study name")
     return study
+
+
+def load_existing(name: str, url: str):
+    """The stored study `name` at `url` (never created here); StudyError naming the storage if it is not there."""
+    import optuna
+
+    from .config import redact
+
+    if not is_rdb(url) and not journal_path(url).is_file():
+        raise StudyError(f"unknown study {name!r}: no storage at {journal_path(url)} (give --storage?)")
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        raise StudyError(f"unknown study {name!r} in {redact(url)}") from None
