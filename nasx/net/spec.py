@@ -41,6 +41,7 @@ __all__ = [
     "conv_out",
     "pool_out",
     "load_spec",
+    "paths_from",
 ]
 
 
@@ -872,11 +873,15 @@ def _block_from(data: Any, where: str) -> Block:
     if branch not in _BLOCKS:
         raise SpecError(f"{where}.branch: unknown branch type {branch!r} (choose from {', '.join(BRANCHES)})")
     if branch == "multibranch":
-        paths = data.get("paths", [])
-        if not isinstance(paths, list):
-            raise SpecError(f"{where}.paths: expected a list")
-        data = {**data, "paths": tuple(_path_from(p, f"{where}.path {i}") for i, p in enumerate(paths, start=1))}
+        data = {**data, "paths": paths_from(data.get("paths", []), where)}
     return _make(_BLOCKS[branch], data, where)
+
+
+def paths_from(data: Any, where: str) -> tuple[BlockPath, ...]:
+    """A multibranch block's paths from their JSON/YAML list (a spec file's, or a space file's)."""
+    if not isinstance(data, list):
+        raise SpecError(f"{where}.paths: expected a list")
+    return tuple(_path_from(p, f"{where}.path {i}") for i, p in enumerate(data, start=1))
 
 
 def _net_from_dict(data: Any) -> NetSpec:
