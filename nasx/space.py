@@ -216,7 +216,7 @@ def _label(value: Any) -> str:
 
 
 def _path_label(path: BlockPath) -> str:
-    """e.g. `avg3s1p1x 1x1 64`, `1x1 256, 3x3/2 384 V`, `1x1 384, (1x3 256 + 3x1 256)`: every field, so labels differ."""
+    """e.g. `avg3s1p1x, 1x1 64`, `1x1 256, 3x3/2 384 V`, `1x1 384, (1x3 256 + 3x1 256)`: every field, so labels differ."""
     def conv(c) -> str:
         kh, kw = (c.kernel, c.kernel) if isinstance(c.kernel, int) else c.kernel
         return f"{kh}x{kw}" + (f"/{c.stride}" if c.stride != 1 else "") + f" {c.width}" + (" V" if c.padding == "valid" else "")
@@ -584,10 +584,13 @@ def _paths_dist(node: Any, key: str, at: _Where) -> Dist | PerStage:
             if not isinstance(arg, list) or not arg:
                 raise at.fail(key, f"{kind} needs a non-empty list of path lists")
             modules = tuple(paths_from(v, "") for v in arg)
-            return Dist("choice", modules) if kind == "choice" else PerStage(modules)
-        return Dist("fixed", (paths_from(node, ""),))
+        else:
+            kind, modules = "fixed", (paths_from(node, ""),)
+        for paths in modules:
+            MultiBranchBlock(paths=paths)._check("")  # each conv and pool as a spec would check it
+        return PerStage(modules) if kind == "per_stage" else Dist(kind, modules)
     except SpecError as e:
-        raise at.fail(key, str(e).lstrip(".")) from None
+        raise at.fail(key, str(e).lstrip(".").removeprefix("paths: ")) from None
 
 
 def _dist(node: Any, key: str, at: _Where, per_stage: bool = False) -> Dist | PerStage:

@@ -427,6 +427,11 @@ def test_inception_resnet_v1_is_a_member_of_the_inception_spaces_corner():
     (RULE + "  width: {log_int: [8, 64]}\n", "stages.width: unknown key (known: rule, count, depth"),
     (RULE + "  stride: {choice: [1, 2]}\n", "stages.stride: a value or per_stage (rule regnet"),
     (RULE + "ties: {width: same}\n", "ties: a rule space has none"),
+    (MULTI.replace("{width: 12, kernel: [1, 3]}", "{width: 0, kernel: [1, 3]}"),
+     "stages.multibranch.paths: path 2.convs 2.width: 0 must be an integer >= 1"),
+    (MULTI.replace("paths: {choice:", "paths: {per_stage: 3, choice:"), "stages.multibranch.paths: expected a list"),
+    (MULTI.replace("residual: {choice: [true, false]}", "residual: {per_stage: [true, maybe]}"),
+     "stages.multibranch.residual: 'maybe' is not true or false"),
 ])
 def test_bad_files_give_one_line_naming_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
