@@ -24,8 +24,10 @@ from .net.regnet import QUANTUM, RuleStage, rule_parameters
 from .net.spec import (
     AggregatedBlock,
     BRANCHES,
+    BlockPath,
     Head,
     InceptionBlock,
+    MultiBranchBlock,
     NetSpec,
     PlainBlock,
     Pool,
@@ -33,6 +35,7 @@ from .net.spec import (
     SpecError,
     Stem,
     parse_yaml,
+    paths_from,
 )
 
 __all__ = [
@@ -128,9 +131,9 @@ class Dist:
 
     def describe(self) -> str:
         if self.kind == "fixed":
-            return _label(self.values[0]) if isinstance(self.values[0], Pool) else repr(self.values[0])
+            return _label(self.values[0]) if isinstance(self.values[0], (Pool, tuple)) else repr(self.values[0])
         if self.kind == "choice":
-            return "{" + ", ".join(map(str, self.values)) + "}"
+            return "{" + ", ".join(map(_label, self.values)) + "}"
         lo, hi = self.values
         return f"{lo}..{hi}" + ("" if self.kind in ("int", "float") else f" ({self.kind})")
 
@@ -192,6 +195,9 @@ class PerStage:
     def at(self, index: int) -> Any:
         return self.values[min(index, len(self.values) - 1)]
 
+    def size(self) -> float:
+        return 1.0  # placed, not drawn
+
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
@@ -204,7 +210,25 @@ def _same(a: Any, b: Any) -> bool:
 def _label(value: Any) -> str:
     if isinstance(value, Pool):
         return f"pool{value.kernel}s{value.stride}p{value.padding}" + ("c" if value.ceil_mode else "")
+    if isinstance(value, tuple) and value and all(isinstance(p, BlockPath) for p in value):
+        return "[" + " | ".join(_path_label(p) for p in value) + "]"  # a multibranch module's paths
     return str(value)
+
+
+def _path_label(path: BlockPath) -> str:
+    """e.g. `avg3s1p1x, 1x1 64`, `1x1 256, 3x3/2 384 V`, `1x1 384, (1x3 256 + 3x1 256)`: every field, so labels differ."""
+    def conv(c) -> str:
+        kh, kw = (c.kernel, c.kernel) if isinstance(c.kernel, int) else c.kernel
+        return f"{kh}x{kw}" + (f"/{c.stride}" if c.stride != 1 else "") + f" {c.width}" + (" V" if c.padding == "valid" else "")
+    parts = []
+    if path.pool is not None:
+        pool = path.pool
+        parts.append(f"{pool.kind}{pool.kernel}s{pool.stride}p{pool.padding}" + ("c" if pool.ceil_mode else "")
+                     + ("" if pool.count_include_pad else "x"))
+    parts += [conv(c) for c in path.convs]
+    if path.split:
+        parts.append("(" + " + ".join(conv(c) for c in path.split) + ")")
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,10 +241,11 @@ BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "aggregated": ("cardinality", "bottleneck_ratio", "shortcut"),
     "inception": ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj", "kernel_5x5", "residual",
                   "factorize", "n", "pool_kind", "scale"),
+    "multibranch": ("paths", "residual", "scale", "activation"),  # paths as a spec file writes them; fixed widths
 }
 INCEPTION_WIDTHS = ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj")
 _BLOCK_CLASS = {"plain": PlainBlock, "residual": ResidualBlock, "aggregated": AggregatedBlock,
-                "inception": InceptionBlock}
+                "inception": InceptionBlock, "multibranch": MultiBranchBlock}
 STAGE_KEYS = ("count", "depth", "width", "branch", "stride", "pool") + BRANCHES
 TIE_KINDS = {"stem_width": ("stage1",), "width": ("same", "double", "non_decreasing"),
              "depth": ("same", "non_decreasing")}
@@ -425,8 +450,13 @@ class Space:
                     values.pop("n")
                 if not block.residual:
                     values.pop("scale")
+            if branch == "multibranch" and not block.residual:
+                values.pop("scale")
+                values.pop("activation")
             for name, value in values.items():
-                yield from _check(dists[name], value, f"{where}.block.{name}")
+                dist = dists[name]
+                dist = Dist("fixed", (dist.at(i),)) if isinstance(dist, PerStage) else dist  # placed per stage
+                yield from _check(dist, value, f"{where}.block.{name}")
                 if self.tied(name) == "same":
                     key = f"{branch}.{name}"
                     if key in first and not _same(first[key], value):
@@ -496,13 +526,14 @@ class Space:
 
 
 def drawn_width(stage) -> bool:
-    """Whether a stage's width is its own parameter (not the sum of inception branch widths)."""
-    return not (isinstance(stage.block, InceptionBlock) and not stage.block.residual)
+    """Whether a stage's width is its own parameter (not the sum of inception branch widths, nor a
+    non-residual multibranch module's concatenation)."""
+    return not (isinstance(stage.block, (InceptionBlock, MultiBranchBlock)) and not stage.block.residual)
 
 
 def _check(dist: Any, value: Any, where: str) -> Iterator[str]:
     if isinstance(dist, Dist) and not dist.holds(value):
-        shown = _label(value) if isinstance(value, Pool) else value
+        shown = _label(value)
         verb = "outside" if dist.kind not in ("fixed", "choice") else "not in"
         yield f"{where}: {shown} {verb} {dist.describe()}"
 
@@ -543,12 +574,31 @@ def _mapping(node: Any, key: str, known: tuple[str, ...], at: _Where) -> dict:
     return node
 
 
+def _paths_dist(node: Any, key: str, at: _Where) -> Dist | PerStage:
+    """A multibranch section's `paths`: one module's path list, {choice: [...]} or {per_stage: [...]} of them."""
+    if node is None:
+        raise at.fail(key, "missing (the module's paths, as a spec file writes them)")
+    try:
+        if isinstance(node, dict) and len(node) == 1 and next(iter(node)) in ("choice", "per_stage"):
+            kind, arg = next(iter(node.items()))
+            if not isinstance(arg, list) or not arg:
+                raise at.fail(key, f"{kind} needs a non-empty list of path lists")
+            modules = tuple(paths_from(v, "") for v in arg)
+        else:
+            kind, modules = "fixed", (paths_from(node, ""),)
+        for paths in modules:
+            MultiBranchBlock(paths=paths)._check("")  # each conv and pool as a spec would check it
+        return PerStage(modules) if kind == "per_stage" else Dist(kind, modules)
+    except SpecError as e:
+        raise at.fail(key, str(e).lstrip(".").removeprefix("paths: ")) from None
+
+
 def _dist(node: Any, key: str, at: _Where, per_stage: bool = False) -> Dist | PerStage:
     if isinstance(node, dict) and len(node) == 1 and next(iter(node)) in DIST_KINDS + ("per_stage",):
         kind, arg = next(iter(node.items()))
         if kind == "per_stage":
             if not per_stage:
-                raise at.fail(key, "per_stage is only for stride and pool")
+                raise at.fail(key, "per_stage is only for stride, pool and multibranch fields")
             if not isinstance(arg, list) or not arg:
                 raise at.fail(key, "per_stage needs a non-empty list")
             return PerStage(tuple(_value(v, key, at) for v in arg))
@@ -629,7 +679,7 @@ def parse_space(data: Any, source: str) -> Space:
                       f"stem.{k}", at) for k in ("kind", "width")}
     stem["mid_width"] = _typed(_dist(stem_node.get("mid_width", 64), "stem.mid_width", at), 64, "stem.mid_width", at)
     for kind in stem["kind"].values:
-        if kind not in ("imagenet", "cifar", "simple", "alexnet", "googlenet", "none"):
+        if kind not in ("imagenet", "cifar", "simple", "alexnet", "googlenet", "inception_resnet_v1", "none"):
             raise at.fail("stem.kind", f"unknown stem {kind!r}")
     head_node = _mapping(top.get("head"), "head", tuple(f.name for f in dataclasses.fields(Head)), at)
     head = {k: _dist(v, f"head.{k}", at) for k, v in head_node.items()}
@@ -665,17 +715,25 @@ def parse_space(data: Any, source: str) -> Space:
         raise at.fail("stages.width", "widths must be integers >= 1")
     blocks: dict[str, dict[str, Any]] = {}
     for branch in stages["branch"].values:
-        if branch not in BLOCK_FIELDS:  # multibranch is a spec branch, not (yet) a space branch
+        if branch not in BLOCK_FIELDS:
             raise at.fail("stages.branch", f"unknown branch {branch!r} (choose from {', '.join(BLOCK_FIELDS)})")
         known = BLOCK_FIELDS[branch] + (("pool",) if branch == "inception" else ("stride", "pool"))
         node = _mapping(st.get(branch), f"stages.{branch}", known, at)
         cls = _BLOCK_CLASS[branch]
         entry = {}
         for f in BLOCK_FIELDS[branch]:
+            if branch == "multibranch" and f == "paths":
+                entry[f] = _paths_dist(node.get(f), f"stages.{branch}.{f}", at)
+                continue
             default = 0.25 if f == "bottleneck_ratio" and branch == "aggregated" else (
                 _field_default(cls, f) if f in {x.name for x in dataclasses.fields(cls)} else None)
-            entry[f] = _typed(_dist(node.get(f, default), f"stages.{branch}.{f}", at), default,
-                              f"stages.{branch}.{f}", at)
+            # a multibranch stage may place its fields per stage: a net's module sequence (Inception-ResNet's A, Reduction-A, ...)
+            dist = _dist(node.get(f, default), f"stages.{branch}.{f}", at, per_stage=branch == "multibranch")
+            if isinstance(dist, PerStage):
+                _typed(Dist("choice", dist.values), default, f"stages.{branch}.{f}", at)
+                entry[f] = dist
+            else:
+                entry[f] = _typed(dist, default, f"stages.{branch}.{f}", at)
         for f in ("stride", "pool"):
             if f in node:
                 entry[f] = _dist(node[f], f"stages.{branch}.{f}", at, per_stage=True)
@@ -683,7 +741,7 @@ def parse_space(data: Any, source: str) -> Space:
             raise at.fail("stages.aggregated.cardinality", "must be >= 1")
         blocks[branch] = entry
     for branch in st:
-        if branch in BRANCHES and branch not in blocks:
+        if branch in BRANCHES and branch not in blocks and st[branch] is not None:  # null: a corner drops the section
             raise at.fail(f"stages.{branch}", f"{branch} is not among stages.branch")
 
     ties = _mapping(top.get("ties"), "ties", tuple(TIE_KINDS) + tuple(

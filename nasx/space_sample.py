@@ -18,8 +18,9 @@ import numpy as np
 
 from .net.complexity import Complexity, complexity
 from .net.regnet import QUANTUM, RegNetParams, regnet_stages
-from .space import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, Space, SpaceError
-from .net.spec import AggregatedBlock, Head, InceptionBlock, NetSpec, PlainBlock, ResidualBlock, SpecError, Stage, Stem
+from .space import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, PerStage, Space, SpaceError
+from .net.spec import (AggregatedBlock, Head, InceptionBlock, MultiBranchBlock, NetSpec, PlainBlock, ResidualBlock,
+                       SpecError, Stage, Stem)
 
 __all__ = ["Sample", "SampleRun", "Draft", "RuleDraft", "Rejected", "draft", "solve", "sample", "suggest",
            "resolve_band"]
@@ -73,7 +74,7 @@ class _StageDraft:
     stride: int
     pool: Any
     fields: dict[str, Any]  # the block's structural fields
-    raw_width: float | None  # None: a plain inception stage, whose width is its branches' sum
+    raw_width: float | None  # None: a plain inception stage (its branches' sum) or a non-residual multibranch one (its concatenation)
     raw_branches: dict[str, float]  # inception branch widths
     quantum: int  # the width must be a multiple of it (aggregated: cardinality and group width)
 
@@ -127,7 +128,9 @@ class Draft:
         for st in self.stages:
             branches = tuple(sp.blocks["inception"][c].nearest(st.raw_branches[c] * s) for c in INCEPTION_WIDTHS) \
                 if st.raw_branches else ()
-            if st.raw_width is None:
+            if st.raw_width is None and st.branch == "multibranch":
+                width = MultiBranchBlock(paths=st.fields["paths"]).w_concat(sp.in_channels if w_in is None else w_in)
+            elif st.raw_width is None:
                 c1x1, _, c3x3, _, c5x5, pool_proj = branches
                 width = c1x1 + c3x3 + c5x5 + pool_proj
             else:
@@ -229,6 +232,9 @@ def _block(st: _StageDraft, width: int, branches: tuple):
         cardinality = f["cardinality"]
         return AggregatedBlock(cardinality=cardinality, group_width=round(width * f["bottleneck_ratio"]) // cardinality,
                                shortcut=f["shortcut"])
+    if st.branch == "multibranch":
+        return MultiBranchBlock(paths=f["paths"], residual=f["residual"], scale=float(f["scale"]),
+                                activation=f["activation"])
     return InceptionBlock(**dict(zip(INCEPTION_WIDTHS, branches)), kernel_5x5=f["kernel_5x5"], residual=f["residual"],
                           factorize=f["factorize"], n=f["n"] if f["factorize"] == "asymmetric" else 7,
                           pool_kind=f["pool_kind"], scale=float(f["scale"]) if f["residual"] else 1.0)
@@ -270,8 +276,10 @@ def draft(space: Space, draw: Draw) -> Draft | RuleDraft:
             depths.sort()
     shared: dict[str, Any] = {}
 
-    def field_value(branch: str, name: str, where: str) -> Any:
+    def field_value(branch: str, name: str, where: str, index: int) -> Any:
         dist = sp.blocks[branch][name]
+        if isinstance(dist, PerStage):
+            return dist.at(index)  # placed, not drawn
         if sp.tied(name) == "same":
             key = f"{branch}.{name}"
             if key not in shared:
@@ -292,14 +300,17 @@ def draft(space: Space, draw: Draw) -> Draft | RuleDraft:
             if branch == "residual" and name == "bottleneck_ratio" and fields.get("kind") != "bottleneck":
                 fields[name] = 0.25  # irrelevant to a basic block: the spec's default keeps ids canonical
                 continue
-            fields[name] = field_value(branch, name, where)
+            if branch == "multibranch" and name in ("scale", "activation") and not fields["residual"]:
+                fields[name] = 1.0 if name == "scale" else True  # the residual form's: the spec's defaults
+                continue
+            fields[name] = field_value(branch, name, where, i)
         quantum = 1
         if branch == "aggregated":
             quantum = _aggregated_quantum(fields["cardinality"], fields["bottleneck_ratio"])
         raw_branches = {}
         if branch == "inception":
             raw_branches = {c: float(draw(f"{where}.{c}", sp.blocks["inception"][c])) for c in INCEPTION_WIDTHS}
-        plain_inception = branch == "inception" and not fields["residual"]
+        plain_inception = branch in ("inception", "multibranch") and not fields["residual"]
         stages.append(_StageDraft(depth=depths[i], branch=branch, stride=placed["stride"], pool=placed["pool"],
                                   fields=fields, raw_width=None if plain_inception else 0.0,
                                   raw_branches=raw_branches, quantum=quantum))

@@ -11,7 +11,7 @@ import nasx
 from nasx.net.verify import measure
 from nasx.net.build import make_aux
 from nasx.net.complexity import aux_classifier_params
-from nasx.net.spec import AuxHead, Head, InceptionBlock, MultiBranchBlock, Pool, Stage, Stem, pair
+from nasx.net.spec import AuxHead, BlockPath, Conv, Head, InceptionBlock, MultiBranchBlock, Pool, Stage, Stem, pair
 from nasx.net.zoo import ZOO
 from random_specs import random_spec
 
@@ -75,6 +75,18 @@ def test_simple_stem_counts_equal_fvcore_and_numel(resolution):
     """The 3x3/2 stem before a strided aggregated stage, at even and odd sides."""
     block = nasx.AggregatedBlock(cardinality=4, group_width=6)
     spec = nasx.NetSpec(stem=Stem("simple", 12), stages=(Stage(2, 24, block, stride=2),), resolution=resolution)
+    assert_counts_equal(spec)
+
+
+@pytest.mark.parametrize("resolution", [75, 90, 123])
+def test_inception_resnet_v1_stem_counts_equal_fvcore_and_numel(resolution):
+    """Fig. 14's stem (its last conv strides where the v3 stem pools) before a small residual module and a
+    reduction, at odd and even sides."""
+    residual = MultiBranchBlock(paths=(BlockPath(convs=(Conv(4),)), BlockPath(convs=(Conv(4), Conv(6, (1, 7))))),
+                                residual=True, scale=0.17)
+    reduction = MultiBranchBlock(paths=(BlockPath(convs=(Conv(5, 3, 2, "valid"),)), BlockPath(pool=Pool(3, 2))))
+    spec = nasx.NetSpec(stem=Stem("inception_resnet_v1", 12), stages=(Stage(2, 10, residual), Stage(1, 15, reduction)),
+                        head=Head("linear", dropout=0.2), num_classes=7, resolution=resolution)
     assert_counts_equal(spec)
 
 

@@ -16,9 +16,9 @@ from nasx.net.verify import measure
 fvcore_nn = pytest.importorskip("fvcore.nn")
 
 # zoo name -> (library, constructor name); zoo nets that neither library has (googlenet_paper,
-# alexnet_paper, vgg11_lrn, vgg16_c) are checked against their papers' counts in test_zoo.py
+# alexnet_paper, vgg11_lrn, vgg16_c, inception_resnet_v1) are checked against their papers' counts in test_zoo.py
 TIMM = {"inception_v4": "inception_v4", "inception_resnet_v2": "inception_resnet_v2"}
-NO_REFERENCE = {"googlenet_paper", "alexnet_paper", "vgg11_lrn", "vgg16_c"}
+NO_REFERENCE = {"googlenet_paper", "alexnet_paper", "vgg11_lrn", "vgg16_c", "inception_resnet_v1"}
 TORCHVISION = [n for n, e in nasx.zoo.ZOO.items() if e.dataset == "imagenet" and n not in NO_REFERENCE | set(TIMM)]
 # a second resolution per net: odd, and large enough for the Inception stems (75 px) and the auxiliary head
 OTHER_RESOLUTION = {"inception_v3_aux": 331}

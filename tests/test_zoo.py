@@ -42,7 +42,7 @@ def test_reference_parameter_counts_exact(name):
     assert n_params(nasx.build(name)) == expected
 
 
-@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v2"])
+@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2"])
 def test_inception_nets_take_75_pixels_and_no_fewer(name):
     """torchvision documents 75 x 75 as Inception-v3's smallest input; the grid walk finds the same."""
     nasx.zoo.get(name).replace(resolution=75)
@@ -148,6 +148,50 @@ def test_alexnet_paper_is_the_two_gpu_net_with_lrn():
     model = nasx.build(spec)
     assert [m.groups for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [1, 2, 1, 2, 2]
     assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in model.modules()) == 2
+
+
+def inception_resnet_v1_params(classes: int = 1000) -> int:
+    """Szegedy et al. 2017's Inception-ResNet-v1 by hand (Figs. 7, 10-15, Table 1): every conv with BN
+    (weight and bias, no conv bias), the linear 1x1 before each sum with a bias and no BN."""
+    def conv_bn(w_in, w_out, kh, kw=None):
+        return w_in * w_out * kh * (kh if kw is None else kw) + 2 * w_out
+
+    def linear(w_in, w_out):
+        return w_in * w_out + w_out
+
+    stem = conv_bn(3, 32, 3) + conv_bn(32, 32, 3) + conv_bn(32, 64, 3) + conv_bn(64, 80, 1) + conv_bn(80, 192, 3) \
+        + conv_bn(192, 256, 3)  # Fig. 14: 35x35x256
+    block_a = conv_bn(256, 32, 1) + conv_bn(256, 32, 1) + conv_bn(32, 32, 3) \
+        + conv_bn(256, 32, 1) + conv_bn(32, 32, 3) + conv_bn(32, 32, 3) + linear(96, 256)  # Fig. 10
+    reduction_a = conv_bn(256, 384, 3) + conv_bn(256, 192, 1) + conv_bn(192, 192, 3) + conv_bn(192, 256, 3)  # Fig. 7
+    block_b = conv_bn(896, 128, 1) + conv_bn(896, 128, 1) + conv_bn(128, 128, 1, 7) + conv_bn(128, 128, 7, 1) \
+        + linear(256, 896)  # Fig. 11, on 384 + 256 + 256 = 896 channels
+    reduction_b = conv_bn(896, 256, 1) + conv_bn(256, 384, 3) + conv_bn(896, 256, 1) + conv_bn(256, 256, 3) \
+        + conv_bn(896, 256, 1) + conv_bn(256, 256, 3) + conv_bn(256, 256, 3)  # Fig. 12
+    block_c = conv_bn(1792, 192, 1) + conv_bn(1792, 192, 1) + conv_bn(192, 192, 1, 3) + conv_bn(192, 192, 3, 1) \
+        + linear(384, 1792)  # Fig. 13, on 384 + 256 + 256 + 896 = 1792 channels
+    return stem + 5 * block_a + reduction_a + 10 * block_b + reduction_b + 5 * block_c + linear(1792, classes)
+
+
+def test_inception_resnet_v1_is_the_papers_net_counted_by_hand():
+    spec = nasx.zoo.get("inception_resnet_v1")
+    assert nasx.complexity(spec).params == inception_resnet_v1_params() == n_params(nasx.build(spec))
+    assert inception_resnet_v1_params() == 22_756_328
+    # Fig. 15's grids: 35x35x256 after the stem, 17x17x896 after Reduction-A, 8x8x1792 before the pool
+    model = nasx.build(spec).eval()
+    shapes = {}
+    for name in ("stem", "s1", "s2", "s4", "s5"):
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: shapes.update({name: tuple(o.shape)}))
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 299, 299)).shape == (1, 1000)
+    assert shapes == {"stem": (1, 256, 35, 35), "s1": (1, 256, 35, 35), "s2": (1, 896, 17, 17),
+                      "s4": (1, 1792, 8, 8), "s5": (1, 1792, 8, 8)}
+    assert [s.block.scale for s in spec.stages if s.block.residual] == [0.17, 0.10, 0.20]
+    assert [s.depth for s in spec.stages] == [5, 1, 10, 1, 5] and spec.head.dropout == 0.2  # keep 0.8
+    # BN after every conv but the linear 1x1s before the sums (20 of them, with a bias); no BN on the sums
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert sum(c.bias is not None for c in convs) == 20 == len(convs) - len(norms)
 
 
 # Simonyan & Zisserman 2015, Table 2: parameters in millions for configurations A, A-LRN, B, C, D, E

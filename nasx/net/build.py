@@ -24,6 +24,7 @@ from .spec import (
     ResidualBlock,
     Stage,
     Stem,
+    INCEPTION_STEMS,
     inception_stem_layers,
 )
 
@@ -103,13 +104,13 @@ def make_stem(stem: Stem, w_in: int) -> nn.Module:
                    conv2=ConvBnRelu(w_mid, w_mid, 1), conv3=ConvBnRelu(w_mid, stem.width, 3),
                    pool2=nn.MaxPool2d(3, stride=2, ceil_mode=True))
         )
-    if stem.kind in ("inception_v3", "inception_v4"):
+    if stem.kind in INCEPTION_STEMS:
         return InceptionStem(stem, w_in)
     return nn.Identity()
 
 
 class InceptionStem(nn.Sequential):
-    """The Inception-v3 / v4 stem: spec.inception_stem_layers as conv1, pool2, mixed4, ... ."""
+    """An Inception stem (v3, v4, Inception-ResNet-v1): spec.inception_stem_layers as conv1, pool2, mixed4, ... ."""
 
     def __init__(self, stem: Stem, w_in: int):
         super().__init__()

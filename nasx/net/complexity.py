@@ -26,6 +26,7 @@ from .spec import (
     Stage,
     Stem,
     conv_out,
+    INCEPTION_STEMS,
     inception_stem_layers,
     pair,
     pool_out,
@@ -132,7 +133,7 @@ def stem_cx(cx: Cx, stem: Stem, w_in: int) -> None:
         conv_bn_relu_cx(cx, w_mid, w_mid, 1)
         conv_bn_relu_cx(cx, w_mid, stem.width, 3)
         pool2d_cx(cx, Pool(3, 2, ceil_mode=True))
-    elif stem.kind in ("inception_v3", "inception_v4"):
+    elif stem.kind in INCEPTION_STEMS:
         inception_stem_cx(cx, stem, w_in)
 
 

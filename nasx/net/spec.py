@@ -28,6 +28,7 @@ __all__ = [
     "Conv",
     "BlockPath",
     "MultiBranchBlock",
+    "INCEPTION_STEMS",
     "inception_stem_layers",
     "Block",
     "AuxHead",
@@ -40,6 +41,7 @@ __all__ = [
     "conv_out",
     "pool_out",
     "load_spec",
+    "paths_from",
 ]
 
 
@@ -47,7 +49,9 @@ class SpecError(NasxError, ValueError):
     """An impossible or malformed spec; the message names the place (stage and field)."""
 
 
-STEMS = ("imagenet", "cifar", "simple", "alexnet", "googlenet", "inception_v3", "inception_v4", "none")
+STEMS = ("imagenet", "cifar", "simple", "alexnet", "googlenet", "inception_v3", "inception_v4", "inception_resnet_v1",
+         "none")
+INCEPTION_STEMS = ("inception_v3", "inception_v4", "inception_resnet_v1")  # layers from inception_stem_layers
 HEADS = ("linear", "classifier")
 AUX_HEADS = ("inception_v3", "googlenet")
 BRANCHES = ("plain", "residual", "aggregated", "inception", "multibranch")
@@ -157,8 +161,9 @@ class Stem:
     1x1 conv to `mid_width`, 3x3 conv, pool; each conv with BN and ReLU), inception_v3 (3x3/2 32,
     3x3 32, 3x3 64 same, pool, 1x1 80, 3x3 `width`, pool; 'valid' unless said), inception_v4 (the
     v3 stem's first three convs, then three concatenations: pool | 3x3/2 96; 1x1 64, 3x3 96 |
-    1x1 64, 1x7, 7x1, 3x3 96; 3x3/2 (`width` - 192) | pool), none (identity). The Inception stems'
-    layers are `inception_stem_layers`, read by validation, build and complexity alike.
+    1x1 64, 1x7, 7x1, 3x3 96; 3x3/2 (`width` - 192) | pool), inception_resnet_v1 (Szegedy et al.
+    2017, Fig. 14: the v3 stem to its 3x3 192, then 3x3/2 `width` where v3 pools), none (identity).
+    The Inception stems' layers are `inception_stem_layers`, read by validation, build and complexity alike.
     """
 
     kind: str = "cifar"
@@ -195,7 +200,7 @@ class Stem:
             grid.pool(Pool(3, 2, ceil_mode=True), "stem.pool1")
             grid.conv(3, 1, 1, "stem.conv3")
             grid.pool(Pool(3, 2, ceil_mode=True), "stem.pool2")
-        elif self.kind in ("inception_v3", "inception_v4"):
+        elif self.kind in INCEPTION_STEMS:
             w_in = 0  # widths do not matter for the side
             for i, layer in enumerate(inception_stem_layers(self), start=1):
                 if isinstance(layer, MultiBranchBlock):
@@ -493,11 +498,14 @@ def _walk_layer(grid: Grid, layer: "Conv | Pool", where: str) -> None:
 
 
 def inception_stem_layers(stem: Stem) -> tuple["Conv | Pool | MultiBranchBlock", ...]:
-    """The Inception-v3 stem (torchvision's: Conv2d_1a ... maxpool2) or the Inception-v4 stem
-    (timm's features 0-5) as a sequence of convs, pools and multi-branch concatenations."""
+    """The Inception-v3 stem (torchvision's: Conv2d_1a ... maxpool2), the Inception-v4 stem (timm's
+    features 0-5) or the Inception-ResNet-v1 stem (Szegedy et al. 2017, Fig. 14) as a sequence of
+    convs, pools and multi-branch concatenations."""
     layers: tuple = (Conv(32, 3, 2, "valid"), Conv(32, 3, 1, "valid"), Conv(64, 3, 1, "same"))
     if stem.kind == "inception_v3":
         return layers + (Pool(3, 2), Conv(80, 1), Conv(stem.width, 3, 1, "valid"), Pool(3, 2))
+    if stem.kind == "inception_resnet_v1":  # Fig. 14: 299 -> 149 -> 147 -> 147 -> 73 -> 73 -> 71 -> 35
+        return layers + (Pool(3, 2), Conv(80, 1), Conv(192, 3, 1, "valid"), Conv(stem.width, 3, 2, "valid"))
     return layers + (
         MultiBranchBlock(paths=(BlockPath(pool=Pool(3, 2)), BlockPath(convs=(Conv(96, 3, 2, "valid"),)))),  # Mixed-3a: 160
         MultiBranchBlock(paths=(  # Mixed-4a: 192
@@ -865,11 +873,15 @@ def _block_from(data: Any, where: str) -> Block:
     if branch not in _BLOCKS:
         raise SpecError(f"{where}.branch: unknown branch type {branch!r} (choose from {', '.join(BRANCHES)})")
     if branch == "multibranch":
-        paths = data.get("paths", [])
-        if not isinstance(paths, list):
-            raise SpecError(f"{where}.paths: expected a list")
-        data = {**data, "paths": tuple(_path_from(p, f"{where}.path {i}") for i, p in enumerate(paths, start=1))}
+        data = {**data, "paths": paths_from(data.get("paths", []), where)}
     return _make(_BLOCKS[branch], data, where)
+
+
+def paths_from(data: Any, where: str) -> tuple[BlockPath, ...]:
+    """A multibranch block's paths from their JSON/YAML list (a spec file's, or a space file's)."""
+    if not isinstance(data, list):
+        raise SpecError(f"{where}.paths: expected a list")
+    return tuple(_path_from(p, f"{where}.path {i}") for i, p in enumerate(data, start=1))
 
 
 def _net_from_dict(data: Any) -> NetSpec:

@@ -369,9 +369,9 @@ def _v4_a() -> MultiBranchBlock:
                _path(Conv(96), pool=AVG_TIMM))
 
 
-def _v4_reduction_a() -> MultiBranchBlock:
-    """Reduction-A (35 -> 17), k, l, m, n = 192, 224, 256, 384: 3x3/2 384 V | 1x1 192, 3x3 224, 3x3/2 256 V | max-pool; concat."""
-    return _mb(_path(Conv(384, 3, 2, V)), _path(Conv(192), Conv(224, 3), Conv(256, 3, 2, V)), _path(pool=MAX_3_2))
+def _reduction_a(k: int, l: int, m: int, n: int) -> MultiBranchBlock:  # noqa: E741 (the paper's letters)
+    """Reduction-A (Fig. 7, 35 -> 17): 3x3/2 n V | 1x1 k, 3x3 l, 3x3/2 m V | max-pool; concat (Table 1 gives k, l, m, n per net)."""
+    return _mb(_path(Conv(n, 3, 2, V)), _path(Conv(k), Conv(l, 3), Conv(m, 3, 2, V)), _path(pool=MAX_3_2))
 
 
 def _v4_b() -> MultiBranchBlock:
@@ -400,9 +400,63 @@ def _v4_c() -> MultiBranchBlock:
 @register("inception_v4", "imagenet", "timm inception_v4 (Szegedy et al. 2017, Fig. 9)", 42_679_816)
 def inception_v4() -> NetSpec:
     """v4 stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B, 3 x Inception-C, avg-pool, FC."""
-    stages = _stages(384, (4, _v4_a()), (1, _v4_reduction_a()), (7, _v4_b()), (1, _v4_reduction_b()), (3, _v4_c()))
+    stages = _stages(384, (4, _v4_a()), (1, _reduction_a(192, 224, 256, 384)), (7, _v4_b()), (1, _v4_reduction_b()),
+                     (3, _v4_c()))
     return NetSpec(stem=Stem("inception_v4", 384), stages=stages, head=Head("linear"), num_classes=1000,
                    resolution=299, bn_eps=1e-3)
+
+
+# Inception-ResNet-v1 as Szegedy et al. 2017 draw it (Figs. 7, 10-15, Table 1); no torchvision or timm
+# model to check against: tests/test_zoo.py derives its parameter count layer by layer. Where the
+# paper leaves a choice open, the choice taken (and why):
+# - the "Linear" 1x1 conv before each sum has a bias and no BN ("batch-normalization only on top of
+#   the traditional layers, but not on top of the summations", Sec. 3.3): MultiBranchBlock's residual
+#   form, as in timm's v2 and the TF-slim / facenet implementations of v1 (slim adds a bias when a conv
+#   has no normalizer);
+# - the residual scales: Sec. 3.3 picks "some scaling factors between 0.1 and 0.3" without naming them;
+#   taken here as 0.17 (A), 0.10 (B), 0.20 (C), the values of the TF-slim v2 and of facenet's v1;
+# - Fig. 15 puts average pooling right after 5 x Inception-ResNet-C, so the net ends on 8x8x1792 with a
+#   ReLU after every block (facenet's v1 adds a sixth C block without ReLU, as v2 does; not the paper's);
+# - the order of each concatenation (pool path last, as the v2 and facenet code) changes no count;
+# - BN eps 1e-3 as the TF-slim code; momentum left at torch's default, as for the v2 here.
+
+
+def _irv1_block35(scale: float) -> MultiBranchBlock:
+    """Inception-ResNet-A (Fig. 10; 35x35, 256): 1x1 32 | 1x1 32, 3x3 32 | 1x1 32, 3x3 32, 3x3 32; concat, 1x1 256, x scale, + x, ReLU."""
+    return _mb(_path(Conv(32)), _path(Conv(32), Conv(32, 3)), _path(Conv(32), Conv(32, 3), Conv(32, 3)),
+               residual=True, scale=scale)
+
+
+def _irv1_block17(scale: float) -> MultiBranchBlock:
+    """Inception-ResNet-B (Fig. 11; 17x17, 896): 1x1 128 | 1x1 128, 1x7 128, 7x1 128; concat, 1x1 896, x scale, + x, ReLU."""
+    return _mb(_path(Conv(128)), _path(Conv(128), Conv(128, (1, 7)), Conv(128, (7, 1))), residual=True, scale=scale)
+
+
+def _irv1_block8(scale: float) -> MultiBranchBlock:
+    """Inception-ResNet-C (Fig. 13; 8x8, 1792): 1x1 192 | 1x1 192, 1x3 192, 3x1 192; concat, 1x1 1792, x scale, + x, ReLU."""
+    return _mb(_path(Conv(192)), _path(Conv(192), Conv(192, (1, 3)), Conv(192, (3, 1))), residual=True, scale=scale)
+
+
+def _irv1_reduction_b() -> MultiBranchBlock:
+    """Reduction-B (Fig. 12; 17 -> 8, 896 -> 1792): 1x1 256, 3x3/2 384 V | 1x1 256, 3x3/2 256 V | 1x1 256, 3x3 256, 3x3/2 256 V | max-pool; concat."""
+    return _mb(_path(Conv(256), Conv(384, 3, 2, V)), _path(Conv(256), Conv(256, 3, 2, V)),
+               _path(Conv(256), Conv(256, 3), Conv(256, 3, 2, V)), _path(pool=MAX_3_2))
+
+
+@register("inception_resnet_v1", "imagenet", "Szegedy et al. 2017, Figs. 10-15 (no library reference)", None,
+          note="parameters derived layer by layer in tests/test_zoo.py; residual scales 0.17 / 0.1 / 0.2 (the paper: "
+               "0.1-0.3); the linear 1x1 convs before the sums have a bias")
+def inception_resnet_v1() -> NetSpec:
+    """Fig. 14 stem (35x35x256), 5 x A, Reduction-A (k, l, m, n = 192, 192, 256, 384), 10 x B, Reduction-B, 5 x C, avg-pool, dropout 0.2, FC."""
+    stages = (
+        Stage(5, 256, _irv1_block35(0.17)),
+        Stage(1, 896, _reduction_a(192, 192, 256, 384)),  # 384 + 256 + 256 (the pool passes 256)
+        Stage(10, 896, _irv1_block17(0.10)),
+        Stage(1, 1792, _irv1_reduction_b()),  # 384 + 256 + 256 + 896
+        Stage(5, 1792, _irv1_block8(0.20)),
+    )
+    return NetSpec(stem=Stem("inception_resnet_v1", 256), stages=stages, head=Head("linear", dropout=0.2),
+                   num_classes=1000, resolution=299, bn_eps=1e-3)  # dropout 0.2: the paper's keep 0.8
 
 
 def _irv2_block35(scale: float) -> MultiBranchBlock:
@@ -427,7 +481,7 @@ def inception_resnet_v2() -> NetSpec:
     """v3 stem, Mixed-5b, 10 x block35 (0.17), Mixed-6a, 20 x block17 (0.1), Mixed-7a, 9 x block8 (0.2), block8 (no ReLU), 1x1 1536, avg-pool, FC."""
     mixed_5b = _mb(_path(Conv(96)), _path(Conv(48), Conv(64, 5)), _path(Conv(64), Conv(96, 3), Conv(96, 3)),
                    _path(Conv(64), pool=AVG_TIMM))
-    mixed_6a = _mb(_path(Conv(384, 3, 2, V)), _path(Conv(256), Conv(256, 3), Conv(384, 3, 2, V)), _path(pool=MAX_3_2))
+    mixed_6a = _reduction_a(256, 256, 384, 384)
     mixed_7a = _mb(_path(Conv(256), Conv(384, 3, 2, V)), _path(Conv(256), Conv(288, 3, 2, V)),
                    _path(Conv(256), Conv(288, 3), Conv(320, 3, 2, V)), _path(pool=MAX_3_2))
     stages = (
