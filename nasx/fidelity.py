@@ -3,7 +3,9 @@
 A fidelity run draws N nets (from a space in a FLOPs band, or the nets of a study), trains each under one or
 more proxy budgets and one reference budget, and measures per proxy, against the reference, over the same
 nets: Kendall's tau and Spearman's rho with paired-bootstrap 95% intervals, the overlap of the top-k, the
-regret (reference accuracy lost by taking the proxy's best net) and the cost (measured seconds per net).
+regret (reference accuracy lost by taking the proxy's best net; both expected over the orders of tied nets,
+with their range) and the cost (measured seconds per net). Two zero-cost baselines every proxy must beat rank
+the same nets by FLOPs alone and by parameters alone.
 
 Every budget is a fixed, resumable study `fidelity-<name>-<budget>` in one storage (default
 studies/fidelity-<name>.journal): the same net under the same budget is never trained twice, and workers on
@@ -23,7 +25,7 @@ from .errors import NasxError
 from .net.fit import InputShape
 from .net.spec import NetSpec
 
-__all__ = ["FidelityError", "Budget", "FidelityPlan", "ProxyFidelity", "FidelityResult", "plan_fidelity",
+__all__ = ["FidelityError", "Budget", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
            "draw_nets", "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
@@ -243,14 +245,22 @@ class ProxyFidelity:
     rho: float
     rho_ci: tuple[float, float]
     k: int
-    top_k: float  # share of the proxy's top-k in the reference's top-k
-    regret: float  # reference accuracy (0..1) lost by taking the proxy's best net
+    top_k: float  # share of the proxy's top-k in the reference's top-k, expected over the orders of tied nets
+    regret: float  # reference accuracy (0..1) lost by taking the proxy's best net, expected over its tied best
+    top_k_range: tuple[float, float] = (math.nan, math.nan)  # least and most over the orders of tied nets
+    regret_range: tuple[float, float] = (math.nan, math.nan)
+    kind: str = "proxy"  # "proxy" (a trained budget) or "baseline" (a ranking by FLOPs or params: no training)
 
     def row(self) -> dict[str, Any]:
-        return {"budget": self.budget, "cost": self.cost, "seconds_per_net": self.seconds_per_net, "nets": self.nets,
-                "kendall_tau": self.tau, "tau_low": self.tau_ci[0], "tau_high": self.tau_ci[1],
+        return {"budget": self.budget, "kind": self.kind, "cost": self.cost, "seconds_per_net": self.seconds_per_net,
+                "nets": self.nets, "kendall_tau": self.tau, "tau_low": self.tau_ci[0], "tau_high": self.tau_ci[1],
                 "spearman_rho": self.rho, "rho_low": self.rho_ci[0], "rho_high": self.rho_ci[1],
-                "k": self.k, "top_k_overlap": self.top_k, "regret_points": 100 * self.regret}
+                "k": self.k, "top_k_overlap": self.top_k, "top_k_min": self.top_k_range[0],
+                "top_k_max": self.top_k_range[1], "regret_points": 100 * self.regret,
+                "regret_min_points": 100 * self.regret_range[0], "regret_max_points": 100 * self.regret_range[1]}
+
+
+BASELINES = {"flops": "FLOPs alone", "params": "params alone"}  # nets-table column -> the baseline's row name
 
 
 @dataclass(frozen=True)
@@ -265,10 +275,17 @@ class FidelityResult:
     device: str
     dataset: str
     missing: dict  # budget -> nets not (yet) complete under it
+    baselines: tuple[ProxyFidelity, ...] = ()  # FLOPs alone, params alone, over the nets the reference completed
+
+    def beats_baselines(self, proxy: ProxyFidelity) -> bool:
+        """The proxy's tau is above every baseline's (a baseline with an undefined tau is no bar)."""
+        return all(not b.tau == b.tau or proxy.tau > b.tau for b in self.baselines)
 
     def cheapest(self, min_tau: float = MIN_TAU) -> Optional[ProxyFidelity]:
-        """The cheapest proxy (by measured seconds per net) whose tau is at least `min_tau`."""
-        ok = [p for p in self.proxies if p.tau == p.tau and p.tau >= min_tau]
+        """The cheapest proxy (by measured seconds per net) whose tau interval's lower bound reaches `min_tau` and
+        whose tau beats ranking by FLOPs and by params alone; None when no proxy does."""
+        ok = [p for p in self.proxies if p.tau_ci[0] == p.tau_ci[0] and p.tau_ci[0] >= min_tau
+              and self.beats_baselines(p)]
         return min(ok, key=lambda p: (p.seconds_per_net, p.cost)) if ok else None
 
 
@@ -322,7 +339,20 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
     import numpy as np
     import pandas as pd
 
-    from .analysis import bootstrap_ci, kendall_tau, regret, spearman_rho, top_k_overlap
+    from .analysis import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
+                           top_k_range)
+
+    def agreement(budget: str, kind: str, cost: float, seconds: float, x: np.ndarray, y: np.ndarray) -> ProxyFidelity:
+        n = len(x)
+        k = min(top_k or max(1, round(n / 4)), n) if n else (top_k or 1)
+        ok = n >= 2
+        return ProxyFidelity(
+            budget=budget, cost=cost, seconds_per_net=seconds, nets=n,
+            tau=kendall_tau(x, y) if ok else math.nan, tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
+            rho=spearman_rho(x, y) if ok else math.nan, rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
+            k=k, top_k=top_k_overlap(x, y, k) if ok else math.nan, regret=regret(x, y) if ok else math.nan,
+            top_k_range=top_k_range(x, y, k) if ok else (math.nan, math.nan),
+            regret_range=regret_range(x, y) if ok else (math.nan, math.nan), kind=kind)
 
     reference = next(b for b, role in data.roles.items() if role == "reference")
     rows: dict[int, dict[str, Any]] = {}
@@ -335,7 +365,10 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
             net = int(rec.tags.get("net", -1))
             row = rows.setdefault(net, {"net": net})
             if rec.spec is not None:
-                row.update(spec_id=rec.spec_id, description=rec.description, flops=rec.flops, params=rec.params)
+                row.update(spec_id=rec.spec_id, description=rec.description)
+            for key in BASELINES:  # the counts the baselines rank by
+                if getattr(rec, key) is not None:
+                    row[key] = getattr(rec, key)
             if rec.state == "COMPLETE" and rec.val_acc is not None:
                 row[budget] = rec.val_acc
                 seconds.setdefault(budget, []).append(float(rec.wall_time or math.nan))
@@ -350,25 +383,23 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
         both = table[[budget, reference]].dropna() if budget in table and reference in table else pd.DataFrame()
         x = both[budget].to_numpy(float) if len(both) else np.array([])
         y = both[reference].to_numpy(float) if len(both) else np.array([])
-        n = len(x)
-        k = top_k or max(1, round(n / 4))
-        proxies.append(ProxyFidelity(
-            budget=budget, cost=data.costs.get(budget, math.nan),
-            seconds_per_net=float(np.nanmean(seconds.get(budget, [math.nan]))), nets=n,
-            tau=kendall_tau(x, y) if n >= 2 else math.nan,
-            tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
-            rho=spearman_rho(x, y) if n >= 2 else math.nan,
-            rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
-            k=min(k, n) if n else k, top_k=top_k_overlap(x, y, k) if n >= 2 else math.nan,
-            regret=regret(x, y) if n >= 2 else math.nan))
+        proxies.append(agreement(budget, "proxy", data.costs.get(budget, math.nan),
+                                 float(np.nanmean(seconds.get(budget, [math.nan]))), x, y))
+    baselines = []
+    for column, label in BASELINES.items():  # rank by the count alone: more FLOPs (params) taken as more accurate
+        if column in table and reference in table:
+            both = table[[column, reference]].dropna()
+            baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
+                                       both[reference].to_numpy(float)))
     return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
-                          nets=table, device=device, dataset=dataset, missing=missing)
+                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines))
 
 
 def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",
                   min_tau: float = MIN_TAU) -> tuple[Budget, str]:
     """The budget `explore --proxy` names, and a note on where it came from: a budget (`e1-f0.25`), a fidelity
-    run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy with tau >= min_tau)."""
+    run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy whose tau interval's lower
+    bound reaches min_tau and whose tau beats FLOPs and params alone)."""
     name, sep, budget = text.partition(":")
     if not sep:
         try:
@@ -385,8 +416,10 @@ def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "
     result = measure(data)
     best = result.cheapest(min_tau)
     if best is None:
-        taus = ", ".join(f"{p.budget} tau {p.tau:.2f}" for p in result.proxies)
-        raise FidelityError(f"--proxy {text}: no proxy of fidelity run {name!r} reaches tau >= {min_tau:g} ({taus}); "
-                            f"name one as {name}:BUDGET")
-    return Budget.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest with Kendall "
-                                       f"tau >= {min_tau:g} (tau {best.tau:.2f}, {best.seconds_per_net:.0f} s a net)")
+        taus = ", ".join(f"{p.budget} tau {p.tau:.2f} [{p.tau_ci[0]:.2f}, {p.tau_ci[1]:.2f}]" for p in result.proxies)
+        raise FidelityError(f"--proxy {text}: no proxy of fidelity run {name!r} has a Kendall tau interval above "
+                            f"{min_tau:g} ({taus}); name one as {name}:BUDGET")
+    return Budget.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest whose Kendall "
+                                       f"tau interval lies above {min_tau:g} (tau {best.tau:.2f} "
+                                       f"[{best.tau_ci[0]:.2f}, {best.tau_ci[1]:.2f}], "
+                                       f"{best.seconds_per_net:.0f} s a net)")

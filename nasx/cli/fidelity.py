@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         per_gpu: int = typer.Option(1, "--per-gpu", help="Workers packed on each GPU."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the budget studies: a journal path or postgresql://... (default: studies/fidelity-NAME.journal)."),
-        min_tau: float = typer.Option(0.7, "--min-tau", help="Name the cheapest proxy whose Kendall tau reaches this."),
+        min_tau: float = typer.Option(0.7, "--min-tau", help="Name the cheapest proxy whose Kendall tau 95% interval lies above this (lower bound >= it) and whose tau beats ranking by FLOPs or params alone."),
         top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="k of the top-k overlap (default: a quarter of the nets)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/fidelity-NAME/)."),
         report_only: bool = typer.Option(False, "--report-only", help="Train nothing: measure what is stored and write the page."),
@@ -79,9 +79,11 @@ def register(app: typer.Typer) -> None:
             result = measure(load_fidelity(name, storage))
         except (NasxError, ValueError) as e:
             fail(str(e))
-        for p in result.proxies:
+        for p in (*result.proxies, *result.baselines):
+            lo, hi = p.regret_range
             typer.echo(f"  {p.budget:<16} tau {p.tau:5.2f} [{p.tau_ci[0]:5.2f}, {p.tau_ci[1]:5.2f}]  rho {p.rho:5.2f}  "
-                       f"top-{p.k} {p.top_k:4.0%}  regret {100 * p.regret:5.2f} pts  {p.seconds_per_net:6.1f} s/net")
+                       f"top-{p.k} {p.top_k:4.0%}  regret {100 * p.regret:5.2f} pts ({100 * lo:.2f}-{100 * hi:.2f})  "
+                       + (f"{p.seconds_per_net:6.1f} s/net" if p.kind == "proxy" else "no training"))
         typer.echo(f"  {result.reference:<16} (reference)  {result.reference_seconds:6.1f} s/net")
         typer.echo(verdict(result, min_tau))
         typer.echo(f"report: {folder}")
