@@ -126,7 +126,8 @@ def verdict(result: FidelityResult, min_tau: float) -> str:
     if best is None:
         lows = ", ".join(f"{p.budget} {_num(p.tau)} {_interval(p.tau_ci)}" for p in result.proxies)
         losers = [p.budget for p in result.proxies if not result.beats_baselines(p)]
-        worse = f" Not above a baseline: {', '.join(losers)}." if losers and result.baselines else ""
+        worse = (f" Tau not above ranking by FLOPs or params alone (point estimates): {', '.join(losers)}."
+                 if losers and result.baselines else "")
         return (f"No proxy's 95% interval of Kendall tau lies above {min_tau:g} against {result.reference} "
                 f"(tau [interval]: {lows}): none can be trusted to keep the reference's ranking.{worse}{bars}")
     speed = (f", {result.reference_seconds / best.seconds_per_net:.1f}x cheaper than the reference"
@@ -178,8 +179,9 @@ def _page(result: FidelityResult, data: Any, scatter: Optional[str], cost: Optio
     budgets = [b for b in [*(p.budget for p in result.proxies), result.reference] if b in result.nets]
     net_rows = []
     for _, r in result.nets.iterrows():
-        net_rows.append([str(r["net"]), e(str(r.get("description", ""))), f"{int(r['flops']):,}" if r.get("flops") == r.get("flops") else "",
+        counts = [f"{int(r[c]):,}" if c in r and r[c] == r[c] else "" for c in ("flops", "params")]
+        net_rows.append([str(r["net"]), e(str(r.get("description", ""))), *counts,
                          *[_num(100 * r[b], 2) for b in budgets]])
-    parts.append("<h2>Nets</h2>" + html_table(["net", "structure", "FLOPs", *[f"{b} val acc %" for b in budgets]],
-                                              net_rows))
+    parts.append("<h2>Nets</h2>" + html_table(["net", "structure", "FLOPs", "params",
+                                               *[f"{b} val acc %" for b in budgets]], net_rows))
     return html_page(f"fidelity-{result.name}", parts)
