@@ -514,7 +514,7 @@ def trend_verdict(values_by_setting: Mapping[float, Sequence[float]], level: flo
         text = (f"{quantity} cannot be judged against seed noise with {len(used)} usable seed(s) and {n_runs} runs "
                 f"as {setting} rises ({shown})")
     else:
-        d = _decimals(slope, low, high)
+        d = _decimals(high - slope)  # two significant digits of the interval's half-width
         detail = (f"slope {slope:.{d}f} {unit} {per}, {pct} CI {low:.{d}f}..{high:.{d}f}, {n_runs} runs of "
                   f"{len(used)} seeds")
         if high < 0:

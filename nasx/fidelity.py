@@ -5,7 +5,8 @@ more proxy budgets and one reference budget, and measures per proxy, against the
 nets: Kendall's tau and Spearman's rho with paired-bootstrap 95% intervals, the overlap of the top-k, the
 regret (reference accuracy lost by taking the proxy's best net; both expected over the orders of tied nets,
 with their range) and the cost (measured seconds per net). Two zero-cost baselines every proxy must beat rank
-the same nets by FLOPs alone and by parameters alone.
+the same nets by FLOPs alone and by parameters alone. Optionally the reference is trained again with other
+seeds (`ceiling_seeds`): its own seed-to-seed tau is the ceiling a proxy can reach.
 
 Every budget is a fixed, resumable study `fidelity-<name>-<budget>` in one storage (default
 studies/fidelity-<name>.journal): the same net under the same budget is never trained twice, and workers on
@@ -130,6 +131,7 @@ class FidelityPlan:
     proxies: tuple[Budget, ...]
     reference: Budget
     native: int  # the dataset's image side
+    ceiling_seeds: int = 1  # the reference trained with this many seeds in all (1: no ceiling)
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -138,9 +140,12 @@ class FidelityPlan:
 
 
 def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Budget], reference: Budget, native: int,
-                  min_ratio: float = MIN_REFERENCE_RATIO) -> FidelityPlan:
+                  min_ratio: float = MIN_REFERENCE_RATIO, ceiling_seeds: int = 1) -> FidelityPlan:
     """Check a fidelity run: a usable name, >= 4 distinct nets, distinct budgets, and a reference that costs
-    at least `min_ratio` x the largest proxy (else the 'reference' is only another proxy)."""
+    at least `min_ratio` x the largest proxy (else the 'reference' is only another proxy); `ceiling_seeds` >= 1
+    trainings of the reference per net (the extra ones measure its seed-to-seed agreement)."""
+    if isinstance(ceiling_seeds, bool) or not isinstance(ceiling_seeds, int) or ceiling_seeds < 1:
+        raise FidelityError(f"--ceiling-seeds {ceiling_seeds!r}: must be a whole number >= 1 (1: no ceiling)")
     if not re.fullmatch(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*", name):
         raise FidelityError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
     ids = [n.id for n in nets]
@@ -157,7 +162,7 @@ def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Budget],
     if reference.cost(native) < min_ratio * largest.cost(native) - 1e-12:
         raise FidelityError(f"reference {reference.name} costs {reference.cost(native) / largest.cost(native):.2g}x "
                             f"the largest proxy {largest.name}; it must cost at least {min_ratio:g}x")
-    return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native)
+    return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native, ceiling_seeds)
 
 
 def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, int]] = None, seed: int = 0,
@@ -194,8 +199,9 @@ def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = Non
     return out[:n] if n is not None else out
 
 
-def budget_study(name: str, budget: Budget) -> str:
-    return f"fidelity-{name}-{budget.name}"
+def budget_study(name: str, budget: Budget, seed_offset: int = 0) -> str:
+    """The study of one budget; the reference's extra seeds (the ceiling) are studies of their own."""
+    return f"fidelity-{name}-{budget.name}" + (f"-s{seed_offset}" if seed_offset else "")
 
 
 def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> str:
@@ -207,21 +213,26 @@ def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str 
 def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable[[str, Any], None]] = None,
                  on_note: Optional[Callable[[str], None]] = None, train_fn: Optional[Callable] = None) -> list[Any]:
     """Train every net under every budget (cheapest budget first) as the fixed studies `fidelity-<name>-<budget>`
-    in one storage; a re-run trains only what is missing. Stops after an interrupted budget. Returns the
-    RunSummary of each budget run. `progress(budget_name, snapshot)` follows the running budget."""
+    in one storage, then the reference again with seeds seed+1 .. seed+ceiling_seeds-1 (studies
+    `fidelity-<name>-<budget>-s<k>`, role "ceiling"); a re-run trains only what is missing. Stops after an
+    interrupted budget. Returns the RunSummary of each budget run. `progress(budget_name, snapshot)` follows the
+    running budget."""
     from .study import Candidate, run_study
 
     storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
     summaries = []
-    for budget in plan.budgets:
-        role = "reference" if budget == plan.reference else "proxy"
-        cfg = dataclasses.replace(budget.config(config), study=budget_study(plan.name, budget), storage=storage,
-                                  test=False, sampler="random")
+    runs = [(b, 0) for b in plan.budgets] + [(plan.reference, k) for k in range(1, plan.ceiling_seeds)]
+    for budget, offset in runs:
+        role = "ceiling" if offset else "reference" if budget == plan.reference else "proxy"
+        cfg = dataclasses.replace(budget.config(config), study=budget_study(plan.name, budget, offset),
+                                  storage=storage, test=False, sampler="random")
         tags = {"fidelity": plan.name, "budget": budget.name, "role": role, "cost": budget.cost(plan.native),
-                "resolution": budget.resolution or plan.native}
-        candidates = [Candidate(net, seed=config.seed, tags={**tags, "net": i}) for i, net in enumerate(plan.nets)]
+                "resolution": budget.resolution or plan.native, "seed_offset": offset}
+        candidates = [Candidate(net, seed=config.seed + offset, tags={**tags, "net": i})
+                      for i, net in enumerate(plan.nets)]
+        label = budget.name + (f" seed +{offset}" if offset else "")
         summary = run_study(cfg, candidates=candidates, on_note=on_note, train_fn=train_fn,
-                            progress=None if progress is None else (lambda snap, b=budget.name: progress(b, snap)))
+                            progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
         summaries.append(summary)
         if summary.interrupted:
             break
@@ -249,7 +260,8 @@ class ProxyFidelity:
     regret: float  # reference accuracy (0..1) lost by taking the proxy's best net, expected over its tied best
     top_k_range: tuple[float, float] = (math.nan, math.nan)  # least and most over the orders of tied nets
     regret_range: tuple[float, float] = (math.nan, math.nan)
-    kind: str = "proxy"  # "proxy" (a trained budget) or "baseline" (a ranking by FLOPs or params: no training)
+    kind: str = "proxy"  # "proxy" (a trained budget), "baseline" (ranking by FLOPs or params: no training) or
+    # "ceiling" (the reference under another seed: the agreement a proxy can hope for)
 
     def row(self) -> dict[str, Any]:
         return {"budget": self.budget, "kind": self.kind, "cost": self.cost, "seconds_per_net": self.seconds_per_net,
@@ -276,6 +288,7 @@ class FidelityResult:
     dataset: str
     missing: dict  # budget -> nets not (yet) complete under it
     baselines: tuple[ProxyFidelity, ...] = ()  # FLOPs alone, params alone, over the nets the reference completed
+    ceiling: tuple[ProxyFidelity, ...] = ()  # the reference with another seed against the reference: the ceiling
 
     def beats_baselines(self, proxy: ProxyFidelity) -> bool:
         """The proxy's tau is above every baseline's (a baseline with an undefined tau is no bar)."""
@@ -298,6 +311,7 @@ class FidelityData:
     budgets: dict  # budget name -> list[TrialRecord]
     roles: dict  # budget name -> "proxy" | "reference"
     costs: dict  # budget name -> relative cost
+    ceiling: dict = dataclasses.field(default_factory=dict)  # seed offset -> the reference's records with that seed
 
 
 def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> FidelityData:
@@ -313,7 +327,7 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
         raise FidelityError(f"no fidelity run {name!r}: no storage at {journal_path(url)} (give --storage?)")
     store = open_storage(url)
     prefix = f"fidelity-{name}-"
-    budgets, roles, costs = {}, {}, {}
+    budgets, roles, costs, ceiling = {}, {}, {}, {}
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
         if not summary.study_name.startswith(prefix):
             continue
@@ -323,6 +337,9 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
         if not tagged:
             continue
         budget = str(tagged[0].tags.get("budget"))
+        if tagged[0].tags.get("role") == "ceiling":
+            ceiling[int(tagged[0].tags.get("seed_offset", 0))] = tagged
+            continue
         budgets[budget] = tagged
         roles[budget] = tagged[0].tags.get("role")
         costs[budget] = float(tagged[0].tags.get("cost") or math.nan)
@@ -330,7 +347,7 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
         raise FidelityError(f"no fidelity run {name!r} in {redact(url)}")
     if list(roles.values()).count("reference") != 1:
         raise FidelityError(f"fidelity run {name!r} in {redact(url)} has no reference budget (yet)")
-    return FidelityData(name, redact(url), budgets, roles, costs)
+    return FidelityData(name, redact(url), budgets, roles, costs, ceiling)
 
 
 def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95, n_boot: int = 2000,
@@ -391,8 +408,20 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
             both = table[[column, reference]].dropna()
             baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
                                        both[reference].to_numpy(float)))
+    ceiling = []
+    for offset, records in sorted(data.ceiling.items()):  # the reference against itself under another seed
+        label = f"{reference} seed +{offset}"
+        acc = {int(r.tags.get("net", -1)): r.val_acc for r in records if r.state == "COMPLETE" and r.val_acc is not None}
+        table[label] = table["net"].map(acc).astype(float)
+        both = table[[label, reference]].dropna() if reference in table else pd.DataFrame(columns=[label, reference])
+        spent = [float(r.wall_time or math.nan) for r in records if r.state == "COMPLETE"]
+        ceiling.append(agreement(label, "ceiling", data.costs.get(reference, math.nan),
+                                 float(np.nanmean(spent)) if spent else math.nan, both[label].to_numpy(float),
+                                 both[reference].to_numpy(float)))
+        missing[label] = len(records) - len(acc)
     return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
-                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines))
+                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines),
+                          ceiling=tuple(ceiling))
 
 
 def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",

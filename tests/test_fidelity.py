@@ -172,6 +172,38 @@ def test_a_proxy_that_reverses_the_order_has_tau_minus_one_and_regret(tmp_path):
          kendall_tau(result.nets["params"].to_numpy(float), ref_acc)])
 
 
+def seed_noise_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                     progress=None):
+    """The curve trainer plus a seed's luck per net (sd 0.02): the reference under another seed reorders close nets."""
+    CALLS.append((spec.id, budget.epochs, budget.fraction, seed))
+    r = curve_train(spec, dataset, budget, device, seed, callback, config=config, test=test)
+    acc = r.final_val_acc + np.random.default_rng([seed, int(spec.id[:8], 16)]).normal(0, 0.02)
+    return TrainResult(**{**r.__dict__, "val_acc": [acc], "final_val_acc": acc})
+
+
+def test_ceiling_seeds_train_the_reference_again_and_measure_its_own_agreement(tmp_path):
+    CALLS.clear()
+    plan = plan_fidelity("roof", nets(8), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=3)
+    run_fidelity(plan, config(tmp_path), train_fn=seed_noise_train)
+    assert sorted(c[3] for c in CALLS if c[2] == 1.0) == [0] * 8 + [1] * 8 + [2] * 8  # the reference, 3 seeds
+    assert sum(1 for c in CALLS if c[2] == 0.125) == 8  # the proxy once
+    result = measure(load_fidelity("roof", str(tmp_path / "fid.journal")))
+    assert [c.budget for c in result.ceiling] == ["e1-f1 seed +1", "e1-f1 seed +2"]
+    ref = result.nets["e1-f1"].to_numpy(float)
+    for c in result.ceiling:
+        assert c.kind == "ceiling" and c.nets == 8
+        assert c.tau == pytest.approx(kendall_tau(result.nets[c.budget].to_numpy(float), ref))
+    assert [p.budget for p in result.proxies] == ["e1-f0.125"]  # the extra seeds are no proxy
+    CALLS.clear()
+    run_fidelity(plan, config(tmp_path), train_fn=seed_noise_train)
+    assert CALLS == []  # resumed: nothing trained twice
+    out = write_fidelity_report("roof", storage=str(tmp_path / "fid.journal"), out=tmp_path / "rep")
+    page = (out / "index.html").read_text()
+    assert "e1-f1 seed +1 (ceiling: the reference, another seed)" in page and "seed-to-seed agreement" in page
+    with pytest.raises(FidelityError, match="ceiling-seeds"):
+        plan_fidelity("roof", nets(8), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=0)
+
+
 def test_a_lower_resolution_trains_the_same_net_on_resized_images(tmp_path):
     CALLS.clear()
     plan = plan_fidelity("res", nets(4), [Budget(1, 1.0, resolution=8)], Budget(1, 1.0), native=16)

@@ -245,8 +245,8 @@ def _page(study_name: str, table, meta: dict, png: str, context, command: Option
                      f"rate under a planted null of 3 seeds x 5 settings is measured in docs/ablations.md). Error "
                      f"falls (rises) when the interval lies below (above) 0; an interval that includes 0 means the "
                      f"differences are within seed noise. Beside it, not the verdict: the mean of each seed's own "
-                     f"slope over the settings every seed has, {e(beside)} (t on {verdict.n_seeds - 1} degrees of "
-                     f"freedom; wider, since it rests on {verdict.n_seeds} numbers).</p>")
+                     f"slope over the settings every seed has, {e(beside)} (a t interval over {verdict.n_seeds} slopes, "
+                     f"on {verdict.n_seeds - 1} degrees of freedom).</p>")
         if paired:
             parts.append("<h3>Paired by seed, against the template</h3>" + html_table(
                 ["setting", "vs", "mean difference in error (points)", "95% interval", "seeds", "beyond noise"],

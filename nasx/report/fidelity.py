@@ -109,7 +109,7 @@ def write_fidelity_report(name: str, storage: Optional[str] = None, out: Optiona
     out_dir.mkdir(parents=True, exist_ok=True)
     import pandas as pd
 
-    pd.DataFrame([p.row() for p in (*result.proxies, *result.baselines)]).to_csv(out_dir / "fidelity.csv", index=False, float_format="%.6g")
+    pd.DataFrame([p.row() for p in (*result.proxies, *result.baselines, *result.ceiling)]).to_csv(out_dir / "fidelity.csv", index=False, float_format="%.6g")
     result.nets.to_csv(out_dir / "nets.csv", index=False, float_format="%.6g")
     scatter = _scatter(result, out_dir)
     cost = _cost_vs_tau(result, out_dir, min_tau)
@@ -123,6 +123,8 @@ def verdict(result: FidelityResult, min_tau: float) -> str:
     best = result.cheapest(min_tau)
     bars = "; ".join(f"ranking by {b.budget} gives tau {_num(b.tau)} {_interval(b.tau_ci)}" for b in result.baselines)
     bars = f" For comparison, {bars}." if bars else ""
+    roof = "; ".join(f"{c.budget}: tau {_num(c.tau)} {_interval(c.tau_ci)}" for c in result.ceiling)
+    bars += (f" The reference's own seed-to-seed agreement, the ceiling a proxy can reach: {roof}." if roof else "")
     if best is None:
         lows = ", ".join(f"{p.budget} {_num(p.tau)} {_interval(p.tau_ci)}" for p in result.proxies)
         losers = [p.budget for p in result.proxies if not result.beats_baselines(p)]
@@ -154,9 +156,11 @@ def _page(result: FidelityResult, data: Any, scatter: Optional[str], cost: Optio
         parts.append("<p class='note'>Not complete yet: " + e(", ".join(f"{b}: {m} net(s)" for b, m in missing.items()))
                      + "; the numbers below use the nets complete under both budgets. Run the same command to "
                        "finish.</p>")
-    rows = [[e(p.budget) + (" (baseline: no training)" if p.kind == "baseline" else ""),
+    kinds = {"baseline": " (baseline: no training)", "ceiling": " (ceiling: the reference, another seed)"}
+    rows = [[e(p.budget) + kinds.get(p.kind, ""),
              f"{p.cost:.3g}", _num(p.seconds_per_net, 1), str(p.nets), _num(p.tau), _interval(p.tau_ci),
-             _num(p.rho), _interval(p.rho_ci), _top_k(p), _regret(p)] for p in (*result.proxies, *result.baselines)]
+             _num(p.rho), _interval(p.rho_ci), _top_k(p), _regret(p)]
+            for p in (*result.proxies, *result.baselines, *result.ceiling)]
     parts.append(html_table(["proxy", "relative work", "seconds per net", "nets", "Kendall tau", "95% CI",
                              "Spearman rho", "95% CI", "top-k overlap (range)", "regret, points (range)"], rows))
     parts.append(f"<p>Relative work: epochs x fraction x (resolution / native)^2 (1 = one pass over the training split "
@@ -166,8 +170,10 @@ def _page(result: FidelityResult, data: Any, scatter: Optional[str], cost: Optio
                  f"best. Both are expected over the orders of tied nets (a tie broken uniformly at random), with the "
                  f"least and most any order gives in brackets when ties make them differ. Baselines: the same nets "
                  f"ranked by FLOPs alone and by parameters alone (more taken as better), at no training cost; a proxy "
-                 f"must beat them. Verdict rule: the cheapest proxy (seconds per net) whose interval's lower bound "
-                 f"reaches {min_tau:g} and whose tau beats both baselines.</p>")
+                 f"must beat them. A ceiling row (with --ceiling-seeds) is the reference trained again with another "
+                 f"seed, measured against the reference: no proxy can be expected to agree with the reference better "
+                 f"than the reference agrees with itself. Verdict rule: the cheapest proxy (seconds per net) whose "
+                 f"interval's lower bound reaches {min_tau:g} and whose tau beats both baselines.</p>")
     if scatter:
         parts.append(f"<figure><img alt='proxy vs reference' src='{e(scatter)}'><figcaption>Validation accuracy under "
                      f"each proxy against the reference, one point a net (<a href='proxy_vs_reference.svg'>SVG</a>)"
@@ -176,7 +182,8 @@ def _page(result: FidelityResult, data: Any, scatter: Optional[str], cost: Optio
         parts.append(f"<figure><img alt='cost vs tau' src='{e(cost)}'><figcaption>Measured cost against Kendall tau "
                      f"(95% bootstrap interval); dashed: the threshold {min_tau:g} (<a href='cost_vs_tau.svg'>SVG</a>)"
                      f"</figcaption></figure>")
-    budgets = [b for b in [*(p.budget for p in result.proxies), result.reference] if b in result.nets]
+    budgets = [b for b in [*(p.budget for p in result.proxies), result.reference, *(c.budget for c in result.ceiling)]
+               if b in result.nets]
     net_rows = []
     for _, r in result.nets.iterrows():
         counts = [f"{int(r[c]):,}" if c in r and r[c] == r[c] else "" for c in ("flops", "params")]
