@@ -183,15 +183,15 @@ def seed_noise_train(spec, dataset, budget, device=None, seed=0, callback=None, 
 
 def test_ceiling_seeds_train_the_reference_again_and_measure_its_own_agreement(tmp_path):
     CALLS.clear()
-    plan = plan_fidelity("roof", nets(8), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=3)
+    plan = plan_fidelity("roof", nets(6), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=3)
     run_fidelity(plan, config(tmp_path), train_fn=seed_noise_train)
-    assert sorted(c[3] for c in CALLS if c[2] == 1.0) == [0] * 8 + [1] * 8 + [2] * 8  # the reference, 3 seeds
-    assert sum(1 for c in CALLS if c[2] == 0.125) == 8  # the proxy once
+    assert sorted(c[3] for c in CALLS if c[2] == 1.0) == [0] * 6 + [1] * 6 + [2] * 6  # the reference, 3 seeds
+    assert sum(1 for c in CALLS if c[2] == 0.125) == 6  # the proxy once
     result = measure(load_fidelity("roof", str(tmp_path / "fid.journal")))
     assert [c.budget for c in result.ceiling] == ["e1-f1 seed +1", "e1-f1 seed +2"]
     ref = result.nets["e1-f1"].to_numpy(float)
     for c in result.ceiling:
-        assert c.kind == "ceiling" and c.nets == 8
+        assert c.kind == "ceiling" and c.nets == 6
         assert c.tau == pytest.approx(kendall_tau(result.nets[c.budget].to_numpy(float), ref))
     assert [p.budget for p in result.proxies] == ["e1-f0.125"]  # the extra seeds are no proxy
     CALLS.clear()
@@ -201,7 +201,7 @@ def test_ceiling_seeds_train_the_reference_again_and_measure_its_own_agreement(t
     page = (out / "index.html").read_text()
     assert "e1-f1 seed +1 (ceiling: the reference, another seed)" in page and "seed-to-seed agreement" in page
     with pytest.raises(FidelityError, match="ceiling-seeds"):
-        plan_fidelity("roof", nets(8), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=0)
+        plan_fidelity("roof", nets(6), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=0)
 
 
 def test_a_lower_resolution_trains_the_same_net_on_resized_images(tmp_path):
