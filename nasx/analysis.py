@@ -167,223 +167,197 @@ def _undefined(x: np.ndarray, y: np.ndarray) -> bool:
     return x.size < 2 or bool(np.isnan(x).any() or np.isnan(y).any())
 
 
-def _tie_pairs(sorted_values: np.ndarray) -> int:
-    """Pairs tied with each other in an already sorted 1-D array: sum of t(t-1)/2 over runs of equal values."""
-    if sorted_values.size == 0:
-        return 0
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1], True])
-    t = np.diff(starts)
-    return int((t * (t - 1) // 2).sum())
-
-
-def _count_inversions(r: np.ndarray) -> int:
-    """Pairs i < j with r[i] > r[j] for non-negative integer ranks r, in O(n log^2 n) by bottom-up merging."""
-    n = r.size
-    m = int(r.max()) + 1 if n else 1
-    pos = np.arange(n)
-    total = 0
-    s = 1
-    while s < n:
-        # blocks of 2s positions, a left and a right half of s each: count left elements above each right element
-        block = pos // (2 * s)
-        right = (pos // s) % 2 == 1
-        left_keys = np.sort(block[~right] * m + r[~right])  # one sorted run per block, blocks kept apart by m
-        br = block[right]
-        at_most = np.searchsorted(left_keys, br * m + r[right], side="right")
-        block_end = np.searchsorted(left_keys, (br + 1) * m, side="left")
-        total += int((block_end - at_most).sum())
-        s *= 2
-    return total
+def _constant(x: np.ndarray, y: np.ndarray) -> bool:
+    return bool(np.all(x == x[0]) or np.all(y == y[0]))
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b of paired values (ties corrected, as scipy.stats.kendalltau); NaN when undefined."""
+    """Kendall's tau-b of paired values (scipy.stats.kendalltau, ties corrected); NaN when undefined."""
+    from scipy import stats
+
     xa, ya = _pair(x, y)
-    if _undefined(xa, ya):
+    if _undefined(xa, ya) or _constant(xa, ya):
         return math.nan
-    n = xa.size
-    if n <= 160:  # all pairs at once: faster below ~180 values (fidelity studies, bootstrap loops)
-        sx = np.sign(xa[:, None] - xa[None, :])
-        sy = np.sign(ya[:, None] - ya[None, :])
-        den = math.sqrt(float(np.abs(sx).sum()) * float(np.abs(sy).sum()))
-        return float(np.clip((sx * sy).sum() / den, -1.0, 1.0)) if den > 0 else math.nan
-    order = np.lexsort((ya, xa))  # by x, then y: pairs tied in x are never counted as inversions
-    xs, ys = xa[order], ya[order]
-    n0 = n * (n - 1) // 2
-    n1 = _tie_pairs(xs)
-    n2 = _tie_pairs(np.sort(ya))
-    joint = np.flatnonzero(np.r_[True, (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1]), True])
-    tj = np.diff(joint)
-    n3 = int((tj * (tj - 1) // 2).sum())
-    discordant = _count_inversions(np.unique(ys, return_inverse=True)[1].ravel())
-    den = math.sqrt(float(n0 - n1) * float(n0 - n2))
-    if den == 0:
-        return math.nan
-    return float(np.clip((n0 - n1 - n2 + n3 - 2 * discordant) / den, -1.0, 1.0))
-
-
-def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, tied values sharing the average of their ranks."""
-    order = np.argsort(a, kind="mergesort")
-    sa = a[order]
-    new = np.r_[True, sa[1:] != sa[:-1]]
-    dense = np.cumsum(new)
-    ends = np.r_[np.flatnonzero(new), a.size]  # run k covers sorted positions ends[k-1]..ends[k]-1
-    ranks = np.empty(a.size)
-    ranks[order] = 0.5 * (ends[dense] + ends[dense - 1] + 1)
-    return ranks
+    return float(np.clip(stats.kendalltau(xa, ya, variant="b").statistic, -1.0, 1.0))
 
 
 def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rho: the Pearson correlation of average ranks (as scipy.stats.spearmanr); NaN when undefined."""
+    """Spearman's rho (scipy.stats.spearmanr: the Pearson correlation of average ranks); NaN when undefined."""
+    from scipy import stats
+
     xa, ya = _pair(x, y)
-    if _undefined(xa, ya):
+    if _undefined(xa, ya) or _constant(xa, ya):
         return math.nan
-    rx, ry = _average_ranks(xa), _average_ranks(ya)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
-    return float(np.clip((rx @ ry) / den, -1.0, 1.0)) if den > 0 else math.nan
+    return float(np.clip(stats.spearmanr(xa, ya).statistic, -1.0, 1.0))
+
+
+def _tau_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """kendall_tau of each row of two (resamples x n) arrays at once (scipy's kendalltau takes one pair only)."""
+    out = np.empty(x.shape[0])
+    chunk = max(1, 2_000_000 // max(1, x.shape[1] ** 2))  # bounded memory: rows x n x n sign matrices
+    for s in range(0, x.shape[0], chunk):
+        sx = np.sign(x[s:s + chunk, :, None] - x[s:s + chunk, None, :])
+        sy = np.sign(y[s:s + chunk, :, None] - y[s:s + chunk, None, :])
+        den = np.sqrt(np.abs(sx).sum(axis=(1, 2)) * np.abs(sy).sum(axis=(1, 2)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s:s + chunk] = np.where(den > 0, (sx * sy).sum(axis=(1, 2)) / den, np.nan)
+    return np.clip(out, -1.0, 1.0)
+
+
+def _rho_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """spearman_rho of each row of two (resamples x n) arrays: scipy.stats.rankdata per row, then Pearson."""
+    from scipy import stats
+
+    rx = stats.rankdata(x, axis=1)
+    ry = stats.rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan), -1.0, 1.0)
+
+
+_BATCHED = {kendall_tau: _tau_rows, spearman_rho: _rho_rows}  # a statistic -> its twin over rows of resamples
+MAX_DEGENERATE = 0.01  # bootstrap_ci: above this share of degenerate resamples the interval is NaN, not conditional
 
 
 def bootstrap_ci(stat: Callable[[np.ndarray, np.ndarray], float], x: Sequence[float], y: Sequence[float],
-                 n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of stat(x, y) over resampled (x, y) pairs; NaN resamples are skipped.
+                 n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                 max_degenerate: float = MAX_DEGENERATE) -> tuple[float, float]:
+    """Percentile bootstrap interval of stat(x, y) over resampled (x, y) pairs.
 
     Args:
-        stat: a function of two equal-length float arrays, e.g. kendall_tau or spearman_rho.
+        stat: a function of two equal-length float arrays, e.g. kendall_tau or spearman_rho (these two are
+            computed over all resamples at once).
         x, y: the paired values (pairs are resampled together, so their dependence is kept).
         n_boot: resamples drawn; level: the interval's coverage; seed: numpy.random.default_rng's seed.
+        max_degenerate: a resample whose statistic is undefined (every drawn x, or y, equal) is left out only
+            while such resamples are at most this share of all; above it the interval is (NaN, NaN), since an
+            interval over the other resamples would be conditional on a non-degenerate draw (at 2 pairs half
+            of the draws are degenerate and the rest all give tau = 1).
 
-    Returns (NaN, NaN) for fewer than 2 pairs or when every resample is degenerate (e.g. a constant
-    sequence); skipped resamples (all pairs tied) make the interval conditional on non-degenerate draws.
+    Returns (NaN, NaN) for fewer than 2 pairs, a NaN value, or too many degenerate resamples. The measured
+    coverage of tau's 95% interval is in docs/fidelity.md.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), not {level}")
     xa, ya = _pair(x, y)
     n = xa.size
-    if n < 2:
+    if _undefined(xa, ya):
         return math.nan, math.nan
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    values = np.array([stat(xa[i], ya[i]) for i in idx], dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
+    batched = _BATCHED.get(stat)
+    if batched is not None:
+        values = batched(xa[idx], ya[idx])
+    else:
+        values = np.array([stat(xa[i], ya[i]) for i in idx], dtype=float)
+    degenerate = np.isnan(values)
+    if degenerate.mean() > max_degenerate:
         return math.nan, math.nan
     tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
+    low, high = np.quantile(values[~degenerate], [tail, 1 - tail])
     return float(low), float(high)
 
 
-def _top(values: np.ndarray, k: int) -> np.ndarray:
-    return np.argsort(-values, kind="stable")[:k]  # higher is better; among equal values the first comes first
+def _inclusion(values: np.ndarray, k: int) -> np.ndarray:
+    """Each net's chance of being among the k best (higher is better) when ties are broken uniformly at random:
+    1 above the k-th value, (places left) / (nets tied there) at it, 0 below."""
+    kth = np.sort(values)[::-1][k - 1]
+    above = values > kth
+    tied = values == kth
+    return np.where(above, 1.0, np.where(tied, (k - above.sum()) / tied.sum(), 0.0))
 
 
-def top_k_overlap(proxy: Sequence[float], reference: Sequence[float], k: int) -> float:
-    """Share of the proxy's top-k nets (higher is better) that are also in the reference's top-k.
-
-    Ties at the k-th place are broken by position (the first wins); k above the number of nets is cut to it.
-    NaN for fewer than 2 nets or any NaN value."""
+def _top_k_setup(proxy, reference, k):
     if k < 1:
         raise ValueError(f"k must be >= 1, not {k}")
     p, r = _pair(proxy, reference)
     if _undefined(p, r):
+        return None
+    return p, r, min(k, p.size)
+
+
+def top_k_overlap(proxy: Sequence[float], reference: Sequence[float], k: int) -> float:
+    """Share of the proxy's top-k nets (higher is better) that are also in the reference's top-k, expected over
+    the orders of tied nets (each side's ties at the k-th place broken uniformly at random, independently).
+
+    k above the number of nets is cut to it. NaN for fewer than 2 nets or any NaN value; top_k_range gives the
+    least and most the tie-breaking can make of it."""
+    setup = _top_k_setup(proxy, reference, k)
+    if setup is None:
         return math.nan
-    k = min(k, p.size)
-    return float(np.isin(_top(p, k), _top(r, k)).sum() / k)
+    p, r, k = setup
+    return float(_inclusion(p, k) @ _inclusion(r, k) / k)
+
+
+def top_k_range(proxy: Sequence[float], reference: Sequence[float], k: int) -> tuple[float, float]:
+    """The least and the most top_k_overlap over every way of breaking ties at the k-th place on either side."""
+    setup = _top_k_setup(proxy, reference, k)
+    if setup is None:
+        return math.nan, math.nan
+    p, r, k = setup
+    ip, ir = _inclusion(p, k), _inclusion(r, k)
+    sure_p, tied_p, sure_r, tied_r = ip == 1, (0 < ip) & (ip < 1), ir == 1, (0 < ir) & (ir < 1)
+    if not tied_p.any():  # 0 < inclusion < 1 marks the tied nets that only some orders take
+        tied_p = np.zeros_like(sure_p)
+    if not tied_r.any():
+        tied_r = np.zeros_like(sure_r)
+    picks_p, picks_r = k - int(sure_p.sum()), k - int(sure_r.sum())  # places the tied nets share, each side
+    fixed = int((sure_p & sure_r).sum())
+    gain_p = int((tied_p & sure_r).sum())  # a tied proxy net the reference surely takes: +1 when taken
+    gain_r = int((tied_r & sure_p).sum())
+    both = int((tied_p & tied_r).sum())  # tied on both sides: +1 only when both take it
+    idle_p, idle_r = int(tied_p.sum()) - gain_p - both, int(tied_r.sum()) - gain_r - both
+    low, high = math.inf, -math.inf
+    for xp in range(max(0, picks_p - gain_p - idle_p), min(picks_p, both) + 1):  # proxy's picks among `both`
+        for xr in range(max(0, picks_r - gain_r - idle_r), min(picks_r, both) + 1):
+            least = max(0, picks_p - xp - idle_p) + max(0, picks_r - xr - idle_r) + max(0, xp + xr - both)
+            most = min(gain_p, picks_p - xp) + min(gain_r, picks_r - xr) + min(xp, xr)
+            low, high = min(low, least), max(high, most)
+    return (fixed + low) / k, (fixed + high) / k
+
+
+def _regret_setup(proxy, reference):
+    p, r = _pair(proxy, reference)
+    if _undefined(p, r):
+        return None
+    return r.max() - r[p == p.max()]  # the regret of each net the proxy ranks first (ties: several)
 
 
 def regret(proxy: Sequence[float], reference: Sequence[float]) -> float:
-    """Reference value of the reference's best net minus that of the proxy's best (higher is better; ties: the first).
+    """Reference value of the reference's best net minus that of the proxy's best (higher is better), expected
+    over the proxy's tied best nets (each equally likely to be taken). NaN for fewer than 2 nets or a NaN value;
+    regret_range gives the best and worst case."""
+    lost = _regret_setup(proxy, reference)
+    return math.nan if lost is None else float(lost.mean())
 
-    NaN for fewer than 2 nets or any NaN value."""
-    p, r = _pair(proxy, reference)
-    if _undefined(p, r):
-        return math.nan
-    return float(r[int(np.argmax(r))] - r[int(np.argmax(p))])
+
+def regret_range(proxy: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
+    """The least and the most regret over the orders of the proxy's tied best nets."""
+    lost = _regret_setup(proxy, reference)
+    return (math.nan, math.nan) if lost is None else (float(lost.min()), float(lost.max()))
 
 
 # ---------------------------------------------------------------------------------------------
-# Student t intervals without scipy: the regularized incomplete beta function by its continued fraction (Lentz's
-# method, as in Numerical Recipes' betacf), the t tail from it, and the quantile by a safeguarded Newton iteration.
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        step = d * c
-        h *= step
-        if abs(step - 1.0) < 1e-16:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float, y: float) -> float:
-    """The regularized incomplete beta I_x(a, b), with y = 1 - x passed exactly to keep precision near 1."""
-    if x <= 0:
-        return 0.0
-    if y <= 0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y))
-    if x < (a + 1) / (a + b + 2):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, y) / b
-
-
-def _t_tail(t: float, df: float) -> float:
-    """P(T > t) for Student's t with df degrees of freedom, t >= 0."""
-    t2 = t * t
-    return 0.5 * _betainc(df / 2, 0.5, df / (df + t2), t2 / (df + t2))
-
-
-def _t_pdf(t: float, df: float) -> float:
-    return math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-                    - (df + 1) / 2 * math.log1p(t * t / df))
+# Student t intervals (scipy.stats.t)
 
 
 def student_t_quantile(p: float, df: float) -> float:
     """The p-quantile of Student's t distribution with df (> 0, not necessarily whole) degrees of freedom."""
+    from scipy import stats
+
     if not 0 < p < 1:
         raise ValueError(f"p must lie in (0, 1), not {p}")
     if not df > 0:
         raise ValueError(f"df must be > 0, not {df}")
-    if p == 0.5:
-        return 0.0
-    q = min(p, 1 - p)  # solve P(T > t) = q for t > 0, then mirror
-    lo, hi = 0.0, 1.0
-    while _t_tail(hi, df) > q:
-        lo, hi = hi, hi * 2
-    t = 0.5 * (lo + hi)
-    for _ in range(200):
-        f = _t_tail(t, df) - q  # decreasing in t
-        if f > 0:
-            lo = t
-        else:
-            hi = t
-        if f == 0:
-            break
-        step = t + f / _t_pdf(t, df)
-        t_new = step if lo < step < hi else 0.5 * (lo + hi)  # Newton inside the bracket, bisection otherwise
-        if abs(t_new - t) <= 1e-14 * max(1.0, abs(t)) or hi - lo <= 1e-15 * hi:
-            t = t_new
-            break
-        t = t_new
-    return t if p > 0.5 else -t
+    return float(stats.t.ppf(p, df))
+
+
+def _t_tail(t: float, df: float) -> float:
+    """P(T > t) for Student's t with df degrees of freedom."""
+    from scipy import stats
+
+    return float(stats.t.sf(t, df))
 
 
 @dataclass(frozen=True)
@@ -401,22 +375,21 @@ class PairedComparison:
 
 
 def _t_summary(values: np.ndarray, level: float) -> PairedComparison:
-    """Mean, sample sd, t interval and two-sided p-value (mean = 0) of values."""
+    """Mean, sample sd, t interval and two-sided p-value (mean = 0) of values. With fewer than 2 values, a NaN,
+    or values all equal (no spread: the t statistic is undefined, so no evidence either way) the interval and
+    p-value are NaN and significant is False."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), not {level}")
     n = int(values.size)
     if n == 0 or np.isnan(values).any():
         return PairedComparison(math.nan, math.nan, math.nan, math.nan, n, level, math.nan, False)
     mean = float(values.mean())
-    if n < 2:
-        return PairedComparison(mean, math.nan, math.nan, math.nan, n, level, math.nan, False)
-    sd = float(values.std(ddof=1))
+    sd = float(values.std(ddof=1)) if n > 1 else math.nan
+    if n < 2 or np.all(values == values[0]):
+        return PairedComparison(mean, sd, math.nan, math.nan, n, level, math.nan, False)
     se = sd / math.sqrt(n)
     half = student_t_quantile((1 + level) / 2, n - 1) * se
-    if se > 0:
-        p_value = min(1.0, 2 * _t_tail(abs(mean) / se, n - 1))
-    else:  # every difference equal: the interval is a point
-        p_value = 0.0 if mean != 0 else 1.0
+    p_value = min(1.0, 2 * _t_tail(abs(mean) / se, n - 1))
     low, high = mean - half, mean + half
     return PairedComparison(mean, sd, low, high, n, level, p_value, bool(low > 0 or high < 0))
 
@@ -424,8 +397,8 @@ def _t_summary(values: np.ndarray, level: float) -> PairedComparison:
 def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedComparison:
     """Paired t comparison of two settings measured on the same seeds: mean of a - b with its t interval.
 
-    a[i] and b[i] must come from the same seed. With fewer than 2 pairs (or a NaN) the sd, interval and
-    p-value are NaN and significant is False."""
+    a[i] and b[i] must come from the same seed. With fewer than 2 pairs, a NaN, or every difference equal
+    (no spread to judge it by) the interval and p-value are NaN and significant is False."""
     xa, xb = _pair(a, b)
     return _t_summary(xa - xb, level)
 
@@ -436,16 +409,23 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.9
 
 @dataclass(frozen=True)
 class TrendVerdict:
-    """The verdict on an ablation's trend: direction, mean per-seed slope, its t interval, and a sentence."""
+    """The verdict on an ablation's trend: direction, the fixed-effects slope and its t interval, the mean of
+    per-seed slopes beside it, and a sentence."""
 
-    direction: str  # "falls", "rises" or "flat" (the interval holds 0, or too few seeds to judge)
-    slope: float  # mean over seeds of each seed's least-squares slope, per doubling (or per unit)
+    direction: str  # "falls", "rises" or "flat" (the interval holds 0, or too few runs to judge)
+    slope: float  # common least-squares slope of a seed fixed-effects regression over all runs, per doubling
     low: float
     high: float
-    n_seeds: int
+    n_seeds: int  # seeds with at least one run
     level: float
-    per_seed: tuple[float, ...]
+    per_seed: tuple[float, ...]  # each seed's own slope, over the settings every seed has
     text: str
+    n_runs: int = 0  # runs in the regression
+    df: int = 0  # its residual degrees of freedom: runs - seeds - 1
+    p_value: float = math.nan  # two-sided, slope = 0
+    per_seed_mean: float = math.nan  # the mean of per_seed, with its t interval over seeds (n_seeds - 1 df)
+    per_seed_low: float = math.nan
+    per_seed_high: float = math.nan
 
 
 def _decimals(*values: float) -> int:
@@ -454,19 +434,50 @@ def _decimals(*values: float) -> int:
     return max(0, 1 - math.floor(math.log10(top))) if top > 0 else 1
 
 
+def fixed_effects_slope(xs: np.ndarray, values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, int, float]:
+    """The common slope of values (settings x seeds, NaN: no run) on xs with one intercept per seed, by ordinary
+    least squares over every run (numpy lstsq), its Student t interval and two-sided p-value on the residual
+    degrees of freedom (runs - seeds - 1): (slope, low, high, df, p). NaN where df < 1 or the fit is exact."""
+    from scipy import stats
+
+    ok = ~np.isnan(values)
+    seeds = [j for j in range(values.shape[1]) if ok[:, j].any()]
+    rows, cols = np.nonzero(ok[:, seeds])
+    y = values[:, seeds][rows, cols]
+    design = np.column_stack([xs[rows], np.eye(len(seeds))[cols]])
+    df = y.size - len(seeds) - 1
+    if df < 1 or np.ptp(xs[rows]) == 0:
+        return math.nan, math.nan, math.nan, max(df, 0), math.nan
+    coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    if rank < design.shape[1]:  # x does not vary within any seed: the slope is not identified
+        return math.nan, math.nan, math.nan, df, math.nan
+    resid = y - design @ coef
+    sigma2 = float(resid @ resid) / df
+    se = math.sqrt(sigma2 * np.linalg.inv(design.T @ design)[0, 0])
+    slope = float(coef[0])
+    if se == 0:
+        return slope, math.nan, math.nan, df, math.nan
+    half = float(stats.t.ppf((1 + level) / 2, df)) * se
+    return slope, slope - half, slope + half, df, float(2 * stats.t.sf(abs(slope) / se, df))
+
+
 def trend_verdict(values_by_setting: Mapping[float, Sequence[float]], level: float = 0.95, *,
                   quantity: str = "error", setting: str = "the setting", unit: str = "points",
                   log_scale: bool = True) -> TrendVerdict:
-    """Whether quantity falls, rises or stays within seed noise as the setting grows, from per-seed slopes.
+    """Whether quantity falls, rises or stays within seed noise as the setting grows.
 
     values_by_setting maps each setting value (e.g. cardinality 1, 2, 4, 8, 32) to the quantity measured with
-    seeds 0, 1, ..., in the same seed order for every setting (NaN marks a missing run). Method: for each
-    seed, the least-squares slope of the quantity against log2(setting) (the change per doubling; against the
-    setting itself when log_scale is False) over that seed's runs; the estimate is the mean of these per-seed
-    slopes and its interval a Student t interval on them (n_seeds - 1 degrees of freedom). Seeds are the
-    replicates, so pairing by seed removes a seed's shared luck, and with 3 seeds the t quantile (4.30 at
-    95%) keeps the interval honestly wide. The trend "falls" or "rises" when the interval excludes 0;
-    otherwise, or with fewer than 2 usable seeds, it is "flat" (within seed noise, or not judged).
+    seeds 0, 1, ..., in the same seed order for every setting (NaN marks a missing run). x is log2(setting)
+    (the change per doubling; the setting itself when log_scale is False).
+
+    Method (the verdict): a seed fixed-effects regression over every run, quantity = a_seed + slope * x + noise,
+    by least squares; the slope's Student t interval on runs - seeds - 1 degrees of freedom (11 for 3 seeds x 5
+    settings). Each run is its own training, so its noise is independent given the seed's offset, which the
+    seed intercepts absorb; the interval is exact under normal noise, and a missing run only drops one row.
+    The trend "falls" or "rises" when the interval excludes 0; otherwise, or with fewer than 2 seeds or no
+    residual degrees of freedom, it is "flat" (within seed noise, or not judged).
+    Beside it (not the verdict): each seed's own slope over the settings every seed has (the same settings for
+    all seeds), their mean and its t interval on seeds - 1 degrees of freedom (4.30 x the s.e. at 3 seeds).
     """
     if len(values_by_setting) < 2:
         raise ValueError("a trend needs at least 2 settings")
@@ -478,35 +489,46 @@ def trend_verdict(values_by_setting: Mapping[float, Sequence[float]], level: flo
         raise ValueError("every setting needs one value per seed, in the same seed order (NaN for a missing run)")
     values = np.vstack(rows)  # settings x seeds
     xs = np.log2(settings) if log_scale else np.asarray(settings)
+    present = ~np.isnan(values)
+    seeds = [j for j in range(values.shape[1]) if present[:, j].any()]
+    used = [j for j in seeds if present[:, j].sum() >= 2]  # seeds that span at least 2 settings
+    common = present[:, seeds].all(axis=1) if seeds else np.zeros(len(settings), bool)
     slopes = []
-    for column in values.T:
-        ok = ~np.isnan(column)
-        if ok.sum() < 2:
-            continue
-        x, y = xs[ok], column[ok]
-        x = x - x.mean()
-        slopes.append(float(x @ (y - y.mean()) / (x @ x)))
-    summary = _t_summary(np.asarray(slopes), level)
+    if common.sum() >= 2:  # per-seed slopes on the same settings for every seed
+        x = xs[common] - xs[common].mean()
+        for j in seeds:
+            y = values[common, j]
+            slopes.append(float(x @ (y - y.mean()) / (x @ x)))
+    beside = _t_summary(np.asarray(slopes), level)
+    if len(used) >= 2:
+        slope, low, high, df, p_value = fixed_effects_slope(xs, values[:, used], level)
+    else:
+        slope, low, high, df, p_value = math.nan, math.nan, math.nan, 0, math.nan
+    n_runs = int(present[:, used].sum()) if used else 0
     per = "per doubling" if log_scale else "per unit"
-    d = _decimals(summary.mean_diff, summary.low, summary.high)
     pct = f"{level * 100:g}%"
-    if summary.n < 2:
+    if not math.isfinite(low):
         direction = "flat"
-        shown = "no slope" if summary.n == 0 else f"slope {summary.mean_diff:.{d}f} {unit} {per}"
-        text = (f"{quantity} cannot be judged against seed noise with {summary.n} usable seed(s) "
+        d = _decimals(slope)
+        shown = "no slope" if slope != slope else f"slope {slope:.{d}f} {unit} {per}"
+        text = (f"{quantity} cannot be judged against seed noise with {len(used)} usable seed(s) and {n_runs} runs "
                 f"as {setting} rises ({shown})")
     else:
-        detail = (f"slope {summary.mean_diff:.{d}f} {unit} {per}, {pct} CI "
-                  f"{summary.low:.{d}f}..{summary.high:.{d}f}, {summary.n} seeds")
-        if summary.high < 0:
+        d = _decimals(high - slope)  # two significant digits of the interval's half-width
+        detail = (f"slope {slope:.{d}f} {unit} {per}, {pct} CI {low:.{d}f}..{high:.{d}f}, {n_runs} runs of "
+                  f"{len(used)} seeds")
+        if high < 0:
             direction, text = "falls", f"{quantity} falls as {setting} rises ({detail})"
-        elif summary.low > 0:
+        elif low > 0:
             direction, text = "rises", f"{quantity} rises as {setting} rises ({detail})"
         else:
             direction, text = "flat", f"differences in {quantity} across {setting} are within seed noise ({detail})"
-    return TrendVerdict(direction, summary.mean_diff, summary.low, summary.high, summary.n, level,
-                        tuple(slopes), text)
+    return TrendVerdict(direction, slope, low, high, len(seeds), level, tuple(slopes), text, n_runs=n_runs, df=df,
+                        p_value=p_value, per_seed_mean=beside.mean_diff, per_seed_low=beside.low,
+                        per_seed_high=beside.high)
 
+
+__all__ += ["top_k_range", "regret_range", "fixed_effects_slope", "MAX_DEGENERATE"]  # this section's later additions
 
 # ---------------------------------------------------------------------------------------------
 # KS permutation test (issue 14)

@@ -3,7 +3,10 @@
 A fidelity run draws N nets (from a space in a FLOPs band, or the nets of a study), trains each under one or
 more proxy budgets and one reference budget, and measures per proxy, against the reference, over the same
 nets: Kendall's tau and Spearman's rho with paired-bootstrap 95% intervals, the overlap of the top-k, the
-regret (reference accuracy lost by taking the proxy's best net) and the cost (measured seconds per net).
+regret (reference accuracy lost by taking the proxy's best net; both expected over the orders of tied nets,
+with their range) and the cost (measured seconds per net). Two zero-cost baselines every proxy must beat rank
+the same nets by FLOPs alone and by parameters alone. Optionally the reference is trained again with other
+seeds (`ceiling_seeds`): its own seed-to-seed tau is the ceiling a proxy can reach.
 
 Every budget is a fixed, resumable study `fidelity-<name>-<budget>` in one storage (default
 studies/fidelity-<name>.journal): the same net under the same budget is never trained twice, and workers on
@@ -23,7 +26,7 @@ from .errors import NasxError
 from .net.fit import InputShape
 from .net.spec import NetSpec
 
-__all__ = ["FidelityError", "Budget", "FidelityPlan", "ProxyFidelity", "FidelityResult", "plan_fidelity",
+__all__ = ["FidelityError", "Budget", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
            "draw_nets", "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
@@ -128,6 +131,7 @@ class FidelityPlan:
     proxies: tuple[Budget, ...]
     reference: Budget
     native: int  # the dataset's image side
+    ceiling_seeds: int = 1  # the reference trained with this many seeds in all (1: no ceiling)
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -136,9 +140,12 @@ class FidelityPlan:
 
 
 def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Budget], reference: Budget, native: int,
-                  min_ratio: float = MIN_REFERENCE_RATIO) -> FidelityPlan:
+                  min_ratio: float = MIN_REFERENCE_RATIO, ceiling_seeds: int = 1) -> FidelityPlan:
     """Check a fidelity run: a usable name, >= 4 distinct nets, distinct budgets, and a reference that costs
-    at least `min_ratio` x the largest proxy (else the 'reference' is only another proxy)."""
+    at least `min_ratio` x the largest proxy (else the 'reference' is only another proxy); `ceiling_seeds` >= 1
+    trainings of the reference per net (the extra ones measure its seed-to-seed agreement)."""
+    if isinstance(ceiling_seeds, bool) or not isinstance(ceiling_seeds, int) or ceiling_seeds < 1:
+        raise FidelityError(f"--ceiling-seeds {ceiling_seeds!r}: must be a whole number >= 1 (1: no ceiling)")
     if not re.fullmatch(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*", name):
         raise FidelityError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
     ids = [n.id for n in nets]
@@ -155,7 +162,7 @@ def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Budget],
     if reference.cost(native) < min_ratio * largest.cost(native) - 1e-12:
         raise FidelityError(f"reference {reference.name} costs {reference.cost(native) / largest.cost(native):.2g}x "
                             f"the largest proxy {largest.name}; it must cost at least {min_ratio:g}x")
-    return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native)
+    return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native, ceiling_seeds)
 
 
 def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, int]] = None, seed: int = 0,
@@ -192,8 +199,9 @@ def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = Non
     return out[:n] if n is not None else out
 
 
-def budget_study(name: str, budget: Budget) -> str:
-    return f"fidelity-{name}-{budget.name}"
+def budget_study(name: str, budget: Budget, seed_offset: int = 0) -> str:
+    """The study of one budget; the reference's extra seeds (the ceiling) are studies of their own."""
+    return f"fidelity-{name}-{budget.name}" + (f"-s{seed_offset}" if seed_offset else "")
 
 
 def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> str:
@@ -205,21 +213,26 @@ def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str 
 def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable[[str, Any], None]] = None,
                  on_note: Optional[Callable[[str], None]] = None, train_fn: Optional[Callable] = None) -> list[Any]:
     """Train every net under every budget (cheapest budget first) as the fixed studies `fidelity-<name>-<budget>`
-    in one storage; a re-run trains only what is missing. Stops after an interrupted budget. Returns the
-    RunSummary of each budget run. `progress(budget_name, snapshot)` follows the running budget."""
+    in one storage, then the reference again with seeds seed+1 .. seed+ceiling_seeds-1 (studies
+    `fidelity-<name>-<budget>-s<k>`, role "ceiling"); a re-run trains only what is missing. Stops after an
+    interrupted budget. Returns the RunSummary of each budget run. `progress(budget_name, snapshot)` follows the
+    running budget."""
     from .study import Candidate, run_study
 
     storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
     summaries = []
-    for budget in plan.budgets:
-        role = "reference" if budget == plan.reference else "proxy"
-        cfg = dataclasses.replace(budget.config(config), study=budget_study(plan.name, budget), storage=storage,
-                                  test=False, sampler="random")
+    runs = [(b, 0) for b in plan.budgets] + [(plan.reference, k) for k in range(1, plan.ceiling_seeds)]
+    for budget, offset in runs:
+        role = "ceiling" if offset else "reference" if budget == plan.reference else "proxy"
+        cfg = dataclasses.replace(budget.config(config), study=budget_study(plan.name, budget, offset),
+                                  storage=storage, test=False, sampler="random")
         tags = {"fidelity": plan.name, "budget": budget.name, "role": role, "cost": budget.cost(plan.native),
-                "resolution": budget.resolution or plan.native}
-        candidates = [Candidate(net, seed=config.seed, tags={**tags, "net": i}) for i, net in enumerate(plan.nets)]
+                "resolution": budget.resolution or plan.native, "seed_offset": offset}
+        candidates = [Candidate(net, seed=config.seed + offset, tags={**tags, "net": i})
+                      for i, net in enumerate(plan.nets)]
+        label = budget.name + (f" seed +{offset}" if offset else "")
         summary = run_study(cfg, candidates=candidates, on_note=on_note, train_fn=train_fn,
-                            progress=None if progress is None else (lambda snap, b=budget.name: progress(b, snap)))
+                            progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
         summaries.append(summary)
         if summary.interrupted:
             break
@@ -243,14 +256,23 @@ class ProxyFidelity:
     rho: float
     rho_ci: tuple[float, float]
     k: int
-    top_k: float  # share of the proxy's top-k in the reference's top-k
-    regret: float  # reference accuracy (0..1) lost by taking the proxy's best net
+    top_k: float  # share of the proxy's top-k in the reference's top-k, expected over the orders of tied nets
+    regret: float  # reference accuracy (0..1) lost by taking the proxy's best net, expected over its tied best
+    top_k_range: tuple[float, float] = (math.nan, math.nan)  # least and most over the orders of tied nets
+    regret_range: tuple[float, float] = (math.nan, math.nan)
+    kind: str = "proxy"  # "proxy" (a trained budget), "baseline" (ranking by FLOPs or params: no training) or
+    # "ceiling" (the reference under another seed: the agreement a proxy can hope for)
 
     def row(self) -> dict[str, Any]:
-        return {"budget": self.budget, "cost": self.cost, "seconds_per_net": self.seconds_per_net, "nets": self.nets,
-                "kendall_tau": self.tau, "tau_low": self.tau_ci[0], "tau_high": self.tau_ci[1],
+        return {"budget": self.budget, "kind": self.kind, "cost": self.cost, "seconds_per_net": self.seconds_per_net,
+                "nets": self.nets, "kendall_tau": self.tau, "tau_low": self.tau_ci[0], "tau_high": self.tau_ci[1],
                 "spearman_rho": self.rho, "rho_low": self.rho_ci[0], "rho_high": self.rho_ci[1],
-                "k": self.k, "top_k_overlap": self.top_k, "regret_points": 100 * self.regret}
+                "k": self.k, "top_k_overlap": self.top_k, "top_k_min": self.top_k_range[0],
+                "top_k_max": self.top_k_range[1], "regret_points": 100 * self.regret,
+                "regret_min_points": 100 * self.regret_range[0], "regret_max_points": 100 * self.regret_range[1]}
+
+
+BASELINES = {"flops": "FLOPs alone", "params": "params alone"}  # nets-table column -> the baseline's row name
 
 
 @dataclass(frozen=True)
@@ -265,10 +287,18 @@ class FidelityResult:
     device: str
     dataset: str
     missing: dict  # budget -> nets not (yet) complete under it
+    baselines: tuple[ProxyFidelity, ...] = ()  # FLOPs alone, params alone, over the nets the reference completed
+    ceiling: tuple[ProxyFidelity, ...] = ()  # the reference with another seed against the reference: the ceiling
+
+    def beats_baselines(self, proxy: ProxyFidelity) -> bool:
+        """The proxy's tau is above every baseline's (a baseline with an undefined tau is no bar)."""
+        return all(not b.tau == b.tau or proxy.tau > b.tau for b in self.baselines)
 
     def cheapest(self, min_tau: float = MIN_TAU) -> Optional[ProxyFidelity]:
-        """The cheapest proxy (by measured seconds per net) whose tau is at least `min_tau`."""
-        ok = [p for p in self.proxies if p.tau == p.tau and p.tau >= min_tau]
+        """The cheapest proxy (by measured seconds per net) whose tau interval's lower bound reaches `min_tau` and
+        whose tau beats ranking by FLOPs and by params alone; None when no proxy does."""
+        ok = [p for p in self.proxies if p.tau_ci[0] == p.tau_ci[0] and p.tau_ci[0] >= min_tau
+              and self.beats_baselines(p)]
         return min(ok, key=lambda p: (p.seconds_per_net, p.cost)) if ok else None
 
 
@@ -281,6 +311,7 @@ class FidelityData:
     budgets: dict  # budget name -> list[TrialRecord]
     roles: dict  # budget name -> "proxy" | "reference"
     costs: dict  # budget name -> relative cost
+    ceiling: dict = dataclasses.field(default_factory=dict)  # seed offset -> the reference's records with that seed
 
 
 def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> FidelityData:
@@ -296,7 +327,7 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
         raise FidelityError(f"no fidelity run {name!r}: no storage at {journal_path(url)} (give --storage?)")
     store = open_storage(url)
     prefix = f"fidelity-{name}-"
-    budgets, roles, costs = {}, {}, {}
+    budgets, roles, costs, ceiling = {}, {}, {}, {}
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
         if not summary.study_name.startswith(prefix):
             continue
@@ -306,6 +337,9 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
         if not tagged:
             continue
         budget = str(tagged[0].tags.get("budget"))
+        if tagged[0].tags.get("role") == "ceiling":
+            ceiling[int(tagged[0].tags.get("seed_offset", 0))] = tagged
+            continue
         budgets[budget] = tagged
         roles[budget] = tagged[0].tags.get("role")
         costs[budget] = float(tagged[0].tags.get("cost") or math.nan)
@@ -313,7 +347,7 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
         raise FidelityError(f"no fidelity run {name!r} in {redact(url)}")
     if list(roles.values()).count("reference") != 1:
         raise FidelityError(f"fidelity run {name!r} in {redact(url)} has no reference budget (yet)")
-    return FidelityData(name, redact(url), budgets, roles, costs)
+    return FidelityData(name, redact(url), budgets, roles, costs, ceiling)
 
 
 def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95, n_boot: int = 2000,
@@ -322,7 +356,20 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
     import numpy as np
     import pandas as pd
 
-    from .analysis import bootstrap_ci, kendall_tau, regret, spearman_rho, top_k_overlap
+    from .analysis import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
+                           top_k_range)
+
+    def agreement(budget: str, kind: str, cost: float, seconds: float, x: np.ndarray, y: np.ndarray) -> ProxyFidelity:
+        n = len(x)
+        k = min(top_k or max(1, round(n / 4)), n) if n else (top_k or 1)
+        ok = n >= 2
+        return ProxyFidelity(
+            budget=budget, cost=cost, seconds_per_net=seconds, nets=n,
+            tau=kendall_tau(x, y) if ok else math.nan, tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
+            rho=spearman_rho(x, y) if ok else math.nan, rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
+            k=k, top_k=top_k_overlap(x, y, k) if ok else math.nan, regret=regret(x, y) if ok else math.nan,
+            top_k_range=top_k_range(x, y, k) if ok else (math.nan, math.nan),
+            regret_range=regret_range(x, y) if ok else (math.nan, math.nan), kind=kind)
 
     reference = next(b for b, role in data.roles.items() if role == "reference")
     rows: dict[int, dict[str, Any]] = {}
@@ -335,7 +382,10 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
             net = int(rec.tags.get("net", -1))
             row = rows.setdefault(net, {"net": net})
             if rec.spec is not None:
-                row.update(spec_id=rec.spec_id, description=rec.description, flops=rec.flops, params=rec.params)
+                row.update(spec_id=rec.spec_id, description=rec.description)
+            for key in BASELINES:  # the counts the baselines rank by
+                if getattr(rec, key) is not None:
+                    row[key] = getattr(rec, key)
             if rec.state == "COMPLETE" and rec.val_acc is not None:
                 row[budget] = rec.val_acc
                 seconds.setdefault(budget, []).append(float(rec.wall_time or math.nan))
@@ -350,25 +400,35 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
         both = table[[budget, reference]].dropna() if budget in table and reference in table else pd.DataFrame()
         x = both[budget].to_numpy(float) if len(both) else np.array([])
         y = both[reference].to_numpy(float) if len(both) else np.array([])
-        n = len(x)
-        k = top_k or max(1, round(n / 4))
-        proxies.append(ProxyFidelity(
-            budget=budget, cost=data.costs.get(budget, math.nan),
-            seconds_per_net=float(np.nanmean(seconds.get(budget, [math.nan]))), nets=n,
-            tau=kendall_tau(x, y) if n >= 2 else math.nan,
-            tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
-            rho=spearman_rho(x, y) if n >= 2 else math.nan,
-            rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
-            k=min(k, n) if n else k, top_k=top_k_overlap(x, y, k) if n >= 2 else math.nan,
-            regret=regret(x, y) if n >= 2 else math.nan))
+        proxies.append(agreement(budget, "proxy", data.costs.get(budget, math.nan),
+                                 float(np.nanmean(seconds.get(budget, [math.nan]))), x, y))
+    baselines = []
+    for column, label in BASELINES.items():  # rank by the count alone: more FLOPs (params) taken as more accurate
+        if column in table and reference in table:
+            both = table[[column, reference]].dropna()
+            baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
+                                       both[reference].to_numpy(float)))
+    ceiling = []
+    for offset, records in sorted(data.ceiling.items()):  # the reference against itself under another seed
+        label = f"{reference} seed +{offset}"
+        acc = {int(r.tags.get("net", -1)): r.val_acc for r in records if r.state == "COMPLETE" and r.val_acc is not None}
+        table[label] = table["net"].map(acc).astype(float)
+        both = table[[label, reference]].dropna() if reference in table else pd.DataFrame(columns=[label, reference])
+        spent = [float(r.wall_time or math.nan) for r in records if r.state == "COMPLETE"]
+        ceiling.append(agreement(label, "ceiling", data.costs.get(reference, math.nan),
+                                 float(np.nanmean(spent)) if spent else math.nan, both[label].to_numpy(float),
+                                 both[reference].to_numpy(float)))
+        missing[label] = len(records) - len(acc)
     return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
-                          nets=table, device=device, dataset=dataset, missing=missing)
+                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines),
+                          ceiling=tuple(ceiling))
 
 
 def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",
                   min_tau: float = MIN_TAU) -> tuple[Budget, str]:
     """The budget `explore --proxy` names, and a note on where it came from: a budget (`e1-f0.25`), a fidelity
-    run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy with tau >= min_tau)."""
+    run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy whose tau interval's lower
+    bound reaches min_tau and whose tau beats FLOPs and params alone)."""
     name, sep, budget = text.partition(":")
     if not sep:
         try:
@@ -385,8 +445,10 @@ def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "
     result = measure(data)
     best = result.cheapest(min_tau)
     if best is None:
-        taus = ", ".join(f"{p.budget} tau {p.tau:.2f}" for p in result.proxies)
-        raise FidelityError(f"--proxy {text}: no proxy of fidelity run {name!r} reaches tau >= {min_tau:g} ({taus}); "
-                            f"name one as {name}:BUDGET")
-    return Budget.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest with Kendall "
-                                       f"tau >= {min_tau:g} (tau {best.tau:.2f}, {best.seconds_per_net:.0f} s a net)")
+        taus = ", ".join(f"{p.budget} tau {p.tau:.2f} [{p.tau_ci[0]:.2f}, {p.tau_ci[1]:.2f}]" for p in result.proxies)
+        raise FidelityError(f"--proxy {text}: no proxy of fidelity run {name!r} has a Kendall tau interval above "
+                            f"{min_tau:g} ({taus}); name one as {name}:BUDGET")
+    return Budget.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest whose Kendall "
+                                       f"tau interval lies above {min_tau:g} (tau {best.tau:.2f} "
+                                       f"[{best.tau_ci[0]:.2f}, {best.tau_ci[1]:.2f}], "
+                                       f"{best.seconds_per_net:.0f} s a net)")

@@ -255,6 +255,30 @@ def test_the_verdict_follows_a_planted_effect_against_seed_noise(effect, directi
     assert len(paired) == 3 and ("within seed noise" in verdict.text) == (direction == "flat")
 
 
+def test_a_failed_run_drops_one_row_of_the_verdict_and_one_pair_of_its_comparison():
+    """The verdict fits every complete run (the seed fixed-effects regression); a comparison with the template
+    pairs the seeds both settings have."""
+    import numpy as np
+
+    from nasx.analysis import trend_verdict
+
+    rng = np.random.default_rng(3)
+    records, errors = [], {}
+    for order, cardinality in enumerate((1, 2, 4, 8)):
+        for seed in range(3):
+            err = 30 - 1.0 * math.log2(cardinality) + rng.normal(0, 0.5)
+            failed = (cardinality, seed) == (4, 1)
+            records.append(T(f"{cardinality}x", cardinality - 1, seed, 1 - err / 100, "FAIL" if failed else "COMPLETE"))
+            errors.setdefault(cardinality, []).append(math.nan if failed else err)
+    verdict, paired = verdict_for(ablation_rows(records), "cardinality")
+    assert (verdict.n_runs, verdict.df, verdict.n_seeds) == (11, 7, 3)
+    want = trend_verdict(errors, setting="cardinality")
+    assert (verdict.slope, verdict.low, verdict.high) == pytest.approx((want.slope, want.low, want.high))
+    assert verdict.direction == "falls", verdict.text
+    seeds = {row[0]: row[4] for row in paired}  # against the first setting (no template among the records)
+    assert seeds == {"2x": "3", "4x": "2", "8x": "3"}
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 

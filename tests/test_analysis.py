@@ -8,9 +8,13 @@ import math
 
 import numpy as np
 
+import itertools
+from collections import Counter
+
 from nasx.analysis import (bin_index, bootstrap_ci, complexity_weights, edf, edf_at, kendall_tau, ks_permutation_pvalue,
                            ks_statistic, log_bins, paired_comparison, pareto_front, pareto_mask, regret, spearman_rho,
                            student_t_quantile, top_k_overlap, trend_verdict)
+from nasx.analysis import _rho_rows, _tau_rows, fixed_effects_slope, regret_range, top_k_range
 
 MAX_ACC_MIN_FLOPS = (True, False)
 
@@ -106,7 +110,7 @@ def test_tau_and_rho_pandas_and_degenerate_cases():
     frame = pd.DataFrame({"p": proxy, "r": reference})
     assert kendall_tau(proxy, reference) == pytest.approx(frame.corr("kendall").loc["p", "r"])
     assert spearman_rho(proxy, reference) == pytest.approx(frame.corr("spearman").loc["p", "r"])
-    assert kendall_tau(reference, reference) == 1.0  # a proxy that is the reference
+    assert kendall_tau(reference, reference) == pytest.approx(1.0)  # a proxy that is the reference
     assert spearman_rho(reference, reference) == pytest.approx(1.0)
     for f in (kendall_tau, spearman_rho):
         assert math.isnan(f([], []))
@@ -136,9 +140,84 @@ def test_bootstrap_interval_covers_a_planted_correlation_and_narrows_with_n():
         kendall_tau, x[:50], y[:50], n_boot=200, seed=5)
     assert all(math.isnan(v) for v in bootstrap_ci(kendall_tau, [1.0], [2.0]))
     assert all(math.isnan(v) for v in bootstrap_ci(kendall_tau, [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], n_boot=50))
-    # resamples that draw one pair only are skipped, not counted as NaN bounds
-    lo, hi = bootstrap_ci(kendall_tau, [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], n_boot=200)
-    assert lo == hi == 1.0
+
+
+def test_bootstrap_ci_is_nan_when_degenerate_resamples_are_not_rare():
+    # 2 pairs: half the resamples draw one pair twice (tau undefined), the rest give tau = 1; dropping the first
+    # silently gave the interval (1.0, 1.0). 3 pairs: 3 of 27 draws are degenerate (11%), still above 1%.
+    for n in (2, 3):
+        x = np.arange(n, dtype=float)
+        assert all(math.isnan(v) for v in bootstrap_ci(kendall_tau, x, x, n_boot=400)), n
+        assert all(math.isnan(v) for v in bootstrap_ci(spearman_rho, x, x, n_boot=400)), n
+    # 6 pairs: 6 / 6**6 of the draws are degenerate (0.01%): the interval is given; a custom statistic too
+    x, y = np.arange(6.0), np.array([0.0, 2, 1, 3, 5, 4])
+    lo, hi = bootstrap_ci(kendall_tau, x, y, n_boot=500)
+    assert -1 <= lo < kendall_tau(x, y) < hi <= 1
+    assert bootstrap_ci(lambda a, b: kendall_tau(a, b), x, y, n_boot=500) == (lo, hi)  # the loop = the batch twin
+    assert all(math.isnan(v) for v in bootstrap_ci(kendall_tau, x, y, n_boot=500, max_degenerate=-1))
+
+
+def test_the_batch_twins_equal_the_statistics_row_by_row():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 5, (300, 12)).astype(float)  # heavy ties, some constant rows
+    y = x + rng.integers(0, 3, (300, 12))
+    x[0] = 1.0
+    for batch, one in ((_tau_rows, kendall_tau), (_rho_rows, spearman_rho)):
+        got = batch(x, y)
+        want = np.array([one(a, b) for a, b in zip(x, y)])
+        assert np.allclose(got, want, atol=1e-12, equal_nan=True) and math.isnan(got[0])
+
+
+def tau_coverage(n: int, tau: float, reps: int, n_boot: int = 2000, seed: int = 0) -> float:
+    """Share of reps whose bootstrap_ci(kendall_tau) 95% interval holds the true tau, on bivariate normal samples
+    of n pairs with correlation sin(pi tau / 2) (Kendall's tau of a bivariate normal is 2/pi asin(r))."""
+    rng = np.random.default_rng(seed)
+    r = math.sin(math.pi * tau / 2)
+    hits = 0
+    for rep in range(reps):
+        x, y = rng.multivariate_normal([0, 0], [[1, r], [r, 1]], size=n).T
+        lo, hi = bootstrap_ci(kendall_tau, x, y, n_boot=n_boot, seed=rep)
+        hits += lo <= tau <= hi
+    return hits / reps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tau", [0.3, 0.7])
+def test_the_tau_interval_covers_a_known_tau_at_least_90_percent_of_the_time_at_16_nets(tau):
+    """The committed fidelity example has 16 nets; docs/fidelity.md has the table over n and tau."""
+    coverage = tau_coverage(16, tau, reps=200, n_boot=1000, seed=int(10 * tau))
+    assert coverage >= 0.90, coverage
+
+
+def _orders(values: np.ndarray):
+    """Every strict order of the values consistent with them (ties permuted), as scores without ties."""
+    groups = {}
+    for i, v in enumerate(values):
+        groups.setdefault(v, []).append(i)
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups.values())):
+        score = np.array(values, dtype=float)
+        for perm in perms:
+            for rank, i in enumerate(perm):
+                score[i] += rank * 1e-9  # breaks the tie in this order, never across distinct values
+        yield score
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tie_aware_top_k_and_regret_equal_the_mean_and_range_over_every_tie_order(seed):
+    rng = np.random.default_rng(seed)
+    proxy = rng.integers(0, 3, 7).astype(float)  # many ties
+    reference = rng.integers(0, 4, 7).astype(float)
+    for k in (1, 2, 3, 5):
+        # each side's top-k set under every one of its tie orders (with multiplicity), then every pair of orders
+        tops_p = Counter(frozenset(np.argsort(-p)[:k]) for p in _orders(proxy))
+        tops_r = Counter(frozenset(np.argsort(-r)[:k]) for r in _orders(reference))
+        pairs = [(len(a & b) / k, ca * cb) for a, ca in tops_p.items() for b, cb in tops_r.items()]
+        mean = sum(o * c for o, c in pairs) / sum(c for _, c in pairs)
+        assert top_k_overlap(proxy, reference, k) == pytest.approx(mean), k
+        assert top_k_range(proxy, reference, k) == pytest.approx((min(o for o, _ in pairs), max(o for o, _ in pairs))), k
+    regrets = [regret(p, reference) for p in _orders(proxy)]
+    assert regret(proxy, reference) == pytest.approx(np.mean(regrets))
+    assert regret_range(proxy, reference) == pytest.approx((min(regrets), max(regrets)))
 
 
 def test_top_k_overlap_and_regret():
@@ -150,9 +229,16 @@ def test_top_k_overlap_and_regret():
     assert top_k_overlap(reference, reference, 2) == 1.0
     assert regret(proxy, reference) == pytest.approx(0.95 - 0.80)
     assert regret(reference, reference) == 0.0
-    assert regret([1.0, 1.0], [0.5, 0.9]) == pytest.approx(0.4)  # a tie in the proxy: the first net is chosen
-    assert top_k_overlap([1.0, 1.0, 0.0], [0.0, 1.0, 0.5], 1) == 0.0  # a tie at the k-th place: the first wins
+    # a tie in the proxy: the expectation over its orders, and the best and worst case (not the first net's)
+    assert regret([1.0, 1.0], [0.5, 0.9]) == pytest.approx(0.2)
+    assert regret_range([1.0, 1.0], [0.5, 0.9]) == pytest.approx((0.0, 0.4))
+    assert regret([1.0, 1.0], [0.9, 0.5]) == regret([1.0, 1.0], [0.5, 0.9])  # the order of the nets is no matter
+    assert top_k_overlap([1.0, 1.0, 0.0], [0.0, 1.0, 0.5], 1) == 0.5  # a tie at the k-th place: either net
+    assert top_k_range([1.0, 1.0, 0.0], [0.0, 1.0, 0.5], 1) == (0.0, 1.0)
+    assert top_k_range(proxy, reference, 3) == pytest.approx((2 / 3, 2 / 3))  # no ties: one order
+    assert regret_range(proxy, reference) == pytest.approx((0.15, 0.15))
     assert math.isnan(regret([1.0], [1.0])) and math.isnan(top_k_overlap([], [], 1))
+    assert all(math.isnan(v) for v in (*regret_range([1.0], [1.0]), *top_k_range([], [], 1)))
     with pytest.raises(ValueError):
         top_k_overlap(proxy, reference, 0)
 
@@ -188,6 +274,15 @@ def test_paired_comparison_equals_scipy_and_flips_with_the_effect():
     assert one.mean_diff == 1.0 and math.isnan(one.low) and not one.significant
 
 
+def test_paired_differences_all_equal_are_not_significant():
+    # no spread: the t statistic is undefined (scipy's ttest_rel gives inf and p = 0); nothing is judged
+    c = paired_comparison([31.0, 32.5, 30.0], [30.0, 31.5, 29.0])
+    assert c.mean_diff == pytest.approx(1.0) and c.sd_diff == pytest.approx(0.0, abs=1e-12) and c.n == 3
+    assert math.isnan(c.p_value) and math.isnan(c.low) and math.isnan(c.high) and not c.significant
+    same = paired_comparison([1.0, 2.0], [1.0, 2.0])
+    assert same.mean_diff == 0.0 and not same.significant and math.isnan(same.p_value)
+
+
 def _ablation(rng, slope_per_doubling, noise, seeds=3):
     settings = [1, 2, 4, 8, 32]
     luck = rng.normal(0, 2.0, size=seeds)  # each seed's offset, common to every setting
@@ -205,20 +300,95 @@ def test_trend_verdict_flips_on_planted_effects():
         flat = trend_verdict(_ablation(rng, 0.01, 1.5), setting="cardinality")
         assert flat.direction == "flat" and flat.low < 0 < flat.high
         assert flat.text.startswith("differences in error across cardinality are within seed noise")
-    # the slope is per doubling: error = 20 - 0.8 log2(s) exactly, for every seed
+    # the slope is per doubling: error = 20 - 0.8 log2(s) exactly, for every seed; an exact fit has no noise
+    # to judge it against (no interval), but its slope is still reported
     exact = trend_verdict({s: [20 - 0.8 * math.log2(s)] * 3 for s in (1, 2, 4, 8)})
     assert exact.slope == pytest.approx(-0.8) and exact.per_seed == pytest.approx((-0.8,) * 3)
-    assert exact.direction == "falls"
-    # a missing run drops out of its seed's fit; one usable seed gives no verdict
-    gappy = _ablation(rng, -0.8, 0.1)
-    gappy[4][0] = math.nan
-    assert trend_verdict(gappy).n_seeds == 3
     alone = trend_verdict({1: [3.0], 2: [2.0]})
     assert alone.direction == "flat" and math.isnan(alone.low) and "cannot be judged" in alone.text
     with pytest.raises(ValueError):
         trend_verdict({1: [1.0, 2.0], 2: [1.0]})
     with pytest.raises(ValueError):
         trend_verdict({0: [1.0], 2: [1.0]})
+
+
+def test_the_fixed_effects_slope_equals_a_regression_with_seed_dummies():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(2)
+    data = _ablation(rng, -0.5, 1.0)
+    v = trend_verdict(data, setting="cardinality")
+    # balanced: the common slope is the slope of the seed-demeaned errors on the centred log2(setting)
+    xs = np.log2(sorted(data))
+    y = np.array([data[s] for s in sorted(data)])
+    fit = stats.linregress(np.repeat(xs - xs.mean(), 3), (y - y.mean(axis=0)).ravel())
+    assert v.slope == pytest.approx(fit.slope)
+    # its standard error on runs - seeds - 1 = 11 degrees of freedom (linregress counts 13: one intercept only)
+    resid = (y - y.mean(axis=0)).ravel() - fit.slope * np.repeat(xs - xs.mean(), 3)
+    se = math.sqrt(resid @ resid / 11 / (3 * ((xs - xs.mean()) ** 2).sum()))
+    assert (v.df, v.n_runs) == (11, 15)
+    assert v.high - v.slope == pytest.approx(stats.t.ppf(0.975, 11) * se)
+    assert v.p_value == pytest.approx(2 * stats.t.sf(abs(fit.slope) / se, 11))
+    # beside it: the mean of per-seed slopes with a t interval on 2 degrees of freedom
+    per = [stats.linregress(xs, y[:, j]).slope for j in range(3)]
+    assert v.per_seed == pytest.approx(tuple(per)) and v.per_seed_mean == pytest.approx(np.mean(per))
+    half = stats.t.ppf(0.975, 2) * np.std(per, ddof=1) / math.sqrt(3)
+    assert (v.per_seed_low, v.per_seed_high) == pytest.approx((np.mean(per) - half, np.mean(per) + half))
+
+
+def test_a_missing_run_drops_one_row_and_per_seed_slopes_share_their_settings():
+    rng = np.random.default_rng(6)
+    full = _ablation(rng, -0.8, 0.3)
+    gappy = {s: list(v) for s, v in full.items()}
+    gappy[4][0] = math.nan  # seed 0 has no run at cardinality 4
+    v = trend_verdict(gappy)
+    assert (v.n_seeds, v.n_runs, v.df) == (3, 14, 10)
+    xs = np.log2(sorted(gappy))
+    y = np.array([gappy[s] for s in sorted(gappy)])
+    slope, low, high, df, _ = fixed_effects_slope(xs, y)
+    assert (v.slope, v.low, v.high, v.df) == pytest.approx((slope, low, high, df))
+    # every seed's own slope is fitted on the same 4 settings (without cardinality 4), not seed 0 on 4 and the rest on 5
+    keep = [s for s in sorted(gappy) if s != 4]
+    x4 = np.log2(keep)
+    want = [np.polyfit(x4, [gappy[s][j] for s in keep], 1)[0] for j in range(3)]
+    assert v.per_seed == pytest.approx(tuple(want))
+    # a seed with a single run adds no slope information: it is left out of the fit
+    lonely = {s: list(vals) + [math.nan] for s, vals in full.items()}
+    lonely[1][3] = 25.0
+    assert trend_verdict(lonely).n_runs == 15
+
+
+def trend_calibration(slope: float, reps: int, seeds: int = 3, settings=(1, 2, 4, 8, 16), noise: float = 1.0,
+                      luck: float = 2.0, seed: int = 0) -> dict:
+    """Planted data, error = 30 + seed offset (sd `luck`) + slope x log2(setting) + run noise (sd `noise`): the
+    share of verdicts that call a trend (falls or rises), the coverage of the true slope by the verdict's interval,
+    and the same two for the mean of per-seed slopes beside it."""
+    rng = np.random.default_rng(seed)
+    xs = np.log2(settings)
+    trend = fe_cover = per_trend = per_cover = 0
+    for _ in range(reps):
+        offsets = rng.normal(0, luck, seeds)
+        y = 30 + offsets[None, :] + slope * xs[:, None] + rng.normal(0, noise, (len(settings), seeds))
+        v = trend_verdict({s: list(row) for s, row in zip(settings, y)})
+        trend += v.direction != "flat"
+        fe_cover += v.low <= slope <= v.high
+        per_trend += not v.per_seed_low <= 0 <= v.per_seed_high
+        per_cover += v.per_seed_low <= slope <= v.per_seed_high
+    return {"trend": trend / reps, "coverage": fe_cover / reps, "per_seed_trend": per_trend / reps,
+            "per_seed_coverage": per_cover / reps}
+
+
+@pytest.mark.slow
+def test_the_verdict_calls_a_false_trend_at_its_stated_level_under_a_planted_null():
+    """3 seeds x 5 settings, no trend, seed offsets larger than the run noise: the verdict's false-trend rate is
+    5% and its interval covers the true slope 95% of the time, each within 3 Monte Carlo standard errors."""
+    reps = 2000
+    null = trend_calibration(0.0, reps, seed=11)
+    se = math.sqrt(0.05 * 0.95 / reps)
+    assert abs(null["trend"] - 0.05) <= 3 * se, null
+    assert abs(null["coverage"] - 0.95) <= 3 * se, null
+    planted = trend_calibration(-0.3, reps // 2, seed=12)
+    assert abs(planted["coverage"] - 0.95) <= 3 * math.sqrt(0.05 * 0.95 / (reps // 2)), planted
+    assert planted["trend"] > planted["per_seed_trend"]  # more power than the mean of 3 per-seed slopes
 
 
 def test_ks_permutation_pvalue():

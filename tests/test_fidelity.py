@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
 import pytest
 import typer
@@ -155,14 +156,52 @@ def test_a_proxy_that_reverses_the_order_has_tau_minus_one_and_regret(tmp_path):
 
     out = write_fidelity_report("rev", storage=str(tmp_path / "fid.journal"), out=tmp_path / "rep", min_tau=0.7)
     page = (out / "index.html").read_text()
-    assert "The cheapest proxy with Kendall tau &gt;= 0.7 is e1-f0.25" in page
+    assert "The cheapest proxy whose 95% interval of Kendall tau lies above 0.7 is e1-f0.25" in page
+    assert "FLOPs alone (baseline: no training)" in page and "params alone (baseline: no training)" in page
     for f in ("fidelity.csv", "nets.csv", "proxy_vs_reference.png", "cost_vs_tau.png", "cost_vs_tau.svg"):
         assert (out / f).is_file() and (out / f).stat().st_size > 100
     import pandas as pd
 
     table = pd.read_csv(out / "fidelity.csv")
-    assert list(table["budget"]) == ["e1-f0.125", "e1-f0.25"]
-    assert table["kendall_tau"].tolist() == pytest.approx([-1.0, 1.0])
+    assert list(table["budget"]) == ["e1-f0.125", "e1-f0.25", "FLOPs alone", "params alone"]
+    assert list(table["kind"]) == ["proxy", "proxy", "baseline", "baseline"]
+    assert table["kendall_tau"].tolist()[:2] == pytest.approx([-1.0, 1.0])
+    ref_acc = result.nets["e1-f1"].to_numpy(float)
+    assert table["kendall_tau"].tolist()[2:] == pytest.approx(
+        [kendall_tau(result.nets["flops"].to_numpy(float), ref_acc),
+         kendall_tau(result.nets["params"].to_numpy(float), ref_acc)])
+
+
+def seed_noise_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                     progress=None):
+    """The curve trainer plus a seed's luck per net (sd 0.02): the reference under another seed reorders close nets."""
+    CALLS.append((spec.id, budget.epochs, budget.fraction, seed))
+    r = curve_train(spec, dataset, budget, device, seed, callback, config=config, test=test)
+    acc = r.final_val_acc + np.random.default_rng([seed, int(spec.id[:8], 16)]).normal(0, 0.02)
+    return TrainResult(**{**r.__dict__, "val_acc": [acc], "final_val_acc": acc})
+
+
+def test_ceiling_seeds_train_the_reference_again_and_measure_its_own_agreement(tmp_path):
+    CALLS.clear()
+    plan = plan_fidelity("roof", nets(6), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=3)
+    run_fidelity(plan, config(tmp_path), train_fn=seed_noise_train)
+    assert sorted(c[3] for c in CALLS if c[2] == 1.0) == [0] * 6 + [1] * 6 + [2] * 6  # the reference, 3 seeds
+    assert sum(1 for c in CALLS if c[2] == 0.125) == 6  # the proxy once
+    result = measure(load_fidelity("roof", str(tmp_path / "fid.journal")))
+    assert [c.budget for c in result.ceiling] == ["e1-f1 seed +1", "e1-f1 seed +2"]
+    ref = result.nets["e1-f1"].to_numpy(float)
+    for c in result.ceiling:
+        assert c.kind == "ceiling" and c.nets == 6
+        assert c.tau == pytest.approx(kendall_tau(result.nets[c.budget].to_numpy(float), ref))
+    assert [p.budget for p in result.proxies] == ["e1-f0.125"]  # the extra seeds are no proxy
+    CALLS.clear()
+    run_fidelity(plan, config(tmp_path), train_fn=seed_noise_train)
+    assert CALLS == []  # resumed: nothing trained twice
+    out = write_fidelity_report("roof", storage=str(tmp_path / "fid.journal"), out=tmp_path / "rep")
+    page = (out / "index.html").read_text()
+    assert "e1-f1 seed +1 (ceiling: the reference, another seed)" in page and "seed-to-seed agreement" in page
+    with pytest.raises(FidelityError, match="ceiling-seeds"):
+        plan_fidelity("roof", nets(6), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=0)
 
 
 def test_a_lower_resolution_trains_the_same_net_on_resized_images(tmp_path):
@@ -200,8 +239,58 @@ def test_measure_agrees_with_the_rank_statistics_on_stored_records():
     assert p.rho == pytest.approx(spearmanr(proxy, refs).statistic)
     assert p.tau_ci[0] <= p.tau <= p.tau_ci[1]
     assert p.top_k == 0.5  # proxy's top-2: nets 5, 1; reference's: 3, 5
-    assert p.regret == pytest.approx(0.70 - 0.66)
+    assert p.regret == pytest.approx(0.70 - 0.66) and p.regret_range == pytest.approx((0.04, 0.04))
     assert p.seconds_per_net == 2.0 and measure(data).reference_seconds == 9.0
+
+
+def _data(proxy, refs, flops, params, name="m"):
+    def recs(values, budget, role):
+        return [TrialRecord(i, "COMPLETE", val_acc=v, wall_time=2.0 if role == "proxy" else 9.0, spec_id=f"n{i}",
+                            flops=flops[i], params=params[i],
+                            tags={"fidelity": name, "budget": budget, "role": role, "net": i})
+                for i, v in enumerate(values)]
+
+    return FidelityData(name, "mem", {"e1-f0.1": recs(proxy, "e1-f0.1", "proxy"), "e1-f1": recs(refs, "e1-f1", "reference")},
+                        {"e1-f0.1": "proxy", "e1-f1": "reference"}, {"e1-f0.1": 0.1, "e1-f1": 1.0})
+
+
+def test_regret_and_top_k_do_not_depend_on_how_the_proxy_breaks_a_tie():
+    # the proxy scores nets 0 and 3 equally (as e1-f0.125-r24 scores nets 0 and 6 in the committed example):
+    # the reference's best (net 0) or a net 2.9 points worse is taken, each with probability 1/2
+    refs = [0.4515, 0.3875, 0.3755, 0.4225, 0.40, 0.39, 0.41, 0.38]
+    proxy = [0.313, 0.147, 0.256, 0.313, 0.20, 0.21, 0.22, 0.19]
+    flops = [8, 1, 2, 7, 3, 4, 6, 5]
+    p, = measure(_data(proxy, refs, flops, flops), top_k=1).proxies
+    assert p.regret_range == pytest.approx((0.0, 0.029)) and p.regret == pytest.approx(0.0145)
+    assert p.top_k_range == (0.0, 1.0) and p.top_k == 0.5
+    swapped = [proxy[3], *proxy[1:3], proxy[0], *proxy[4:]]  # the same scores, the tied nets in the other order
+    refs_swapped = [refs[3], *refs[1:3], refs[0], *refs[4:]]
+    q, = measure(_data(swapped, refs_swapped, flops, flops), top_k=1).proxies
+    assert (q.regret, *q.regret_range, q.top_k, *q.top_k_range) == pytest.approx(
+        (p.regret, *p.regret_range, p.top_k, *p.top_k_range))
+
+
+def test_baselines_rank_by_flops_and_params_and_the_verdict_needs_the_interval_above_the_threshold(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 12
+    refs = np.linspace(0.3, 0.6, n)
+    flops = np.arange(1, n + 1) * 1000  # FLOPs alone ranks the nets exactly as the reference does
+    params = rng.permutation(n) + 100
+    good = refs + rng.normal(0, 0.035, n)  # a proxy with tau 0.88 whose interval reaches below 0.7
+    result = measure(_data(list(good), list(refs), list(flops), list(params)))
+    p, = result.proxies
+    by = {b.budget: b for b in result.baselines}
+    assert set(by) == {"FLOPs alone", "params alone"} and all(b.kind == "baseline" for b in by.values())
+    assert by["FLOPs alone"].tau == pytest.approx(1.0) and by["FLOPs alone"].regret == 0.0
+    assert by["params alone"].tau == pytest.approx(kendall_tau(params, refs))
+    assert by["FLOPs alone"].cost == 0.0 and by["FLOPs alone"].nets == n
+    assert p.tau > 0.7 > p.tau_ci[0]
+    assert result.cheapest(0.7) is None  # the point estimate clears 0.7, its interval does not
+    assert not result.beats_baselines(p)  # and FLOPs alone ranks better for free
+    low = p.tau_ci[0] - 0.01
+    assert result.cheapest(low) is None  # above the threshold, but not above FLOPs alone
+    no_flops = measure(_data(list(good), list(refs), list(params), list(params)))
+    assert no_flops.cheapest(no_flops.proxies[0].tau_ci[0] - 0.01).budget == "e1-f0.1"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,11 +305,11 @@ def test_explore_takes_a_proxy_by_name_or_from_a_fidelity_run(tmp_path, monkeypa
     (tmp_path / "studies").mkdir()
     (tmp_path / "fid.journal").rename(tmp_path / "studies" / "fidelity-pick.journal")
     budget, note = resolve_proxy("pick")
-    assert budget == Budget(1, 0.25) and "cheapest with Kendall tau >= 0.7" in note
+    assert budget == Budget(1, 0.25) and "cheapest whose Kendall tau interval lies above 0.7" in note
     assert resolve_proxy("pick:e1-f0.125")[0] == Budget(1, 0.125)
     with pytest.raises(FidelityError, match="no budget"):
         resolve_proxy("pick:e3-f1")
-    with pytest.raises(FidelityError, match="no proxy"):
+    with pytest.raises(FidelityError, match="no proxy .* has a Kendall tau interval above 1.5"):
         resolve_proxy("pick", min_tau=1.5)
     with pytest.raises(FidelityError, match="no fidelity run 'nothing'"):
         resolve_proxy("nothing")

@@ -33,9 +33,10 @@ def register(app: typer.Typer) -> None:
         per_gpu: int = typer.Option(1, "--per-gpu", help="Workers packed on each GPU."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the budget studies: a journal path or postgresql://... (default: studies/fidelity-NAME.journal)."),
-        min_tau: float = typer.Option(0.7, "--min-tau", help="Name the cheapest proxy whose Kendall tau reaches this."),
+        min_tau: float = typer.Option(0.7, "--min-tau", help="Name the cheapest proxy whose Kendall tau 95% interval lies above this (lower bound >= it) and whose tau beats ranking by FLOPs or params alone."),
         top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="k of the top-k overlap (default: a quarter of the nets)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/fidelity-NAME/)."),
+        ceiling_seeds: int = typer.Option(1, "--ceiling-seeds", min=1, help="Train the reference this many times in all (seeds SEED, SEED+1, ...) and report its own seed-to-seed Kendall tau: the ceiling a proxy can reach (default 1: no ceiling)."),
         report_only: bool = typer.Option(False, "--report-only", help="Train nothing: measure what is stored and write the page."),
     ) -> None:
         """Train N nets under proxy budgets and a longer reference; report rank agreement (Kendall tau, Spearman rho,
@@ -51,13 +52,14 @@ def register(app: typer.Typer) -> None:
         if not report_only:
             try:
                 plan, cfg, notes = _plan(space, corner, samples, flops, from_study, proxy, reference, name, dataset,
-                                         data_dir, val_size, seed, workers, per_gpu, device, storage)
+                                         data_dir, val_size, seed, workers, per_gpu, device, storage, ceiling_seeds)
             except (NasxError, ValueError) as e:
                 fail(str(e))
             for note in notes:
                 typer.echo(f"nasx: note: {note}", err=True)
             typer.echo(f"fidelity-{name}: {len(plan.nets)} nets x {len(plan.budgets)} budgets "
-                       f"({', '.join(b.name + (' (reference)' if b == plan.reference else '') for b in plan.budgets)})",
+                       f"({', '.join(b.name + (' (reference)' if b == plan.reference else '') for b in plan.budgets)})"
+                       + (f", the reference with {plan.ceiling_seeds} seeds in all" if plan.ceiling_seeds > 1 else ""),
                        err=True)
             from ..fidelity import run_fidelity
 
@@ -79,16 +81,19 @@ def register(app: typer.Typer) -> None:
             result = measure(load_fidelity(name, storage))
         except (NasxError, ValueError) as e:
             fail(str(e))
-        for p in result.proxies:
+        for p in (*result.proxies, *result.baselines, *result.ceiling):
+            lo, hi = p.regret_range
             typer.echo(f"  {p.budget:<16} tau {p.tau:5.2f} [{p.tau_ci[0]:5.2f}, {p.tau_ci[1]:5.2f}]  rho {p.rho:5.2f}  "
-                       f"top-{p.k} {p.top_k:4.0%}  regret {100 * p.regret:5.2f} pts  {p.seconds_per_net:6.1f} s/net")
+                       f"top-{p.k} {p.top_k:4.0%}  regret {100 * p.regret:5.2f} pts ({100 * lo:.2f}-{100 * hi:.2f})  "
+                       + ("no training" if p.kind == "baseline" else f"{p.seconds_per_net:6.1f} s/net")
+                       + (" (ceiling)" if p.kind == "ceiling" else ""))
         typer.echo(f"  {result.reference:<16} (reference)  {result.reference_seconds:6.1f} s/net")
         typer.echo(verdict(result, min_tau))
         typer.echo(f"report: {folder}")
 
 
 def _plan(space, corner, samples, flops, from_study, proxies, reference, name, dataset, data_dir, val_size, seed,
-          workers, per_gpu, device, storage):
+          workers, per_gpu, device, storage, ceiling_seeds=1):
     """The fidelity plan and its base StudyConfig, with the machine's defaults (notes say which were taken)."""
     import torch
 
@@ -123,7 +128,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
         proxy_budgets = default_proxies
         notes.append(f"proxies {', '.join(b.name for b in proxy_budgets)} (the {'GPU' if cuda else 'CPU'} defaults)")
     ref = Budget.parse(reference) if reference else default_reference
-    return plan_fidelity(name, nets, proxy_budgets, ref, shape.resolution), cfg, notes
+    return plan_fidelity(name, nets, proxy_budgets, ref, shape.resolution, ceiling_seeds=ceiling_seeds), cfg, notes
 
 
 class _Progress:
