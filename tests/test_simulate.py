@@ -108,6 +108,7 @@ def test_compare_targets_random_median_and_reports_every_seed():
     ladder = Ladder.geometric(1.0, eta=3, rungs=3)
     result = compare(bench, ["random", "rungs"], ladder, compute=3000.0, seeds=3, workers=2)
     random_ = result.outcome("random")
-    assert result.target == pytest.approx(float(np.median(random_.final_hv)))
-    assert random_.reached >= 2 and len(result.outcome("rungs").to_target) == 3
+    assert result.target == sorted(random_.final_hv)[0]           # the lower quartile of 3 values: the least
+    assert random_.reached == 3 and len(result.outcome("rungs").to_target) == 3
+    assert random_.median_to_target == sorted(random_.to_target)[1] <= 3000.0
     assert len(result.traces) == 6
