@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
@@ -189,7 +190,9 @@ class FixedBudget:
                         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)}
             if not hasattr(oracle, "suggest"):
                 raise ValueError(f"sampler {sampler!r} needs a space to suggest from; a replay table serves random")
-            self.study = optuna.create_study(directions=["maximize", "minimize"], sampler=samplers[sampler]())
+            with warnings.catch_warnings():  # TPE's `group` is marked experimental; explore uses it too
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study = optuna.create_study(directions=["maximize", "minimize"], sampler=samplers[sampler]())
 
     def next_job(self) -> Optional[Job]:
         for _ in range(1000):

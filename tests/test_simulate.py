@@ -112,3 +112,24 @@ def test_compare_targets_random_median_and_reports_every_seed():
     assert random_.reached == 3 and len(result.outcome("rungs").to_target) == 3
     assert random_.median_to_target == sorted(random_.to_target)[1] <= 3000.0
     assert len(result.traces) == 6
+
+
+def test_cli_writes_the_page_and_refuses_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from nasx.cli.app import app
+
+    runner = CliRunner()
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", "--seeds", "2", "--compute", "800", "--strategies", "random,rungs",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").is_file() and (out / "hv_vs_compute.png").is_file()
+    import pandas as pd
+
+    table = pd.read_csv(out / "strategies.csv")
+    assert sorted(table.strategy.unique()) == ["random", "rungs"] and len(table) == 4
+    for args, says in [(["--strategies", "grid"], "unknown grid"), (["--rungs", "0.5,0.25"], "increasing"),
+                       (["--rungs", "0.25,0.5"], "write it as 1"), (["--flops", "30M:10M"], "--flops")]:
+        bad = runner.invoke(app, ["simulate", "--seeds", "1", "--out", str(tmp_path / "x"), *args])
+        assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
