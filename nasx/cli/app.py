@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from . import ablate, explore, fidelity, net, refine, report, space, train
+from . import ablate, explore, fidelity, net, refine, report, simulate, space, train
 
 app = typer.Typer(
     name="nasx",
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (net, space, train, explore, report, ablate, fidelity, refine):
+for module in (net, space, train, explore, report, ablate, fidelity, refine, simulate):
     module.register(app)
 
 

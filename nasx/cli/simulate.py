@@ -1,0 +1,122 @@
+"""`nasx simulate`: search strategies compared at equal compute on a simulated clock (over nasx.simulate)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import fail, guard
+
+DEFAULT_STRATEGIES = "random,nsga2,rungs"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `simulate` to the app."""
+
+    @app.command()
+    def simulate(
+        space: str = typer.Option("resnext", "--space", "-s", help="Space of the planted benchmark's nets."),
+        corner: Optional[str] = typer.Option("cpu", "--corner", help="The space's corner (default cpu; 'none': the whole space)."),
+        flops: str = typer.Option("10M:30M", "--flops", help="FLOPs band of the nets, LOW:HIGH."),
+        replay: Optional[str] = typer.Option(None, "--replay", help="Replay a stored fidelity run (its name) instead of the planted benchmark: its budgets are the rungs, its reference the top."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="With --replay: the fidelity run's storage (default studies/fidelity-NAME.journal)."),
+        strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies", help="Comma-separated: random, nsga2, tpe (fixed budget; tpe is slow: its asks grow with the study) and rungs."),
+        rungs: str = typer.Option("1/9,1/3,1", "--rungs", help="Rung budgets as work relative to the top budget (1), e.g. 1/9,1/3,1 or 0.25,1; with --replay: budget names (e1-f0.125,e1-f0.5)."),
+        eta: int = typer.Option(3, "--eta", min=2, help="Reduction factor: a rung promotes its top 1/eta."),
+        compute: float = typer.Option(7200.0, "--compute", min=1.0, help="Compute budget of every run in device-seconds (default: 2 workers x 1 h)."),
+        workers: int = typer.Option(2, "--workers", "-w", min=1, help="Simulated workers."),
+        seeds: int = typer.Option(20, "--seeds", min=1, help="Runs per strategy."),
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default reports/simulate-SPACE/)."),
+    ) -> None:
+        """Compare search strategies at equal compute: compute each needs to reach random search's hypervolume.
+
+        \b
+        nasx simulate                                   # planted benchmark, resnext's cpu corner
+        nasx simulate --rungs 0.25,1 --eta 4 --seeds 20
+        nasx simulate --replay resnext-cpu --rungs e1-f0.125,e1-f0.5 --eta 4
+        """
+        from ..rungs import Ladder
+        from ..simulate import STRATEGIES, compare
+
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        unknown = [s for s in names if s not in STRATEGIES]
+        if unknown or not names:
+            fail(f"--strategies: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(STRATEGIES)})")
+        with guard():
+            make_oracle, ladder, setup = (_replay(replay, storage, rungs, eta) if replay else
+                                          _planted(space, corner, flops, rungs, eta))
+            if replay and any(n in ("nsga2", "tpe") for n in names):
+                fail("--replay serves a fixed pool of nets: use --strategies random,rungs")
+            folder = Path(out) if out else Path("reports") / f"simulate-{replay or space}"
+            runs = [0]
+
+            def on_run(trace) -> None:
+                runs[0] += 1
+                typer.echo(f"\r{runs[0]}/{len(set(['random'] + names)) * seeds} runs ({trace.strategy}, seed "
+                           f"{trace.seed})", err=True, nl=False)
+
+            result = compare(make_oracle, names, ladder, compute, seeds, workers, on_run)
+            typer.echo("", err=True)
+            from ..report.simulate import write_simulation_report
+
+            setup = [f"command: nasx {shlex.join(sys.argv[1:])}", *setup,
+                     f"{workers} simulated workers, {compute:g} device-seconds per run, {seeds} seeds per strategy",
+                     f"rungs (work relative to the top): {', '.join(f'{w:.3g}' for w in ladder.work)}, eta {ladder.eta}; "
+                     f"a promoted net is retrained from scratch (work per net reaching the top: "
+                     f"{ladder.retrain_overhead():.2f} x the top budget)"]
+            page = write_simulation_report(result, folder, "Search strategies at equal compute", setup)
+        for o in result.outcomes:
+            typer.echo(f"{o.strategy:>7}: compute to target {o.median_to_target:,.0f} s (median, "
+                       f"{o.reached}/{len(o.to_target)} seeds reached it; {o.median_to_target / result.compute:.2f} of "
+                       f"the budget)")
+        typer.echo(f"report: {page}")
+
+
+def _fraction(text: str) -> float:
+    num, _, den = text.partition("/")
+    return float(num) / float(den) if den else float(num)
+
+
+def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int):
+    from ..rungs import Ladder
+    from ..simulate import PlantedBenchmark
+    from ..space import load_space, parse_band
+
+    sp = load_space(space)
+    if corner and corner != "none":
+        sp = sp.corner(corner)
+    band = parse_band(flops, "--flops")
+    try:
+        ladder = Ladder(tuple(_fraction(r) for r in rungs.split(",") if r.strip()), eta)
+    except ValueError as e:
+        fail(f"--rungs {rungs!r}: {e}")
+    if abs(ladder.work[-1] - 1.0) > 1e-9:
+        fail(f"--rungs {rungs!r}: the last rung is the top budget, write it as 1")
+    setup = [f"planted benchmark: nets of {space}" + (f" ({corner} corner)" if corner and corner != "none" else "")
+             + f" in {flops} FLOPs, accuracies as docs/simulate.md states"]
+    return (lambda: PlantedBenchmark(sp, (float(band[0]), float(band[1])))), ladder, setup
+
+
+def _replay(name: str, storage: Optional[str], rungs: str, eta: int):
+    from ..fidelity import load_fidelity
+    from ..rungs import Ladder
+    from ..simulate import ReplayTable
+
+    data = load_fidelity(name, storage)
+    reference = next(b for b, role in data.roles.items() if role == "reference")
+    chosen = [r.strip() for r in rungs.split(",") if r.strip()]
+    missing = [r for r in chosen if r not in data.budgets]
+    if missing:
+        fail(f"--rungs: fidelity run {name!r} has no budget {', '.join(missing)} (it has {', '.join(data.budgets)})")
+    if chosen[-1] != reference:
+        fail(f"--rungs: the last rung must be the run's reference budget {reference}")
+    try:
+        ladder = Ladder(tuple(data.costs[r] / data.costs[reference] for r in chosen), eta)
+    except ValueError as e:
+        fail(f"--rungs {rungs!r}: {e}")
+    setup = [f"replay of fidelity run {name} ({data.storage}): its recorded accuracies and seconds"]
+    return (lambda: ReplayTable.from_fidelity(data)), ladder, setup

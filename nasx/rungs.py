@@ -1,0 +1,105 @@
+"""Successive-halving rungs for two objectives: the budget ladder and which nets a rung promotes.
+
+A net starts at the lowest rung; it is promoted to the next rung when it is among the top 1/eta of the
+nets that completed its rung (asynchronous successive halving, ASHA: Li et al. 2020), ranked by
+non-dominated sorting of (validation error at that rung, FLOPs). Within one Pareto rank the nets are
+ordered by crowding distance in (error, log FLOPs), largest first (NSGA-II's tie-break: the ends of a
+front and its sparse stretches go first, which is what grows the hypervolume of the front), then by
+error, FLOPs and key so that the order is total and the same on every worker. A net whose rung result
+failed (NaN error) is ranked last and never promoted. Non-dominated sorting is moocore's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["RungResult", "Ladder", "promotion_order", "due_promotions", "crowding_distance"]
+
+
+@dataclass(frozen=True)
+class RungResult:
+    """One net's result at one rung: its key (spec id), validation error in [0, 1] (NaN: failed) and FLOPs."""
+
+    key: str
+    error: float
+    flops: float
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The rungs: budgets (relative work, increasing) and the reduction factor eta (>= 2)."""
+
+    work: tuple[float, ...]
+    eta: int = 3
+
+    def __post_init__(self) -> None:
+        if len(self.work) < 2:
+            raise ValueError("a ladder needs at least two rungs")
+        if any(not (w > 0) for w in self.work) or any(b <= a for a, b in zip(self.work, self.work[1:])):
+            raise ValueError(f"rung budgets must be positive and increasing, got {self.work}")
+        if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
+            raise ValueError(f"eta must be a whole number >= 2, got {self.eta!r}")
+
+    @classmethod
+    def geometric(cls, top: float, eta: int = 3, rungs: int = 3) -> "Ladder":
+        """`rungs` budgets top / eta^(rungs-1), ..., top / eta, top (Hyperband's geometric ladder)."""
+        return cls(tuple(top / eta ** (rungs - 1 - k) for k in range(rungs)), eta)
+
+    @property
+    def top(self) -> int:
+        return len(self.work) - 1
+
+    def retrain_overhead(self) -> float:
+        """Work spent on a net that reaches the top rung, over the top rung's own work, when every promotion
+        retrains from scratch: sum of all rungs / top rung (1 + 1/3 + 1/9 = 1.44 for eta 3 on a geometric
+        ladder of three)."""
+        return sum(self.work) / self.work[-1]
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of each row of `points` (n x m, one front): ends infinite, others the sum over
+    objectives of the normalized gap between their neighbours."""
+    n, m = points.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, math.inf)
+    for j in range(m):
+        order = np.argsort(points[:, j], kind="stable")
+        col = points[order, j]
+        span = col[-1] - col[0]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        if span > 0:
+            dist[order[1:-1]] += (col[2:] - col[:-2]) / span
+    return dist
+
+
+def promotion_order(results: Sequence[RungResult]) -> list[int]:
+    """Indices of `results`, best first: Pareto rank of (error, FLOPs), crowding distance (largest first),
+    error, FLOPs, key; failed results last."""
+    import moocore
+
+    ok = [i for i, r in enumerate(results) if not math.isnan(r.error)]
+    failed = sorted((i for i, r in enumerate(results) if math.isnan(r.error)), key=lambda i: results[i].key)
+    if not ok:
+        return failed
+    points = np.array([[results[i].error, math.log(max(results[i].flops, 1.0))] for i in ok], dtype=float)
+    ranks = np.asarray(moocore.pareto_rank(points), dtype=int)
+    crowd = np.zeros(len(ok))
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowd[members] = crowding_distance(points[members])
+    keyed = sorted(range(len(ok)), key=lambda k: (ranks[k], -crowd[k], points[k, 0], results[ok[k]].flops,
+                                                  results[ok[k]].key))
+    return [ok[k] for k in keyed] + failed
+
+
+def due_promotions(results: Sequence[RungResult], promoted: set[str] | frozenset[str], eta: int) -> list[str]:
+    """Keys of the nets in the top floor(n / eta) of a rung's n completed results (by `promotion_order`) that
+    have not been promoted yet, best first. Failed nets are never promoted."""
+    quota = len(results) // eta
+    top = promotion_order(results)[:quota]
+    return [results[i].key for i in top if not math.isnan(results[i].error) and results[i].key not in promoted]

@@ -1,0 +1,67 @@
+"""Promotions of the successive-halving rungs: the top 1/eta by non-dominated sorting of (error, FLOPs) with a
+crowding-distance tie-break, each net at most once, failed nets never."""
+
+import math
+
+import numpy as np
+import pytest
+
+from nasx.rungs import Ladder, RungResult, crowding_distance, due_promotions, promotion_order
+
+# A, B, C are non-dominated; D is dominated by A only; E by B and D (so its rank is 2)
+NETS = [RungResult("A", 0.30, 10e6), RungResult("B", 0.20, 20e6), RungResult("C", 0.25, 15e6),
+        RungResult("D", 0.35, 12e6), RungResult("E", 0.40, 30e6)]
+
+
+def keys(results, order):
+    return [results[i].key for i in order]
+
+
+def test_order_is_pareto_rank_then_crowding_then_error():
+    # rank 0: A and B are the ends of the front (infinite crowding), B first by error; then C; D rank 1; E rank 2
+    assert keys(NETS, promotion_order(NETS)) == ["B", "A", "C", "D", "E"]
+    # the order does not depend on the order the results arrived in
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        shuffled = [NETS[i] for i in rng.permutation(len(NETS))]
+        assert keys(shuffled, promotion_order(shuffled)) == ["B", "A", "C", "D", "E"]
+
+
+def test_quota_is_floor_n_over_eta_and_each_net_once():
+    assert due_promotions(NETS, set(), eta=3) == ["B"]          # 5 // 3 = 1
+    assert due_promotions(NETS, {"B"}, eta=3) == []             # B is promoted already, quota still 1
+    six = NETS + [RungResult("F", 0.50, 25e6)]
+    assert due_promotions(six, {"B"}, eta=3) == ["A"]          # 6 // 3 = 2: the second best is due
+    assert due_promotions(six, set(), eta=2) == ["B", "A", "C"]
+    assert due_promotions(NETS[:2], set(), eta=3) == []         # fewer than eta results: nothing yet
+
+
+def test_a_later_better_net_takes_the_quota_but_a_promotion_stands():
+    # ASHA: a promotion is never taken back; a better late net is promoted when the quota grows
+    first = [RungResult("X", 0.30, 10e6), RungResult("Y", 0.50, 10e6), RungResult("Z", 0.60, 10e6)]
+    assert due_promotions(first, set(), eta=3) == ["X"]
+    later = first + [RungResult("W", 0.10, 10e6), RungResult("V", 0.70, 10e6), RungResult("U", 0.80, 10e6)]
+    assert due_promotions(later, {"X"}, eta=3) == ["W"]
+
+
+def test_failed_results_are_last_and_never_promoted():
+    results = [RungResult("bad", math.nan, 1e6), RungResult("ok", 0.5, 1e6)]
+    assert keys(results, promotion_order(results)) == ["ok", "bad"]
+    assert due_promotions([RungResult("bad", math.nan, 1e6)] * 4, set(), eta=2) == []
+
+
+def test_crowding_distance_matches_nsga2_by_hand():
+    pts = np.array([[0.1, 3.0], [0.2, 2.0], [0.4, 1.0], [0.5, 0.0]])
+    d = crowding_distance(pts)
+    assert math.isinf(d[0]) and math.isinf(d[3])
+    # point 1: (0.4 - 0.1) / 0.4 + (3 - 1) / 3; point 2: (0.5 - 0.2) / 0.4 + (2 - 0) / 3
+    assert d[1] == pytest.approx(0.75 + 2 / 3) and d[2] == pytest.approx(0.75 + 2 / 3)
+
+
+def test_ladder_checks_and_retrain_overhead():
+    ladder = Ladder.geometric(1.0, eta=3, rungs=3)
+    assert ladder.work == pytest.approx((1 / 9, 1 / 3, 1.0))
+    assert ladder.retrain_overhead() == pytest.approx(13 / 9)
+    for bad in [dict(work=(1.0,)), dict(work=(0.5, 0.25)), dict(work=(0.1, 1.0), eta=1)]:
+        with pytest.raises(ValueError):
+            Ladder(**bad)
