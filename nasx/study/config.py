@@ -25,9 +25,23 @@ class StudyError(NasxError, ValueError):
     """A bad study setting (storage, config, objectives) found before any work starts."""
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*://"
+_USERINFO_IN_TEXT = re.compile(rf"({_SCHEME}[^\s:/]*):\S*@")  # greedy: up to the word's last '@'
+_PASSWORD_PARAM = re.compile(r"(?i)\b(password=)[^&\s]*")
+
+
+def redact(text: str) -> str:
+    """A URL (or a message quoting URLs) with every password (user:PASSWORD@, password=...) replaced by ***."""
+    head = re.match(_SCHEME, text)
+    if head is not None and "@" in text:
+        # one whole URL: its user info ends at the LAST '@', whatever the password holds (a raw '@', '/', ' '),
+        # and may have an empty user name (postgresql://:PASSWORD@host/db)
+        userinfo, host = text[head.end():].rsplit("@", 1)
+        if ":" in userinfo:
+            text = f"{head.group()}{userinfo.split(':', 1)[0]}:***@{host}"
+    else:
+        text = _USERINFO_IN_TEXT.sub(r"\1:***@", text)
+    return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,16 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None):
     import optuna
 
     if is_rdb(url):
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(url)
+        except Exception:  # noqa: BLE001 - SQLAlchemy's ArgumentError and friends
+            raise StudyError(f"storage {redact(url)}: not a database URL (e.g. postgresql://user:pass@host/db)") from None
+        if "@" in (parsed.host or "") + (parsed.database or ""):
+            # SQLAlchemy parsed a raw '@' of the password as the end of the user info; the driver would print the
+            # rest (part of the password) as the host
+            raise StudyError(f"storage {redact(url)}: the password holds a raw '@'; write it as %40")
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as e:  # noqa: BLE001 - driver errors come in many types
