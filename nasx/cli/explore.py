@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail
+from .common import check_out, fail
 
 
 class Sampler(str, Enum):
@@ -57,6 +57,8 @@ def register(app: typer.Typer) -> None:
         from ..space import parse_band
         from ..study import StudyConfig, explore as run_explore, load_config, redact
 
+        if out is not None:
+            check_out(out, folder=True)  # a report that cannot be written: before any training
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
             "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import fail
+from .common import check_out, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
         from ..report.fidelity import verdict, write_fidelity_report
         from ..study import redact
 
+        if out is not None:
+            check_out(out, folder=True)  # a report that cannot be written: before any training
         command = " ".join(["nasx", *map(shlex.quote, sys.argv[1:])])
         with_corner = corner if corner not in (None, "none") else None
         if name is None:

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import fail, guard
+from .common import check_out, fail, guard
 
 __all__ = ["register", "edf_study_name"]
 
@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         """Write index.html, the figures (PNG, SVG) and trials.csv / pareto.csv of stored studies."""
         from ..report import write_report
 
+        if out is not None:
+            check_out(out, folder=True)
         with guard():
             index = write_report(list(studies), storage=storage, out=out, studies_dir=studies_dir,
                                  references=list(reference))
@@ -58,6 +60,7 @@ def register(app: typer.Typer) -> None:
             fail("--max-flops goes with --best")
         if out.suffix.lower() not in (".yaml", ".yml", ".json"):
             fail(f"{out}: the file must end in .yaml, .yml or .json")
+        check_out(out)
         with guard():
             limit = parse_count(max_flops) if max_flops is not None else None
             data = load_study(study, storage, studies_dir)
@@ -102,8 +105,14 @@ def register(app: typer.Typer) -> None:
         from ..study import Candidate, StudyConfig, run_study
 
         names = []
+        if out is not None:
+            check_out(out, folder=True)
         with guard():
             band = parse_band(flops, "--flops")
+            for name in space:  # the cheap checks (spaces, settings, device), before decoding the data
+                load_space(name)
+                StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
+                            flops=band, storage=storage, workers=workers, device=device, seed=seed).check()
             shape = nasx_data.load(dataset, data_dir=data_dir, val_size=0.1, seed=seed).input
             for name in space:
                 run = sample(load_space(name).at(shape), np.random.default_rng(seed), n, flops=band)

@@ -117,6 +117,13 @@ class StudyConfig:
             raise StudyError(f"study: {self.name!r} may use letters, digits, '.', '_' and '-' only")
         if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
             raise StudyError(f"--data-dir {self.data_dir}: no such folder")
+        if self.device not in ("auto", "cpu"):  # torch only for a device it must look for
+            from ..train import resolve_device
+
+            try:
+                resolve_device(self.device)
+            except ValueError as e:
+                raise StudyError(str(e)) from None
         return self
 
     def to_dict(self) -> dict[str, Any]:
