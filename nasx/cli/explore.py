@@ -101,6 +101,10 @@ def register(app: typer.Typer) -> None:
         except (NasxError, ValueError) as e:
             display.close()
             fail(str(e))
+        except OSError as e:  # a full disk or a storage gone read-only mid-run: what is stored stays stored
+            display.close()
+            fail(f"cannot write {redact(e.filename or cfg.storage_url)} ({e.strerror or e}); free space there and run "
+                 f"the same command again to resume", code=1)
         finally:
             display.close()
         summary = done.study
