@@ -129,6 +129,9 @@ def register(app: typer.Typer) -> None:
         if done.interrupted:
             typer.echo("interrupted: run the same command again to resume", err=True)
             raise typer.Exit(130)
+        if snap.failed and not snap.complete:
+            fail(f"study {cfg.name!r}: every trial failed ({snap.failed}), none complete; the reasons are in the "
+                 f"trials' fail_reason (`nasx report {cfg.name}`, trials.csv)", code=1)
 
 
 def _eta(seconds: float | None) -> str:

@@ -40,6 +40,14 @@ def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Sn
     shape = nasx_data.load(done.dataset, data_dir=done.data_dir, val_size=done.val_size, seed=done.seed,
                            download=done.download).input
     nets = reference_nets(shape, band)
+    if done.resolution is not None:  # a zoo net whose grid collapses at the proxy side would only fail
+        from ..net.fit import smallest_side
+
+        dropped = [name for name, spec in nets if smallest_side(spec, shape.resolution) > done.resolution]
+        if dropped and on_note is not None:
+            on_note(f"zoo net(s) {', '.join(dropped)} left out as references: they collapse at the proxy's "
+                    f"{done.resolution} px")
+        nets = [(name, spec) for name, spec in nets if name not in dropped]
     if not nets:
         return Exploration(summary, None, None)
     if on_note is not None:
