@@ -105,6 +105,8 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     cfg = StudyConfig(space=space, dataset=dataset, data_dir=data_dir, seed=seed, workers=workers, per_gpu=per_gpu,
                       device=device, storage=storage,
                       val_size=(int(val_size) if val_size and val_size >= 1 else val_size)).check()
+    given = tuple(Budget.parse(p) for p in proxies)  # bad budgets: one line, before decoding
+    ref = Budget.parse(reference) if reference else None
     nasx_data.locate(dataset, data_dir=data_dir)  # a missing dataset: one line, before decoding
     shape = nasx_data.load(dataset, data_dir=data_dir, val_size=cfg.val_size or 0.1, seed=seed).input
     n = samples or (32 if cuda else 16)
@@ -119,12 +121,12 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
                 notes.append(f"no GPU: nets from the space's `{chosen}` corner (--corner none for the whole space)")
         nets = draw_nets(sp, shape, n, flops=band, seed=seed)
     default_proxies, default_reference = default_budgets(cuda, shape.resolution)
-    if proxies:
-        proxy_budgets = tuple(Budget.parse(p) for p in proxies)
+    if given:
+        proxy_budgets = given
     else:
         proxy_budgets = default_proxies
         notes.append(f"proxies {', '.join(b.name for b in proxy_budgets)} (the {'GPU' if cuda else 'CPU'} defaults)")
-    ref = Budget.parse(reference) if reference else default_reference
+    ref = ref or default_reference
     return plan_fidelity(name, nets, proxy_budgets, ref, shape.resolution), cfg, notes
 
 

@@ -103,6 +103,7 @@ def register(app: typer.Typer) -> None:
         from ..space import load_space, parse_band
         from ..space_sample import sample
         from ..study import Candidate, StudyConfig, run_study
+        from ..study.storage import no_empty_journal
 
         names = []
         if out is not None:
@@ -123,7 +124,8 @@ def register(app: typer.Typer) -> None:
                                   flops=band, study=study, storage=storage, workers=workers, device=device, seed=seed,
                                   sampler="random")
                 typer.echo(f"{name}: {len(run)} samples in {flops} -> study {study}", err=True)
-                summary = run_study(cfg, candidates=[Candidate(s.spec, seed=seed) for s in run])
+                with no_empty_journal(cfg.storage_url):  # a refused start leaves no empty journal
+                    summary = run_study(cfg, candidates=[Candidate(s.spec, seed=seed) for s in run])
                 snap = summary.snapshot
                 typer.echo(f"{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s", err=True)
                 if summary.interrupted:
