@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         samples: Optional[int] = typer.Option(None, "--samples", "-n", min=4, help="Nets drawn i.i.d. in the band (default: 16 on a CPU, 32 on a GPU)."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI (default: the space's, or its corner's)."),
         from_study: Optional[str] = typer.Option(None, "--from-study", help="Take the nets of this study's complete trials instead of drawing (the first --samples of them)."),
-        proxy: List[str] = typer.Option([], "--proxy", "-p", help="A proxy budget, repeatable: e<epochs>-f<fraction>[-r<px>][-b<batch>], e.g. e1-f0.25 or e1-f0.25-r24 (default on a CPU: e1-f0.0625, e1-f0.125 at 3/4 of the image side (r24 for CIFAR), e1-f0.125; on a GPU: e1-f0.25, e2-f0.5, e5-f1)."),
+        proxy: List[str] = typer.Option([], "--proxy", "-p", help="A proxy budget, repeatable: e<E>-f<F> (epochs, fraction), then -r<px> (image side) and -b<B> (batch) where wanted, e.g. e1-f0.25 or e1-f0.25-r24 (default on a CPU: e1-f0.0625, e1-f0.125 at 3/4 of the image side (r24 for CIFAR), e1-f0.125; on a GPU: e1-f0.25, e2-f0.5, e5-f1)."),
         reference: Optional[str] = typer.Option(None, "--reference", "-r", help="The reference budget, at least 4x the work of the largest proxy (default: e1-f0.5 on a CPU, explore's CPU proxy; e20-f1 on a GPU)."),
         name: Optional[str] = typer.Option(None, "--name", help="Run name: studies fidelity-NAME-BUDGET in studies/fidelity-NAME.journal, report reports/fidelity-NAME/ (default: SPACE[-CORNER] or the study's name)."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
