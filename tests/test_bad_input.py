@@ -148,7 +148,8 @@ def test_a_device_the_machine_lacks_is_refused_before_decoding(device, monkeypat
     commands = (["train", "resnet20", "--dataset", "synthetic", "--epochs", "1"],
                 ["explore", "--space", "resnet", "--dataset", "synthetic", "--trials", "1"],
                 ["edf", "--space", "resnet", "-n", "2", "--flops", "1M:4M", "--epochs", "1", "--dataset", "synthetic"],
-                ["fidelity", "--space", "resnet", "--dataset", "synthetic"])
+                ["fidelity", "--space", "resnet", "--dataset", "synthetic"],
+                ["bench", "--quick"])
     for args in commands:
         line = one_error_line(runner.invoke(app, args + ["--device", device]))
         assert f"device {device!r}" in line, (args, line)

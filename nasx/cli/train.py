@@ -123,6 +123,12 @@ def register(app: typer.Typer) -> None:
             fail(f"--ks {ks!r}: give positive integers separated by commas, e.g. 1,2,4")
         if out is not None:
             check_out(out)
+        try:
+            from ..train import resolve_device
+
+            resolve_device(device)
+        except ValueError as e:
+            fail(str(e))
         result = bench_mod.run(device=device, quick=quick, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                                steps=steps, baseline_steps=steps, ks=k_list,
                                progress=lambda message: typer.echo(f"bench: {message}", err=True))
