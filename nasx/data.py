@@ -22,12 +22,15 @@ Sources understood:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import io
 import json
 import os
 import pickle
+import shutil
 import struct
 import tarfile
 import tempfile
@@ -478,8 +481,19 @@ def _cached(key: str, path: Path, read: Callable[[], Raw], progress: Progress | 
         blob["test_x"], blob["test_y"] = raw.test_x, raw.test_y
     fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
     os.close(fd)
-    torch.save(blob, tmp)
-    os.replace(tmp, file)  # atomic: concurrent loaders see the old state or the whole file
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, file)  # atomic: concurrent loaders see the old state or the whole file
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # never leave a cut temp file behind
+        code = getattr(e, "errno", None)
+        size = sum(t.numel() * t.element_size() for t in blob.values() if isinstance(t, torch.Tensor))
+        if code is None and shutil.disk_usage(file.parent).free < size:
+            code = errno.ENOSPC
+        reason = os.strerror(code) if code else str(e).strip().splitlines()[0]
+        raise OSError(code or errno.EIO, f"cannot write the decoded-data cache ({reason}); free space there or set "
+                                         f"NASX_CACHE to a folder with room", str(file.parent)) from None
     return raw
 
 
@@ -504,15 +518,22 @@ def _raw(name: str, train_x, train_y, test_x, test_y, classes, source: str) -> R
 
 
 def _read_source(key: str, path: Path, kind: str, progress: Progress | None) -> Raw:
-    if kind == "pickle":
-        return _read_cifar_pickles(key, path, _open_folder(path))
-    if kind == "idx":
-        return _read_idx(key, path)
-    if kind == "tar":
-        return _read_tar(key, path, progress)
-    if kind == "imagefolder":
-        return _read_imagefolder(key, path, progress)
-    raise AssertionError(kind)
+    """Read with the reader of `kind`; a truncated, damaged or unreadable file is a one-line DataError."""
+    import zlib
+
+    readers = {"pickle": lambda: _read_cifar_pickles(key, path, _open_folder(path)), "idx": lambda: _read_idx(key, path),
+               "tar": lambda: _read_tar(key, path, progress), "imagefolder": lambda: _read_imagefolder(key, path, progress)}
+    try:
+        return readers[kind]()
+    except DataError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, pickle.UnpicklingError, struct.error, OSError, ValueError,
+            KeyError, IndexError) as e:  # EOFError: click would turn it into a bare "Aborted."
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, OSError) and e.errno is not None and e.strerror:
+            raise DataError(f"{key}: cannot read {e.filename or path} ({e.strerror})") from None
+        raise DataError(f"{key}: {path} is truncated or damaged ({detail}); download it again, or point "
+                        f"--data-dir at a good copy") from None
 
 
 def _open_folder(path: Path) -> Callable[[str], bytes | None]:

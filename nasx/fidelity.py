@@ -58,6 +58,11 @@ class Budget:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise FidelityError(f"budget {key} {value!r}: must be a whole number >= 1")
+        from .study.config import MIN_RESOLUTION
+
+        if self.resolution is not None and self.resolution < MIN_RESOLUTION:
+            raise FidelityError(f"budget resolution {self.resolution} px: below the smallest proxy side, "
+                                f"{MIN_RESOLUTION} px")
 
     @property
     def name(self) -> str:
@@ -218,6 +223,7 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
     interrupted budget. Returns the RunSummary of each budget run. `progress(budget_name, snapshot)` follows the
     running budget."""
     from .study import Candidate, run_study
+    from .study.storage import no_empty_journal
 
     storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
     summaries = []
@@ -231,8 +237,9 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
         candidates = [Candidate(net, seed=config.seed + offset, tags={**tags, "net": i})
                       for i, net in enumerate(plan.nets)]
         label = budget.name + (f" seed +{offset}" if offset else "")
-        summary = run_study(cfg, candidates=candidates, on_note=on_note, train_fn=train_fn,
-                            progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
+        with no_empty_journal(storage):  # a start refused by a check leaves no empty journal behind
+            summary = run_study(cfg, candidates=candidates, on_note=on_note, train_fn=train_fn,
+                                progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
         summaries.append(summary)
         if summary.interrupted:
             break
@@ -325,7 +332,7 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
     url = fidelity_storage(name, storage, studies_dir)
     if not is_rdb(url) and not journal_path(url).is_file():
         raise FidelityError(f"no fidelity run {name!r}: no storage at {journal_path(url)} (give --storage?)")
-    store = open_storage(url)
+    store = open_storage(url, read_only=True)
     prefix = f"fidelity-{name}-"
     budgets, roles, costs, ceiling = {}, {}, {}, {}
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):

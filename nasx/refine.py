@@ -879,7 +879,9 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
             drawn = sample(study_space(round_cfg).at(shape), _seed(cfg.seed, k), n, flops=band)
             foreign = _existing_keys(storage, study_name) - {f"{s.spec.id}:{cfg.seed}" for s in drawn}
             if foreign:
-                raise RefineError(f"study {study_name!r} in {storage} holds {len(foreign)} net(s) not drawn from "
+                from .study.config import redact
+
+                raise RefineError(f"study {study_name!r} in {redact(str(storage))} holds {len(foreign)} net(s) not drawn from "
                                   f"{label} (another refinement?); use another --name or --storage")
             again = f" (the space of round {_span([r.index for r in same])} again)" if same else ""
             note(f"round {k}: {n} nets of {label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "

@@ -88,6 +88,16 @@ class TrainConfig:
             raise ValueError(f"batch size {self.batch_size} must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads {self.threads} must be >= 1")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"learning rate {self.lr} must be > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight decay {self.weight_decay} must be >= 0")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup {self.warmup} is a share of all steps: it must lie in [0, 1)")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum {self.momentum} must lie in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label smoothing {self.label_smoothing} must lie in [0, 1)")
 
     def resolved(self, device: torch.device) -> "TrainConfig":
         cuda = device.type == "cuda"
@@ -147,10 +157,26 @@ class TrainResult:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' / None: CUDA when available, else CPU."""
+    """'auto' / None: CUDA when available, else CPU; ValueError (one line) for a device this machine lacks."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {device!r}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r}: this machine has no CUDA GPU (torch {torch.__version__}); "
+                             f"use --device cpu or auto")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: MPS is not available on this machine; use --device cpu or auto")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r}: nasx trains on cpu or cuda (auto, cpu, cuda or cuda:N)")
+    return dev
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         name: Optional[str] = typer.Option(None, "--name", help="Ablation name: study ablation-NAME, report reports/ablation-NAME/ (default: VARY-TEMPLATE)."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/ablation-NAME/)."),
-        storage: Optional[str] = typer.Option(None, "--storage", help="Study storage: a journal path or postgresql://... (default: studies/ablation-NAME.journal)."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Study storage: a journal path or postgresql://... (default: a journal file in studies/)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings with their FLOPs deviations and exit; train nothing."),
     ) -> None:
         """Train settings of equal complexity that trade one design knob for another, and report error vs the knob."""

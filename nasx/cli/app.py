@@ -39,6 +39,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("nasx: interrupted", err=True)
         sys.exit(130)
+    except OSError as e:  # a runtime fault after the checks (a full disk, a folder gone read-only): one line
+        import os
+
+        where = f"{e.filename}: " if e.filename else ""
+        plain = e.errno is not None and e.strerror == os.strerror(e.errno)  # no advice of its own: add ours
+        hint = "; fix that and run the same command again (a study resumes where it stopped)" if plain else ""
+        typer.echo(f"nasx: error: {where}{e.strerror or e}{hint}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

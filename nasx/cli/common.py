@@ -10,7 +10,7 @@ import typer
 
 from ..errors import NasxError
 
-__all__ = ["fail", "human", "guard", "TableFormat", "CountFormat", "tqdm_hooks"]
+__all__ = ["fail", "human", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks"]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -26,6 +26,31 @@ def guard(prefix: str = "") -> Iterator[None]:
         yield
     except NasxError as e:
         fail(f"{prefix}{e}")
+
+
+def check_out(path, *, folder: bool = False, option: str = "--out") -> None:
+    """Before any work, refuse (one line, exit 2) an output that cannot be written: a file where a folder is
+    wanted or the reverse, a path under a file, a read-only or missing-permission place. Creates nothing."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    if path.is_dir() and not folder:
+        fail(f"{option} {path}: is a folder; give a file name")
+    if path.exists() and not path.is_dir() and folder:
+        fail(f"{option} {path}: is a file, not a folder")
+    probe = path if path.is_dir() else path.parent
+    while not probe.exists() and probe != probe.parent:  # the nearest existing folder above: folders are made later
+        probe = probe.parent
+    if not probe.is_dir():
+        fail(f"{option} {path}: {probe} is a file, not a folder")
+    try:  # the only sure test of writability (read-only mounts, ACLs, root on a read-only file system)
+        handle, name = tempfile.mkstemp(dir=probe, prefix=".nasx-probe-")
+        os.close(handle)
+        os.unlink(name)
+    except OSError as e:
+        fail(f"{option} {path}: cannot write in {probe} ({e.strerror})")
 
 
 class TableFormat(str, Enum):

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail
+from .common import check_out, fail
 
 
 class Sampler(str, Enum):
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def explore(
         space: Optional[str] = typer.Option(None, "--space", "-s", help="A shipped space (see `nasx spaces`) or a space YAML file. Default: resnext."),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="A study file (studies/NAME.yaml); options given here override it."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="A study file (YAML, e.g. in studies/); options given here override it."),
         dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
         val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation split held out of the training set: a share (0.1, the default) or a number of images."),
@@ -35,13 +35,13 @@ def register(app: typer.Typer) -> None:
         fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
         resolution: Optional[int] = typer.Option(None, "--resolution", help="Train at this image side, a cheaper proxy (FLOPs on the chart stay the deployed net's at the data's side)."),
-        proxy: Optional[str] = typer.Option(None, "--proxy", help="The proxy budget by name: e1-f0.25[-r24][-b128] (epochs, fraction, resolution, batch), a fidelity run's budget FIDELITY:BUDGET, or a fidelity run FIDELITY (its cheapest proxy with Kendall tau >= 0.7; see `nasx fidelity`)."),
+        proxy: Optional[str] = typer.Option(None, "--proxy", help="The proxy budget by name: e1-f0.25 (1 epoch on a quarter of the training split), -r24 (at 24 px) and -b128 (batch 128) optional; a fidelity run's budget FIDELITY:BUDGET; or a fidelity run FIDELITY (its cheapest proxy with Kendall tau >= 0.7; see `nasx fidelity`)."),
         corner: Optional[str] = typer.Option(None, "--corner", help="Search a named corner of the space file (default on a CPU: `cpu` where the space has one); `none`: the whole space."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
         params: Optional[str] = typer.Option(None, "--params", help="Parameter band LO:HI, e.g. 0.5M:2M."),
         sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="nsga2 (default), tpe or random."),
         study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the space's name); re-running resumes it."),
-        storage: Optional[str] = typer.Option(None, "--storage", help="postgresql://user:pass@host/db to share the study across machines (default: studies/NAME.journal)."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="A database URL to share the study across machines (see the examples above; default: a journal file in studies/)."),
         workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
         per_gpu: Optional[int] = typer.Option(None, "--per-gpu", help="Workers packed on each GPU (default 1)."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default), cuda, cuda:N or cpu."),
@@ -52,11 +52,20 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/STUDY/)."),
         references: bool = typer.Option(True, "--references/--no-references", help="After the search, train the zoo nets that fit the input in or near the band on the same proxy (once per study) and draw them as measured points."),
     ) -> None:
-        """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget."""
+        """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget.
+
+        \b
+        Examples:
+          nasx explore --space resnext --dataset cifar10 --trials 40
+          nasx explore --proxy e1-f0.25-r24 --study quick
+          nasx explore --storage postgresql://USER:PASS@HOST/DB   (every machine)
+        """
         from ..errors import NasxError
         from ..space import parse_band
         from ..study import StudyConfig, explore as run_explore, load_config, redact
 
+        if out is not None:
+            check_out(out, folder=True)  # a report that cannot be written: before any training
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
             "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
@@ -99,6 +108,10 @@ def register(app: typer.Typer) -> None:
         except (NasxError, ValueError) as e:
             display.close()
             fail(str(e))
+        except OSError as e:  # a full disk or a storage gone read-only mid-run: what is stored stays stored
+            display.close()
+            fail(f"cannot write {redact(e.filename or cfg.storage_url)} ({e.strerror or e}); free space there and run "
+                 f"the same command again to resume", code=1)
         finally:
             display.close()
         summary = done.study
@@ -123,6 +136,9 @@ def register(app: typer.Typer) -> None:
         if done.interrupted:
             typer.echo("interrupted: run the same command again to resume", err=True)
             raise typer.Exit(130)
+        if snap.failed and not snap.complete:
+            fail(f"study {cfg.name!r}: every trial failed ({snap.failed}), none complete; the reasons are in the "
+                 f"trials' fail_reason (`nasx report {cfg.name}`, trials.csv)", code=1)
 
 
 def _eta(seconds: float | None) -> str:

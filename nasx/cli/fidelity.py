@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import fail
+from .common import check_out, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         samples: Optional[int] = typer.Option(None, "--samples", "-n", min=4, help="Nets drawn i.i.d. in the band (default: 16 on a CPU, 32 on a GPU)."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI (default: the space's, or its corner's)."),
         from_study: Optional[str] = typer.Option(None, "--from-study", help="Take the nets of this study's complete trials instead of drawing (the first --samples of them)."),
-        proxy: List[str] = typer.Option([], "--proxy", "-p", help="A proxy budget, repeatable: e<epochs>-f<fraction>[-r<px>][-b<batch>], e.g. e1-f0.25 or e1-f0.25-r24 (default on a CPU: e1-f0.0625, e1-f0.125 at 3/4 of the image side (r24 for CIFAR), e1-f0.125; on a GPU: e1-f0.25, e2-f0.5, e5-f1)."),
+        proxy: List[str] = typer.Option([], "--proxy", "-p", help="A proxy budget, repeatable: e<E>-f<F> (epochs, fraction), then -r<px> (image side) and -b<B> (batch) where wanted, e.g. e1-f0.25 or e1-f0.25-r24 (default on a CPU: e1-f0.0625, e1-f0.125 at 3/4 of the image side (r24 for CIFAR), e1-f0.125; on a GPU: e1-f0.25, e2-f0.5, e5-f1)."),
         reference: Optional[str] = typer.Option(None, "--reference", "-r", help="The reference budget, at least 4x the work of the largest proxy (default: e1-f0.5 on a CPU, explore's CPU proxy; e20-f1 on a GPU)."),
         name: Optional[str] = typer.Option(None, "--name", help="Run name: studies fidelity-NAME-BUDGET in studies/fidelity-NAME.journal, report reports/fidelity-NAME/ (default: SPACE[-CORNER] or the study's name)."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
@@ -45,6 +45,8 @@ def register(app: typer.Typer) -> None:
         from ..report.fidelity import verdict, write_fidelity_report
         from ..study import redact
 
+        if out is not None:
+            check_out(out, folder=True)  # a report that cannot be written: before any training
         command = " ".join(["nasx", *map(shlex.quote, sys.argv[1:])])
         with_corner = corner if corner not in (None, "none") else None
         if name is None:
@@ -108,6 +110,8 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     cfg = StudyConfig(space=space, dataset=dataset, data_dir=data_dir, seed=seed, workers=workers, per_gpu=per_gpu,
                       device=device, storage=storage,
                       val_size=(int(val_size) if val_size and val_size >= 1 else val_size)).check()
+    given = tuple(Budget.parse(p) for p in proxies)  # bad budgets: one line, before decoding
+    ref = Budget.parse(reference) if reference else None
     nasx_data.locate(dataset, data_dir=data_dir)  # a missing dataset: one line, before decoding
     shape = nasx_data.load(dataset, data_dir=data_dir, val_size=cfg.val_size or 0.1, seed=seed).input
     n = samples or (32 if cuda else 16)
@@ -122,12 +126,12 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
                 notes.append(f"no GPU: nets from the space's `{chosen}` corner (--corner none for the whole space)")
         nets = draw_nets(sp, shape, n, flops=band, seed=seed)
     default_proxies, default_reference = default_budgets(cuda, shape.resolution)
-    if proxies:
-        proxy_budgets = tuple(Budget.parse(p) for p in proxies)
+    if given:
+        proxy_budgets = given
     else:
         proxy_budgets = default_proxies
         notes.append(f"proxies {', '.join(b.name for b in proxy_budgets)} (the {'GPU' if cuda else 'CPU'} defaults)")
-    ref = Budget.parse(reference) if reference else default_reference
+    ref = ref or default_reference
     return plan_fidelity(name, nets, proxy_budgets, ref, shape.resolution, ceiling_seeds=ceiling_seeds), cfg, notes
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import fail, guard
+from .common import check_out, fail, guard
 
 __all__ = ["register", "edf_study_name"]
 
@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         """Write index.html, the figures (PNG, SVG) and trials.csv / pareto.csv of stored studies."""
         from ..report import write_report
 
+        if out is not None:
+            check_out(out, folder=True)
         with guard():
             index = write_report(list(studies), storage=storage, out=out, studies_dir=studies_dir,
                                  references=list(reference))
@@ -58,6 +60,7 @@ def register(app: typer.Typer) -> None:
             fail("--max-flops goes with --best")
         if out.suffix.lower() not in (".yaml", ".yml", ".json"):
             fail(f"{out}: the file must end in .yaml, .yml or .json")
+        check_out(out)
         with guard():
             limit = parse_count(max_flops) if max_flops is not None else None
             data = load_study(study, storage, studies_dir)
@@ -100,10 +103,17 @@ def register(app: typer.Typer) -> None:
         from ..space import load_space, parse_band
         from ..space_sample import sample
         from ..study import Candidate, StudyConfig, run_study
+        from ..study.storage import no_empty_journal
 
         names = []
+        if out is not None:
+            check_out(out, folder=True)
         with guard():
             band = parse_band(flops, "--flops")
+            for name in space:  # the cheap checks (spaces, settings, device), before decoding the data
+                load_space(name)
+                StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
+                            flops=band, storage=storage, workers=workers, device=device, seed=seed).check()
             shape = nasx_data.load(dataset, data_dir=data_dir, val_size=0.1, seed=seed).input
             for name in space:
                 run = sample(load_space(name).at(shape), np.random.default_rng(seed), n, flops=band)
@@ -114,7 +124,8 @@ def register(app: typer.Typer) -> None:
                                   flops=band, study=study, storage=storage, workers=workers, device=device, seed=seed,
                                   sampler="random")
                 typer.echo(f"{name}: {len(run)} samples in {flops} -> study {study}", err=True)
-                summary = run_study(cfg, candidates=[Candidate(s.spec, seed=seed) for s in run])
+                with no_empty_journal(cfg.storage_url):  # a refused start leaves no empty journal
+                    summary = run_study(cfg, candidates=[Candidate(s.spec, seed=seed) for s in run])
                 snap = summary.snapshot
                 typer.echo(f"{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s", err=True)
                 if summary.interrupted:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail, tqdm_hooks
+from .common import check_out, fail, tqdm_hooks
 
 __all__ = ["register"]
 
@@ -52,6 +52,15 @@ def register(app: typer.Typer) -> None:
             spec = resolve(target)
         except SpecError as e:
             fail(str(e))
+        if out is not None:
+            check_out(out)  # before training: a result must never be lost to an unwritable --out
+        try:  # the cheap checks, before any decoding
+            cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
+                                        warmup=warmup)
+            budget = train_mod.Budget(epochs=epochs, fraction=fraction)
+            dev = train_mod.resolve_device(device)
+        except ValueError as e:
+            fail(str(e))
         hook, bars, close = tqdm_hooks()
         size = int(val_size) if val_size >= 1 or val_size == 0 else val_size
         try:
@@ -62,13 +71,9 @@ def register(app: typer.Typer) -> None:
             fail(str(e))
         try:
             spec = fit(spec, ds.input)
-            cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
-                                        warmup=warmup)
-            budget = train_mod.Budget(epochs=epochs, fraction=fraction)
         except (SpecError, ValueError) as e:
             close()
             fail(f"{target} on {dataset}: {e}")
-        dev = train_mod.resolve_device(device)
 
         def on_epoch(report: "train_mod.EpochReport") -> None:
             bar = bars.get("train")
@@ -85,15 +90,14 @@ def register(app: typer.Typer) -> None:
         finally:
             close()
         record = {"target": target, "spec": spec.to_dict(), "dataset": ds.describe(), **result.to_dict()}
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(record, indent=1))
         typer.echo(f"{target} on {ds.name}: {result.reason} after {result.epochs_done} epochs, "
                    f"{result.wall_time:.1f} s, {result.images_per_s:,.0f} img/s")
         if result.final_val_acc is not None:
             typer.echo(f"  val accuracy   {100 * result.final_val_acc:.2f}%")
         if result.test_acc is not None:
             typer.echo(f"  test accuracy  {100 * result.test_acc:.2f}%")
+        if out is not None:
+            _write_result(out, json.dumps(record, indent=1), f"nasx-train-{spec.id}-")
         if result.reason != "completed":
             fail(f"training stopped: {result.reason}" + (f" ({result.error})" if result.error else ""), code=1)
 
@@ -117,12 +121,19 @@ def register(app: typer.Typer) -> None:
                 raise ValueError
         except ValueError:
             fail(f"--ks {ks!r}: give positive integers separated by commas, e.g. 1,2,4")
+        if out is not None:
+            check_out(out)
+        try:
+            from ..train import resolve_device
+
+            resolve_device(device)
+        except ValueError as e:
+            fail(str(e))
         result = bench_mod.run(device=device, quick=quick, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                                steps=steps, baseline_steps=steps, ks=k_list,
                                progress=lambda message: typer.echo(f"bench: {message}", err=True))
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=1))
+            _write_result(out, json.dumps(result, indent=1), "nasx-bench-")
         if format is BenchFormat.json:
             typer.echo(json.dumps(result, indent=1))
             return
@@ -147,3 +158,24 @@ def register(app: typer.Typer) -> None:
             else:
                 typer.echo(f"  K={row['k']}: {row['aggregate_images_per_s']:,.0f} img/s aggregate "
                            f"(per trial {', '.join(f'{v:,.0f}' for v in row['per_trial_images_per_s'])})")
+
+
+def _write_result(out: Path, text: str, prefix: str) -> None:
+    """Write a trained result to `out`; if that fails after all (disk full, folder gone read-only), keep it in a
+    fresh file in the temp folder, say where, and exit 1."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        return
+    except OSError as e:
+        reason = e.strerror or str(e)
+    try:
+        handle, fallback = tempfile.mkstemp(prefix=prefix, suffix=".json")
+        with open(handle, "w") as f:
+            f.write(text)
+    except OSError:
+        typer.echo(text)  # the last safe place: the terminal
+        fail(f"cannot write {out} ({reason}); the result is printed above", code=1)
+    fail(f"cannot write {out} ({reason}); the result is in {fallback}", code=1)

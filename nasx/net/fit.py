@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .spec import NetSpec, SpecError
 
-__all__ = ["InputShape", "fit", "input_of"]
+__all__ = ["InputShape", "fit", "input_of", "smallest_side"]
 
 
 @dataclass(frozen=True)
@@ -40,3 +40,17 @@ def fit(spec: NetSpec, shape: InputShape) -> NetSpec:
     changes = {k: v for k, v in (("resolution", shape.resolution), ("in_channels", shape.in_channels),
                                  ("num_classes", shape.num_classes)) if getattr(spec, k) != v}
     return spec.replace(**changes) if changes else spec
+
+
+def smallest_side(spec: NetSpec, largest: int) -> int:
+    """The smallest image side in 1..`largest` at which `spec` still validates (its grid never collapses);
+    `largest` + 1 if none does. Found by bisection: a net that takes a side takes every larger one."""
+    lo, hi = 1, largest + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            spec.replace(resolution=mid).validate()
+            hi = mid
+        except SpecError:
+            lo = mid + 1
+    return lo

@@ -13,21 +13,36 @@ from ..errors import NasxError
 from ..record import storage_url
 from .prune import PruneRule
 
-__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "OBJECTIVES", "SAMPLERS",
-           "CPU_DEFAULT"]
+__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution",
+           "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION"]
 
 # objective name -> maximize?
 OBJECTIVES = {"accuracy": True, "flops": False, "throughput": True}
 SAMPLERS = ("nsga2", "tpe", "random")
+MIN_RESOLUTION = 8  # px: the smallest proxy side (the shipped spaces' nets need more; see check_resolution)
 
 
 class StudyError(NasxError, ValueError):
     """A bad study setting (storage, config, objectives) found before any work starts."""
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*://"
+_USERINFO_IN_TEXT = re.compile(rf"({_SCHEME}[^\s:/]*):\S*@")  # greedy: up to the word's last '@'
+_PASSWORD_PARAM = re.compile(r"(?i)\b(password=)[^&\s]*")
+
+
+def redact(text: str) -> str:
+    """A URL (or a message quoting URLs) with every password (user:PASSWORD@, password=...) replaced by ***."""
+    head = re.match(_SCHEME, text)
+    if head is not None and "@" in text:
+        # one whole URL: its user info ends at the LAST '@', whatever the password holds (a raw '@', '/', ' '),
+        # and may have an empty user name (postgresql://:PASSWORD@host/db)
+        userinfo, host = text[head.end():].rsplit("@", 1)
+        if ":" in userinfo:
+            text = f"{head.group()}{userinfo.split(':', 1)[0]}:***@{host}"
+    else:
+        text = _USERINFO_IN_TEXT.sub(r"\1:***@", text)
+    return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,8 @@ class StudyConfig:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise StudyError(f"{key}: {value!r} must be a whole number >= 1")
+        if self.resolution is not None and self.resolution < MIN_RESOLUTION:
+            raise StudyError(f"resolution: {self.resolution} px is below the smallest proxy side, {MIN_RESOLUTION} px")
         if self.fraction is not None and not 0 < self.fraction <= 1:
             raise StudyError(f"fraction: {self.fraction} must lie in (0, 1]")
         if self.val_size is not None and not (0 < self.val_size < 1 or (float(self.val_size).is_integer()
@@ -103,6 +120,13 @@ class StudyConfig:
             raise StudyError(f"study: {self.name!r} may use letters, digits, '.', '_' and '-' only")
         if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
             raise StudyError(f"--data-dir {self.data_dir}: no such folder")
+        if self.device not in ("auto", "cpu"):  # torch only for a device it must look for
+            from ..train import resolve_device
+
+            try:
+                resolve_device(self.device)
+            except ValueError as e:
+                raise StudyError(str(e)) from None
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +183,31 @@ def study_space(cfg: StudyConfig):
 
     space = load_space(cfg.space)
     return space.corner(cfg.corner) if cfg.corner not in (None, "none") else space
+
+
+def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
+    """StudyError when the proxy side (cfg.resolution) is below the smallest side that nets of the space
+    (drawn in the study's band at the data's input) accept: their grid would collapse and every trial fail."""
+    import numpy as np
+
+    from ..net.fit import smallest_side
+    from ..space import SpaceError
+    from ..space_sample import sample
+
+    if cfg.resolution is None or space is None:
+        return
+    drawn: list = []
+    try:
+        sample(space.at(shape), np.random.default_rng(cfg.seed), draws, flops=cfg.flops, params=cfg.params,
+               max_draws=20 * draws, on_accept=drawn.append)
+    except SpaceError:  # a small space (fewer distinct members): judge those drawn
+        if not drawn:
+            return
+    sides = [(smallest_side(s.spec, shape.resolution), s.spec) for s in drawn]
+    need, spec = max(sides, key=lambda t: t[0])
+    if cfg.resolution < need:
+        raise StudyError(f"resolution: {cfg.resolution} px is too small for the space {space.name!r}: its nets need "
+                         f"at least {need} px (e.g. {spec.describe()}); give --resolution {need} or more")
 
 
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:

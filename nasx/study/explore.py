@@ -9,6 +9,7 @@ from .config import StudyConfig, study_space
 from .progress import Snapshot
 from .references import reference_nets, references_config, run_references
 from .run import RunSummary, run_study
+from .storage import no_empty_journal
 
 __all__ = ["Exploration", "explore"]
 
@@ -32,7 +33,8 @@ def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Sn
     seed and split (each once per study), so the report can draw them as measured points."""
     from .. import data as nasx_data
 
-    summary = run_study(cfg, progress=progress, on_note=on_note, train_fn=train_fn)
+    with no_empty_journal(cfg.storage_url):  # a start refused by a check leaves no empty journal behind
+        summary = run_study(cfg, progress=progress, on_note=on_note, train_fn=train_fn)
     if not references or summary.interrupted or summary.config.fixed:
         return Exploration(summary, None, None)
     done = summary.config
@@ -40,6 +42,14 @@ def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Sn
     shape = nasx_data.load(done.dataset, data_dir=done.data_dir, val_size=done.val_size, seed=done.seed,
                            download=done.download).input
     nets = reference_nets(shape, band)
+    if done.resolution is not None:  # a zoo net whose grid collapses at the proxy side would only fail
+        from ..net.fit import smallest_side
+
+        dropped = [name for name, spec in nets if smallest_side(spec, shape.resolution) > done.resolution]
+        if dropped and on_note is not None:
+            on_note(f"zoo net(s) {', '.join(dropped)} left out as references: they collapse at the proxy's "
+                    f"{done.resolution} px")
+        nets = [(name, spec) for name, spec in nets if name not in dropped]
     if not nets:
         return Exploration(summary, None, None)
     if on_note is not None:

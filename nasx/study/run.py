@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 from .. import record
 from ..net.spec import NetSpec
 from ..record import TrialRecord
-from .config import StudyConfig, resolve, study_space
+from .config import StudyConfig, check_resolution, resolve, study_space
 from .progress import Snapshot, snapshot
 from .storage import open_storage, open_study, study_lock
 from .worker import Worker, owner_id, reap_stale
@@ -85,6 +85,7 @@ def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> t
                              download=cfg.download)  # also fills the decoded cache the workers read
     if space is not None:
         sample(space.at(dataset.input), np.random.default_rng(cfg.seed), 1, flops=cfg.flops, params=cfg.params)
+    check_resolution(cfg, space, dataset.input)  # a proxy side the space's nets collapse at: before any trial
     open_study(cfg, storage, space_hash=space.content_hash if space else None)
     return cfg, notes
 

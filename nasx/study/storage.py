@@ -15,7 +15,7 @@ from ..record import StudyInfo, read_info, write_info
 from .config import OBJECTIVES, StudyConfig, StudyError, redact
 
 __all__ = ["open_storage", "study_lock", "make_sampler", "open_study", "study_info", "is_rdb", "journal_path",
-           "repair_journal"]
+           "repair_journal", "no_empty_journal"]
 
 
 def is_rdb(url: str) -> bool:
@@ -50,11 +50,24 @@ def repair_journal(path: Path) -> Optional[str]:
             f"record, {len(tail)} bytes dropped")
 
 
-def open_storage(url: str, warn: Optional[Callable[[str], None]] = None):
-    """An Optuna storage for a journal path or an SQLAlchemy URL; StudyError (password hidden) if it fails."""
+def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read_only: bool = False):
+    """An Optuna storage for a journal path or an SQLAlchemy URL; StudyError (password hidden) if it fails.
+
+    `read_only` (reports, exports): an existing journal is read as it is, with no lock file, folder or repair,
+    so a read-only `studies/` (a mounted copy, an archive) reads as Optuna's own `load_study` does."""
     import optuna
 
     if is_rdb(url):
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(url)
+        except Exception:  # noqa: BLE001 - SQLAlchemy's ArgumentError and friends
+            raise StudyError(f"storage {redact(url)}: not a database URL (e.g. postgresql://user:pass@host/db)") from None
+        if "@" in (parsed.host or "") + (parsed.database or ""):
+            # SQLAlchemy parsed a raw '@' of the password as the end of the user info; the driver would print the
+            # rest (part of the password) as the host
+            raise StudyError(f"storage {redact(url)}: the password holds a raw '@'; write it as %40")
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as e:  # noqa: BLE001 - driver errors come in many types
@@ -64,6 +77,11 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None):
     from optuna.storages.journal import JournalFileBackend
 
     path = journal_path(url)
+    if read_only:
+        if not path.is_file():
+            raise StudyError(f"no journal at {path} (give --storage?)")
+        # Optuna creates the file only when it is missing, and reads a cut last record as absent
+        return JournalStorage(JournalFileBackend(str(path)))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _file_lock(path.with_suffix(".lock")):
@@ -73,6 +91,29 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None):
         return JournalStorage(JournalFileBackend(str(path)))
     except OSError as e:
         raise StudyError(f"cannot open storage {path}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def no_empty_journal(url: str) -> Iterator[None]:
+    """If the block fails, remove the journal, lock file and studies folder that it created and left empty:
+    a start refused by a check leaves nothing behind (a journal with any record is kept)."""
+    if is_rdb(url):
+        yield
+        return
+    path = journal_path(url)
+    made = [p for p in (path, path.with_suffix(".lock")) if not p.exists()]
+    folder = path.parent if not path.parent.exists() else None
+    try:
+        yield
+    except BaseException:
+        for p in made:
+            with contextlib.suppress(OSError):
+                if p.is_file() and p.stat().st_size == 0:
+                    p.unlink()
+        if folder is not None:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        raise
 
 
 @contextlib.contextmanager
@@ -168,6 +209,6 @@ def load_existing(name: str, url: str):
     if not is_rdb(url) and not journal_path(url).is_file():
         raise StudyError(f"unknown study {name!r}: no storage at {journal_path(url)} (give --storage?)")
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(url))
+        return optuna.load_study(study_name=name, storage=open_storage(url, read_only=True))
     except KeyError:
         raise StudyError(f"unknown study {name!r} in {redact(url)}") from None

@@ -1,0 +1,342 @@
+"""Issue 19, bad input: each case is one line and exit 2 (1 for a runtime fault), no traceback, nothing lost."""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import io
+import json
+import os
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+import nasx.data
+import nasx.train
+from conftest import FASHION_DIR
+from nasx.cli.app import app
+from nasx.net.spec import NetSpec
+from nasx.study import StudyConfig, StudyError, redact, run_study
+from study_fakes import curve_train, final_accuracy
+
+runner = CliRunner()
+def tiny(**options: str) -> list[str]:
+    """A small CPU study's options, with `options` (space="vgg", ...) replacing or adding to them."""
+    values = {"space": "resnet", "dataset": "synthetic", "flops": "1M:4M", "epochs": "1", "fraction": "0.5",
+              "device": "cpu", **options}
+    return [arg for key, value in values.items() for arg in (f"--{key}", value)] + ["--no-references", "--no-report"]
+
+
+TINY = tiny()
+
+
+def one_error_line(result, code: int = 2) -> str:
+    """The result's exit code is `code`, with exactly one `nasx: error:` line and no traceback; that line."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("nasx: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def never(*args, **kwargs):
+    raise AssertionError("reached work that the checks should have prevented")
+
+
+def nan_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+    """Every net diverges (the real trainer's `nan` stop)."""
+    result = curve_train(spec, dataset, budget, device, seed, callback, config=config)
+    result.reason, result.error = "nan", "loss is nan"
+    return result
+
+
+def test_passwords_are_masked_in_every_form():
+    assert redact("postgresql://:S3cretPW@host/db") == "postgresql://:***@host/db"  # empty user
+    assert redact("postgresql://u:p@ss@w0rd@host:5432/db") == "postgresql://u:***@host:5432/db"  # raw '@'
+    assert redact("postgresql://u:p/w d@host/db") == "postgresql://u:***@host/db"
+    assert redact("postgresql://host/db?user=u&password=S3c&x=1") == "postgresql://host/db?user=u&password=***&x=1"
+    assert redact("failed for postgresql://:S3cret@h/db and x://u:p@q@r/s") == \
+        "failed for postgresql://:***@h/db and x://u:***@r/s"
+    assert redact("postgresql://u@h/db") == "postgresql://u@h/db" and redact("studies/x.journal") == "studies/x.journal"
+    for url, secret in (("postgresql://:S3cretPW@127.0.0.1:1/db", "S3cretPW"),
+                        ("postgresql://me:p@ss@w0rd@127.0.0.1:1/db", "w0rd")):
+        line = one_error_line(runner.invoke(app, ["report", "x", "--storage", url]))
+        assert secret not in line and "ss@" not in line and "***" in line, line
+
+
+def test_train_out_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(nasx.train, "train", never)
+    monkeypatch.setattr(nasx.data, "load", never)
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):  # a read-only mount, as root sees one too
+        if dir is not None and Path(dir) == read_only:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    (tmp_path / "file").write_text("x")
+    args = ["train", "resnet20", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu", "--out"]
+    line = one_error_line(runner.invoke(app, args + [str(read_only / "sub" / "r.json")]))
+    assert "Read-only file system" in line and not (read_only / "sub").exists()
+    assert "is a file" in one_error_line(runner.invoke(app, args + [str(tmp_path / "file" / "r.json")]))
+    assert "is a folder" in one_error_line(runner.invoke(app, args + [str(tmp_path)]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ro"] and not list(read_only.iterdir())
+
+
+def test_train_result_is_kept_when_its_write_fails_after_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(nasx.train, "train", curve_train)
+    out = tmp_path / "r.json"
+    real_write = Path.write_text
+
+    def write_text(self, *args, **kwargs):  # the disk fills up during training
+        if self == out:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    result = runner.invoke(app, ["train", "resnet20", "--dataset", "synthetic", "--epochs", "2", "--device", "cpu",
+                                 "--out", str(out)])
+    line = one_error_line(result, code=1)
+    assert "No space left on device" in line and str(out) in line
+    fallback = Path(line.rsplit("the result is in ", 1)[1])
+    try:
+        record = json.loads(fallback.read_text())
+        assert record["target"] == "resnet20" and record["epochs_done"] == 2
+        assert f"val accuracy   {100 * record['final_val_acc']:.2f}%" in result.stdout  # printed as well
+        assert record["final_val_acc"] == pytest.approx(final_accuracy(NetSpec.from_dict(record["spec"])))
+    finally:
+        fallback.unlink()
+    assert not out.exists()
+
+
+def test_a_truncated_or_random_dataset_archive_is_one_line_naming_it(tmp_path):
+    folder = tmp_path / "cifar10"
+    folder.mkdir()
+    good = io.BytesIO()
+    with tarfile.open(fileobj=good, mode="w:gz") as tar:
+        for i in range(4):
+            blob = os.urandom(50_000)
+            info = tarfile.TarInfo(f"train/c{i}/{i}.png")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    archive = folder / "cifar10-jpeg.tar.gz"
+    for content in (good.getvalue()[: len(good.getvalue()) // 2], os.urandom(20_000)):
+        archive.write_bytes(content)
+        result = runner.invoke(app, ["train", "resnet20", "--dataset", "cifar10", "--data-dir", str(tmp_path),
+                                     "--epochs", "1", "--device", "cpu"])
+        line = one_error_line(result)
+        assert str(archive) in line and "truncated or damaged" in line and "download it again" in line
+
+
+@pytest.mark.parametrize("device", ["cuda", "tpu"])
+def test_a_device_the_machine_lacks_is_refused_before_decoding(device, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.chdir(tmp_path)
+    commands = (["train", "resnet20", "--dataset", "synthetic", "--epochs", "1"],
+                ["explore", "--space", "resnet", "--dataset", "synthetic", "--trials", "1"],
+                ["edf", "--space", "resnet", "-n", "2", "--flops", "1M:4M", "--epochs", "1", "--dataset", "synthetic"],
+                ["fidelity", "--space", "resnet", "--dataset", "synthetic"],
+                ["bench", "--quick"])
+    for args in commands:
+        line = one_error_line(runner.invoke(app, args + ["--device", device]))
+        assert f"device {device!r}" in line, (args, line)
+    assert not list(tmp_path.iterdir())  # no studies/ folder, journal or lock file
+
+
+def test_a_negative_learning_rate_or_weight_decay_is_refused(monkeypatch):
+    monkeypatch.setattr(nasx.data, "load", never)
+    base = ["train", "resnet20", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu"]
+    assert "learning rate -1.0 must be > 0" in one_error_line(runner.invoke(app, base + ["--lr", "-1"]))
+    assert "weight decay -1.0 must be >= 0" in one_error_line(runner.invoke(app, base + ["--weight-decay", "-1"]))
+    with pytest.raises(ValueError, match="learning rate 0"):
+        nasx.train.TrainConfig(lr=0)
+
+
+def test_warmup_must_be_a_share_of_the_steps(monkeypatch):
+    monkeypatch.setattr(nasx.data, "load", never)
+    base = ["train", "resnet20", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu", "--warmup"]
+    for bad in ("5", "1", "-0.1"):
+        assert "must lie in [0, 1)" in one_error_line(runner.invoke(app, base + [bad]))
+    assert nasx.train.TrainConfig(warmup=0.0).warmup == 0.0
+
+
+def test_report_and_export_out_onto_or_under_a_file_are_refused(tmp_path):
+    file = tmp_path / "taken"
+    file.write_text("keep me")
+    cases = [(["report", "s", "--out", str(file)], "is a file, not a folder"),
+             (["report", "s", "--out", str(file / "sub")], "is a file, not a folder"),
+             (["export", "s", "--best", "--out", str(file / "net.yaml")], "is a file, not a folder"),
+             (["export", "s", "--best", "--out", str(tmp_path)], "the file must end in")]
+    for args, message in cases:
+        assert message in one_error_line(runner.invoke(app, args + ["--studies-dir", str(tmp_path)])), args
+    assert file.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_a_full_disk_under_the_journal_is_one_line_and_exit_1(tmp_path, monkeypatch):
+    from optuna.storages.journal import JournalFileBackend
+
+    monkeypatch.setattr(nasx.train, "train", curve_train)
+    real_append = JournalFileBackend.append_logs
+
+    full = []
+
+    def append_logs(self, logs):  # the disk is full by the time the first trial ends, and stays full
+        if full or any(log.get("state") == optuna.trial.TrialState.COMPLETE.value for log in logs):
+            full.append(logs)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_append(self, logs)
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", append_logs)
+    journal = tmp_path / "s.journal"
+    result = runner.invoke(app, ["explore", *TINY, "--trials", "2", "--storage", str(journal), "--study", "full"])
+    line = one_error_line(result, code=1)
+    assert "No space left on device" in line and str(journal) in line and "run the same command again" in line
+    monkeypatch.setattr(JournalFileBackend, "append_logs", real_append)
+    study = optuna.load_study(study_name="full", storage=nasx.study.open_storage(str(journal)))
+    states = [t.state.name for t in study.trials]  # what was written reads back whole: the trial cut short
+    assert states[-1] == "RUNNING" and "COMPLETE" not in states, states
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason=f"Fashion-MNIST idx files not present at {FASHION_DIR}")
+def test_a_full_disk_under_the_cache_is_one_line_and_leaves_no_temp_file(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import torch
+
+    from nasx.cli.app import main
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NASX_CACHE", str(cache))
+    monkeypatch.setattr(nasx.train, "train", never)
+
+    def save(obj, path):  # torch.save on a full disk: a cut file, then an error
+        Path(path).write_bytes(b"\0" * 1000)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1152 vs 1046")
+
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(nasx.data.shutil, "disk_usage", lambda path: SimpleNamespace(total=0, used=0, free=0))
+    monkeypatch.setattr(sys, "argv", ["nasx", "train", "resnet20", "--dataset", "fashion-mnist", "--data-dir",
+                                      str(FASHION_DIR.parent), "--epochs", "1", "--device", "cpu"])
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main()
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    err = capsys.readouterr().err
+    assert stop.value.code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("nasx: error:")]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "NASX_CACHE" in lines[0]
+    assert str(cache / "decoded") in lines[0] and not list((cache / "decoded").iterdir())  # no temp file left
+
+
+def test_a_proxy_resolution_below_what_nets_accept_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(nasx.train, "train", never)
+    monkeypatch.chdir(tmp_path)
+    for side in ("1", "2"):
+        line = one_error_line(runner.invoke(app, ["explore", *TINY, "--resolution", side]))
+        assert f"{side} px is below the smallest proxy side, 8 px" in line
+    line = one_error_line(runner.invoke(app, ["explore", *tiny(space="vgg", dataset="synthetic:32", flops="1M:400M",
+                                                                resolution="8")]))
+    assert "too small for the space 'vgg'" in line and "at least 32 px" in line, line
+    assert not list(tmp_path.iterdir())  # refused after decoding, yet no empty journal left behind
+    with pytest.raises(StudyError, match="at least 32 px"):  # VGG's five 2x2 pools need 32 px
+        from nasx.net.fit import InputShape
+        from nasx.space import load_space
+        from nasx.study.config import check_resolution
+
+        check_resolution(StudyConfig(space="vgg", resolution=16), load_space("vgg"), InputShape(32, 3, 10))
+
+
+def test_a_study_where_every_trial_failed_exits_non_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr(nasx.train, "train", nan_train)
+    result = runner.invoke(app, ["explore", *TINY, "--trials", "1", "--storage", str(tmp_path / "s.journal"),
+                                 "--study", "nan"])
+    line = one_error_line(result, code=1)
+    cap = 3 * 1 + 10  # the study stops at max_trials = 3 x trials + 10
+    assert f"every trial failed ({cap}), none complete" in line and f"0 complete, 0 pruned, {cap} failed" in result.stdout
+
+
+@pytest.mark.slow  # 20 s on a shared 2-core CPU: the report draws every figure
+def test_report_export_and_fidelity_read_a_read_only_studies_folder(tmp_path, monkeypatch):
+    from nasx.fidelity import FidelityError, load_fidelity
+
+    studies = tmp_path / "studies"
+    run_study(StudyConfig(space="resnet", dataset="synthetic", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
+                          device="cpu", sampler="random", study="small", trials=2, studies_dir=str(studies)),
+              train_fn=curve_train)
+    (studies / "small.lock").unlink()
+    before = sorted(p.name for p in studies.iterdir())
+    real_open, real_mkdir = builtins.open, os.mkdir
+
+    def refuse(path):
+        if Path(path).resolve().is_relative_to(studies.resolve()):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    def ro_open(file, mode="r", *args, **kwargs):  # a read-only mount of studies/
+        if isinstance(file, (str, os.PathLike)) and set(mode) & set("wax+"):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def ro_mkdir(path, *args, **kwargs):
+        refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", ro_open)
+    monkeypatch.setattr(os, "mkdir", ro_mkdir)
+    with pytest.raises(OSError, match="Read-only"):
+        open(studies / "probe", "w")
+    res = runner.invoke(app, ["report", "small", "--studies-dir", str(studies), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r" / "index.html").is_file()
+    res = runner.invoke(app, ["export", "small", "--best", "--studies-dir", str(studies), "--out",
+                              str(tmp_path / "net.yaml")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "net.yaml").is_file()
+    with pytest.raises(FidelityError, match="no fidelity run 'small'"):  # read, found no run: no lock refused
+        load_fidelity("small", storage=str(studies / "small.journal"))
+    assert sorted(p.name for p in studies.iterdir()) == before  # nothing written there
+
+
+def test_a_refused_start_leaves_no_empty_journal(tmp_path, monkeypatch):
+    monkeypatch.setattr(nasx.train, "train", never)
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(runner.invoke(app, ["explore", *tiny(flops="1:2"), "--study", "band"]))
+    assert "band unreachable" in line
+    assert not list(tmp_path.iterdir())  # neither studies/band.journal nor studies/band.lock nor studies/
+
+
+def test_fidelity_budgets_are_checked_before_decoding(monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.chdir(tmp_path)
+    base = ["fidelity", "--space", "resnet", "--dataset", "synthetic", "--device", "cpu"]
+    assert "budget 'x'" in one_error_line(runner.invoke(app, base + ["--proxy", "x"]))
+    assert "budget 'y'" in one_error_line(runner.invoke(app, base + ["--reference", "y"]))
+    assert "below the smallest proxy side" in one_error_line(runner.invoke(app, base + ["--proxy", "e1-f0.5-r2"]))
+    assert not list(tmp_path.iterdir())
+
+
+def test_every_help_fits_80_columns_without_cutting_a_word():
+    from typer.main import get_command
+
+    for args in [["--help"]] + [[name, "--help"] for name in sorted(get_command(app).commands)]:
+        result = runner.invoke(app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0, args
+        lines = result.output.splitlines()
+        assert max(map(len, lines)) <= 80 and not [line for line in lines if "…" in line], (args, result.output)
+    explore = runner.invoke(app, ["explore", "--help"], env={"COLUMNS": "80"}).output
+    assert "nasx explore --storage postgresql://USER:PASS@HOST/DB" in explore
