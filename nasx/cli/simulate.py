@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         corner: Optional[str] = typer.Option("cpu", "--corner", help="The space's corner (default cpu; 'none': the whole space)."),
         flops: str = typer.Option("10M:30M", "--flops", help="FLOPs band of the nets, LOW:HIGH."),
         replay: Optional[str] = typer.Option(None, "--replay", help="Replay a stored fidelity run (its name) instead of the planted benchmark: its budgets are the rungs, its reference the top."),
-        storage: Optional[str] = typer.Option(None, "--storage", help="With --replay: the fidelity run's storage (default studies/fidelity-NAME.journal)."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="With --replay: the fidelity run's storage, a journal path or postgresql URL (default: its journal in studies/)."),
         strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies", help="Comma-separated: random, nsga2, tpe (fixed budget; tpe is slow: its asks grow with the study) and rungs."),
         rungs: str = typer.Option("1/9,1/3,1", "--rungs", help="Rung budgets as work relative to the top budget (1), e.g. 1/9,1/3,1 or 0.25,1; with --replay: budget names (e1-f0.125,e1-f0.5)."),
         eta: int = typer.Option(3, "--eta", min=2, help="Reduction factor: a rung promotes its top 1/eta."),
