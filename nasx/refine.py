@@ -6,19 +6,23 @@ with the rest, keep the restriction when it is better, and repeat on the restric
 
     candidates   derived from the space file itself: a per-stage parameter shared across stages (`ties: f:
                  same`), a monotone tie (`ties: width/depth: non_decreasing`), a range cut to the lower or upper
-                 part of an int/log_int/power_of_two/float range (the cut point is the observed value that leaves
-                 about `cut` of the nets out: chosen from the structures, never from the errors), a `choice`
-                 value dropped (a branch type, a shortcut kind)
+                 part of an int/log_int/power_of_two/float range (the cut point is the distinct observed value that
+                 leaves out the share of nets closest to `cut`, at most 1 - `cut` of them: chosen from the
+                 structures, never from the errors) and the complementary cut at the same point, a `choice` value
+                 dropped (a branch type, a shortcut kind)
     predicate    membership of the trained net in the edited space (`Space.contains`): the file that is written
                  and the nets that are judged can never disagree
     test         error = 1 - validation accuracy (the test split is never read); the complexity-normalized EDF
-                 (each side weighted so that every FLOPs bin weighs the same) of the nets that satisfy it against
-                 the nets that do not; KS statistic and its permutation p-value (`nasx.analysis`)
+                 (over the FLOPs bins both sides populate, each side weighted so that every such bin weighs the
+                 same; nets in one-sided bins left out) of the nets that satisfy it against the nets that do not;
+                 KS statistic and its p-value from permutations within FLOPs bins, added until the p-value's Monte
+                 Carlo interval clears the threshold (`nasx.analysis.ks_stratified_test`)
     decision     greedy forward selection: in each step every candidate is tested on the nets of the current
-                 space; the most significant one that is better (lower error), has p <= alpha / m (Bonferroni over
-                 the m candidates tested in the step), removes at least `min_removed` of the nets and leaves a
-                 space that still samples at least `min_in_band` of its draws in the band is kept; then the next
-                 step tests the rest among the nets that satisfy it, until none is kept
+                 space; the strongest one that is better (lower error), significant at alpha / 2^k / 2^s / m (round
+                 k, step s, m candidates tested in it: the whole run's family-wise error rate stays below alpha),
+                 removes at least `min_removed` of the nets and leaves a space that still samples at least
+                 `min_in_band` of its draws in the band is kept; then the next step tests the rest among the nets
+                 that satisfy it, until none is kept
 
 `refine(records, space_data)` is that, pure (records in, decisions and the refined YAML out); `run_refine`
 runs rounds of it as fixed, resumable studies (`refine-<name>-r<k>`): sample the space, train, refine, write the

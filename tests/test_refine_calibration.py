@@ -8,9 +8,11 @@ Run with -s to see the measured table (docs/refine.md quotes it):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from nasx.analysis import complexity_weights, ks_permutation_pvalue, ks_stratified_test, log_bins
 
@@ -100,3 +102,25 @@ def test_decisions_do_not_depend_on_the_permutation_seed():
     capped = ks_stratified_test(error[satisfy], error[~satisfy], flops[satisfy], flops[~satisfy], edges,
                                 threshold=results[0].p_value, n_perm=100, max_perm=400)
     assert capped.decision == "undecided" and capped.permutations == 400
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "examples" / "refine-resnext-cpu"
+
+
+@pytest.mark.slow
+def test_the_committed_example_decides_the_same_under_ten_permutation_seeds():
+    """Round 3 of the committed example (rounds 1-3 pooled, 142 nets; nothing trained): the same decisions, the same
+    verdict kind for every candidate, under permutation seeds 0-9."""
+    from nasx.refine import RefineOptions, load_records, refine
+
+    journal = str(EXAMPLE / "refine-resnext-cpu.journal")
+    records = [r for k in (1, 2, 3) for r in load_records(f"refine-resnext-cpu-r{k}", journal).records]
+    data = yaml.safe_load((EXAMPLE / "round-3.yaml").read_text())
+    seen = set()
+    for seed in range(10):
+        r = refine(records, data, source="example", band=(10_000_000, 30_000_000), look=3,
+                   options=RefineOptions(perm_seed=seed))
+        assert r.nets == 142
+        seen.add(tuple((e.step, e.restriction.text, e.kept, e.verdict.split(":")[0]) for e in r.evaluations))
+    assert len(seen) == 1
+    assert not any(kept for _, _, kept, _ in next(iter(seen)))  # the example keeps nothing under the valid test
