@@ -861,6 +861,25 @@ def _seed(seed: int, k: int) -> np.random.Generator:
     return np.random.default_rng(seed if k == 1 else [seed, k])
 
 
+def _decisions(r: Refinement) -> tuple:
+    """What a refinement decided, candidate by candidate: kept or not, and the kind of verdict."""
+    return tuple((e.step, e.restriction.text, e.kept, e.verdict.split(":")[0]) for e in r.evaluations)
+
+
+def _seed_check(refinement: Refinement, records: Sequence[TrialRecord], data: Mapping[str, Any], label: str,
+                band: Optional[tuple[int, int]], name: str, opts: RefineOptions, k: int, seeds: int) -> str:
+    """Redo a round's refinement under permutation seeds 0..seeds-1: a line saying whether its decisions hold."""
+    base = _decisions(refinement)
+    differ = [s for s in range(seeds) if s != opts.perm_seed and _decisions(
+        refine(records, data, source=label, band=band, name=name, options=dataclasses.replace(opts, perm_seed=s),
+               look=k)) != base]
+    if not differ:
+        return (f"round {k}: the same decisions (every candidate's verdict, {len(refinement.kept)} kept) under "
+                f"permutation seeds 0-{seeds - 1}")
+    return (f"round {k}: decisions differ under permutation seed(s) {', '.join(map(str, differ))} of 0-{seeds - 1} "
+            f"(a Monte Carlo interval touched a threshold; more --max-permutations narrows it)")
+
+
 def _existing_keys(storage: str, study: str) -> set[str]:
     try:
         records = load_records(study, storage).records
@@ -873,7 +892,7 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
                corner: Optional[str] = None, samples: Optional[int] = None, rounds: int = 1,
                study: Optional[str] = None, out: Optional[str | Path] = None, options: Optional[RefineOptions] = None,
                progress: Optional[Callable] = None, on_note: Optional[Callable[[str], None]] = None,
-               train_fn: Optional[Callable] = None) -> RefineRun:
+               train_fn: Optional[Callable] = None, check_seeds: int = 0) -> RefineRun:
     """Rounds of sample -> train -> refine (the papers' loop, automated), each a fixed, resumable study.
 
     Round 1 is the study `study` when given (refined as it is, never trained), else `refine-<name>-r1`: `samples`
@@ -897,6 +916,8 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
         samples: nets per round (default 48; with `study`, its number of complete nets).
         out: folder of the space files (default reports/refine-<name>/).
         progress, on_note: hooks for study snapshots and one-line notes; train_fn: a stand-in trainer (tests).
+        check_seeds: with N > 1, each round's refinement is redone (nothing trained) under permutation seeds
+            0..N-1, and a note says whether every decision is the same.
     """
     from . import data as nasx_data
     from .study import Candidate, StudyConfig, run_study
@@ -981,6 +1002,10 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
                                 look=k)
         except RefineError as e:
             raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
+        if check_seeds > 1:
+            run.notes.append(_seed_check(refinement, pooled, data, label, band, f"{name}-r{k + 1}", opts, k,
+                                         check_seeds))
+            note(run.notes[-1])
         own, _, _ = _nets(records, parse_space(refinement.data, label))
         this = Round(index=k, study=study_name, space=space_name, corner=space_corner, records=records,
                      refinement=refinement, file=out_dir / f"round-{k + 1}.yaml", trained=trained,

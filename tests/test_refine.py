@@ -441,3 +441,12 @@ def test_a_rule_space_is_refused_in_one_line():
 
     with pytest.raises(RefineError, match="laid out by the RegNet rule"):
         space_mapping("regnet")
+
+
+def test_check_seeds_says_whether_the_decisions_hold_under_other_permutation_seeds(planted_file, tmp_path):
+    run = run_refine(str(planted_file), name="c", config=tiny(tmp_path), samples=16, rounds=1, out=tmp_path / "out",
+                     train_fn=Planted(), check_seeds=3)
+    assert any(n.startswith("round 1: the same decisions") and "seeds 0-2" in n for n in run.notes)
+    page = (write_refine_report(run) / "index.html").read_text()
+    assert "under permutation seeds 0-2" in page and "family-wise error rate" in page
+    assert "nets left out (one-sided FLOPs bins)" in page and "effective sizes" in page

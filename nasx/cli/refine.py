@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         permutations: int = typer.Option(1000, "--permutations", min=100, help="First batch of within-bin permutations of each KS p-value (doubled until its Monte Carlo interval clears the threshold)."),
         max_permutations: int = typer.Option(64000, "--max-permutations", min=100, help="Cap of the permutations of one p-value: there the decision is undecided (not kept)."),
         perm_seed: int = typer.Option(0, "--perm-seed", help="Seed of the permutations (the decisions do not depend on it beyond the Monte Carlo level)."),
+        check_seeds: int = typer.Option(0, "--check-seeds", min=0, help="Redo each round's refinement (nothing trained) under permutation seeds 0..N-1 and say on the page whether every decision is the same."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
     ) -> None:
         """Test restrictions of a space on trained nets (shared, monotone, cut, dropped) and write the refined space."""
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
                                     max_perm=max(max_permutations, permutations), perm_seed=perm_seed)
             run = run_refine(space, name=name, config=cfg, corner=corner, samples=samples, rounds=rounds, study=study,
                              out=out, options=options, progress=_Progress(),
-                             on_note=lambda line: typer.echo(line, err=True))
+                             on_note=lambda line: typer.echo(line, err=True), check_seeds=check_seeds)
         if run.interrupted:
             typer.echo("interrupted: run the same command again to resume", err=True)
             raise typer.Exit(130)

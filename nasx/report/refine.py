@@ -168,9 +168,9 @@ def _multiplicity(run: RefineRun) -> str:
         return (f"<p class='verdict'>Multiplicity: the family is every candidate of every step of every round "
                 f"(pooled rounds look again at earlier nets). Round k may spend \u03b1 / 2<sup>k</sup> and its step s "
                 f"\u03b1 / 2<sup>k</sup> / 2<sup>s</sup>, split equally over the m candidates the step tests "
-                f"(Bonferroni): p needed = {o.alpha:g} / 2<sup>k+s</sup> / m. By the union bound, the chance that "
-                f"this run of {len(run.rounds)} round(s) keeps any restriction with no effect is at most "
-                f"{fwer:.4f} (< \u03b1 = {o.alpha:g} for any number of rounds and steps), plus the chance of a Monte "
+                f"(Bonferroni): p needed = {o.alpha:g} / 2<sup>k+s</sup> / m. By the union bound, this run's "
+                f"family-wise error rate, the chance that its {len(run.rounds)} round(s) keep any restriction with "
+                f"no effect, is at most {fwer:.4f} (< \u03b1 = {o.alpha:g} for any number of rounds and steps), plus the chance of a Monte "
                 f"Carlo misdecision (a candidate whose exact permutation p exceeds its threshold is called "
                 f"significant with probability at most {(1 - MC_LEVEL) / 2:.2%} per look at its interval).</p>")
     if o.correction == "bonferroni":
