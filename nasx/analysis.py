@@ -540,7 +540,11 @@ def ks_permutation_pvalue(a: Sequence[float], b: Sequence[float], weights_a: Seq
     normalized per sample (complexity_weights) compare across samples. Relabellings that leave a side with no
     weight are skipped. The samples must be disjoint: to test a restricted subset of a space against all its
     nets, pass the subset and its complement (unweighted, KS(subset, all) is KS(subset, complement) times a
-    constant, so the p-value is the same). NaN when a sample is empty or has no weight."""
+    constant, so the p-value is the same). NaN when a sample is empty or has no weight.
+
+    Not for complexity-normalized samples whose FLOPs differ (issue 18): a relabelled value keeps the weight of its
+    original side, so the permuted statistic is not the normalized statistic of the permuted split, and the test
+    rejects about 15% of true nulls at alpha 0.05 (docs/refine.md, Calibration); use ks_stratified_test."""
     av, bv = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if av.size == 0 or bv.size == 0:
         return math.nan
