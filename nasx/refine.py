@@ -6,19 +6,23 @@ with the rest, keep the restriction when it is better, and repeat on the restric
 
     candidates   derived from the space file itself: a per-stage parameter shared across stages (`ties: f:
                  same`), a monotone tie (`ties: width/depth: non_decreasing`), a range cut to the lower or upper
-                 part of an int/log_int/power_of_two/float range (the cut point is the observed value that leaves
-                 about `cut` of the nets out: chosen from the structures, never from the errors), a `choice`
-                 value dropped (a branch type, a shortcut kind)
+                 part of an int/log_int/power_of_two/float range (the cut point is the distinct observed value that
+                 leaves out the share of nets closest to `cut`, at most 1 - `cut` of them: chosen from the
+                 structures, never from the errors) and the complementary cut at the same point, a `choice` value
+                 dropped (a branch type, a shortcut kind)
     predicate    membership of the trained net in the edited space (`Space.contains`): the file that is written
                  and the nets that are judged can never disagree
     test         error = 1 - validation accuracy (the test split is never read); the complexity-normalized EDF
-                 (each side weighted so that every FLOPs bin weighs the same) of the nets that satisfy it against
-                 the nets that do not; KS statistic and its permutation p-value (`nasx.analysis`)
+                 (over the FLOPs bins both sides populate, each side weighted so that every such bin weighs the
+                 same; nets in one-sided bins left out) of the nets that satisfy it against the nets that do not;
+                 KS statistic and its p-value from permutations within FLOPs bins, added until the p-value's Monte
+                 Carlo interval clears the threshold (`nasx.analysis.ks_stratified_test`)
     decision     greedy forward selection: in each step every candidate is tested on the nets of the current
-                 space; the most significant one that is better (lower error), has p <= alpha / m (Bonferroni over
-                 the m candidates tested in the step), removes at least `min_removed` of the nets and leaves a
-                 space that still samples at least `min_in_band` of its draws in the band is kept; then the next
-                 step tests the rest among the nets that satisfy it, until none is kept
+                 space; the strongest one that is better (lower error), significant at alpha / 2^k / 2^s / m (round
+                 k, step s, m candidates tested in it: the whole run's family-wise error rate stays below alpha),
+                 removes at least `min_removed` of the nets and leaves a space that still samples at least
+                 `min_in_band` of its draws in the band is kept; then the next step tests the rest among the nets
+                 that satisfy it, until none is kept
 
 `refine(records, space_data)` is that, pure (records in, decisions and the refined YAML out); `run_refine`
 runs rounds of it as fixed, resumable studies (`refine-<name>-r<k>`): sample the space, train, refine, write the
@@ -38,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .analysis import complexity_weights, edf_at, ks_permutation_pvalue, ks_statistic, log_bins
+from .analysis import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_stratified_test, log_bins, \
+    stratified_weights
 from .errors import NasxError
 from .net.fit import InputShape, input_of
 from .net.spec import InceptionBlock, NetSpec, parse_yaml
@@ -55,7 +60,7 @@ __all__ = ["RefineError", "RefineOptions", "Restriction", "Evaluation", "Refinem
            "load_records", "run_refine", "round_study"]
 
 MIN_NETS = 8  # complete nets a refinement needs at all
-CORRECTIONS = ("bonferroni", "none")
+CORRECTIONS = ("spending", "bonferroni", "none")
 
 
 class RefineError(NasxError, ValueError):
@@ -67,12 +72,18 @@ class RefineOptions:
     """How candidates are tested and kept.
 
     Args:
-        alpha: the level of each step's test family.
-        correction: "bonferroni" (each candidate of a step at alpha / m, m = candidates tested in it) or "none".
+        alpha: with "spending", the family-wise error rate of the whole run (every step of every round); else the
+            level of each step's test family.
+        correction: "spending" (round k, step s: each of its m candidates at alpha / 2^k / 2^s / m, so any number
+            of rounds and steps spends less than alpha), "bonferroni" (each step's candidates at alpha / m: no
+            control across steps or rounds) or "none".
         min_removed: a kept restriction leaves out at least this share of the step's nets.
         min_nets: a candidate is tested only when at least this many nets satisfy it and as many do not.
-        cut: a range cut leaves out about this share of the nets (its cut point is an observed value).
-        n_perm: permutations of the KS p-value; seed: their seed (and the in-band draws').
+        cut: a range cut leaves out about this share of the nets (its cut point is an observed value, at most
+            1 - cut of the nets out); the complementary cut at the same point is tested too.
+        n_perm: the first batch of permutations of a KS p-value (doubled until its Monte Carlo interval clears
+            the threshold); max_perm: the cap, where the decision is "undecided"; perm_seed: their seed.
+        seed: the in-band draws' seed.
         min_in_band: a kept restriction leaves a space whose draws land in the band at least this often.
         in_band_draws: draws that measure it.
         bins: log-spaced FLOPs bins of the complexity normalization (default: nets / 10, within 1..10).
@@ -80,16 +91,30 @@ class RefineOptions:
     """
 
     alpha: float = 0.05
-    correction: str = "bonferroni"
+    correction: str = "spending"
     min_removed: float = 0.05
     min_nets: int = 5
     cut: float = 1 / 3
-    n_perm: int = 2000
+    n_perm: int = 1000
     seed: int = 0
     min_in_band: float = 0.5
     in_band_draws: int = 200
     bins: Optional[int] = None
     max_steps: int = 10
+    max_perm: int = 64_000
+    perm_seed: int = 0
+
+    def threshold(self, look: int, step: int, m: int) -> float:
+        """The p-value each of the m candidates of step `step` of round `look` must reach."""
+        if self.correction == "spending":
+            return self.alpha / 2 ** look / 2 ** step / max(1, m)
+        return self.alpha / max(1, m) if self.correction == "bonferroni" else self.alpha
+
+    def run_error(self, rounds: int) -> Optional[float]:
+        """The family-wise error rate (a false keep anywhere) that `rounds` rounds control; None: not controlled."""
+        if self.correction == "spending":
+            return self.alpha * (1 - 2.0 ** -rounds) * (1 - 2.0 ** -self.max_steps)
+        return None
 
     def check(self) -> "RefineOptions":
         if not 0 < self.alpha < 1:
@@ -98,6 +123,8 @@ class RefineOptions:
             raise RefineError(f"correction: {self.correction!r} is not one of {', '.join(CORRECTIONS)}")
         if not 0 <= self.min_removed < 1 or not 0 < self.cut < 1 or not 0 <= self.min_in_band <= 1:
             raise RefineError("min_removed and min_in_band must lie in [0, 1), cut in (0, 1)")
+        if self.max_perm < self.n_perm:
+            raise RefineError(f"max_perm: {self.max_perm} must be >= n_perm {self.n_perm}")
         for key in ("min_nets", "n_perm", "in_band_draws", "max_steps"):
             if getattr(self, key) < 1:
                 raise RefineError(f"{key}: {getattr(self, key)} must be >= 1")
@@ -136,7 +163,7 @@ class Evaluation:
     satisfy: int  # of them, members of the restricted space
     removed: float  # share of the step's nets it leaves out
     removed_structures: Optional[float]  # share of the structures it removes (Space.size; None: continuous, or widths)
-    ks: float  # complexity-normalized KS of the nets that satisfy it against the rest (NaN: not tested)
+    ks: float  # complexity-normalized KS of the nets that satisfy it against the rest, shared bins (NaN: not tested)
     ks_all: float  # ... against all the step's nets (as the papers plot restricted vs original)
     p_value: float  # permutation p-value of ks (NaN: not tested)
     mean_diff: float  # weighted mean error of the subset minus the rest's, in points (negative: better)
@@ -145,6 +172,13 @@ class Evaluation:
     in_band: Optional[float]  # share of the restricted space's draws in the band (measured for contenders only)
     kept: bool
     verdict: str
+    p_low: float = math.nan  # Clopper-Pearson interval (MC_LEVEL) of the exact permutation p-value
+    p_high: float = math.nan
+    permutations: int = 0  # drawn until the interval cleared the threshold (or the cap)
+    ess_subset: float = math.nan  # Kish effective sample size of each side's complexity weights
+    ess_rest: float = math.nan
+    left_out: int = 0  # nets in FLOPs bins populated by one side only (weight 0 in the test)
+    shared_bins: int = 0
     subset_errors: tuple[float, ...] = field(default=(), repr=False)
     subset_flops: tuple[float, ...] = field(default=(), repr=False)
     rest_errors: tuple[float, ...] = field(default=(), repr=False)
@@ -159,16 +193,21 @@ class Evaluation:
         return {"step": self.step, "restriction": self.restriction.text, "kind": self.restriction.kind,
                 "key": self.restriction.key, "nets": self.nets, "satisfy": self.satisfy, "removed": self.removed,
                 "removed_structures": self.removed_structures, "ks": self.ks, "ks_all": self.ks_all,
-                "p_value": self.p_value, "threshold": self.threshold, "mean_error_diff_points": self.mean_diff,
+                "p_value": self.p_value, "p_low": self.p_low, "p_high": self.p_high,
+                "permutations": self.permutations, "threshold": self.threshold,
+                "ess_subset": self.ess_subset, "ess_rest": self.ess_rest, "left_out_one_sided_bins": self.left_out,
+                "shared_bins": self.shared_bins, "mean_error_diff_points": self.mean_diff,
                 "better": self.better, "in_band": self.in_band, "kept": self.kept, "verdict": self.verdict}
 
     def evidence(self) -> str:
         """One line of evidence for the refined file's header."""
         structures = "" if self.removed_structures is None else f", {self.removed_structures:.0%} of the structures"
         band = "" if self.in_band is None else f"; in band {self.in_band:.0%} of draws"
-        return (f"KS {self.ks:.3f} vs the rest (p {self.p_value:.4f} <= {self.threshold:.4f}), mean error "
-                f"{self.mean_diff:+.2f} points; {self.satisfy} of {self.nets} nets satisfy it (removes "
-                f"{self.removed:.0%} of the nets{structures}){band}")
+        return (f"KS {self.ks:.3f} vs the rest (p {self.p_value:.4f}, {MC_LEVEL:.1%} Monte Carlo interval "
+                f"{self.p_low:.4f}..{self.p_high:.4f} <= {self.threshold:.4f}, {self.permutations} within-bin "
+                f"permutations), mean error {self.mean_diff:+.2f} points; {self.satisfy} of {self.nets} nets satisfy "
+                f"it (removes {self.removed:.0%} of the nets{structures}; effective sizes {self.ess_subset:.1f} vs "
+                f"{self.ess_rest:.1f}, {self.left_out} nets in one-sided FLOPs bins left out){band}")
 
 
 def _dump(data: Mapping[str, Any]) -> str:
@@ -300,17 +339,27 @@ def _locations(data: Mapping[str, Any], space: Space) -> list[tuple[tuple[str, .
 
 def _cut_point(values: Sequence[Optional[float]], legal: Callable[[float], bool], share: float,
                lower: bool) -> Optional[tuple[Any, float]]:
-    """The observed value v whose cut (per net: its min < v is out for a lower cut, its max > v for an upper one)
-    leaves out the share of nets closest to `share`; None when no cut leaves anything out."""
+    """Over the distinct observed values: the v whose cut (per net: its min < v is out for a lower cut, its max > v
+    for an upper one) leaves out the share of nets closest to `share`, among cuts that leave out at least one net
+    and at most 1 - share of them (a cut narrows the space; where values pile up, no cut may qualify: None)."""
     known = [v for v in values if v is not None]
     best = None
     for v in sorted(set(known)):
         if not legal(v):
             continue
         out = sum(1 for x in known if (x < v if lower else x > v)) / len(values)
-        if 0 < out < 1 and (best is None or abs(out - share) < abs(best[1] - share)):
+        if 0 < out <= max(share, 1 - share) and (best is None or abs(out - share) < abs(best[1] - share)):
             best = (v, out)
     return best
+
+
+def _complement(v: Any, observed: Sequence[Any], lower: bool, lo: Any, hi: Any) -> Optional[tuple[Any, Any]]:
+    """The range on the other side of a cut at v: below v for a lower cut ([lo, the largest observed value < v]),
+    above it for an upper one; None when no observed value lies there."""
+    side = [x for x in observed if (x < v if lower else x > v) and lo <= x <= hi]
+    if not side:
+        return None
+    return (lo, max(side)) if lower else (min(side), hi)
 
 
 def candidates(data: Mapping[str, Any], space: Space, nets: Sequence[NetSpec], cut: float = 1 / 3) -> list[Restriction]:
@@ -346,17 +395,27 @@ def candidates(data: Mapping[str, Any], space: Space, nets: Sequence[NetSpec], c
         if not nets:
             continue
         per_net = [_stage_values(n, path) for n in nets]
+        observed = sorted({x for v in per_net for x in v})
         lo, hi = dist.values
+        texts = {r.text.split(" (")[0] for r in out}
         for lower in (True, False):
             values = [(min(v) if lower else max(v)) if v else None for v in per_net]
             found = _cut_point(values, lambda v: (lo < v <= hi) if lower else (lo <= v < hi), cut, lower)
             if found is None:
                 continue
             v = found[0]
-            bounds = [v, hi] if lower else [lo, v]
-            node = _node(dist, bounds)
-            out.append(Restriction("cut", key, f"{key}: {dist.describe()} -> {_describe(node)} "
-                                               f"({'lower' if lower else 'upper'} cut)", _edit(data, path, node)))
+            name = "lower" if lower else "upper"
+            other = _complement(v, observed, lower, lo, hi)
+            for bounds, label in (([v, hi] if lower else [lo, v], f"{name} cut"),
+                                  (list(other) if other else None, f"complement of the {name} cut")):
+                if bounds is None:
+                    continue
+                node = _node(dist, bounds)
+                text = f"{key}: {dist.describe()} -> {_describe(node)}"
+                if text in texts:  # the complement of one cut can be the other cut
+                    continue
+                texts.add(text)
+                out.append(Restriction("cut", key, f"{text} ({label})", _edit(data, path, node)))
     return out
 
 
@@ -369,13 +428,6 @@ def _raw_choices(data: Mapping[str, Any], path: Sequence[str]) -> list[Any]:
 
 # ---------------------------------------------------------------------------------------------
 # Testing one restriction
-
-
-def _signed_ks(a: Sequence[float], b: Sequence[float], wa: Sequence[float], wb: Sequence[float]) -> tuple[float, float]:
-    """max(Fa - Fb) and max(Fb - Fa) over the pooled values: a's EDF above b's means lower values in a."""
-    support = sorted(set(a) | set(b))
-    fa, fb = edf_at(a, support, wa), edf_at(b, support, wb)
-    return max(x - y for x, y in zip(fa, fb)), max(y - x for x, y in zip(fa, fb))
 
 
 def _mean(values: Sequence[float], weights: Sequence[float]) -> float:
@@ -431,16 +483,27 @@ def _test(r: Restriction, base: list[_Net], current: Space, before: float, opts:
                else f"it leaves out only {len(rest)} nets")
         return _Tested(r, space, subset, stats, f"not tested: {few} (each side needs {opts.min_nets})")
     ea, eb = [n.error for n in subset], [n.error for n in rest]
-    wa = complexity_weights([n.flops for n in subset], edges)
-    wb = complexity_weights([n.flops for n in rest], edges)
-    w_all = complexity_weights([n.flops for n in base], edges)
-    up, down = _signed_ks(ea, eb, wa, wb)
-    stats.update(ks=ks_statistic(ea, eb, wa, wb), ks_all=ks_statistic(ea, [n.error for n in base], wa, w_all),
-                 p_value=ks_permutation_pvalue(ea, eb, wa, wb, n_perm=opts.n_perm, seed=opts.seed),
-                 mean_diff=100 * (_mean(ea, wa) - _mean(eb, wb)), better=up > down,
-                 subset_errors=tuple(ea), subset_flops=tuple(n.flops for n in subset), rest_errors=tuple(eb),
+    wa, wb = stratified_weights([bin_index(n.flops, edges) for n in subset], [bin_index(n.flops, edges) for n in rest])
+    stats.update(subset_errors=tuple(ea), subset_flops=tuple(n.flops for n in subset), rest_errors=tuple(eb),
                  rest_flops=tuple(n.flops for n in rest))
+    if wa.sum() <= 0:
+        return _Tested(r, space, subset, stats, "not tested: no FLOPs bin holds nets of both sides")
+    w_sub = complexity_weights([n.flops for n in subset], edges)
+    w_all = complexity_weights([n.flops for n in base], edges)
+    stats.update(ks_all=ks_statistic(ea, [n.error for n in base], w_sub, w_all),
+                 mean_diff=100 * (_mean(ea, list(wa)) - _mean(eb, list(wb))))
     return _Tested(r, space, subset, stats)
+
+
+def _judge(t: _Tested, threshold: float, opts: RefineOptions, edges: Sequence[float]) -> None:
+    """The within-bin permutation test of a tested candidate against its threshold (its stats filled in)."""
+    s = t.stats
+    res = ks_stratified_test(s["subset_errors"], s["rest_errors"], s["subset_flops"], s["rest_flops"], edges,
+                             threshold=threshold, n_perm=opts.n_perm, max_perm=opts.max_perm, seed=opts.perm_seed)
+    s.update(ks=res.ks, p_value=res.p_value, p_low=res.p_low, p_high=res.p_high, permutations=res.permutations,
+             decision=res.decision, better=res.up > res.down, ess_subset=res.ess_a, ess_rest=res.ess_b,
+             left_out=res.left_out_a + res.left_out_b, shared_bins=res.bins,
+             strength=res.ks * math.sqrt(res.ess_a * res.ess_b / (res.ess_a + res.ess_b)))
 
 
 def in_band_share(space: Space, band: tuple[int, int], draws: int = 200, seed: int = 0) -> float:
@@ -477,6 +540,7 @@ class Refinement:
     band: Optional[tuple[int, int]] = None
     in_band: Optional[float] = None  # of the refined space
     options: RefineOptions = RefineOptions()
+    look: int = 1  # the round of its run: with "spending", its tests spend alpha / 2^look
 
     @property
     def kept(self) -> list[Evaluation]:
@@ -494,14 +558,19 @@ class Refinement:
         """The refined space file: a header recording each kept restriction and its evidence, then the mapping.
         `judged` says where the nets came from (e.g. the rounds pooled), on a line of its own."""
         o = self.options
-        test = ("Bonferroni over each step's candidates" if o.correction == "bonferroni" else "no correction")
+        test = {"spending": f"round {self.look} spends alpha / 2^{self.look}, step s half of that per step, "
+                            f"split over its candidates (Bonferroni); the whole run's family-wise error rate < "
+                            f"{o.alpha:g}",
+                "bonferroni": "Bonferroni over each step's candidates", "none": "no correction"}[o.correction]
         lines = [f"# {title or 'refined by nasx refine'}",
                  f"# from {self.source}: {self.nets} trained nets (complete, one per spec; validation error, the "
                  f"test split never read)" + (f"; left out: {_counts(self.excluded)}" if self.excluded else "")]
         if judged:
             lines.append(f"# judged on {judged}")
         lines.append(f"# test: complexity-normalized error EDF of the nets that satisfy a restriction vs the rest, KS "
-                     f"with a {o.n_perm}-permutation p-value, alpha {o.alpha:g} ({test}), greedy")
+                     f"with a p-value from permutations within FLOPs bins ({o.n_perm} doubled until its "
+                     f"{MC_LEVEL:.1%} Monte Carlo interval clears the threshold, at most {o.max_perm}; seed "
+                     f"{o.perm_seed}), alpha {o.alpha:g} ({test}), greedy")
         if self.band:
             lines.append(f"# band: FLOPs {self.band[0]:,}..{self.band[1]:,}"
                          + ("" if self.in_band is None else f"; this space lands in it in {self.in_band:.0%} of draws"))
@@ -579,7 +648,7 @@ def _flops(net: NetSpec) -> float:
 
 def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, source: str = "space",
            band: Optional[tuple[int, int]] = None, name: Optional[str] = None,
-           options: Optional[RefineOptions] = None) -> Refinement:
+           options: Optional[RefineOptions] = None, look: int = 1) -> Refinement:
     """Test the restrictions of a space on its trained nets and keep the ones that lower the error (see the module
     docstring). Pure: records and the space's mapping in, decisions and the refined mapping out.
 
@@ -593,6 +662,7 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
             and the nets' input where it differs from the file's (the band holds at that input).
         name: the refined space's `name` (default: the input's).
         options: see RefineOptions.
+        look: the round of the run this refinement is (1 alone): with "spending" it may spend alpha / 2^look.
     """
     opts = (options or RefineOptions()).check()
     data = _flat(space_data)
@@ -619,22 +689,29 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
         tested = [_test(r, base, current, size, opts, edges)
                   for r in candidates(current_data, current, [n.spec for n in base], opts.cut)]
         m = sum(1 for t in tested if not t.verdict)
-        threshold = opts.alpha / max(1, m) if opts.correction == "bonferroni" else opts.alpha
+        threshold = opts.threshold(look, step, m)
         contenders = []
         for t in tested:
             if t.verdict:
                 continue
+            _judge(t, threshold, opts, edges)
             s = t.stats
+            mc = (f"{MC_LEVEL:.1%} Monte Carlo interval {s['p_low']:.4f}..{s['p_high']:.4f}, "
+                  f"{s['permutations']} permutations")
             if not s["better"]:
                 t.verdict = (f"not better: its EDF lies below the rest's where they differ most (mean error "
                              f"{s['mean_diff']:+.2f} points)")
-            elif s["p_value"] > threshold:
-                t.verdict = f"not significant: p {s['p_value']:.4f} > {threshold:.4f}"
+            elif s["decision"] == "not significant":
+                t.verdict = f"not significant: p {s['p_value']:.4f} > {threshold:.4f} ({mc})"
+            elif s["decision"] == "undecided":
+                t.verdict = f"undecided, not kept: p {s['p_value']:.4f} ({mc}) holds the threshold {threshold:.4f}"
             elif s["removed"] < opts.min_removed:
                 t.verdict = f"removes too little: {s['removed']:.0%} of the nets < {opts.min_removed:.0%}"
             else:
                 contenders.append(t)
-        contenders.sort(key=lambda t: (t.stats["p_value"], -t.stats["ks"], t.restriction.text))
+        # the strongest first, by a statistic free of Monte Carlo error: KS times sqrt(n_a n_b / (n_a + n_b)) of
+        # the effective sizes (the asymptotic KS scale)
+        contenders.sort(key=lambda t: (-t.stats["strength"], t.restriction.text))
         chosen = None
         in_band: dict[int, float] = {}
         for t in contenders:
@@ -656,7 +733,11 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
                 step=step, restriction=t.restriction, nets=s["nets"], satisfy=s["satisfy"], removed=s["removed"],
                 removed_structures=s["removed_structures"], ks=s["ks"], ks_all=s["ks_all"], p_value=s["p_value"],
                 mean_diff=s["mean_diff"], better=s["better"], threshold=threshold, in_band=in_band.get(id(t)),
-                kept=t is chosen, verdict=t.verdict, subset_errors=s.get("subset_errors", ()),
+                kept=t is chosen, verdict=t.verdict, p_low=s.get("p_low", math.nan),
+                p_high=s.get("p_high", math.nan), permutations=s.get("permutations", 0),
+                ess_subset=s.get("ess_subset", math.nan), ess_rest=s.get("ess_rest", math.nan),
+                left_out=s.get("left_out", 0), shared_bins=s.get("shared_bins", 0),
+                subset_errors=s.get("subset_errors", ()),
                 subset_flops=s.get("subset_flops", ()), rest_errors=s.get("rest_errors", ()),
                 rest_flops=s.get("rest_flops", ())))
         if chosen is None:
@@ -669,7 +750,7 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
     final_in_band = in_band_share(current.at(shape), band, opts.in_band_draws, opts.seed) if band else None
     return Refinement(source=source, data=data, refined=refined, evaluations=tuple(evaluations), nets=len(nets),
                       excluded=excluded, errors=tuple(n.error for n in nets), flops=tuple(n.flops for n in nets),
-                      band=band, in_band=final_in_band, options=opts)
+                      band=band, in_band=final_in_band, options=opts, look=look)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -780,6 +861,25 @@ def _seed(seed: int, k: int) -> np.random.Generator:
     return np.random.default_rng(seed if k == 1 else [seed, k])
 
 
+def _decisions(r: Refinement) -> tuple:
+    """What a refinement decided, candidate by candidate: kept or not, and the kind of verdict."""
+    return tuple((e.step, e.restriction.text, e.kept, e.verdict.split(":")[0]) for e in r.evaluations)
+
+
+def _seed_check(refinement: Refinement, records: Sequence[TrialRecord], data: Mapping[str, Any], label: str,
+                band: Optional[tuple[int, int]], name: str, opts: RefineOptions, k: int, seeds: int) -> str:
+    """Redo a round's refinement under permutation seeds 0..seeds-1: a line saying whether its decisions hold."""
+    base = _decisions(refinement)
+    differ = [s for s in range(seeds) if s != opts.perm_seed and _decisions(
+        refine(records, data, source=label, band=band, name=name, options=dataclasses.replace(opts, perm_seed=s),
+               look=k)) != base]
+    if not differ:
+        return (f"round {k}: the same decisions (every candidate's verdict, {len(refinement.kept)} kept) under "
+                f"permutation seeds 0-{seeds - 1}")
+    return (f"round {k}: decisions differ under permutation seed(s) {', '.join(map(str, differ))} of 0-{seeds - 1} "
+            f"(a Monte Carlo interval touched a threshold; more --max-permutations narrows it)")
+
+
 def _existing_keys(storage: str, study: str) -> set[str]:
     try:
         records = load_records(study, storage).records
@@ -792,7 +892,7 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
                corner: Optional[str] = None, samples: Optional[int] = None, rounds: int = 1,
                study: Optional[str] = None, out: Optional[str | Path] = None, options: Optional[RefineOptions] = None,
                progress: Optional[Callable] = None, on_note: Optional[Callable[[str], None]] = None,
-               train_fn: Optional[Callable] = None) -> RefineRun:
+               train_fn: Optional[Callable] = None, check_seeds: int = 0) -> RefineRun:
     """Rounds of sample -> train -> refine (the papers' loop, automated), each a fixed, resumable study.
 
     Round 1 is the study `study` when given (refined as it is, never trained), else `refine-<name>-r1`: `samples`
@@ -816,6 +916,8 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
         samples: nets per round (default 48; with `study`, its number of complete nets).
         out: folder of the space files (default reports/refine-<name>/).
         progress, on_note: hooks for study snapshots and one-line notes; train_fn: a stand-in trainer (tests).
+        check_seeds: with N > 1, each round's refinement is redone (nothing trained) under permutation seeds
+            0..N-1, and a note says whether every decision is the same.
     """
     from . import data as nasx_data
     from .study import Candidate, StudyConfig, run_study
@@ -898,9 +1000,14 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
         pooled = [rec for r in same for rec in r.records] + list(records)
         studies = ", ".join([r.study for r in same] + [study_name])
         try:
-            refinement = refine(pooled, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts)
+            refinement = refine(pooled, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts,
+                                look=k)
         except RefineError as e:
             raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
+        if check_seeds > 1:
+            run.notes.append(_seed_check(refinement, pooled, data, label, band, f"{name}-r{k + 1}", opts, k,
+                                         check_seeds))
+            note(run.notes[-1])
         own, _, _ = _nets(records, parse_space(refinement.data, label))
         this = Round(index=k, study=study_name, space=space_name, corner=space_corner, records=records,
                      refinement=refinement, file=out_dir / f"round-{k + 1}.yaml", trained=trained,

@@ -15,6 +15,7 @@ __all__ = ["register"]
 
 
 class Correction(str, Enum):
+    spending = "spending"
     bonferroni = "bonferroni"
     none = "none"
 
@@ -42,9 +43,12 @@ def register(app: typer.Typer) -> None:
         name: Optional[str] = typer.Option(None, "--name", help="Names the studies refine-NAME-r<k> and the folder (default: SPACE-CORNER, or the study's name)."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the rounds' studies (default: studies/refine-NAME.journal; with --study, the study's)."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Folder of the round files, refined.yaml and the page (default: reports/refine-NAME/)."),
-        alpha: float = typer.Option(0.05, "--alpha", help="Level of each step's tests."),
-        correction: Correction = typer.Option(Correction.bonferroni, "--correction", help="bonferroni (alpha / candidates tested in the step) or none."),
-        permutations: int = typer.Option(2000, "--permutations", min=100, help="Permutations of each KS p-value."),
+        alpha: float = typer.Option(0.05, "--alpha", help="Family-wise error rate of the whole run (with --correction spending), else of each step."),
+        correction: Correction = typer.Option(Correction.spending, "--correction", help="spending (round k, step s: alpha / 2^k / 2^s / candidates; the run's family-wise error < alpha), bonferroni (alpha / candidates in each step) or none."),
+        permutations: int = typer.Option(1000, "--permutations", min=100, help="First batch of within-bin permutations of each KS p-value (doubled until its Monte Carlo interval clears the threshold)."),
+        max_permutations: int = typer.Option(64000, "--max-permutations", min=100, help="Cap of the permutations of one p-value: there the decision is undecided (not kept)."),
+        perm_seed: int = typer.Option(0, "--perm-seed", help="Seed of the permutations (the decisions do not depend on it beyond the Monte Carlo level)."),
+        check_seeds: int = typer.Option(0, "--check-seeds", min=0, help="Redo each round's refinement (nothing trained) under permutation seeds 0..N-1 and say on the page whether every decision is the same."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
     ) -> None:
         """Test restrictions of a space on trained nets (shared, monotone, cut, dropped) and write the refined space."""
@@ -68,10 +72,11 @@ def register(app: typer.Typer) -> None:
                         "batch_size": batch_size, "seed": seed, "workers": workers, "device": device,
                         "storage": storage, "flops": band, "download": not no_download}
             cfg = StudyConfig(**{k: v for k, v in settings.items() if v is not None})
-            options = RefineOptions(alpha=alpha, correction=correction.value, n_perm=permutations)
+            options = RefineOptions(alpha=alpha, correction=correction.value, n_perm=permutations,
+                                    max_perm=max(max_permutations, permutations), perm_seed=perm_seed)
             run = run_refine(space, name=name, config=cfg, corner=corner, samples=samples, rounds=rounds, study=study,
                              out=out, options=options, progress=_Progress(),
-                             on_note=lambda line: typer.echo(line, err=True))
+                             on_note=lambda line: typer.echo(line, err=True), check_seeds=check_seeds)
         if run.interrupted:
             typer.echo("interrupted: run the same command again to resume", err=True)
             raise typer.Exit(130)

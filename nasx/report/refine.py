@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import matplotlib
 
-from ..analysis import complexity_weights, edf, log_bins
+from ..analysis import MC_LEVEL, bin_index, edf, log_bins, stratified_weights
 from ..refine import Evaluation, RefineRun, Round
 from ..study.config import redact
 from .figures import COLORS, RC, _subplots, edf_pair, save
@@ -86,10 +86,10 @@ def _kept_figure(r: Round, out: Path) -> Optional[str]:
         fig, axes = _subplots(1, len(kept), figsize=(4.2 * len(kept), 3.8), squeeze=False, sharey=True)
         for ax, e in zip(axes[0], kept):
             edges = log_bins(list(e.subset_flops + e.rest_flops), max(1, min(10, e.nets // 10)))
-            _step(ax, e.subset_errors, complexity_weights(list(e.subset_flops), edges), COLORS[0],
-                  f"satisfy it (n={e.satisfy})")
-            _step(ax, e.rest_errors, complexity_weights(list(e.rest_flops), edges), COLORS[1],
-                  f"the rest (n={e.nets - e.satisfy})", "--")
+            wa, wb = stratified_weights([bin_index(f, edges) for f in e.subset_flops],
+                                        [bin_index(f, edges) for f in e.rest_flops])  # the test's weights
+            _step(ax, e.subset_errors, list(wa), COLORS[0], f"satisfy it (n={e.satisfy})")
+            _step(ax, e.rest_errors, list(wb), COLORS[1], f"the rest (n={e.nets - e.satisfy})", "--")
             ax.set_title(f"step {e.step}: {e.restriction.text}\nKS {e.ks:.3f}, p {e.p_value:.4f}", fontsize=8)
             ax.set_xlabel("validation error (%)")
             ax.grid(True, alpha=0.25)
@@ -108,13 +108,19 @@ def _cells(e: Evaluation) -> list[str]:
     h = html.escape
     structures = "— (widths are solved)" if e.removed_structures is None else f"{e.removed_structures:.0%}"
     verdict = f"<b>{h(e.verdict)}</b>" if e.kept else h(e.verdict)
+    tested = e.tested and e.permutations > 0
+    interval = f"{e.p_low:.4f}..{e.p_high:.4f} ({e.permutations})" if tested else "—"
+    sizes = f"{e.ess_subset:.1f} / {e.ess_rest:.1f}" if tested else "—"
     return [str(e.step), f"<code>{h(e.restriction.text)}</code>", f"{e.satisfy} of {e.nets}", f"{e.removed:.0%}",
-            structures, _num(e.ks, ".3f"), _num(e.ks_all, ".3f"), _num(e.mean_diff, "+.2f"), _num(e.p_value, ".4f"),
-            _num(e.threshold if e.tested else None, ".4f"), "—" if e.in_band is None else f"{e.in_band:.0%}", verdict]
+            structures, sizes, str(e.left_out) if tested else "—", _num(e.ks, ".3f"), _num(e.ks_all, ".3f"),
+            _num(e.mean_diff, "+.2f"), _num(e.p_value, ".4f"), interval,
+            _num(e.threshold if e.tested else None, ".5f"), "—" if e.in_band is None else f"{e.in_band:.0%}", verdict]
 
 
-HEADER = ["step", "restriction", "nets satisfying", "nets removed", "structures removed", "KS vs rest",
-          "KS vs all", "mean error vs rest (points)", "p (permutation)", "p needed", "in band", "decision"]
+HEADER = ["step", "restriction", "nets satisfying", "nets removed (share actually removed)", "structures removed",
+          "effective sizes (satisfy / rest)", "nets left out (one-sided FLOPs bins)", "KS vs rest", "KS vs all",
+          "mean error vs rest (points)", "p (within-bin permutation)",
+          f"p's {MC_LEVEL:.1%} Monte Carlo interval (permutations)", "p needed", "in band", "decision"]
 
 
 def _round_section(run: RefineRun, r: Round, out: Path) -> list[str]:
@@ -154,6 +160,27 @@ def _round_section(run: RefineRun, r: Round, out: Path) -> list[str]:
     return parts
 
 
+def _multiplicity(run: RefineRun) -> str:
+    """The paragraph that says which error rate the run's decisions control."""
+    o = run.options
+    if o.correction == "spending":
+        fwer = o.run_error(max(1, len(run.rounds)))
+        return (f"<p class='verdict'>Multiplicity: the family is every candidate of every step of every round "
+                f"(pooled rounds look again at earlier nets). Round k may spend \u03b1 / 2<sup>k</sup> and its step s "
+                f"\u03b1 / 2<sup>k</sup> / 2<sup>s</sup>, split equally over the m candidates the step tests "
+                f"(Bonferroni): p needed = {o.alpha:g} / 2<sup>k+s</sup> / m. By the union bound, this run's "
+                f"family-wise error rate, the chance that its {len(run.rounds)} round(s) keep any restriction with "
+                f"no effect, is at most {fwer:.4f} (< \u03b1 = {o.alpha:g} for any number of rounds and steps), plus the chance of a Monte "
+                f"Carlo misdecision (a candidate whose exact permutation p exceeds its threshold is called "
+                f"significant with probability at most {(1 - MC_LEVEL) / 2:.2%} per look at its interval).</p>")
+    if o.correction == "bonferroni":
+        return (f"<p class='verdict'>Multiplicity: Bonferroni within each step only (p needed = {o.alpha:g} / m); "
+                f"the family-wise error rate across the steps and rounds of this run is not controlled (up to "
+                f"{o.alpha:g} per step and round).</p>")
+    return (f"<p class='verdict'>Multiplicity: no correction: each candidate is tested at {o.alpha:g}; the "
+            f"family-wise error rate is not controlled.</p>")
+
+
 def write_refine_report(run: RefineRun, command: Optional[str] = None) -> Path:
     """Write index.html, edf_rounds.png/.svg, the kept restrictions' figures and candidates.csv into the run's
     folder (beside its round-<k>.yaml and refined.yaml); returns the folder."""
@@ -177,17 +204,25 @@ def write_refine_report(run: RefineRun, command: Optional[str] = None) -> Path:
              f"<a href='refined.yaml'>refined.yaml</a> (loadable by <code>nasx sample</code>, <code>explore</code>, "
              f"<code>edf</code>; its header records each kept restriction and its evidence).</p>",
              f"<p>Method: error is 1 \u2212 validation accuracy of complete nets (the test split is never read). A "
-             f"candidate restriction (a tie, a range cut, a dropped choice, from the space file) splits the nets into "
-             f"those that satisfy it and the rest; each side is weighted so that every FLOPs bin weighs the same "
-             f"(complexity-normalized EDF, Radosavovic et al. 2019), and the two EDFs are compared by the KS "
-             f"statistic with a {o.n_perm}-permutation p-value. Greedy: in each step the most significant candidate "
-             f"that is better (its EDF above the rest's), has p \u2264 {o.alpha:g}"
-             f"{' / m (Bonferroni over the m candidates tested in the step)' if o.correction == 'bonferroni' else ''}, "
-             f"removes at least {o.min_removed:.0%} of the nets and leaves a space that lands in the band in at "
-             f"least {o.min_in_band:.0%} of its draws is kept; the next step tests the rest among the nets that "
-             f"satisfy it. A round that keeps no restriction leaves the space as it was: the next round samples it "
-             f"again (with its own seed) and its refinement judges the nets of every sample of that space pooled, "
-             f"so the evidence grows; after a kept restriction a round judges its own nets only.</p>"]
+             f"candidate restriction (a tie, a range cut or its complement, a dropped choice, from the space file) "
+             f"splits the nets into those that satisfy it and the rest. The nets are binned by FLOPs (log-spaced); "
+             f"a bin that holds nets of one side only has nothing to be compared with, so its nets are left out (the "
+             f"table counts them); over the shared bins each side is weighted by 1 / (its nets in the bin), so every "
+             f"shared bin weighs the same on both sides (complexity-normalized EDF, Radosavovic et al. 2019); the "
+             f"table gives each side's effective sample size (Kish, (\u03a3w)\u00b2 / \u03a3w\u00b2). The two EDFs "
+             f"are compared by the KS statistic; its p-value permutes the labels within each FLOPs bin, so every "
+             f"permuted split has the bin counts, hence the weights, of the observed one (a valid test whatever "
+             f"error does with FLOPs). Permutations are drawn in doubling batches ({o.n_perm}, then {2 * o.n_perm}, "
+             f"...; seed {o.perm_seed}) until the p-value's {MC_LEVEL:.1%} Clopper-Pearson interval lies on one side "
+             f"of the p needed; at {o.max_perm} permutations the candidate is undecided and not kept, so a decision "
+             f"does not hang on the permutation seed. Greedy: in each step the strongest candidate (largest KS "
+             f"\u00d7 \u221a(n\u2090n\u1d66 / (n\u2090 + n\u1d66)) of the effective sizes) that is better (its EDF "
+             f"above the rest's), significant, removes at least {o.min_removed:.0%} of the nets and leaves a space "
+             f"that lands in the band in at least {o.min_in_band:.0%} of its draws is kept; the next step tests the "
+             f"rest among the nets that satisfy it. A round that keeps no restriction leaves the space as it was: "
+             f"the next round samples it again (with its own seed) and its refinement judges the nets of every "
+             f"sample of that space pooled, so the evidence grows; after a kept restriction a round judges its own "
+             f"nets only.</p>", _multiplicity(run)]
     if command:
         parts.append(f"<p>Command: <code>{h(command)}</code></p>")
     for line in run.notes:
