@@ -105,6 +105,10 @@ def _worker_process(cfg: StudyConfig, index: int, env: dict[str, str], deadline:
                     train_fn: Optional[Callable]) -> None:
     """Entry point of a spawned worker process: Ctrl-C (SIGINT) marks its trial and ends it."""
     os.environ.update(env)
+    if cfg.threads is not None:  # this process is nasx's own: its trials get the share of the cores chosen for them
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
