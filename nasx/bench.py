@@ -1,5 +1,6 @@
 """Benchmarks on the current device: proxy-training throughput (fast path vs a naive DataLoader loop),
-analytic complexity counting vs fvcore, and aggregate throughput of K concurrent trials.
+analytic complexity counting vs fvcore, aggregate throughput of K concurrent trials, and (`run_split`) the
+CPU's cores split between concurrent trials and threads, against attainable matmul/conv rates and a plain loop.
 
 Returns plain dicts (JSON-able); prints nothing (the CLI formats them).
 

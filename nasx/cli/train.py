@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
         split: bool = typer.Option(False, "--split", help="Only this: the CPU's cores split between concurrent trials and threads per trial (1 x all threads, ..., all x 1), with achieved vs attainable GFLOP/s and a plain loop; configs interleaved, medians of --rounds."),
         rounds: int = typer.Option(3, "--rounds", min=1, help="With --split: rounds of every config."),
     ) -> None:
-        """Measure proxy-training images/s (fast path vs naive DataLoader), analytic vs fvcore counting, and K concurrent trials."""
+        """Measure proxy-training images/s (fast path vs naive DataLoader), analytic vs fvcore counting, and K concurrent trials (--split: the CPU's cores as trials x threads)."""
         from .. import bench as bench_mod
 
         if split:
