@@ -1,5 +1,6 @@
 """Benchmarks on the current device: proxy-training throughput (fast path vs a naive DataLoader loop),
-analytic complexity counting vs fvcore, and aggregate throughput of K concurrent trials.
+analytic complexity counting vs fvcore, aggregate throughput of K concurrent trials, and (`run_split`) the
+CPU's cores split between concurrent trials and threads, against attainable matmul/conv rates and a plain loop.
 
 Returns plain dicts (JSON-able); prints nothing (the CLI formats them).
 
@@ -33,7 +34,9 @@ from .net.spec import AggregatedBlock, Head, NetSpec, Stage, Stem
 from .net.fit import fit
 from .train import Budget, TrainConfig, resolve_device, train
 
-__all__ = ["resnext_bench_spec", "pick_data", "throughput", "baseline_throughput", "counting", "concurrency", "run"]
+__all__ = ["resnext_bench_spec", "resnext_cpu_spec", "pick_data", "throughput", "baseline_throughput", "plain_loop",
+           "matmul_rate", "conv_rate", "train_gflops", "counting", "concurrency", "split", "split_configs", "run",
+           "run_split"]
 
 
 def resnext_bench_spec(reduced: bool) -> NetSpec:
@@ -44,6 +47,15 @@ def resnext_bench_spec(reduced: bool) -> NetSpec:
         for i, w in enumerate(widths)
     )
     return NetSpec(stem=Stem("cifar", stem), stages=stages, head=Head("linear"), num_classes=10, resolution=32)
+
+
+def resnext_cpu_spec() -> NetSpec:
+    """A net of the resnext space's `cpu` corner (what the CPU default of `nasx explore` trains): CIFAR stem 16,
+    stages of depth 1, 2, 1 to widths 64/64/128, cardinality 8, bottleneck ratio 0.5 (group width 4/4/8), 13.7
+    MFLOPs."""
+    stages = tuple(Stage(d, w, AggregatedBlock(cardinality=8, group_width=w // 2 // 8), stride=1 if i == 0 else 2)
+                   for i, (d, w) in enumerate(zip((1, 2, 1), (64, 64, 128))))
+    return NetSpec(stem=Stem("cifar", 16), stages=stages, head=Head("linear"), num_classes=10, resolution=32)
 
 
 def pick_data(dataset: str = "cifar10", data_dir: Optional[str] = None, val_size: int = 512) -> tuple[Dataset, str]:
@@ -143,6 +155,67 @@ def baseline_throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, ste
             "amp": amp, "channels_last": channels_last}
 
 
+def plain_loop(spec: NetSpec, ds: Dataset, *, steps: int, warmup: int = 2, batch_size: int = 128,
+               seed: int = 0) -> dict:
+    """Images/s of a minimal hand-written CPU training loop, the fair baseline of the trainer: the images
+    normalized once into one float tensor, random batches, channels_last, SGD with Nesterov momentum and
+    label smoothing; no augmentation, schedule or checks. Timed over `steps` steps after `warmup`."""
+    torch.manual_seed(seed)
+    spec = fit(spec, ds.input)
+    n = min(len(ds.train_y), (warmup + steps) * batch_size)
+    mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
+    std = torch.tensor(ds.std).view(1, -1, 1, 1)
+    x = ((ds.train_x[:n].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
+    y = ds.train_y[:n]
+    model = build(spec).to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    t0 = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            t0 = time.perf_counter()
+        idx = torch.randint(0, n, (batch_size,))
+        loss = criterion(model(x[idx]), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return {"images_per_s": steps * batch_size / (time.perf_counter() - t0), "batch_size": batch_size,
+            "steps": steps}
+
+
+def matmul_rate(n: int = 2048, repeats: int = 4) -> float:
+    """GFLOP/s of an n x n fp32 matmul on the CPU (2 n^3 FLOPs each), after one warm-up product."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def conv_rate(batch: int = 64, channels: int = 64, side: int = 32, repeats: int = 3) -> float:
+    """GFLOP/s of a training step (forward, input and weight gradients: 3x the forward) of a dense 3x3 conv,
+    `channels` in and out at `side` x `side`, channels_last fp32, after one warm-up step."""
+    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    x = torch.randn(batch, channels, side, side).contiguous(memory_format=torch.channels_last).requires_grad_()
+
+    def step() -> None:
+        conv(x).sum().backward()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    flops = 3 * 2 * batch * side * side * channels * channels * 9
+    return flops * repeats / (time.perf_counter() - t) / 1e9
+
+
+def train_gflops(images_per_s: float, macs: int) -> float:
+    """Achieved GFLOP/s of training at `images_per_s`: forward and backward are 3x the forward's multiply-adds
+    (nasx counts multiply-adds, as fvcore does), 2 FLOPs each."""
+    return images_per_s * 3 * 2 * macs / 1e9
+
+
 def counting(specs: dict[str, NetSpec], repeats: int = 200) -> dict:
     """Specs/s of `nasx.complexity` (analytic) and of `nasx.verify.measure` (fvcore on a built model)."""
     from .net.complexity import complexity
@@ -197,7 +270,9 @@ def concurrency(spec: NetSpec, dataset: str, data_dir: Optional[str], device: to
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from .study.config import cpu_cores
+
+    cores = cpu_cores()
     rows = []
     for k in ks:
         barrier, queue = ctx.Barrier(k), ctx.Queue()
@@ -220,6 +295,132 @@ def concurrency(spec: NetSpec, dataset: str, data_dir: Optional[str], device: to
                      "per_trial_images_per_s": [round(r["images_per_s"], 1) for r in results],
                      "reasons": sorted({r["reason"] for r in results})})
     return rows
+
+
+def split_configs(cores: int) -> list[tuple[int, int]]:
+    """(processes, threads each) for every even split of `cores`, one process with every thread first."""
+    return [(p, cores // p) for p in range(1, cores + 1) if cores % p == 0]
+
+
+def _split_worker(index: int, tasks: list, dataset: str, data_dir: Optional[str], threads: int, steps: int,
+                  barrier, queue) -> None:
+    """One process of a split: `threads` intra-op threads; each task starts with the others (barrier)."""
+    try:
+        torch.set_num_threads(threads)  # this process is the benchmark's own
+        ds, _ = pick_data(dataset, data_dir)
+        ds = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
+        cpu = torch.device("cpu")
+        for name, kind, spec_dict in tasks:
+            barrier.wait()
+            if kind == "matmul":
+                rate = matmul_rate()
+            elif kind == "conv":
+                rate = conv_rate()
+            elif kind == "trainer":
+                rate = throughput(NetSpec.from_dict(spec_dict), ds, cpu, steps=steps)["images_per_s"]
+            else:
+                rate = plain_loop(NetSpec.from_dict(spec_dict), ds, steps=steps)["images_per_s"]
+            queue.put({"index": index, "task": name, "rate": rate, "threads": torch.get_num_threads()})
+        queue.put({"index": index, "done": True})
+    except BaseException as e:  # the parent reports it; never hang the barrier
+        with _suppress():
+            barrier.abort()
+        queue.put({"index": index, "error": f"{type(e).__name__}: {e}"})
+
+
+def _suppress():
+    import contextlib
+
+    return contextlib.suppress(Exception)
+
+
+def _split_round(tasks: list, processes: int, threads: int, dataset: str, data_dir: Optional[str],
+                 steps: int) -> dict:
+    """{task: aggregate rate (the sum over the processes, which run each task at once)}, or {"error": ...}."""
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_split_worker, args=(i, tasks, dataset, data_dir, threads, steps, barrier, queue))
+             for i in range(processes)]
+    for p in procs:
+        p.start()
+    rates: dict[str, float] = {}
+    seen_threads: set[int] = set()
+    done, error = 0, None
+    while done < processes and error is None:
+        try:
+            msg = queue.get(timeout=2.0)
+        except queue_mod.Empty:
+            if not any(p.is_alive() for p in procs):
+                error = f"a process exited with code {[p.exitcode for p in procs]} without a result"
+            continue
+        if "error" in msg:
+            error = msg["error"]
+        elif msg.get("done"):
+            done += 1
+        else:
+            rates[msg["task"]] = rates.get(msg["task"], 0.0) + msg["rate"]
+            seen_threads.add(msg["threads"])
+    for p in procs:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+    if error is not None:
+        return {"error": error}
+    return {**rates, "threads_seen": sorted(seen_threads)}
+
+
+def split(nets: dict[str, NetSpec], dataset: str, data_dir: Optional[str], *,
+          configs: Optional[list[tuple[int, int]]] = None, rounds: int = 3, steps: int = 10,
+          progress: Callable[[str], None] | None = None) -> dict:
+    """The cores split between concurrent trials and threads per trial: for each (processes, threads) config,
+    the aggregate images/s of the trainer and of a plain loop on each net, and the attainable rates (a 2048
+    fp32 matmul, a dense 3x3 conv training step) with the same split; configs interleaved, `rounds` times
+    (alternating their order), medians reported."""
+    from statistics import median
+
+    from .net.complexity import complexity
+    from .study.config import cpu_cores
+
+    say = progress or (lambda message: None)
+    cores = cpu_cores()
+    configs = configs or split_configs(cores)
+    tasks = [("matmul", "matmul", None), ("conv", "conv", None)]
+    for name, spec in nets.items():
+        tasks += [(name, "trainer", spec.to_dict()), (f"{name}/plain", "plain", spec.to_dict())]
+    runs: dict[tuple[int, int], list[dict]] = {c: [] for c in configs}
+    loads = []
+    for r in range(rounds):
+        for processes, threads in (configs if r % 2 == 0 else configs[::-1]):
+            say(f"split round {r + 1}/{rounds}: {processes} process(es) x {threads} thread(s)")
+            loads.append(round(os.getloadavg()[0], 2))
+            runs[(processes, threads)].append(_split_round(tasks, processes, threads, dataset, data_dir, steps))
+    rows = []
+    for (processes, threads), results in runs.items():
+        errors = [res["error"] for res in results if "error" in res]
+        if errors:
+            rows.append({"processes": processes, "threads": threads, "error": errors[0]})
+            continue
+        med = {task: median(res[task] for res in results) for task, _, _ in tasks}
+        row: dict = {"processes": processes, "threads": threads,
+                     "threads_seen": sorted({t for res in results for t in res["threads_seen"]}),
+                     "matmul_gflops": med["matmul"], "conv_gflops": med["conv"], "nets": {}}
+        for name, spec in nets.items():
+            ips, plain = med[name], med[f"{name}/plain"]
+            gflops = train_gflops(ips, complexity(spec).flops)
+            row["nets"][name] = {
+                "images_per_s": ips, "images_per_s_rounds": [round(res[name], 1) for res in results],
+                "plain_images_per_s": plain, "vs_plain": ips / plain, "gflops": gflops,
+                "of_matmul": gflops / med["matmul"], "of_conv": gflops / med["conv"]}
+        rows.append(row)
+    first = rows[0]
+    for row in rows:
+        for name, net in row.get("nets", {}).items():
+            net["vs_first"] = net["images_per_s"] / first["nets"][name]["images_per_s"] if "nets" in first else None
+    return {"cores": cores, "rounds": rounds, "steps": steps, "nets": {n: complexity(s).flops for n, s in nets.items()},
+            "load_average": loads, "rows": rows}
 
 
 def _collect(queue, procs, poll: float = 2.0) -> list[dict]:
@@ -312,3 +513,17 @@ def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
     return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def run_split(*, dataset: str = "cifar10", data_dir: Optional[str] = None, rounds: int = 3, steps: int = 10,
+              configs: Optional[list[tuple[int, int]]] = None, progress: Callable[[str], None] | None = None) -> dict:
+    """`nasx bench --split`: ResNet-20 and a `cpu`-corner ResNeXt at explore's CPU proxy (batch 128, fp32,
+    channels_last) under every split of the cores (see `split`)."""
+    ds, data_note = pick_data(dataset, data_dir)  # also fills the decoded cache the processes read
+    nets = {"resnet20": fit(build_spec("resnet20"), ds.input), "resnext_cpu": fit(resnext_cpu_spec(), ds.input)}
+    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": _device_name(torch.device("cpu")),
+           "torch": torch.__version__, "data": data_note}
+    t = time.perf_counter()
+    out["split"] = split(nets, dataset, data_dir, configs=configs, rounds=rounds, steps=steps, progress=progress)
+    out["seconds"] = round(time.perf_counter() - t, 1)
+    return out

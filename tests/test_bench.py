@@ -85,3 +85,45 @@ def test_naive_per_sample_pipeline_crops_flips_and_normalizes():
 def test_pick_data_falls_back_to_synthetic(tmp_path):
     ds, note = bench.pick_data("cifar100", str(tmp_path))
     assert ds.name == "synthetic:32" and ds.resolution == 32 and note.startswith("synthetic 32x32 (cifar100 unavailable")
+
+
+def test_split_configs_cover_every_even_split_one_process_first():
+    assert bench.split_configs(1) == [(1, 1)]
+    assert bench.split_configs(2) == [(1, 2), (2, 1)]
+    assert bench.split_configs(6) == [(1, 6), (2, 3), (3, 2), (6, 1)]
+
+
+def test_achieved_and_attainable_rates():
+    # training = forward + backward = 3x the forward's multiply-adds, 2 FLOPs each
+    assert bench.train_gflops(100.0, 10_000_000) == pytest.approx(6.0)
+    assert bench.matmul_rate(n=256, repeats=1) > 0.1
+    assert bench.conv_rate(batch=2, channels=8, side=8, repeats=1) > 0.01
+    spec = bench.resnext_cpu_spec()
+    from nasx.space import load_space
+
+    assert load_space("resnext").corner("cpu").contains(spec).reason is None  # what the CPU default trains
+    assert round(complexity(spec).flops / 1e5) == 137
+    ds = data.load("synthetic", val_size=64)
+    plain = bench.plain_loop(spec, ds, steps=1, warmup=1, batch_size=8)
+    assert plain["images_per_s"] > 0 and plain["steps"] == 1 and plain["batch_size"] == 8
+
+
+@pytest.mark.slow
+def test_bench_split_measures_each_config_in_its_own_processes(app, tmp_path):
+    out = tmp_path / "split.json"
+    res = CliRunner().invoke(app, ["bench", "--split", "--rounds", "1", "--steps", "1", "--dataset", "synthetic",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "processes x threads" in res.output and "vs plain" in res.output
+    sp = json.loads(out.read_text())["split"]
+    assert [(r["processes"], r["threads"]) for r in sp["rows"]] == bench.split_configs(sp["cores"])
+    for row in sp["rows"]:
+        assert "error" not in row, row
+        assert row["threads_seen"] == [row["threads"]]  # each process ran with the threads it was given
+        assert row["matmul_gflops"] > 0 and row["conv_gflops"] > 0
+        assert set(row["nets"]) == {"resnet20", "resnext_cpu"}
+        for name, net in row["nets"].items():
+            assert net["images_per_s"] > 0 and net["plain_images_per_s"] > 0
+            assert net["gflops"] == pytest.approx(net["images_per_s"] * 6 * sp["nets"][name] / 1e9)
+            assert net["of_matmul"] == pytest.approx(net["gflops"] / row["matmul_gflops"])
+    assert sp["rows"][0]["nets"]["resnet20"]["vs_first"] == 1.0

@@ -111,9 +111,20 @@ def register(app: typer.Typer) -> None:
         steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Timed steps per throughput measurement."),
         ks: Optional[str] = typer.Option(None, "--ks", help="Concurrent trial counts, e.g. 1,2,4,8."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the JSON to this file."),
+        split: bool = typer.Option(False, "--split", help="Only this: the CPU's cores split between concurrent trials and threads per trial (1 x all threads, ..., all x 1), with achieved vs attainable GFLOP/s and a plain loop; configs interleaved, medians of --rounds."),
+        rounds: int = typer.Option(3, "--rounds", min=1, help="With --split: rounds of every config."),
     ) -> None:
-        """Measure proxy-training images/s (fast path vs naive DataLoader), analytic vs fvcore counting, and K concurrent trials."""
+        """Measure proxy-training images/s (fast path vs naive DataLoader), analytic vs fvcore counting, and K concurrent trials (--split: the CPU's cores as trials x threads)."""
         from .. import bench as bench_mod
+
+        if out is not None:
+            check_out(out)  # before measuring: a result must never be lost to an unwritable --out
+        if split:
+            _bench_split(bench_mod.run_split(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+                                             rounds=rounds, steps=steps or 10,
+                                             progress=lambda message: typer.echo(f"bench: {message}", err=True)),
+                         format, out)
+            return
 
         try:
             k_list = [int(k) for k in ks.split(",")] if ks else None
@@ -121,8 +132,6 @@ def register(app: typer.Typer) -> None:
                 raise ValueError
         except ValueError:
             fail(f"--ks {ks!r}: give positive integers separated by commas, e.g. 1,2,4")
-        if out is not None:
-            check_out(out)
         try:
             from ..train import resolve_device
 
@@ -179,3 +188,31 @@ def _write_result(out: Path, text: str, prefix: str) -> None:
         typer.echo(text)  # the last safe place: the terminal
         fail(f"cannot write {out} ({reason}); the result is printed above", code=1)
     fail(f"cannot write {out} ({reason}); the result is in {fallback}", code=1)
+
+
+def _bench_split(result: dict, format: BenchFormat, out: Optional[Path]) -> None:
+    """Print (and keep) `nasx bench --split`'s result."""
+    if out is not None:
+        _write_result(out, json.dumps(result, indent=1), "nasx-bench-")
+    if format is BenchFormat.json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    sp = result["split"]
+    typer.echo(f"nasx bench --split  {result['date']}  {result['device']}  torch {result['torch']}  "
+               f"data: {result['data']}  medians of {sp['rounds']} interleaved rounds, load average "
+               f"{min(sp['load_average']):.1f}-{max(sp['load_average']):.1f}")
+    typer.echo(f"{'processes x threads':<20} {'matmul GF/s':>11} {'conv GF/s':>10}  {'net':<12} {'img/s':>7} "
+               f"{'vs 1st':>7} {'GF/s':>6} {'of mm':>6} {'of conv':>7} {'plain':>7} {'vs plain':>8}")
+    for row in sp["rows"]:
+        head = f"{row['processes']} x {row['threads']}"
+        if "error" in row:
+            typer.echo(f"{head:<20} error: {row['error']}")
+            continue
+        for i, (name, net) in enumerate(row["nets"].items()):
+            kernels = f"{row['matmul_gflops']:>11.1f} {row['conv_gflops']:>10.1f}" if i == 0 else " " * 22
+            typer.echo(f"{head if i == 0 else '':<20} {kernels}  {name:<12} {net['images_per_s']:>7.0f} "
+                       f"{net['vs_first']:>6.2f}x {net['gflops']:>6.1f} {net['of_matmul']:>6.0%} {net['of_conv']:>7.0%} "
+                       f"{net['plain_images_per_s']:>7.0f} {net['vs_plain']:>7.2f}x")
+    typer.echo("aggregate over the processes; GF/s = images/s x 3 x 2 x multiply-adds (forward + backward); "
+               "matmul: 2048 fp32; conv: dense 3x3, 64 channels, 32x32, training step; plain: a minimal "
+               "hand-written loop at the same batch")

@@ -4,6 +4,7 @@ where defaults that depend on the machine are chosen."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from ..record import storage_url
 from .prune import PruneRule
 
 __all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution",
-           "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION"]
+           "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]
 
 # objective name -> maximize?
 OBJECTIVES = {"accuracy": True, "flops": False, "throughput": True}
@@ -63,7 +64,8 @@ class StudyConfig:
     sampler: str = "nsga2"
     study: Optional[str] = None  # default: the space's name
     storage: Optional[str] = None  # default: studies/<study>.journal
-    workers: Optional[int] = None  # default: per_gpu x GPUs, 1 on a CPU
+    workers: Optional[int] = None  # default: per_gpu x GPUs; on a CPU one per core for the default study, else 1
+    threads: Optional[int] = None  # torch threads in each worker process nasx starts; default on a CPU: cores // workers
     per_gpu: int = 1
     device: str = "auto"
     seed: int = 0
@@ -101,7 +103,7 @@ class StudyConfig:
         if unknown or not self.objectives or tuple(self.objectives[:2]) != ("accuracy", "flops"):
             raise StudyError(f"objectives: {list(self.objectives)} must start with accuracy, flops "
                              f"(optionally then throughput)")
-        for key in ("trials", "max_trials", "epochs", "workers", "per_gpu", "batch_size", "resolution"):
+        for key in ("trials", "max_trials", "epochs", "workers", "threads", "per_gpu", "batch_size", "resolution"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise StudyError(f"{key}: {value!r} must be a whole number >= 1")
@@ -170,11 +172,23 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
         raise StudyError(f"{path}: {e}") from None
 
 
-# The CPU study `nasx explore` runs with no sizing options: about 15 minutes on 2 cores, real accuracies
-# (measured on a 2-core machine, 2026-11-27: one pass over half the training split lifts a ~15 MFLOP net of
-# the resnext space's `cpu` corner to ~40% validation accuracy in under a minute; see docs/benchmarks.md)
+# The CPU study `nasx explore` runs with no sizing options: about 15 minutes, real accuracies (measured on a
+# 2-core machine, 2026-11-27: one pass over half the training split lifts a ~15 MFLOP net of the resnext
+# space's `cpu` corner to ~40% validation accuracy in under a minute; see docs/benchmarks.md). `trials` is per
+# concurrent trial: the timeout, not the count, ends it.
 CPU_DEFAULT = {"trials": 10, "epochs": 1, "fraction": 0.5, "val_size": 2000, "batch_size": 128,
                "timeout": 660.0}  # no trial starts after 11 minutes: the last one and the references end by ~15
+# Threads per trial of the CPU default: these nets are too small for one trial to keep several cores busy, and
+# threads that wait for each other spin; concurrent one-thread trials trained more images/s than one trial with
+# every thread (docs/benchmarks.md, "CPU cores: concurrent trials vs threads")
+CPU_THREADS_PER_TRIAL = 1
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one, else the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def study_space(cfg: StudyConfig):
@@ -219,10 +233,14 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
                                    "trials": cfg.trials or 40, "workers": cfg.workers or max(1, gpus) * cfg.per_gpu}
     else:
         sized = any(v is not None for v in (cfg.trials, cfg.epochs, cfg.fraction))
-        changes = {"workers": cfg.workers or 1}
+        cores = cpu_cores()
+        # the default study splits the cores into concurrent trials; a sized one, or a fixed list, runs one at a time
+        # in this process unless --workers says otherwise
+        workers = cfg.workers or (1 if sized or cfg.fixed else max(1, cores // CPU_THREADS_PER_TRIAL))
+        changes = {"workers": workers, "threads": cfg.threads or max(1, cores // workers)}
         for key, value in CPU_DEFAULT.items():
             if getattr(cfg, key) is None and not sized:
-                changes[key] = value
+                changes[key] = value * workers if key == "trials" else value
         changes.setdefault("trials", cfg.trials or CPU_DEFAULT["trials"])
         changes.setdefault("epochs", cfg.epochs or CPU_DEFAULT["epochs"])
         changes.setdefault("fraction", cfg.fraction or CPU_DEFAULT["fraction"])
@@ -235,7 +253,12 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
             corner = changes.get("corner")
             where = (f"the space's `cpu` corner (small, shallow nets that learn in one pass)" if corner else
                      "the whole space")
-            notes.append(f"no GPU: a CPU study of about 15 minutes on 2 cores: {changes['trials']} trials of "
+            threads = changes["threads"]
+            at_once = (f"{workers} trials at a time with {threads} thread{'s' * (threads > 1)} each (more images/s than "
+                       f"one with {cores} threads; --workers 1 for that)" if workers > 1 else
+                       f"one trial at a time with {threads} thread{'s' * (threads > 1)}")
+            notes.append(f"no GPU: a CPU study of about 15 minutes on {cores} core{'s' * (cores > 1)}: {at_once}, up "
+                         f"to {changes['trials']} trials of "
                          f"{changes['epochs']} epoch on {changes['fraction']:.0%} of the training split (none starts "
                          f"after {changes.get('timeout', cfg.timeout) / 60:.0f} minutes), batch "
                          f"{changes.get('batch_size', cfg.batch_size)}, nets from {where}, validation on "

@@ -103,9 +103,17 @@ def _check_queue(study: Any, name: str, keys: set[str]) -> None:
 
 
 def _worker_process(cfg: StudyConfig, index: int, env: dict[str, str], deadline: Optional[float],
-                    train_fn: Optional[Callable]) -> None:
+                    train_fn: Optional[Callable], optuna_verbosity: Optional[int] = None) -> None:
     """Entry point of a spawned worker process: Ctrl-C (SIGINT) marks its trial and ends it."""
     os.environ.update(env)
+    if optuna_verbosity is not None:  # the starting process's choice (the CLI quiets Optuna's INFO lines)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna_verbosity)
+    if cfg.threads is not None:  # this process is nasx's own: its trials get the share of the cores chosen for them
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -173,6 +181,7 @@ def _run_processes(cfg: StudyConfig, study: Any, storage: Any, deadline: Optiona
     seconds, or at once on a second interrupt) and queue their running trials again. Returns interrupted?"""
     import multiprocessing as mp
 
+    import optuna
     import torch
 
     gpus = list(range(torch.cuda.device_count())) if cfg.device in ("auto", "cuda") else []
@@ -180,7 +189,8 @@ def _run_processes(cfg: StudyConfig, study: Any, storage: Any, deadline: Optiona
     procs = []
     for i in range(cfg.workers or 1):
         env = {"CUDA_VISIBLE_DEVICES": str(gpus[(i // cfg.per_gpu) % len(gpus)])} if gpus else {}
-        p = ctx.Process(target=_worker_process, args=(cfg, i, env, deadline, train_fn), daemon=False)
+        p = ctx.Process(target=_worker_process, args=(cfg, i, env, deadline, train_fn, optuna.logging.get_verbosity()),
+                        daemon=False)
         p.start()
         procs.append(p)
     try:
