@@ -11,6 +11,7 @@ earlier version, so studies written before this module still load.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,7 @@ class TrialRecord:
         return out
 
 
+@functools.cache
 def _stored_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("number", "state", "values",
                                                                                    "choices", "tags"))
