@@ -71,8 +71,13 @@ def _luck(spec_id: str) -> float:
     return int(hashlib.sha256(spec_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed: int = 0, epochs: int = 5) -> float:
-    """Write study `name` of n trials (all finished) into the journal file at path; return the seconds it took."""
+def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed: int = 0, epochs: int = 5,
+               as_workers: bool = False) -> float:
+    """Write study `name` of n trials (all finished) into the journal file at path; return the seconds it took.
+
+    By default each trial is one journal record (Optuna's add_trials); `as_workers` writes it as a worker does,
+    one record per parameter and per user attribute, the curve once per epoch, then the state (~45 records a
+    trial, so Optuna's load replays what it would for a real study)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -130,7 +135,21 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     info = StudyInfo(space=space, dataset="synthetic", epochs=epochs, fraction=1.0, objectives=("accuracy", "flops"),
                      val_size=0.1, seed=seed)
     write_info(study, info, {"space": space, "dataset": "synthetic", "epochs": epochs, "trials": n, "seed": seed})
-    study.add_trials(trials)
+    if as_workers:
+        storage, study_id = study._storage, study._study_id
+        for t in trials:
+            tid = storage.create_new_trial(study_id)
+            for key, value in t.params.items():
+                dist = t.distributions[key]
+                storage.set_trial_param(tid, key, dist.to_internal_repr(value), dist)
+            curve = t.user_attrs.get("curve", [])
+            for epoch in range(1, len(curve)):
+                storage.set_trial_user_attr(tid, "curve", curve[:epoch])
+            for key, value in t.user_attrs.items():
+                storage.set_trial_user_attr(tid, key, value)
+            storage.set_trial_state_values(tid, t.state, t.values)
+    else:
+        study.add_trials(trials)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     JournalFileBackend(str(path)).append_logs(logs.logs)
@@ -144,6 +163,7 @@ def main() -> None:
     parser.add_argument("--studies-dir", type=Path, default=Path("studies"))
     parser.add_argument("--space", default="resnet")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--as-workers", action="store_true", help="one journal record per attribute, as workers write")
     args = parser.parse_args()
     import optuna
 
@@ -151,7 +171,7 @@ def main() -> None:
     path = args.studies_dir / f"{args.study}.journal"
     if path.exists():
         parser.error(f"{path} exists")
-    seconds = make_study(path, args.study, args.trials, args.space, args.seed)
+    seconds = make_study(path, args.study, args.trials, args.space, args.seed, as_workers=args.as_workers)
     print(f"{args.trials} trials -> {path} in {seconds:.1f} s")
 
 
