@@ -281,10 +281,10 @@ class Importances:
         if self.method == "fANOVA":
             return (f"Optuna's fANOVA evaluator (seed 0) on the {self.trials} complete trials: each parameter's "
                     f"share of the variance of validation accuracy (few trials make these rough)")
-        return (f"Optuna's PED-ANOVA evaluator on the {self.trials} complete trials: how much each parameter's "
-                f"distribution among the top {PED_ANOVA_QUANTILE:.0%} by validation accuracy differs from its "
-                f"distribution among all of them (shares of the total). fANOVA, the method below "
-                f"{FANOVA_MAX_TRIALS + 1} complete trials, grows too slow beyond that (58 s at 1,000 trials)")
+        return (f"Optuna's PED-ANOVA evaluator on the {self.trials} complete trials: how far each parameter's "
+                f"distribution among the top {PED_ANOVA_QUANTILE:.0%} by validation accuracy lies from its "
+                f"distribution among all of them (shares of the total; fANOVA, the method up to "
+                f"{FANOVA_MAX_TRIALS} complete trials, grows too slow beyond)")
 
 
 def param_importances(study) -> Importances:
