@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import matplotlib
+import numpy as np
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
@@ -28,6 +29,7 @@ MIN_IMPORTANCE_TRIALS = 4
 FANOVA_MAX_TRIALS = 200  # fANOVA's seconds grow with the trials; above this many complete trials, PED-ANOVA
 PED_ANOVA_QUANTILE = 0.1  # PED-ANOVA: the importance of reaching the top 10% by validation accuracy
 COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+FEW_LEVELS = 12  # a parameter with at most this many values gets its dots spread sideways when dense
 DENSE = 300  # up to this many points a scatter keeps full-size, opaque vector dots; beyond, smaller, lighter ones
 # that the SVG holds as one image, not one path per dot
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100}
@@ -363,12 +365,14 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
         error = 100 * (1 - sub["val_acc"].astype(float))
         values = sub[f"param_{name}"]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            ax.scatter(values.astype(float), error, **dots(len(sub), size=18))
+            x = values.astype(float).to_numpy()
+            ax.scatter(x + spread(x, len(sub) > DENSE), error, **dots(len(sub), size=18))
             ax.xaxis.set_major_formatter(FuncFormatter(human))
         else:
             levels = sorted({str(v) for v in values})
             index = {level: i for i, level in enumerate(levels)}
-            ax.scatter([index[str(v)] for v in values], error, **dots(len(sub), size=18))
+            x = np.array([index[str(v)] for v in values], dtype=float)
+            ax.scatter(x + spread(x, len(sub) > DENSE), error, **dots(len(sub), size=18))
             ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
         share = f" (importance {importances[name]:.2f})" if name in importances else ""
         ax.set_xlabel(f"{name}{share}")
@@ -377,7 +381,20 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
     fig.suptitle(title)
     fig.tight_layout()
     caption = "Each complete trial's validation error against the sampled value of a parameter."
+    if len(done) > DENSE:
+        caption += (f" Beyond {DENSE} trials, dots of a parameter with at most {FEW_LEVELS} values are spread "
+                    f"sideways (up to a third of the gap between values) so that their density shows.")
     return Figure(stem, title, caption, save(fig, out, stem))
+
+
+def spread(x, wanted: bool):
+    """Sideways offsets for dots at a few discrete values (at most FEW_LEVELS), a third of the smallest gap at
+    most, from a fixed seed (the figure is the same each time); zeros when not wanted or for continuous values."""
+    levels = np.unique(x)
+    if not wanted or len(levels) < 2 or len(levels) > FEW_LEVELS:
+        return np.zeros(len(x))
+    gap = float(np.min(np.diff(levels)))
+    return np.random.default_rng(0).uniform(-gap / 3, gap / 3, len(x))
 
 
 def curves_figure(datas, out: Path, limit: int = 10) -> Figure:
