@@ -11,10 +11,11 @@ earlier version, so studies written before this module still load.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from .errors import NasxError
 from .net.spec import NetSpec
@@ -82,17 +83,23 @@ class TrialRecord:
     @classmethod
     def from_trial(cls, trial: Any) -> "TrialRecord":
         """The record of an Optuna (frozen) trial."""
-        attrs = dict(trial.user_attrs)
-        known = _stored_fields()
-        unknown = [k for k in attrs if k not in known and not k.startswith(_TAG)]
+        known = _stored_set()
+        data: dict[str, Any] = {}
+        tags: dict[str, Any] = {}
+        unknown = []
+        for k, v in trial.user_attrs.items():  # one pass: a report reads 10,000 of these
+            if k in known:
+                data[k] = v
+            elif k.startswith(_TAG):
+                tags[k[len(_TAG):]] = v
+            else:
+                unknown.append(k)
         if unknown:
             raise RecordError(f"trial {trial.number} holds {', '.join(sorted(unknown))}, which this version of "
                               f"nasx does not know; upgrade nasx or write the study anew")
-        data: dict[str, Any] = {k: attrs[k] for k in attrs if k in known}
         for key in ("curve", "train_loss"):
             if key in data:
                 data[key] = tuple(float(v) for v in data[key] or ())
-        tags = {k[len(_TAG):]: v for k, v in attrs.items() if k.startswith(_TAG)}
         values = tuple(trial.values) if trial.values is not None else None
         return cls(number=trial.number, state=trial.state.name, values=values, choices=dict(trial.params),
                    tags=tags, **data)
@@ -106,22 +113,36 @@ class TrialRecord:
         """The stored net as a NetSpec (None for a trial that holds none)."""
         return None if self.spec is None else NetSpec.from_dict(dict(self.spec))
 
-    def row(self) -> dict[str, Any]:
-        """A flat dict for tables: every field, curve as a list, tags as `tag_<name>`, choices as `param_<name>`."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("tags", "choices")}
-        out["curve"], out["train_loss"] = list(self.curve), list(self.train_loss)
+    def row(self, fields: Optional[Sequence[str]] = None) -> dict[str, Any]:
+        """A flat dict for tables: the fields (default: every one), curve as a list, tags as `tag_<name>`,
+        choices as `param_<name>`."""
+        out = {name: getattr(self, name) for name in (_row_fields() if fields is None else fields)}
+        for key in ("curve", "train_loss"):
+            if key in out:
+                out[key] = list(out[key])
         out.update({_TAG + k: v for k, v in self.tags.items()})
         out.update({f"param_{k}": v for k, v in sorted(self.choices.items())})
         return out
 
 
+@functools.cache
+def _row_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("tags", "choices"))
+
+
+@functools.cache
+def _stored_set() -> frozenset[str]:
+    return frozenset(_stored_fields())
+
+
+@functools.cache
 def _stored_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("number", "state", "values",
                                                                                    "choices", "tags"))
 
 
 def _attrs(fields: Mapping[str, Any], tags: Mapping[str, Any]) -> dict[str, Any]:
-    known = set(_stored_fields())
+    known = _stored_set()
     bad = [k for k in fields if k not in known]
     if bad:
         raise TypeError(f"not a trial record field: {', '.join(bad)}")

@@ -14,16 +14,24 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from ..analysis import complexity_weights, edf, ks_statistic, log_bins, pareto_front
 
-__all__ = ["Figure", "all_figures", "param_importances", "MIN_IMPORTANCE_TRIALS"]
+__all__ = ["Figure", "Importances", "all_figures", "param_importances", "MIN_IMPORTANCE_TRIALS", "FANOVA_MAX_TRIALS",
+           "PED_ANOVA_QUANTILE"]
 
 MIN_IMPORTANCE_TRIALS = 4
+FANOVA_MAX_TRIALS = 200  # fANOVA's seconds grow with the trials; above this many complete trials, PED-ANOVA
+PED_ANOVA_QUANTILE = 0.1  # PED-ANOVA: the importance of reaching the top 10% by validation accuracy
 COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+FEW_LEVELS = 12  # a parameter with at most this many values gets its dots spread sideways when dense
+DENSE = 300  # up to this many points a scatter keeps full-size, opaque vector dots; beyond, smaller, lighter ones
+# that the SVG holds as one image, not one path per dot
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100}
 
 
@@ -44,9 +52,13 @@ def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any):
 
 
 def save(fig, out: Path, stem: str) -> str:
-    """Write fig as stem.png (150 dpi) and stem.svg; close it; return the PNG's name."""
-    fig.savefig(out / f"{stem}.png", dpi=150, bbox_inches="tight")
-    fig.savefig(out / f"{stem}.svg", bbox_inches="tight")
+    """Write fig as stem.png (150 dpi) and stem.svg, both cut to one tight box; return the PNG's name."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    # the box is found once (text layout is most of a save's time); bbox_inches="tight" would find it per file
+    box = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer()).padded(0.1)
+    fig.savefig(out / f"{stem}.png", dpi=150, bbox_inches=box)
+    fig.savefig(out / f"{stem}.svg", bbox_inches=box)
     return f"{stem}.png"
 
 
@@ -59,10 +71,10 @@ def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path) -> list[Fig
                 _guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput", title="Accuracy vs measured throughput"),
                 _guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]
         for data in datas:
-            importances, note = param_importances(data.study)
-            figs.append(_guarded(importance_figure, data, importances, note, out, stem=f"importance-{data.name}",
+            importances = param_importances(data.study)
+            figs.append(_guarded(importance_figure, data, importances, out, stem=f"importance-{data.name}",
                                  title=f"Parameter importances ({data.name})"))
-            figs.append(_guarded(error_vs_params, data, importances, out, stem=f"error_vs_params-{data.name}",
+            figs.append(_guarded(error_vs_params, data, importances.values, out, stem=f"error_vs_params-{data.name}",
                                  title=f"Error vs the most important parameters ({data.name})"))
         figs.append(_guarded(curves_figure, datas, out, stem="pareto_curves",
                              title="Training curves of the Pareto-optimal trials"))
@@ -75,6 +87,22 @@ def _guarded(draw: Any, *args: Any, stem: str, title: str) -> Figure:
         return draw(*args)
     except Exception as e:  # noqa: BLE001 - a figure that cannot be drawn must not cost the page
         return Figure(stem, title, f"Not drawn: {type(e).__name__}: {e}")
+
+
+def dots(n: int, size: float = 22, alpha: float = 0.75) -> dict[str, Any]:
+    """Scatter style for n points: full size up to DENSE points, then smaller and lighter (by sqrt(DENSE / n)) and
+    rasterized, so that 10,000 points show their density instead of one blot, in a small SVG."""
+    scale = min(1.0, math.sqrt(DENSE / max(n, 1)))
+    return {"s": max(2.0, size * scale), "alpha": max(0.12, alpha * scale), "rasterized": n > DENSE}
+
+
+def legend_beside(ax) -> None:
+    """The legend right of the axes, its scatter keys opaque and full-size however faint the dots are."""
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    for handle in legend.legend_handles:
+        if isinstance(handle, PathCollection):
+            handle.set_alpha(1.0)
+            handle.set_sizes([max([22.0, *handle.get_sizes()])])
 
 
 def _complete(data):
@@ -125,15 +153,16 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
         t = data.trials
         done = _complete(data)
         x, y = done[key].astype(float).tolist(), (100 * done["val_acc"].astype(float)).tolist()
-        ax.scatter(x, y, s=22, color=color, alpha=0.75, label=_study_label(data, several), zorder=2)
+        ax.scatter(x, y, color=color, label=_study_label(data, several), zorder=2, **dots(len(x)))
         front = pareto_front(list(zip(y, x)), (True, False)) if x else []
         if front:
             _step_front(ax, [x[i] for i in front], [y[i] for i in front], False, color,
                         f"Pareto front{' ' + data.name if several else ''}")
         pruned = t[(t["state"] == "PRUNED") & t["last_val_acc"].notna() & t[key].notna()]
         if len(pruned):
-            ax.scatter(pruned[key].astype(float), 100 * pruned["last_val_acc"].astype(float), marker="x", s=22,
-                       color=color, alpha=0.5, label=f"pruned (last epoch){' ' + data.name if several else ''}")
+            ax.scatter(pruned[key].astype(float), 100 * pruned["last_val_acc"].astype(float), marker="x",
+                       color=color, label=f"pruned (last epoch){' ' + data.name if several else ''}",
+                       **dots(len(pruned), alpha=0.5))
         failed = t[(t["state"] == "FAIL") & t[key].notna()]
         if len(failed):
             ax.scatter(failed[key].astype(float), [0.02] * len(failed), transform=fail_tf, marker="v", s=30,
@@ -161,7 +190,7 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
     ax.set_xlabel(unit)
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    legend_beside(ax)
     what = "FLOPs" if key == "flops" else "parameters"
     ax.set_title(f"Accuracy vs {what}")
     stem = f"accuracy_vs_{key}"
@@ -184,7 +213,7 @@ def vs_throughput(datas, out: Path) -> Figure:
         done = _complete(data)
         done = done[done["images_per_s"].astype(float) > 0]
         x, y = done["images_per_s"].astype(float).tolist(), (100 * done["val_acc"].astype(float)).tolist()
-        ax.scatter(x, y, s=22, color=color, alpha=0.75, label=_study_label(data, several))
+        ax.scatter(x, y, color=color, label=_study_label(data, several), **dots(len(x)))
         front = pareto_front(list(zip(y, x)), (True, True))
         _step_front(ax, [x[i] for i in front], [y[i] for i in front], True, color,
                     f"Pareto front{' ' + data.name if several else ''}")
@@ -192,7 +221,7 @@ def vs_throughput(datas, out: Path) -> Figure:
     ax.set_xlabel("training throughput (images/s, measured, log scale)")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    legend_beside(ax)
     ax.set_title(title)
     caption = "Validation accuracy against the training images/s measured during each trial (FLOPs do not predict speed)."
     return Figure(stem, title, caption, save(fig, out, stem))
@@ -240,48 +269,79 @@ def edf_figure(datas, out: Path, bins: int = 10) -> Figure:
     return Figure(stem, title, caption, save(fig, out, stem))
 
 
-def param_importances(study) -> tuple[dict[str, float], str]:
-    """fANOVA importances of the sampled parameters for accuracy, or ({}, why not)."""
+@dataclass(frozen=True)
+class Importances:
+    """Parameter importances for validation accuracy (shares summing to 1), the method that gave them, and notes."""
+
+    values: dict[str, float]
+    method: str  # "fANOVA", "PED-ANOVA" or "" when none was computed
+    note: str  # why there are none, or what was left out
+    trials: int = 0  # complete trials the method saw
+
+    def describe(self) -> str:
+        """The method in words, for captions and the page."""
+        if self.method == "fANOVA":
+            return (f"Optuna's fANOVA evaluator (seed 0) on the {self.trials} complete trials: each parameter's "
+                    f"share of the variance of validation accuracy (few trials make these rough)")
+        return (f"Optuna's PED-ANOVA evaluator on the {self.trials} complete trials: how far each parameter's "
+                f"distribution among the top {PED_ANOVA_QUANTILE:.0%} by validation accuracy lies from its "
+                f"distribution among all of them (shares of the total; fANOVA, the method up to "
+                f"{FANOVA_MAX_TRIALS} complete trials, grows too slow beyond)")
+
+
+def param_importances(study) -> Importances:
+    """Importances of the sampled parameters for accuracy: fANOVA up to FANOVA_MAX_TRIALS complete trials,
+    PED-ANOVA above (fANOVA's time grows with the trials: minutes at 1,000; PED-ANOVA takes seconds at 10,000)."""
+    import warnings
+
     from optuna.trial import TrialState
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(done) < MIN_IMPORTANCE_TRIALS:
-        return {}, f"Too few complete trials for fANOVA importances ({len(done)} < {MIN_IMPORTANCE_TRIALS})."
+    n = len(done)
+    if n < MIN_IMPORTANCE_TRIALS:
+        return Importances({}, "", f"Too few complete trials for importances ({n} < {MIN_IMPORTANCE_TRIALS}).", n)
     names = set().union(*(t.params for t in done))
     shared = set.intersection(*(set(t.params) for t in done))
-    varied = {n for n in shared if len({json.dumps(t.params[n], default=str) for t in done}) > 1}
-    if not varied:
-        return {}, "No sampled parameter varies across the complete trials (a fixed-candidate study has none)."
-    try:
-        from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+    fanova = n <= FANOVA_MAX_TRIALS
+    used = shared if fanova else names  # fANOVA needs a parameter in every trial; PED-ANOVA takes conditional ones
+    if not any(len({json.dumps(t.params.get(k), default=str) for t in done}) > 1 for k in used):
+        return Importances({}, "", "No sampled parameter varies across the complete trials (a fixed-candidate "
+                                   "study has none).", n)
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 
-        result = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
-                                       target=lambda t: t.values[0])
+    if fanova:
+        method, evaluator, target = "fANOVA", FanovaImportanceEvaluator(seed=0), lambda t: t.values[0]
+    else:  # PED-ANOVA minimizes its target: the top quantile by accuracy is the lowest -accuracy
+        method, target = "PED-ANOVA", lambda t: -t.values[0]
+        evaluator = PedAnovaImportanceEvaluator(target_quantile=PED_ANOVA_QUANTILE)
+    try:
+        with warnings.catch_warnings():  # PED-ANOVA warns that it minimizes the target, as meant here
+            warnings.simplefilter("ignore")
+            result = get_param_importances(study, evaluator=evaluator, target=target)
     except ImportError:
-        return {}, "fANOVA importances need scikit-learn (pip install scikit-learn)."
+        return Importances({}, method, "fANOVA importances need scikit-learn (pip install scikit-learn).", n)
     except (ValueError, RuntimeError) as e:
-        return {}, f"fANOVA failed: {e}"
-    left_out = sorted(names - shared)
+        return Importances({}, method, f"{method} failed: {e}", n)
+    left_out = sorted(names - used)
     note = (f"Conditional parameters (not sampled in every trial) are left out: {', '.join(left_out)}."
             if left_out else "")
-    return {k: float(v) for k, v in result.items()}, note
+    return Importances({k: float(v) for k, v in result.items()}, method, note, n)
 
 
-def importance_figure(data, importances: dict[str, float], note: str, out: Path) -> Figure:
-    """Horizontal bars of the fANOVA importances."""
+def importance_figure(data, imp: Importances, out: Path) -> Figure:
+    """Horizontal bars of the importances, the method named on the axis and in the caption."""
     stem, title = f"importance-{data.name}", f"Parameter importances ({data.name})"
-    if not importances:
-        return Figure(stem, title, note)
-    items = sorted(importances.items(), key=lambda kv: kv[1])[-15:]
+    if not imp.values:
+        return Figure(stem, title, imp.note)
+    items = sorted(imp.values.items(), key=lambda kv: kv[1])[-15:]
     fig, ax = _subplots(figsize=(7, 0.35 * len(items) + 1.3))
     ax.barh([k for k, _ in items], [v for _, v in items], color=COLORS[0])
-    ax.set_xlabel("fANOVA importance for validation accuracy (share of variance)")
+    what = "share of variance" if imp.method == "fANOVA" else f"top {PED_ANOVA_QUANTILE:.0%} vs all, share"
+    ax.set_xlabel(f"{imp.method} importance for validation accuracy ({what})")
     ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.25)
     fig.tight_layout()
-    n = len(_complete(data))
-    caption = (f"Optuna's fANOVA evaluator (seed 0) on the {n} complete trials, target: validation accuracy "
-               f"(few trials make these rough). " + note).strip()
+    caption = f"{imp.describe()}. {imp.note}".strip()
     return Figure(stem, title, caption, save(fig, out, stem))
 
 
@@ -305,11 +365,14 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
         error = 100 * (1 - sub["val_acc"].astype(float))
         values = sub[f"param_{name}"]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            ax.scatter(values.astype(float), error, s=18, alpha=0.75)
+            x = values.astype(float).to_numpy()
+            ax.scatter(x + spread(x, len(sub) > DENSE), error, **dots(len(sub), size=18))
             ax.xaxis.set_major_formatter(FuncFormatter(human))
         else:
             levels = sorted({str(v) for v in values})
-            ax.scatter([levels.index(str(v)) for v in values], error, s=18, alpha=0.75)
+            index = {level: i for i, level in enumerate(levels)}
+            x = np.array([index[str(v)] for v in values], dtype=float)
+            ax.scatter(x + spread(x, len(sub) > DENSE), error, **dots(len(sub), size=18))
             ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
         share = f" (importance {importances[name]:.2f})" if name in importances else ""
         ax.set_xlabel(f"{name}{share}")
@@ -318,7 +381,20 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
     fig.suptitle(title)
     fig.tight_layout()
     caption = "Each complete trial's validation error against the sampled value of a parameter."
+    if len(done) > DENSE:
+        caption += (f" Beyond {DENSE} trials, dots of a parameter with at most {FEW_LEVELS} values are spread "
+                    f"sideways (up to a third of the gap between values) so that their density shows.")
     return Figure(stem, title, caption, save(fig, out, stem))
+
+
+def spread(x, wanted: bool):
+    """Sideways offsets for dots at a few discrete values (at most FEW_LEVELS), a third of the smallest gap at
+    most, from a fixed seed (the figure is the same each time); zeros when not wanted or for continuous values."""
+    levels = np.unique(x)
+    if not wanted or len(levels) < 2 or len(levels) > FEW_LEVELS:
+        return np.zeros(len(x))
+    gap = float(np.min(np.diff(levels)))
+    return np.random.default_rng(0).uniform(-gap / 3, gap / 3, len(x))
 
 
 def curves_figure(datas, out: Path, limit: int = 10) -> Figure:

@@ -77,7 +77,7 @@ def trials_table(records: Sequence[TrialRecord], study: str = ""):
 
     rows = []
     for r in records:
-        full = r.row()
+        full = r.row(COLUMNS)
         row: dict[str, Any] = {"study": study, "number": r.number, "state": r.state}
         for key in COLUMNS:
             row[key] = full[key]
