@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         name: Optional[str] = typer.Option(None, "--name", help="Names the studies refine-NAME-r<k> and the folder (default: SPACE-CORNER, or the study's name)."),
-        storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the rounds' studies (default: studies/refine-NAME.journal; with --study, the study's)."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the rounds' studies, a journal path or postgresql URL (default: a journal in studies/ named after the run; with --study, the study's)."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Folder of the round files, refined.yaml and the page (default: reports/refine-NAME/)."),
         alpha: float = typer.Option(0.05, "--alpha", help="Family-wise error rate of the whole run (with --correction spending), else of each step."),
         correction: Correction = typer.Option(Correction.spending, "--correction", help="spending (round k, step s: alpha / 2^k / 2^s / candidates; the run's family-wise error < alpha), bonferroni (alpha / candidates in each step) or none."),
