@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from nasx import record
 from nasx.study import StudyConfig, Worker, open_storage, open_study, reap_stale, run_study, study_lock
 from nasx.study.worker import REDRAWS, owner_id, process_ended, process_id
-from study_fakes import curve_train, hang_once_train, slow_train
+from study_fakes import curve_train, hang_once_train
 
 TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
             device="cpu", heartbeat=0.3, val_size=0.1, workers=1)
@@ -66,11 +66,17 @@ class FreshDatabase:
 
 # -- processes started at the same instant -----------------------------------------------------------
 
+def second_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                 progress=None):
+    """The curve trainer, 1 s an epoch: the processes' trials overlap."""
+    return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=1.0)
+
+
 def _explore(cfg: StudyConfig, barrier, results) -> None:
     """One `nasx explore` process: run_study with one worker, started when every process is ready."""
     barrier.wait()
     try:
-        run_study(cfg, train_fn=slow_train)
+        run_study(cfg, train_fn=second_train)
         results.put("ok")
     except BaseException as e:  # noqa: BLE001 - reported to the test
         results.put(f"{type(e).__name__}: {e}")
@@ -113,31 +119,33 @@ def test_four_processes_started_at_once_on_an_empty_postgresql_database(tmp_path
         assert_distinct_nets_each_once(cfg, 8, _race(cfg, 4))
 
 
-def _first_start(cfg: StudyConfig, barrier, results) -> None:
-    barrier.wait()
-    try:
-        open_study(cfg, open_storage(cfg.storage_url))
-        results.put("ok")
-    except BaseException as e:  # noqa: BLE001 - reported to the test
-        results.put(f"{type(e).__name__}: {e}")
+def _first_starts(cfgs: list[StudyConfig], barrier, results) -> None:
+    """Open each study at the same instant as the other processes (one round per fresh database)."""
+    for cfg in cfgs:
+        barrier.wait()
+        try:
+            open_study(cfg, open_storage(cfg.storage_url))
+            results.put("ok")
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            results.put(f"{type(e).__name__}: {e}")
 
 
 @pytest.mark.slow
 @needs_postgres
 def test_a_first_start_on_an_empty_postgresql_database_never_fails(tmp_path):
-    """Optuna creates its tables under an advisory lock: 4 simultaneous starts, on 3 fresh databases."""
+    """Optuna creates its tables under an advisory lock: 4 simultaneous starts, on each of 3 fresh databases."""
     spawn = mp.get_context("spawn")
-    for _ in range(3):
-        with FreshDatabase() as url:
-            cfg = config(tmp_path, storage=url)
-            barrier, results = spawn.Barrier(4), spawn.Queue()
-            procs = [spawn.Process(target=_first_start, args=(cfg, barrier, results)) for _ in range(4)]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join(timeout=120)
-            assert [results.get(timeout=5) for _ in procs] == ["ok"] * 4
-            assert [s.study_name for s in optuna.get_all_studies(open_storage(url))] == ["s"]
+    with FreshDatabase() as one, FreshDatabase() as two, FreshDatabase() as three:
+        cfgs = [config(tmp_path, storage=url) for url in (one, two, three)]
+        barrier, results = spawn.Barrier(4), spawn.Queue()
+        procs = [spawn.Process(target=_first_starts, args=(cfgs, barrier, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [results.get(timeout=5) for _ in range(12)] == ["ok"] * 12
+        for url in (one, two, three):
+            assert optuna.get_all_study_names(open_storage(url)) == ["s"]
 
 
 # -- a net another trial holds ----------------------------------------------------------------------
