@@ -164,12 +164,8 @@ def test_a_sampled_net_another_trial_holds_is_drawn_again(tmp_path):
         # the bug's condition: two workers on one stream propose the same nets in the same order
         a.study.sampler = optuna.samplers.RandomSampler(seed=7)
         b.study.sampler = optuna.samplers.RandomSampler(seed=7)
-        held, _ = _claim(first, a)
-        while held is None:  # a structure the space rejected: draw on
-            held, _ = _claim(first, a)
-        other, _ = _claim(second, b)
-        while other is None:  # the same structures rejected, in the same order
-            other, _ = _claim(second, b)
+        held, _ = _claim(first, a)  # past the structures the space rejects
+        other, _ = _claim(second, b)  # the same structures rejected, in the same order, then the held net
         assert other.original is None and other.proposal.spec.id != held.proposal.spec.id
         taken = [t for t in trials_of(cfg) if str(t.user_attrs.get("rejected", "")).startswith("taken")]
         assert [t.user_attrs["rejected"] for t in taken] == [f"taken: the net of trial {held.trial.number} (running)"]
@@ -186,8 +182,6 @@ def test_a_net_the_sampler_insists_on_waits_for_the_running_trials_result(tmp_pa
     a, b = first._setup(), second._setup()
     try:
         held, _ = _claim(first, a)
-        while held is None:
-            held, _ = _claim(first, a)
         b.study.sampler = optuna.samplers.PartialFixedSampler(held.trial.params, optuna.samplers.RandomSampler(seed=1))
         waiting, _ = _claim(second, b)
         assert waiting.original == held.trial.number and waiting.proposal.spec.id == held.proposal.spec.id

@@ -329,32 +329,34 @@ class Worker:
         on (or a queued one) takes the holder's result (`duplicate_of`), at once or when the holder ends."""
         from optuna.trial import TrialState
 
-        trial, done = self._next_trial(ctx)
-        if trial is None:
-            return None, done
-        try:
-            for draw in range(REDRAWS + 1):
-                proposal = self._propose(ctx, trial)
-                if proposal is None:  # rejected by the space; the next claim draws again
-                    return None, False
-                holder = None if self.cfg.fixed else self._holder(ctx, trial, proposal.spec.id)
-                fresh = self._record(ctx, trial).retry_of is None  # a queued retry cannot be drawn again
-                if holder is None or not fresh or draw == REDRAWS:
-                    break
-                record.write(trial, rejected=f"taken: the net of trial {holder.number} ({holder.state.lower()})")
-                self._tell(ctx, trial, state=TrialState.PRUNED)
-                trial = ctx.study.ask()
-            seed = self._record_net(ctx, trial, proposal)
-            if holder is not None:
+        while True:  # past structures the space rejects and nets whose result is there to copy, at no cost
+            trial, done = self._next_trial(ctx)
+            if trial is None:
+                return None, done
+            try:
+                for draw in range(REDRAWS + 1):
+                    proposal = self._propose(ctx, trial)
+                    if proposal is None:  # rejected by the space
+                        break
+                    holder = None if self.cfg.fixed else self._holder(ctx, trial, proposal.spec.id)
+                    fresh = self._record(ctx, trial).retry_of is None  # a queued retry cannot be drawn again
+                    if holder is None or not fresh or draw == REDRAWS:
+                        break
+                    record.write(trial, rejected=f"taken: the net of trial {holder.number} ({holder.state.lower()})")
+                    self._tell(ctx, trial, state=TrialState.PRUNED)
+                    trial = ctx.study.ask()
+                if proposal is None:
+                    continue
+                seed = self._record_net(ctx, trial, proposal)
+                if holder is None:
+                    return _Claim(trial, proposal, seed), False
                 record.write(trial, duplicate_of=holder.number)
-                if holder.state == "COMPLETE":
-                    self._take_result(ctx, trial, holder)
-                    return None, False
-                self._say(f"trial {trial.number}: same net as trial {holder.number}, waiting for its result")
-            return _Claim(trial, proposal, seed, None if holder is None else holder.number), False
-        except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
-            self._fail(ctx, trial, e)
-            return None, False
+                if holder.state != "COMPLETE":
+                    self._say(f"trial {trial.number}: same net as trial {holder.number}, waiting for its result")
+                    return _Claim(trial, proposal, seed, holder.number), False
+                self._take_result(ctx, trial, holder)
+            except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
+                self._fail(ctx, trial, e)
 
     def _holder(self, ctx: _Context, trial: Any, spec_id: str) -> Optional[TrialRecord]:
         """The trial that holds net `spec_id`, following `duplicate_of`: a complete one, else one running or
