@@ -21,7 +21,7 @@ from .errors import NasxError
 from .net.spec import NetSpec
 
 __all__ = ["TrialRecord", "StudyInfo", "RecordError", "write", "write_by_id", "candidate_attrs", "read_info",
-           "read_config", "write_info", "storage_url", "versions", "device_name", "STATES"]
+           "read_config", "write_info", "take_worker_number", "storage_url", "versions", "device_name", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _TAG = "tag_"
@@ -74,6 +74,7 @@ class TrialRecord:
     retries: Optional[int] = None
     heartbeat: Optional[float] = None
     owner: Optional[str] = None  # host:pid of the process training it
+    process: Optional[str] = None  # boot id/pid namespace/pid/start time of that process: a local death is seen at once
     progress: Optional[Mapping[str, Any]] = None  # epoch, epochs, step, steps, seconds: for live displays
     # a queued candidate (nasx edf, nasx ablate, zoo references): the net to train and its labels
     candidate: Optional[Mapping[str, Any]] = None
@@ -216,7 +217,7 @@ class StudyInfo:
         return cls(**kwargs)
 
 
-_INFO, _CONFIG = "nasx", "config"
+_INFO, _CONFIG, _WORKERS = "nasx", "config", "workers"
 
 
 def read_info(study: Any) -> Optional[StudyInfo]:
@@ -234,6 +235,13 @@ def write_info(study: Any, info: StudyInfo, config: Mapping[str, Any]) -> None:
     """Store what a new study is made with."""
     study.set_user_attr(_INFO, info.to_attrs())
     study.set_user_attr(_CONFIG, dict(config))
+
+
+def take_worker_number(study: Any) -> int:
+    """A number no other worker of the study has had (0, 1, 2 ...; the caller holds the study lock)."""
+    number = int(study.user_attrs.get(_WORKERS, 0))
+    study.set_user_attr(_WORKERS, number + 1)
+    return number
 
 
 def storage_url(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies") -> str:

@@ -186,7 +186,10 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
         ax.plot([], [], color="0.55", ls=":", label="zoo net (FLOPs only, accuracy not measured)")
     if measured:
         ax.scatter([], [], marker="*", s=90, color="black", label="zoo net (measured by nasx)")
-    log_axis(ax, [float(v) for d in datas for v in _complete(d)[key]] + [float(getattr(z, key)) for z in zoo])
+    shown = [float(v) for d in datas for v in _complete(d)[key]] + [float(getattr(z, key)) for z in zoo]
+    if not shown and xs_all:  # only failed nets: their marks (at the axis' foot) do not set the x range
+        ax.set_xlim(min(xs_all) / 2, max(xs_all) * 2)
+    log_axis(ax, shown or xs_all)
     ax.set_xlabel(unit)
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(True, which="both", alpha=0.25)

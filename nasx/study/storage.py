@@ -69,7 +69,8 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
             # rest (part of the password) as the host
             raise StudyError(f"storage {redact(url)}: the password holds a raw '@'; write it as %40")
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            with _schema_lock(url):  # concurrent first starts would race to create Optuna's tables
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as e:  # noqa: BLE001 - driver errors come in many types
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise StudyError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
@@ -128,6 +129,39 @@ def _file_lock(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# one key for every nasx process on a server: Optuna's schema is per database, not per study
+_SCHEMA_KEY = int.from_bytes(hashlib.sha256(b"nasx:optuna-schema").digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Any, key: int) -> Iterator[None]:
+    """A PostgreSQL session advisory lock held on its own connection of `engine`."""
+    import sqlalchemy
+
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Serialize Optuna's table creation among processes opening one PostgreSQL database (a no-op elsewhere)."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with _advisory_lock(engine, _SCHEMA_KEY):
+            yield
+    finally:
+        engine.dispose()
+
+
 @contextlib.contextmanager
 def study_lock(url: str, name: str, engine_cache: dict) -> Iterator[None]:
     """A lock shared by every worker of the study: PostgreSQL advisory lock, else a file lock."""
@@ -138,12 +172,8 @@ def study_lock(url: str, name: str, engine_cache: dict) -> Iterator[None]:
         if engine is None:
             engine = engine_cache[url] = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
         key = int.from_bytes(hashlib.sha256(f"nasx:{name}".encode()).digest()[:8], "big", signed=True)
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        with _advisory_lock(engine, key):
+            yield
         return
     if is_rdb(url):  # sqlite or another single-machine URL: a lock file keyed by the URL
         lock_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"nasx-{hashlib.sha256(url.encode()).hexdigest()[:16]}.lock"
@@ -153,17 +183,18 @@ def study_lock(url: str, name: str, engine_cache: dict) -> Iterator[None]:
         yield
 
 
-def make_sampler(name: str, seed: int, worker: int, resumed_at: int = 0):
-    """Optuna sampler by name, seeded per worker and per resumption, so that neither concurrent workers
-    nor a resumed run replay the same proposals."""
+def make_sampler(name: str, seed: int, worker_number: int):
+    """Optuna sampler by name, on its own stream of the study seed: each worker that joins a study (at once or
+    later, on a resume) has another number (`record.take_worker_number`), so none replays another's proposals."""
+    import numpy as np
     import optuna
 
-    seed = (seed * 1000 + worker) * 100_003 + resumed_at
+    stream = int(np.random.SeedSequence([seed, worker_number]).generate_state(1)[0])
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        return optuna.samplers.TPESampler(seed=stream, multivariate=True, group=True)
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+        return optuna.samplers.RandomSampler(seed=stream)
+    return optuna.samplers.NSGAIISampler(seed=stream, population_size=16)
 
 
 def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
@@ -175,18 +206,21 @@ def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
                      space_hash=space_hash, proxy=proxy)
 
 
-def open_study(cfg: StudyConfig, storage: Any, worker: int = 0, space_hash: Optional[str] = None):
-    """Create the study, or load it and check it was made with the same space (by content), dataset and budget."""
+def open_study(cfg: StudyConfig, storage: Any, space_hash: Optional[str] = None):
+    """Create the study, or load it and check it was made with the same space (by content), dataset and budget.
+
+    Its sampler is stream 0 of the study seed; a worker takes its own stream (`make_sampler`) before asking."""
     import optuna
 
     directions = ["maximize" if OBJECTIVES[o] else "minimize" for o in cfg.objectives]
-    study = optuna.create_study(study_name=cfg.name, storage=storage, directions=directions, load_if_exists=True)
-    study.sampler = make_sampler(cfg.sampler, cfg.seed, worker, len(study.get_trials(deepcopy=False)))
     info = study_info(cfg, space_hash)
-    stored = read_info(study)
-    if stored is None:
-        write_info(study, info, cfg.to_dict())
-    else:
+    with study_lock(cfg.storage_url, cfg.name, {}):  # processes started together: one creates, the others check
+        study = optuna.create_study(study_name=cfg.name, storage=storage, directions=directions, load_if_exists=True,
+                                    sampler=make_sampler(cfg.sampler, cfg.seed, 0))
+        stored = read_info(study)
+        if stored is None:
+            write_info(study, info, cfg.to_dict())
+    if stored is not None:
         changed = info.differences(stored)
         if changed:
             key, theirs, mine = changed[0]

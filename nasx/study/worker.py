@@ -1,9 +1,11 @@
-"""One process's share of a study: take a trial under the study lock, then propose → dedupe → train → record.
+"""One process's share of a study: under the study lock take a trial, propose its net and claim it (a net
+that another trial holds, complete, running or queued, is drawn again); then train → record.
 
-Each running trial has a heartbeat thread that stores its progress every few seconds and a heartbeat
-timestamp; the same thread fails and re-queues other workers' trials whose heartbeat went silent for
-longer than the grace period (their worker was killed), so a lost trial comes back even while every
-worker is busy in a long trial.
+Each worker samples from its own stream of the study seed. Each running trial has a heartbeat thread
+that stores its progress every few seconds and a heartbeat timestamp; the same thread (and every idle
+worker, each time it looks for work) fails and re-queues other workers' trials whose worker ended on
+this machine, or whose heartbeat went silent for longer than the grace period, so a lost trial comes
+back even while every worker is busy in a long trial.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .. import record
@@ -23,14 +27,57 @@ from ..net.fit import fit
 from ..net.spec import NetSpec
 from ..record import TrialRecord
 from .config import StudyConfig, StudyError, study_space
-from .storage import open_study, open_storage, study_lock
+from .storage import make_sampler, open_study, open_storage, study_lock
 
-__all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "Proposal"]
+__all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "process_id", "process_ended", "Proposal",
+           "REDRAWS"]
+
+REDRAWS = 10  # draws a worker makes past nets other trials hold, before it waits for one of their results
 
 
 def owner_id(pid: Optional[int] = None) -> str:
     """host:pid of a process, stored with the trials it trains."""
     return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+@lru_cache(maxsize=1)
+def _this_host() -> Optional[str]:
+    """boot id/pid namespace of this process: where a pid means one process (None off Linux)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return None
+
+
+def _stat(pid: int) -> tuple[str, str]:
+    """(state, start time in clock ticks after boot) of a live pid, from /proc; OSError if there is none."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()  # the command name in parentheses may hold spaces
+    return fields[0], fields[19]
+
+
+def process_id(pid: Optional[int] = None) -> Optional[str]:
+    """boot id/pid namespace/pid/start time: one process, across reboots, containers and reused pids (None off Linux)."""
+    host, pid = _this_host(), pid or os.getpid()
+    try:
+        return None if host is None else f"{host}/{pid}/{_stat(pid)[1]}"
+    except (OSError, IndexError):
+        return None
+
+
+def process_ended(process: str) -> bool:
+    """Whether the process `process_id` named is known to have ended: it ran here (same boot, same pid namespace)
+    and its pid is gone, a zombie, or another process now; False when it ran elsewhere."""
+    host, _, rest = process.rpartition("/")
+    host, _, pid = host.rpartition("/")
+    if host != _this_host() or not pid.isdigit():
+        return False
+    try:
+        state, started = _stat(int(pid))
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X") or started != rest
 
 
 def _trial_id(study: Any, storage: Any, number: int) -> int:
@@ -65,8 +112,8 @@ def requeue(study: Any, storage: Any, rec: TrialRecord, fail_reason: str, max_re
 
 def reap_stale(study: Any, storage: Any, grace: float, max_retries: int = 2,
                owners: Optional[set[str]] = None) -> list[int]:
-    """Fail RUNNING trials whose heartbeat is older than `grace` s (or, with `owners`, whose owner is one of
-    those ended processes) and re-queue their nets; return their numbers."""
+    """Fail RUNNING trials whose worker ended on this machine or whose heartbeat is older than `grace` s (or,
+    with `owners`, whose owner is one of those ended processes) and re-queue their nets; return their numbers."""
     from optuna.trial import TrialState
 
     now = time.time()
@@ -77,6 +124,8 @@ def reap_stale(study: Any, storage: Any, grace: float, max_retries: int = 2,
             if rec.owner not in owners:
                 continue
             reason = "interrupted"
+        elif rec.process is not None and process_ended(rec.process):
+            reason = f"lost: its worker {rec.owner} ended"
         else:
             last = rec.heartbeat
             if last is None and t.datetime_start is not None:
@@ -172,6 +221,16 @@ class _Context:
     heartbeat: Heartbeat
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """A trial this worker holds: the net to train, or (`original` set) the trial whose result it waits for."""
+
+    trial: Any
+    proposal: Proposal
+    seed: int
+    original: Optional[int] = None
+
+
 @dataclass
 class Worker:
     """One process's share of a study: asks for trials under the study lock, trains, tells."""
@@ -193,15 +252,15 @@ class Worker:
         try:
             while deadline is None or time.time() < deadline:
                 with study_lock(cfg.storage_url, cfg.name, engines):
-                    trial, done = self._next_trial(ctx)
+                    claim, done = self._claim(ctx)
                 if done:
                     break
-                if trial is None:  # the others' running trials may still complete the study: wait for them
+                if claim is None:  # the others' running trials may still complete the study: wait for them
                     time.sleep(min(2.0, cfg.heartbeat))
                     continue
-                ctx.heartbeat.watch(_trial_id(ctx.study, ctx.storage, trial.number))
+                ctx.heartbeat.watch(_trial_id(ctx.study, ctx.storage, claim.trial.number))
                 try:
-                    self._run_trial(ctx, trial)
+                    self._run_claim(ctx, claim)
                 finally:
                     ctx.heartbeat.watch(None)
                 finished += 1
@@ -217,7 +276,11 @@ class Worker:
         cfg = self.cfg
         storage = open_storage(cfg.storage_url)
         space = None if cfg.fixed else study_space(cfg)
-        study = open_study(cfg, storage, self.index, space.content_hash if space else None)
+        study = open_study(cfg, storage, space.content_hash if space else None)
+        engines: dict = {}
+        with study_lock(cfg.storage_url, cfg.name, engines):
+            number = record.take_worker_number(study)
+        study.sampler = make_sampler(cfg.sampler, cfg.seed, number)  # its own stream: never another's proposals
         dataset = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,
                                  download=cfg.download)
         shape = dataset.input
@@ -228,11 +291,10 @@ class Worker:
         device = resolve_device(cfg.device)
         dataset = dataset.to(device)  # once per worker, not once per trial
         context = {"dataset": dataset.name, "split_hash": dataset.split_hash, "device": record.device_name(device),
-                   "versions": record.versions(), "worker": self.index, "owner": owner_id(),
+                   "versions": record.versions(), "worker": self.index, "owner": owner_id(), "process": process_id(),
                    "budget": {"epochs": cfg.epochs, "fraction": cfg.fraction,
                               **({"resolution": cfg.resolution} if cfg.resolution is not None else {}),
                               **({"batch_size": cfg.batch_size} if cfg.batch_size is not None else {})}}
-        engines: dict = {}
         heartbeat = Heartbeat(study, storage, cfg.heartbeat, cfg.grace,
                               lambda: study_lock(cfg.storage_url, cfg.name, engines))
         return _Context(storage, study, shape, dataset, space, device, Budget(epochs=cfg.epochs, fraction=cfg.fraction),
@@ -245,7 +307,7 @@ class Worker:
         records = [TrialRecord.from_trial(t) for t in ctx.study.get_trials(deepcopy=False)]
         states = [r.state for r in records]
         complete, running, waiting = states.count("COMPLETE"), states.count("RUNNING"), states.count("WAITING")
-        # structures the space rejected cost no training: they have their own, larger cap
+        # structures the space rejected (or other trials held) cost no training: they have their own, larger cap
         rejected = sum(1 for r in records if r.rejected is not None)
         started = len(records) - waiting - rejected
         max_trials = cfg.max_trials or 3 * cfg.trials + 10
@@ -259,28 +321,115 @@ class Worker:
             return ctx.study.ask(), False
         return None, False
 
-    # -- one trial: propose -> dedupe -> train -> record ------------------------------------------
-    def _run_trial(self, ctx: _Context, trial: Any) -> None:
+    def _claim(self, ctx: _Context) -> tuple[Optional[_Claim], bool]:
+        """(the trial this worker trains or waits for, or None; whether the study is done); call under the study lock.
+
+        A sampled net that another trial holds (complete, running or queued) is not trained twice: the trial is
+        set aside as `rejected` and the sampler draws again, up to REDRAWS times; a net the sampler still insists
+        on (or a queued one) takes the holder's result (`duplicate_of`), at once or when the holder ends."""
         from optuna.trial import TrialState
 
+        while True:  # past structures the space rejects and nets whose result is there to copy, at no cost
+            trial, done = self._next_trial(ctx)
+            if trial is None:
+                return None, done
+            try:
+                for draw in range(REDRAWS + 1):
+                    proposal = self._propose(ctx, trial)
+                    if proposal is None:  # rejected by the space
+                        break
+                    holder = None if self.cfg.fixed else self._holder(ctx, trial, proposal.spec.id)
+                    fresh = self._record(ctx, trial).retry_of is None  # a queued retry cannot be drawn again
+                    if holder is None or not fresh or draw == REDRAWS:
+                        break
+                    record.write(trial, rejected=f"taken: the net of trial {holder.number} ({holder.state.lower()})")
+                    self._tell(ctx, trial, state=TrialState.PRUNED)
+                    trial = ctx.study.ask()
+                if proposal is None:
+                    continue
+                seed = self._record_net(ctx, trial, proposal)
+                if holder is None:
+                    return _Claim(trial, proposal, seed), False
+                record.write(trial, duplicate_of=holder.number)
+                if holder.state != "COMPLETE":
+                    self._say(f"trial {trial.number}: same net as trial {holder.number}, waiting for its result")
+                    return _Claim(trial, proposal, seed, holder.number), False
+                self._take_result(ctx, trial, holder)
+            except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
+                self._fail(ctx, trial, e)
+
+    def _holder(self, ctx: _Context, trial: Any, spec_id: str) -> Optional[TrialRecord]:
+        """The trial that holds net `spec_id`, following `duplicate_of`: a complete one, else one running or
+        queued (a queued retry holds the net of the trial it retries); None if no other trial holds it."""
+        records = {r.number: r for r in map(TrialRecord.from_trial, ctx.study.get_trials(deepcopy=False))}
+
+        def net(r: TrialRecord) -> Optional[str]:
+            if r.state == "WAITING" and r.retry_of is not None and r.retry_of in records:
+                return records[r.retry_of].spec_id
+            return r.spec_id if r.state in ("COMPLETE", "RUNNING") else None
+
+        holders = [r for r in records.values() if r.number != trial.number and net(r) == spec_id]
+        if not holders:
+            return None
+        best = min(holders, key=lambda r: (r.state != "COMPLETE", r.duplicate_of is not None, r.number))
+        seen = {trial.number}
+        while best.duplicate_of is not None and best.duplicate_of in records and best.number not in seen:
+            seen.add(best.number)
+            best = records[best.duplicate_of]
+        return best if best.state in ("COMPLETE", "RUNNING", "WAITING") else None  # else its retry trains it
+
+    # -- one trial: train (or wait for the holder of its net) -> record ---------------------------
+    def _run_claim(self, ctx: _Context, claim: _Claim) -> None:
+        trial = claim.trial
         try:
-            proposal = self._propose(ctx, trial)
-            if proposal is None:
+            if claim.original is not None:
+                self._wait_for(ctx, trial, claim.original)
                 return
-            seed = self._record_net(ctx, trial, proposal)
-            if self._dedupe(ctx, trial, proposal):
-                return
-            result = self._train(ctx, trial, proposal, seed)
-            self._record_result(ctx, trial, proposal, result)
+            result = self._train(ctx, trial, claim.proposal, claim.seed)
+            self._record_result(ctx, trial, claim.proposal, result)
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 requeue(ctx.study, ctx.storage, self._record(ctx, trial), "interrupted")
             raise
         except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
-            with contextlib.suppress(Exception):
-                record.write(trial, fail_reason=f"error: {type(e).__name__}: {e}"[:500])
-            self._tell(ctx, trial, state=TrialState.FAIL)
-            self._say(f"trial {trial.number}: failed ({type(e).__name__}: {e})")
+            self._fail(ctx, trial, e)
+
+    def _fail(self, ctx: _Context, trial: Any, e: Exception) -> None:
+        from optuna.trial import TrialState
+
+        with contextlib.suppress(Exception):
+            record.write(trial, fail_reason=f"error: {type(e).__name__}: {e}"[:500])
+        self._tell(ctx, trial, state=TrialState.FAIL)
+        self._say(f"trial {trial.number}: failed ({type(e).__name__}: {e})")
+
+    def _wait_for(self, ctx: _Context, trial: Any, number: int) -> None:
+        """Wait until trial `number` (the same net) ends, reaping lost trials meanwhile, then take its result."""
+        cfg = self.cfg
+        original_id = _trial_id(ctx.study, ctx.storage, number)
+        while True:
+            original = TrialRecord.from_trial(ctx.storage.get_trial(original_id))
+            if original.state not in ("RUNNING", "WAITING"):
+                break
+            time.sleep(min(2.0, cfg.heartbeat))
+            with study_lock(cfg.storage_url, cfg.name, {}):
+                reap_stale(ctx.study, ctx.storage, cfg.grace)
+        self._take_result(ctx, trial, original)
+
+    def _take_result(self, ctx: _Context, trial: Any, original: TrialRecord) -> None:
+        """End `trial` as its net's trial `original` ended: its curve and values, or its state and reason
+        (a lost original's retry trains the net again)."""
+        from optuna.trial import TrialState
+
+        record.write(trial, duplicate_of=original.number, curve=original.curve, train_loss=original.train_loss,
+                     val_acc=original.val_acc, wall_time=original.wall_time, images_per_s=original.images_per_s,
+                     epochs_run=original.epochs_run, test_acc=original.test_acc, reason=original.reason,
+                     trained_spec_id=original.trained_spec_id, prune_reason=original.prune_reason,
+                     fail_reason=original.fail_reason and f"as trial {original.number}: {original.fail_reason}")
+        if original.state == "COMPLETE":
+            self._tell(ctx, trial, values=list(original.values))
+        else:
+            self._tell(ctx, trial, state=TrialState.PRUNED if original.state == "PRUNED" else TrialState.FAIL)
+        self._say(f"trial {trial.number}: same net as trial {original.number}, its result reused")
 
     def _propose(self, ctx: _Context, trial: Any) -> Optional[Proposal]:
         """The net to train: the queued candidate, or one the space suggests inside the band (None: rejected)."""
@@ -308,25 +457,6 @@ class Worker:
         record.write(trial, spec=p.spec.to_dict(), spec_id=p.spec.id, description=p.spec.describe(), flops=p.flops,
                      params=p.params, acts=p.acts, seed=seed, **ctx.context)
         return seed
-
-    def _dedupe(self, ctx: _Context, trial: Any, p: Proposal) -> bool:
-        """Reuse the result of a complete trial of the same net (not for candidates: they are seeds)."""
-        if self.cfg.fixed:
-            return False
-        from optuna.trial import TrialState
-
-        for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            original = TrialRecord.from_trial(t)
-            if t.number == trial.number or original.spec_id != p.spec.id:
-                continue
-            record.write(trial, duplicate_of=original.number, curve=original.curve, train_loss=original.train_loss,
-                         val_acc=original.val_acc, wall_time=original.wall_time, images_per_s=original.images_per_s,
-                         epochs_run=original.epochs_run, test_acc=original.test_acc, reason=original.reason,
-                         trained_spec_id=original.trained_spec_id)
-            self._tell(ctx, trial, values=list(original.values))
-            self._say(f"trial {trial.number}: same net as trial {original.number}, result reused")
-            return True
-        return False
 
     def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int):
         """Train the proposal on the budget, storing the curve each epoch and pruning by the rule."""
