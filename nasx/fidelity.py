@@ -363,7 +363,7 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
     import numpy as np
     import pandas as pd
 
-    from .analysis import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
+    from .stats import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
                            top_k_range)
 
     def agreement(budget: str, kind: str, cost: float, seconds: float, x: np.ndarray, y: np.ndarray) -> ProxyFidelity:

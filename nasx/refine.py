@@ -16,7 +16,7 @@ with the rest, keep the restriction when it is better, and repeat on the restric
                  (over the FLOPs bins both sides populate, each side weighted so that every such bin weighs the
                  same; nets in one-sided bins left out) of the nets that satisfy it against the nets that do not;
                  KS statistic and its p-value from permutations within FLOPs bins, added until the p-value's Monte
-                 Carlo interval clears the threshold (`nasx.analysis.ks_stratified_test`)
+                 Carlo interval clears the threshold (`nasx.stats.ks_stratified_test`)
     decision     greedy forward selection: in each step every candidate is tested on the nets of the current
                  space; the strongest one that is better (lower error), significant at alpha / 2^k / 2^s / m (round
                  k, step s, m candidates tested in it: the whole run's family-wise error rate stays below alpha),
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .analysis import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_stratified_test, log_bins, \
+from .stats import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_stratified_test, log_bins, \
     stratified_weights
 from .errors import NasxError
 from .net.fit import InputShape, input_of

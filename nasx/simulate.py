@@ -292,7 +292,7 @@ def hypervolume(points: Sequence[tuple[float, float]], band: tuple[float, float]
 
 
 def _front_hv(oracle: Oracle, top_results: dict[str, float]) -> float:
-    from .analysis import pareto_mask
+    from .stats import pareto_mask
 
     keys = list(top_results)
     points = [(top_results[k], oracle.flops(k)) for k in keys]

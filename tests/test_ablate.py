@@ -260,7 +260,7 @@ def test_a_failed_run_drops_one_row_of_the_verdict_and_one_pair_of_its_compariso
     pairs the seeds both settings have."""
     import numpy as np
 
-    from nasx.analysis import trend_verdict
+    from nasx.stats import trend_verdict
 
     rng = np.random.default_rng(3)
     records, errors = [], {}

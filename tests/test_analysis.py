@@ -11,10 +11,11 @@ import numpy as np
 import itertools
 from collections import Counter
 
-from nasx.analysis import (bin_index, bootstrap_ci, complexity_weights, edf, edf_at, kendall_tau, ks_permutation_pvalue,
-                           ks_statistic, log_bins, paired_comparison, pareto_front, pareto_mask, regret, spearman_rho,
-                           student_t_quantile, top_k_overlap, trend_verdict)
-from nasx.analysis import _rho_rows, _tau_rows, fixed_effects_slope, regret_range, top_k_range
+from nasx.stats import (bin_index, bootstrap_ci, complexity_weights, edf, edf_at, kendall_tau, ks_permutation_pvalue,
+                        ks_statistic, log_bins, paired_comparison, pareto_front, pareto_mask, regret, spearman_rho,
+                        student_t_quantile, top_k_overlap, trend_verdict)
+from nasx.stats import fixed_effects_slope, regret_range, top_k_range
+from nasx.stats.rank import _rho_rows, _tau_rows
 
 MAX_ACC_MIN_FLOPS = (True, False)
 

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from nasx.analysis import kendall_tau
+from nasx.stats import kendall_tau
 from nasx.fidelity import (Budget, FidelityData, FidelityError, load_fidelity, measure, plan_fidelity,
                            resolve_proxy, run_fidelity)
 from nasx.net.complexity import complexity

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nasx.analysis import (bin_index, kish_ess, ks_statistic, ks_stratified_test, log_bins, stratified_weights)
+from nasx.stats import (bin_index, kish_ess, ks_statistic, ks_stratified_test, log_bins, stratified_weights)
 
 
 def test_ks_statistic_is_nan_when_a_side_has_no_weight():

@@ -12,7 +12,7 @@ ROOT = Path(nasx.__file__).resolve().parent
 # module (dotted, under nasx) -> layer; a higher number is a higher floor
 LAYERS = {
     "errors": 0, "net.spec": 0, "net.fit": 0,
-    "data": 1, "analysis": 1, "rungs": 1,
+    "data": 1, "stats.pareto": 1, "stats.edf": 1, "stats.rank": 1, "stats.intervals": 1, "rungs": 1,
     "net.build": 2, "net.complexity": 2, "net.zoo": 2, "net.verify": 2, "net.regnet": 2,
     "space": 3, "space_sample": 3, "train": 3,
     "record": 4,

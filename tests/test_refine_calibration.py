@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nasx.analysis import complexity_weights, ks_permutation_pvalue, ks_stratified_test, log_bins
+from nasx.stats import complexity_weights, ks_permutation_pvalue, ks_stratified_test, log_bins
 
 REPLICATES = 500
 PERMUTATIONS = 199  # fixed inside the calibration: p = (1 + b) / 200 <= 0.05 exactly when b <= 9

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 import nasx
 import nasx.space
 from nasx import data as nasx_data
-from nasx.analysis import pareto_front
+from nasx.stats import pareto_front
 from nasx.net.spec import NetSpec, SpecError
 from nasx.study import StudyConfig, StudyError, Worker, open_storage, redact, run_study
 from study_fakes import curve_train, faulty_train, hang_once_train, sleepy_train, slow_train

@@ -3,7 +3,7 @@
 Reads the stored study `ablation-<name>` (records only) and writes ablation.csv, ablation.png/.svg and
 index.html in the nasx page style. The verdict says in words whether error falls or rises with the
 varied setting at matched FLOPs, or whether the differences are within seed noise
-(`nasx.analysis.trend_verdict`: the slope of error against log2(setting) in a seed fixed-effects regression
+(`nasx.stats.trend_verdict`: the slope of error against log2(setting) in a seed fixed-effects regression
 over every run, with its t interval; the mean of per-seed slopes beside it).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..ablate import PAPER_TABLE3
-from ..analysis import paired_comparison, trend_verdict
+from ..stats import paired_comparison, trend_verdict
 from ..record import TrialRecord, storage_url
 from .page import fmt, html_page, html_table
 from .tables import ReportError, load_study

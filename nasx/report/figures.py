@@ -20,7 +20,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from ..analysis import complexity_weights, edf, ks_statistic, log_bins, pareto_front
+from ..stats import complexity_weights, edf, ks_statistic, log_bins, pareto_front
 
 __all__ = ["Figure", "Importances", "all_figures", "param_importances", "MIN_IMPORTANCE_TRIALS", "FANOVA_MAX_TRIALS",
            "PED_ANOVA_QUANTILE"]

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import matplotlib
 
-from ..analysis import MC_LEVEL, bin_index, edf, log_bins, stratified_weights
+from ..stats import MC_LEVEL, bin_index, edf, log_bins, stratified_weights
 from ..refine import Evaluation, RefineRun, Round
 from ..study.config import redact
 from .figures import COLORS, RC, _subplots, edf_pair, save

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..analysis import pareto_mask
+from ..stats import pareto_mask
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..record import StudyInfo, TrialRecord, read_info, storage_url

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
-from ..analysis import pareto_front
+from ..stats import pareto_front
 from ..record import TrialRecord
 
 __all__ = ["Snapshot", "FrontPoint", "RunningTrial", "snapshot"]
