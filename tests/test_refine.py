@@ -1,4 +1,4 @@
-"""nasx.refine and `nasx refine`: planted structure is found and kept, no-effect restrictions are rejected, the
+"""nasx.experiments.refine and `nasx refine`: planted structure is found and kept, no-effect restrictions are rejected, the
 refined file is a space that loads and samples in band, rounds run as resumable fixed studies, and nothing reads
 the test split."""
 
@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from nasx.cli.app import app
 from nasx.record import TrialRecord
-from nasx.refine import (MIN_NETS, RefineError, RefineOptions, candidates, in_band_share, load_records, refine,
+from nasx.experiments.refine import (MIN_NETS, RefineError, RefineOptions, candidates, in_band_share, load_records, refine,
                          run_refine, space_mapping)
 from nasx.report import write_refine_report
 from nasx.space import load_space, parse_space
@@ -437,7 +437,7 @@ def test_cli_too_few_complete_nets(handmade):
 
 
 def test_a_rule_space_is_refused_in_one_line():
-    from nasx.refine import RefineError, space_mapping
+    from nasx.experiments.refine import RefineError, space_mapping
 
     with pytest.raises(RefineError, match="laid out by the RegNet rule"):
         space_mapping("regnet")

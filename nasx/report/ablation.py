@@ -13,7 +13,7 @@ import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..ablate import PAPER_TABLE3
+from ..experiments.ablate import PAPER_TABLE3
 from ..stats import paired_comparison, trend_verdict
 from ..record import TrialRecord, storage_url
 from .page import fmt, html_page, html_table

@@ -1,7 +1,7 @@
 """The page of a refinement (`nasx refine`): each round's candidates and decisions, the EDFs of every round's
 space on one axis (A -> B -> C, as in Radosavovic et al. 2019, 2020), the refined space files, a CSV.
 
-Draws what `nasx.refine.run_refine` returns (decisions recomputed from stored records, never trained here).
+Draws what `nasx.experiments.refine.run_refine` returns (decisions recomputed from stored records, never trained here).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 import matplotlib
 
 from ..stats import MC_LEVEL, bin_index, edf, log_bins, stratified_weights
-from ..refine import Evaluation, RefineRun, Round
+from ..experiments.refine import Evaluation, RefineRun, Round
 from ..study.config import redact
 from .figures import COLORS, RC, _subplots, edf_pair, save
 from .page import fmt, html_page, html_table

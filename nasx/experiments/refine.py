@@ -42,18 +42,18 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .stats import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_stratified_test, log_bins, \
+from ..stats import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_stratified_test, log_bins, \
     stratified_weights
-from .errors import NasxError
-from .net.fit import InputShape, input_of
-from .net.spec import InceptionBlock, NetSpec, parse_yaml
-from .record import StudyInfo, TrialRecord
-from .space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, mapping_hash, overlay, drawn_width,
+from ..errors import NasxError
+from ..net.fit import InputShape, input_of
+from ..net.spec import InceptionBlock, NetSpec, parse_yaml
+from ..record import StudyInfo, TrialRecord
+from ..space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, mapping_hash, overlay, drawn_width,
                     load_space, parse_space)
-from .space_sample import draft, resolve_band, sample, solve
+from ..space_sample import draft, resolve_band, sample, solve
 
 if TYPE_CHECKING:
-    from .study import StudyConfig
+    from ..study import StudyConfig
 
 __all__ = ["RefineError", "RefineOptions", "Restriction", "Evaluation", "Refinement", "Round", "RefineRun",
            "StoredStudy", "MIN_NETS", "CORRECTIONS", "refine", "candidates", "space_mapping", "in_band_share",
@@ -641,7 +641,7 @@ def _nets(records: Sequence[TrialRecord], space: Space) -> tuple[list[_Net], dic
 
 
 def _flops(net: NetSpec) -> float:
-    from .net.complexity import complexity
+    from ..net.complexity import complexity
 
     return float(complexity(net).flops)
 
@@ -774,9 +774,9 @@ class StoredStudy:
 
 def load_records(study: str, storage: str) -> StoredStudy:
     """The records of a stored study and what it was made with; RefineError if there is no such study."""
-    from .record import read_config, read_info
-    from .study.config import StudyError
-    from .study.storage import load_existing
+    from ..record import read_config, read_info
+    from ..study.config import StudyError
+    from ..study.storage import load_existing
 
     try:
         loaded = load_existing(study, storage)
@@ -919,9 +919,9 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
         check_seeds: with N > 1, each round's refinement is redone (nothing trained) under permutation seeds
             0..N-1, and a note says whether every decision is the same.
     """
-    from . import data as nasx_data
-    from .study import Candidate, StudyConfig, run_study
-    from .study.config import study_space
+    from .. import data as nasx_data
+    from ..study import Candidate, StudyConfig, run_study
+    from ..study.config import study_space
 
     opts = (options or RefineOptions()).check()
     if rounds < 1:
@@ -981,7 +981,7 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
             drawn = sample(study_space(round_cfg).at(shape), _seed(cfg.seed, k), n, flops=band)
             foreign = _existing_keys(storage, study_name) - {f"{s.spec.id}:{cfg.seed}" for s in drawn}
             if foreign:
-                from .study.config import redact
+                from ..study.config import redact
 
                 raise RefineError(f"study {study_name!r} in {redact(str(storage))} holds {len(foreign)} net(s) not drawn from "
                                   f"{label} (another refinement?); use another --name or --storage")
