@@ -21,7 +21,7 @@ from nasx.experiments.refine import (MIN_NETS, RefineError, RefineOptions, candi
                          run_refine, space_mapping)
 from nasx.report import write_refine_report
 from nasx.space import load_space, parse_space
-from nasx.space_sample import sample
+from nasx.space.sampling import sample
 from nasx.study import Candidate, StudyConfig, run_study
 from nasx.train import TrainResult
 

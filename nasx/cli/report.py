@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         from .. import data as nasx_data
         from ..report import write_report
         from ..space import load_space, parse_band
-        from ..space_sample import sample
+        from ..space.sampling import sample
         from ..study import Candidate, StudyConfig, run_study
         from ..study.storage import no_empty_journal
 

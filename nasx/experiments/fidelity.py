@@ -175,7 +175,7 @@ def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, 
     """n distinct i.i.d. members of `space` at `shape` inside the band (FidelityError if fewer fit)."""
     import numpy as np
 
-    from ..space_sample import sample
+    from ..space.sampling import sample
 
     run = sample(space.at(shape), np.random.default_rng(seed), n, flops=flops, params=params)
     if len(run) < n:

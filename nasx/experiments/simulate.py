@@ -65,13 +65,13 @@ class PlantedBenchmark:
     _specs: dict = field(default_factory=dict, repr=False)
 
     def new_net(self, rng: np.random.Generator) -> Optional[str]:
-        from ..space_sample import sample
+        from ..space.sampling import sample
 
         drawn = sample(self.space, rng, 1, flops=self.band)
         return self._keep(drawn[0])
 
     def suggest(self, trial: Any) -> Optional[str]:
-        from ..space_sample import Rejected, suggest
+        from ..space.sampling import Rejected, suggest
 
         try:
             return self._keep(suggest(self.space, trial, flops=self.band))

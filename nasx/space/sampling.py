@@ -16,14 +16,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .net.complexity import Complexity, complexity
-from .net.regnet import QUANTUM, RegNetParams, regnet_stages
-from .space import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, PerStage, Space, SpaceError
-from .net.spec import (AggregatedBlock, Head, InceptionBlock, MultiBranchBlock, NetSpec, PlainBlock, ResidualBlock,
+from ..units import human
+from ..net.complexity import Complexity, complexity
+from ..net.regnet import QUANTUM, RegNetParams, regnet_stages
+from .parse import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, PerStage, Space, SpaceError
+from ..net.spec import (AggregatedBlock, Head, InceptionBlock, MultiBranchBlock, NetSpec, PlainBlock, ResidualBlock,
                        SpecError, Stage, Stem)
 
 __all__ = ["Sample", "SampleRun", "Draft", "RuleDraft", "Rejected", "draft", "solve", "sample", "suggest",
-           "resolve_band"]
+           "resolve_band", "in_band_share"]
 
 Draw = Callable[[str, Dist], Any]  # (parameter name, distribution) -> value
 
@@ -370,7 +371,7 @@ class Bands:
 
 def resolve_band(space: Space, flops=None, params=None) -> Bands:
     """The requested bands, or the space's defaults when neither is given."""
-    from .space import parse_band
+    from .parse import parse_band
 
     if flops is None and params is None:
         return Bands(space.flops, space.params)
@@ -478,7 +479,7 @@ def sample(space: Space, rng: np.random.Generator | int | None, n: int, flops=No
             raise SpaceError(f"{space.source}: only {len(run.samples)} of {n} distinct members "
                              f"{_band_text(bands)} after {run.draws} draws")
         if not run.samples and run.draws >= probe:
-            spread = f"; the draws reach {_num(low)}..{_num(high)} {bands.metric}" if high else ""
+            spread = f"; the draws reach {human(low)}..{human(high)} {bands.metric}" if high else ""
             raise SpaceError(f"{space.source}: no member {_band_text(bands)} in {run.draws} draws "
                              f"(band unreachable{spread})")
         run.draws += 1
@@ -542,13 +543,22 @@ def suggest(space: Space, trial, flops=None, params=None) -> Sample:
     return solved.sample
 
 
-def _num(x: float) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+def in_band_share(space: Space, band: tuple[int, int], draws: int = 200, seed: int = 0) -> float:
+    """Share of i.i.d. draws of the space whose solved widths land in the FLOPs band as a member (duplicates
+    count: this measures the space, not a sample's distinctness)."""
+    rng = np.random.default_rng(seed)
+    bands = resolve_band(space, flops=band)
+    lo, hi = bands.band
+    hits = 0
+    for _ in range(draws):
+        d = draft(space, lambda name, dist: dist.draw(rng))
+        solved = solve(d, bands, math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        if solved.sample is not None and space.why_not(solved.sample.spec) is None:
+            hits += 1
+    return hits / draws
+
 
 
 def _band_text(bands: Bands) -> str:
-    parts = [f"with {k} in {_num(b[0])}..{_num(b[1])}" for k, b in (("FLOPs", bands.flops), ("params", bands.params)) if b]
+    parts = [f"with {k} in {human(b[0])}..{human(b[1])}" for k, b in (("FLOPs", bands.flops), ("params", bands.params)) if b]
     return " and ".join(parts) or "(no band)"

@@ -4,7 +4,7 @@ A space is a family of nets: an input, stem and head choices, a number of stages
 the distributions of depth, width, branch type and the branch's own fields, with optional ties
 across stages and a default FLOPs/params band; or, instead of per-stage choices, the parameters of
 a rule that lays out the stages (`rule: regnet`: d, w_0, w_a, w_m, group width). Drawing members
-(i.i.d. or from an Optuna trial) lives in `nasx.space_sample` (which imports this module, never the
+(i.i.d. or from an Optuna trial) lives in `nasx.space.sampling` (which imports this module, never the
 reverse); the format is documented in docs/spaces.md.
 """
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import NasxError
-from .net.fit import InputShape
-from .net.regnet import QUANTUM, RuleStage, rule_parameters
-from .net.spec import (
+from .. import units
+from ..errors import NasxError
+from ..net.fit import InputShape
+from ..net.regnet import QUANTUM, RuleStage, rule_parameters
+from ..net.spec import (
     AggregatedBlock,
     BRANCHES,
     BlockPath,
@@ -54,7 +54,7 @@ __all__ = [
     "mapping_hash",
 ]
 
-SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"
+SPACES_DIR = Path(__file__).resolve().parents[2] / "spaces"
 
 
 class SpaceError(NasxError, ValueError):
@@ -65,17 +65,14 @@ class SpaceError(NasxError, ValueError):
 # Distributions
 
 DIST_KINDS = ("choice", "int", "log_int", "power_of_two", "float", "log_float")
-_SUFFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
 def parse_count(text: Any) -> int:
-    """'150M' -> 150_000_000, '1.2G', '500k', or a plain number."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return int(text)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMGT]?)\s*", str(text))
-    if not match:
-        raise SpaceError(f"{text!r}: not a count (write e.g. 150M, 1.2G, 500k)")
-    return int(round(float(match.group(1)) * _SUFFIX[match.group(2)]))
+    """'150M' -> 150_000_000, '1.2G', '500k', or a plain number (`nasx.units`); SpaceError otherwise."""
+    try:
+        return units.parse_count(text)
+    except ValueError as e:
+        raise SpaceError(str(e)) from None
 
 
 def parse_band(text: Any, what: str = "band") -> tuple[int, int]:
