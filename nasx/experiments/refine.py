@@ -33,24 +33,24 @@ sample of the same space, judged together with the earlier ones (pooled). Its pa
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..stats import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_stratified_test, log_bins, \
-    stratified_weights
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
-from ..net.spec import InceptionBlock, NetSpec, parse_yaml
-from ..record import StudyInfo, TrialRecord
-from ..space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, mapping_hash, overlay, drawn_width,
-                    load_space, parse_space)
-from ..space.sampling import draft, resolve_band, sample, solve
+from ..net.spec import NetSpec, parse_yaml
+from ..record import StudyInfo, TrialRecord, storage_url
+from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
+from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
+from ..space.sampling import default_band, in_band_share
+from ..stats import MC_LEVEL, StratifiedKS, ks_stratified_test, log_bins, subset_shift
+from ..units import exact
 
 if TYPE_CHECKING:
     from ..study import StudyConfig
@@ -132,6 +132,17 @@ class RefineOptions:
 
 
 
+def space_mapping(space: str | Path, corner: Optional[str] = None) -> tuple[dict[str, Any], Space]:
+    """The mapping of a space file (a shipped name or a path) with the named corner laid over it and no corners
+    left, and the Space it parses to (`nasx.space.edit.flat_mapping`); RefineError for a rule space."""
+    data, parsed = flat_mapping(space, corner)
+    if parsed.rule is not None:
+        raise RefineError(f"space {parsed.name}: its stages are laid out by the RegNet rule; refine tests "
+                          f"per-stage fields (depth, width, block fields, ties) and cannot restrict a rule's "
+                          f"parameters yet")
+    return data, parsed
+
+
 @dataclass(frozen=True)
 class _Net:
     spec: NetSpec
@@ -197,17 +208,51 @@ class Evaluation:
                 f"{self.ess_rest:.1f}, {self.left_out} nets in one-sided FLOPs bins left out){band}")
 
 
-def _mean(values: Sequence[float], weights: Sequence[float]) -> float:
-    return float(np.average(values, weights=weights)) if sum(weights) > 0 else float(np.mean(values))
+@dataclass(frozen=True)
+class _Measured:
+    """What testing one candidate measured: the fields of `Evaluation` of the same names (NaN: not measured)."""
+
+    nets: int  # the step's nets
+    satisfy: int = 0
+    removed: float = math.nan
+    removed_structures: Optional[float] = None
+    ks: float = math.nan
+    ks_all: float = math.nan
+    p_value: float = math.nan
+    mean_diff: float = math.nan
+    better: bool = False
+    p_low: float = math.nan
+    p_high: float = math.nan
+    permutations: int = 0
+    ess_subset: float = math.nan
+    ess_rest: float = math.nan
+    left_out: int = 0
+    shared_bins: int = 0
+    subset_errors: tuple[float, ...] = ()
+    subset_flops: tuple[float, ...] = ()
+    rest_errors: tuple[float, ...] = ()
+    rest_flops: tuple[float, ...] = ()
+
+    def judged(self, res: StratifiedKS) -> "_Measured":
+        """With the within-bin permutation test's outcome."""
+        return dataclasses.replace(self, ks=res.ks, p_value=res.p_value, p_low=res.p_low, p_high=res.p_high,
+                                   permutations=res.permutations, better=res.up > res.down, ess_subset=res.ess_a,
+                                   ess_rest=res.ess_b, left_out=res.left_out_a + res.left_out_b, shared_bins=res.bins)
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass
 class _Tested:
+    """A candidate under test in one step: what it measured, its permutation test once run, and its verdict."""
+
     restriction: Restriction
     space: Optional[Space]
     subset: list[_Net]
-    stats: dict[str, Any]
+    stats: _Measured
     verdict: str = ""
+    test: Optional[StratifiedKS] = None
 
 
 def _member(space: Space, net: NetSpec, cache: dict) -> bool:
@@ -224,47 +269,39 @@ def _structures(space: Space) -> float:
 
 def _test(r: Restriction, base: list[_Net], current: Space, before: float, opts: RefineOptions,
           edges: Sequence[float]) -> _Tested:
-    nan = math.nan
-    stats = {"nets": len(base), "satisfy": 0, "removed": nan, "removed_structures": None, "ks": nan, "ks_all": nan,
-             "p_value": nan, "mean_diff": nan, "better": False}
+    """Split the step's nets by membership of the restricted space and measure the split (no permutation yet)."""
+    stats = _Measured(nets=len(base))
     try:
         space = parse_space(r.data, current.source)
     except (SpaceError, TypeError, KeyError) as e:
         return _Tested(r, None, [], stats, f"invalid: {e}")
     cache: dict = {}
-    subset = [n for n in base if _member(space, n.spec, cache)]
-    rest = [n for n in base if not _member(space, n.spec, cache)]
-    stats["satisfy"] = len(subset)
-    stats["removed"] = len(rest) / len(base)
+    inside = [_member(space, n.spec, cache) for n in base]
+    subset = [n for n, i in zip(base, inside) if i]
+    rest = [n for n, i in zip(base, inside) if not i]
     after = _structures(space)
-    if not _solved(r.key) and before > 0 and not math.isnan(before) and not math.isnan(after):
-        stats["removed_structures"] = 1 - after / before
+    shrink = (1 - after / before if not is_width(r.key) and before > 0 and not math.isnan(before)
+              and not math.isnan(after) else None)
+    stats = dataclasses.replace(stats, satisfy=len(subset), removed=len(rest) / len(base), removed_structures=shrink)
     if len(subset) < opts.min_nets or len(rest) < opts.min_nets:
         few = (f"only {len(subset)} nets satisfy it" if len(subset) < opts.min_nets
                else f"it leaves out only {len(rest)} nets")
         return _Tested(r, space, subset, stats, f"not tested: {few} (each side needs {opts.min_nets})")
-    ea, eb = [n.error for n in subset], [n.error for n in rest]
-    wa, wb = stratified_weights([bin_index(n.flops, edges) for n in subset], [bin_index(n.flops, edges) for n in rest])
-    stats.update(subset_errors=tuple(ea), subset_flops=tuple(n.flops for n in subset), rest_errors=tuple(eb),
-                 rest_flops=tuple(n.flops for n in rest))
-    if wa.sum() <= 0:
+    stats = dataclasses.replace(stats, subset_errors=tuple(n.error for n in subset),
+                                subset_flops=tuple(n.flops for n in subset), rest_errors=tuple(n.error for n in rest),
+                                rest_flops=tuple(n.flops for n in rest))
+    shift = subset_shift([n.error for n in base], [n.flops for n in base], inside, edges)
+    if not shift.shared:
         return _Tested(r, space, subset, stats, "not tested: no FLOPs bin holds nets of both sides")
-    w_sub = complexity_weights([n.flops for n in subset], edges)
-    w_all = complexity_weights([n.flops for n in base], edges)
-    stats.update(ks_all=ks_statistic(ea, [n.error for n in base], w_sub, w_all),
-                 mean_diff=100 * (_mean(ea, list(wa)) - _mean(eb, list(wb))))
-    return _Tested(r, space, subset, stats)
+    return _Tested(r, space, subset, dataclasses.replace(stats, ks_all=shift.ks_all, mean_diff=shift.mean_diff))
 
 
 def _judge(t: _Tested, threshold: float, opts: RefineOptions, edges: Sequence[float]) -> None:
     """The within-bin permutation test of a tested candidate against its threshold (its stats filled in)."""
     s = t.stats
-    res = ks_stratified_test(s["subset_errors"], s["rest_errors"], s["subset_flops"], s["rest_flops"], edges,
-                             threshold=threshold, n_perm=opts.n_perm, max_perm=opts.max_perm, seed=opts.perm_seed)
-    s.update(ks=res.ks, p_value=res.p_value, p_low=res.p_low, p_high=res.p_high, permutations=res.permutations,
-             decision=res.decision, better=res.up > res.down, ess_subset=res.ess_a, ess_rest=res.ess_b,
-             left_out=res.left_out_a + res.left_out_b, shared_bins=res.bins,
-             strength=res.ks * math.sqrt(res.ess_a * res.ess_b / (res.ess_a + res.ess_b)))
+    t.test = ks_stratified_test(s.subset_errors, s.rest_errors, s.subset_flops, s.rest_flops, edges,
+                                threshold=threshold, n_perm=opts.n_perm, max_perm=opts.max_perm, seed=opts.perm_seed)
+    t.stats = s.judged(t.test)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +366,7 @@ class Refinement:
         else:
             lines.append(f"# no restriction kept ({len([e for e in self.evaluations if e.tested])} tested): the "
                          f"space is unchanged")
-        return "\n".join(lines) + "\n" + _dump(self.refined)
+        return "\n".join(lines) + "\n" + dump(self.refined)
 
     def write(self, path: str | Path, title: Optional[str] = None, judged: Optional[str] = None) -> Path:
         """Write the refined space file (see `yaml`); check that it loads back as the same space."""
@@ -341,14 +378,6 @@ class Refinement:
         if parse_yaml(text) != dict(self.refined):
             raise RefineError(f"{path}: the written space does not load back as the refined space")
         return path
-
-
-def _count(n: int) -> int | str:
-    """10_000_000 -> '10M' where that is exact (as space files write bands), else the number."""
-    for suffix, scale in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if n % scale == 0:
-            return f"{n // scale}{suffix}"
-    return int(n)
 
 
 def _counts(counts: Mapping[str, int]) -> str:
@@ -411,81 +440,20 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
         look: the round of the run this refinement is (1 alone): with "spending" it may spend alpha / 2^look.
     """
     opts = (options or RefineOptions()).check()
-    data = _flat(space_data)
+    data = flat(space_data)
     space = parse_space(data, source)
     nets, excluded, why = _nets(records, space)
     if len(nets) < MIN_NETS:
         detail = f" (first: {why})" if why else ""
         raise RefineError(f"{source}: {len(nets)} usable nets ({_counts(excluded) or 'none left out'}){detail}; a "
                           f"refinement needs at least {MIN_NETS} complete nets of the space")
-    band = tuple(band) if band is not None else space.flops  # type: ignore[assignment]
-    if band is not None and space.flops != band:
-        data = _edit(data, ("constraints", "flops"), [_count(band[0]), _count(band[1])])
-    shape = input_of(nets[0].spec)
-    if shape != space.input and len({input_of(n.spec) for n in nets}) == 1:  # the band holds at the nets' input
-        data = _edit(data, ("input",), {"resolution": shape.resolution, "channels": shape.in_channels,
-                                        "classes": shape.num_classes})
-    space = parse_space(data, source)
-    current_data, current, base = data, space, nets
+    band = default_band(space, band)
+    data, shape = _as_sampled(data, space, band, nets)
+    current_data, current, base = data, parse_space(data, source), nets
     evaluations: list[Evaluation] = []
     for step in range(1, opts.max_steps + 1):
-        bins = opts.bins or max(1, min(10, len(base) // 10))
-        edges = log_bins([n.flops for n in base], bins)
-        size = _structures(current)
-        tested = [_test(r, base, current, size, opts, edges)
-                  for r in candidates(current_data, current, [n.spec for n in base], opts.cut)]
-        m = sum(1 for t in tested if not t.verdict)
-        threshold = opts.threshold(look, step, m)
-        contenders = []
-        for t in tested:
-            if t.verdict:
-                continue
-            _judge(t, threshold, opts, edges)
-            s = t.stats
-            mc = (f"{MC_LEVEL:.1%} Monte Carlo interval {s['p_low']:.4f}..{s['p_high']:.4f}, "
-                  f"{s['permutations']} permutations")
-            if not s["better"]:
-                t.verdict = (f"not better: its EDF lies below the rest's where they differ most (mean error "
-                             f"{s['mean_diff']:+.2f} points)")
-            elif s["decision"] == "not significant":
-                t.verdict = f"not significant: p {s['p_value']:.4f} > {threshold:.4f} ({mc})"
-            elif s["decision"] == "undecided":
-                t.verdict = f"undecided, not kept: p {s['p_value']:.4f} ({mc}) holds the threshold {threshold:.4f}"
-            elif s["removed"] < opts.min_removed:
-                t.verdict = f"removes too little: {s['removed']:.0%} of the nets < {opts.min_removed:.0%}"
-            else:
-                contenders.append(t)
-        # the strongest first, by a statistic free of Monte Carlo error: KS times sqrt(n_a n_b / (n_a + n_b)) of
-        # the effective sizes (the asymptotic KS scale)
-        contenders.sort(key=lambda t: (-t.stats["strength"], t.restriction.text))
-        chosen = None
-        in_band: dict[int, float] = {}
-        for t in contenders:
-            if chosen is not None:
-                t.verdict = (f"significant, but {chosen.restriction.text} was kept first: tested again in step "
-                             f"{step + 1}")
-                continue
-            if band is not None:
-                share = in_band_share(t.space.at(shape), band, opts.in_band_draws, opts.seed)
-                in_band[id(t)] = share
-                if share < opts.min_in_band:
-                    t.verdict = f"its space lands in the band in {share:.0%} of draws < {opts.min_in_band:.0%}"
-                    continue
-            chosen = t
-            t.verdict = "kept"
-        for t in tested:
-            s = t.stats
-            evaluations.append(Evaluation(
-                step=step, restriction=t.restriction, nets=s["nets"], satisfy=s["satisfy"], removed=s["removed"],
-                removed_structures=s["removed_structures"], ks=s["ks"], ks_all=s["ks_all"], p_value=s["p_value"],
-                mean_diff=s["mean_diff"], better=s["better"], threshold=threshold, in_band=in_band.get(id(t)),
-                kept=t is chosen, verdict=t.verdict, p_low=s.get("p_low", math.nan),
-                p_high=s.get("p_high", math.nan), permutations=s.get("permutations", 0),
-                ess_subset=s.get("ess_subset", math.nan), ess_rest=s.get("ess_rest", math.nan),
-                left_out=s.get("left_out", 0), shared_bins=s.get("shared_bins", 0),
-                subset_errors=s.get("subset_errors", ()),
-                subset_flops=s.get("subset_flops", ()), rest_errors=s.get("rest_errors", ()),
-                rest_flops=s.get("rest_flops", ())))
+        done, chosen = _step(step, current_data, current, base, band, shape, opts, look)
+        evaluations.extend(done)
         if chosen is None:
             break
         current_data, current, base = dict(chosen.restriction.data), chosen.space, chosen.subset
@@ -497,6 +465,80 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
     return Refinement(source=source, data=data, refined=refined, evaluations=tuple(evaluations), nets=len(nets),
                       excluded=excluded, errors=tuple(n.error for n in nets), flops=tuple(n.flops for n in nets),
                       band=band, in_band=final_in_band, options=opts, look=look)
+
+
+def _as_sampled(data: dict[str, Any], space: Space, band: Optional[tuple[int, int]],
+                nets: Sequence[_Net]) -> tuple[dict[str, Any], InputShape]:
+    """The space's mapping with the band the nets were sampled in and their input (where either differs from the
+    file's: the band holds at that input), and that input."""
+    if band is not None and space.flops != band:
+        data = with_value(data, ("constraints", "flops"), [exact(band[0]), exact(band[1])])
+    shape = input_of(nets[0].spec)
+    if shape != space.input and len({input_of(n.spec) for n in nets}) == 1:
+        data = with_value(data, ("input",), {"resolution": shape.resolution, "channels": shape.in_channels,
+                                             "classes": shape.num_classes})
+    return data, shape
+
+
+def _step(step: int, data: Mapping[str, Any], current: Space, base: list[_Net], band: Optional[tuple[int, int]],
+          shape: InputShape, opts: RefineOptions, look: int) -> tuple[list[Evaluation], Optional[_Tested]]:
+    """One greedy step: every candidate tested on the step's nets, the strongest that qualifies kept (or none)."""
+    bins = opts.bins or max(1, min(10, len(base) // 10))
+    edges = log_bins([n.flops for n in base], bins)
+    size = _structures(current)
+    tested = [_test(r, base, current, size, opts, edges)
+              for r in candidates(data, current, [n.spec for n in base], opts.cut)]
+    threshold = opts.threshold(look, step, sum(1 for t in tested if not t.verdict))
+    contenders = []
+    for t in tested:
+        if t.verdict:
+            continue
+        _judge(t, threshold, opts, edges)
+        t.verdict = _verdict(t, threshold, opts)
+        if not t.verdict:
+            contenders.append(t)
+    # the strongest first, by a statistic free of Monte Carlo error (StratifiedKS.strength)
+    contenders.sort(key=lambda t: (-t.test.strength, t.restriction.text))
+    chosen, in_band = _choose(contenders, step, band, shape, opts)
+    return [Evaluation(step=step, restriction=t.restriction, threshold=threshold, in_band=in_band.get(id(t)),
+                       kept=t is chosen, verdict=t.verdict, **t.stats.fields()) for t in tested], chosen
+
+
+def _verdict(t: _Tested, threshold: float, opts: RefineOptions) -> str:
+    """Why a tested candidate cannot be kept ("" when it is a contender)."""
+    s, res = t.stats, t.test
+    mc = f"{MC_LEVEL:.1%} Monte Carlo interval {s.p_low:.4f}..{s.p_high:.4f}, {s.permutations} permutations"
+    if not s.better:
+        return (f"not better: its EDF lies below the rest's where they differ most (mean error "
+                f"{s.mean_diff:+.2f} points)")
+    if res.decision == "not significant":
+        return f"not significant: p {s.p_value:.4f} > {threshold:.4f} ({mc})"
+    if res.decision == "undecided":
+        return f"undecided, not kept: p {s.p_value:.4f} ({mc}) holds the threshold {threshold:.4f}"
+    if s.removed < opts.min_removed:
+        return f"removes too little: {s.removed:.0%} of the nets < {opts.min_removed:.0%}"
+    return ""
+
+
+def _choose(contenders: Sequence[_Tested], step: int, band: Optional[tuple[int, int]], shape: InputShape,
+            opts: RefineOptions) -> tuple[Optional[_Tested], dict[int, float]]:
+    """The first contender whose space still lands in the band often enough (its verdict "kept"), and the in-band
+    shares measured on the way (by id of the candidate)."""
+    chosen = None
+    in_band: dict[int, float] = {}
+    for t in contenders:
+        if chosen is not None:
+            t.verdict = f"significant, but {chosen.restriction.text} was kept first: tested again in step {step + 1}"
+            continue
+        if band is not None:
+            share = in_band_share(t.space.at(shape), band, opts.in_band_draws, opts.seed)
+            in_band[id(t)] = share
+            if share < opts.min_in_band:
+                t.verdict = f"its space lands in the band in {share:.0%} of draws < {opts.min_in_band:.0%}"
+                continue
+        chosen = t
+        t.verdict = "kept"
+    return chosen, in_band
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,120 +707,184 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
         check_seeds: with N > 1, each round's refinement is redone (nothing trained) under permutation seeds
             0..N-1, and a note says whether every decision is the same.
     """
-    from .. import data as nasx_data
-    from ..study import Candidate, StudyConfig, run_study
-    from ..study.config import study_space
-
     opts = (options or RefineOptions()).check()
     if rounds < 1:
         raise RefineError(f"--rounds {rounds}: must be >= 1")
     if samples is not None and samples < MIN_NETS:
         raise RefineError(f"--samples {samples}: a round needs at least {MIN_NETS} nets")
-    note = on_note or (lambda _: None)
-    cfg = config or StudyConfig()
-    info = None
-    first_records: Optional[list[TrialRecord]] = None
-    if study is not None:
-        storage = cfg.storage or str(Path(cfg.studies_dir) / f"{study}.journal")
-        stored = load_records(study, storage)
-        first_records, info = stored.records, stored.info
-        cfg = dataclasses.replace(cfg, flops=cfg.flops or stored.band)
-        if space is None:
-            if info is None:
-                raise RefineError(f"study {study!r} was not made by nasx: give its space with --space")
-            space, corner = info.space, corner or info.proxy.get("corner")
-        name = name or study
-        cfg = dataclasses.replace(cfg, storage=storage)
-        if info is not None:  # later rounds train on the study's own proxy
-            cfg = dataclasses.replace(cfg, dataset=info.dataset, epochs=info.epochs, fraction=info.fraction,
-                                      val_size=info.val_size, seed=info.seed,
-                                      batch_size=info.proxy.get("batch_size", cfg.batch_size))
-    if space is None:
-        raise RefineError("give a space (--space) or an existing study (--study)")
-    corner = None if corner == "none" else corner
-    data, parsed = space_mapping(space, corner)
-    if info is not None and info.space_hash is not None and info.space_hash != parsed.content_hash:
-        raise RefineError(f"study {study!r} was made from another version of {space!r}"
-                          f"{f' (corner {corner})' if corner else ''}; restore the file or give the one it used")
-    name = name or (Path(space).stem + (f"-{corner}" if corner else ""))
-    band = cfg.flops or parsed.flops
-    if band is None:
-        raise RefineError(f"{space}: the space has no FLOPs band; give one (--flops LO:HI)")
-    storage = cfg.storage or str(Path(cfg.studies_dir) / f"refine-{name}.journal")
-    out_dir = Path(out) if out is not None else Path("reports") / f"refine-{name}"
-    n = samples or (sum(1 for r in first_records if r.state == "COMPLETE") if first_records else 48)
-    cfg = dataclasses.replace(cfg, storage=storage, flops=band, test=False, sampler="random", corner=None)
-    run = RefineRun(name=name, out=out_dir, storage=storage, rounds=[], band=band, samples=n, options=opts)
-    shape: Optional[InputShape] = None
-    space_name, space_corner = str(space), corner
+    plan = _plan(space, name, config, corner, samples, study, out)
+    run = RefineRun(name=plan.name, out=plan.out, storage=plan.cfg.storage, rounds=[], band=plan.cfg.flops,
+                    samples=plan.n, options=opts)
+    hooks = _Hooks(on_note or (lambda _: None), progress, on_note, train_fn)
+    data, space_name, space_corner = plan.data, plan.space, plan.corner
     for k in range(1, rounds + 1):
         label = space_name + (f" (corner {space_corner})" if space_corner else "")
         # the earlier rounds that sampled this same space (it kept no restriction): their nets are judged with ours
         same = [r for r in run.rounds if _space_key(r.refinement.data) == _space_key(data)]
-        pool = f"; its refinement judges rounds {_span([r.index for r in same] + [k])} pooled" if same else ""
-        if k == 1 and first_records is not None:
-            records, study_name, trained = first_records, study, False
+        if k == 1 and plan.first is not None:
+            records, study_name, trained = plan.first, plan.study, False
         else:
-            study_name, trained = round_study(name, k), True
-            round_cfg = dataclasses.replace(cfg, space=space_name, corner=space_corner, study=study_name)
-            if shape is None:
-                shape = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size or 0.1,
-                                       seed=cfg.seed, download=cfg.download).input
-            drawn = sample(study_space(round_cfg).at(shape), _seed(cfg.seed, k), n, flops=band)
-            foreign = _existing_keys(storage, study_name) - {f"{s.spec.id}:{cfg.seed}" for s in drawn}
-            if foreign:
-                from ..study.config import redact
-
-                raise RefineError(f"study {study_name!r} in {redact(str(storage))} holds {len(foreign)} net(s) not drawn from "
-                                  f"{label} (another refinement?); use another --name or --storage")
-            again = f" (the space of round {_span([r.index for r in same])} again)" if same else ""
-            note(f"round {k}: {n} nets of {label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "
-                 f"{study_name}{pool}")
-            summary = run_study(round_cfg, progress=progress, train_fn=train_fn, on_note=on_note,
-                                candidates=[Candidate(s.spec, seed=cfg.seed, tags={"round": k}) for s in drawn])
-            snap = summary.snapshot
-            note(f"round {k}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s")
-            if summary.interrupted:
+            study_name, trained = round_study(plan.name, k), True
+            records = _train_round(plan, k, space_name, space_corner, label, same, hooks)
+            if records is None:
                 run.interrupted = True
                 return run
-            records = load_records(study_name, storage).records
-        # earlier rounds first: a net drawn again in a later round is judged once
-        pooled = [rec for r in same for rec in r.records] + list(records)
-        studies = ", ".join([r.study for r in same] + [study_name])
-        try:
-            refinement = refine(pooled, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts,
-                                look=k)
-        except RefineError as e:
-            raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
-        if check_seeds > 1:
-            run.notes.append(_seed_check(refinement, pooled, data, label, band, f"{name}-r{k + 1}", opts, k,
-                                         check_seeds))
-            note(run.notes[-1])
-        own, _, _ = _nets(records, parse_space(refinement.data, label))
-        this = Round(index=k, study=study_name, space=space_name, corner=space_corner, records=records,
-                     refinement=refinement, file=out_dir / f"round-{k + 1}.yaml", trained=trained,
-                     judged=tuple((r.index, r.study, len(r.errors)) for r in same) + ((k, study_name, len(own)),),
-                     errors=tuple(x.error for x in own), flops=tuple(x.flops for x in own))
-        origin = (f"rounds {_span([r.index for r in same] + [k])} pooled (studies {studies})" if same
-                  else f"round {k} (study {study_name})")
-        refinement.write(this.file, title=f"nasx refine {name}: the space of round {k + 1}, refined from {origin}",
-                         judged=this.judged_text())
-        kept = refinement.kept
-        note(f"round {k}: judged on {this.judged_text()}; {len(kept)} restriction(s) kept of "
-             f"{sum(1 for e in refinement.evaluations if e.tested)} tests"
-             + "".join(f"; {e.restriction.text} (KS {e.ks:.2f}, p {e.p_value:.4f})" for e in kept)
-             + f" -> {this.file}")
+        this = _refine_round(plan, run, k, records, data, label, same, study_name, space_name, space_corner,
+                             trained, opts, check_seeds, hooks.note)
         run.rounds.append(this)
-        data, space_name, space_corner = dict(refinement.refined), str(this.file), None
-        if not kept:
+        data, space_name, space_corner = dict(this.refinement.refined), str(this.file), None
+        if not this.refinement.kept:
             following = [r.index for r in same] + [k, k + 1]
             run.notes.append(f"round {k} kept no restriction: the space did not change, so " + (
                 f"round {k + 1} samples it again and judges rounds {_span(following)} pooled" if k < rounds else
                 f"another round (--rounds {k + 1}, the same command otherwise) would sample it again and judge "
                 f"rounds {_span(following)} pooled"))
-            note(run.notes[-1])
+            hooks.note(run.notes[-1])
     last = run.rounds[-1]
     run.refined.parent.mkdir(parents=True, exist_ok=True)
-    last.refinement.write(run.refined, title=f"nasx refine {name}: the refined space after {len(run.rounds)} "
+    last.refinement.write(run.refined, title=f"nasx refine {plan.name}: the refined space after {len(run.rounds)} "
                                              f"round(s) (last study {last.study})", judged=last.judged_text())
     return run
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """run_refine's hooks: its one-line notes (never None), and what it hands to run_study."""
+
+    note: Callable[[str], None]
+    progress: Optional[Callable]
+    on_note: Optional[Callable[[str], None]]
+    train_fn: Optional[Callable]
+
+
+@dataclass
+class _Plan:
+    """What every round of a run shares: the first space, its name, band and proxy, where studies and files go."""
+
+    name: str
+    space: str  # the first round's space (a shipped space or a file)
+    corner: Optional[str]
+    data: dict[str, Any]  # its flat mapping
+    cfg: "StudyConfig"  # the proxy, the band, the storage (space, corner and study set per round)
+    out: Path
+    n: int  # nets per round
+    study: Optional[str] = None  # an existing study refined as round 1
+    first: Optional[list[TrialRecord]] = field(default=None, repr=False)  # its records
+
+    @cached_property
+    def shape(self) -> InputShape:
+        """The dataset's input (loaded once, when a round is first trained)."""
+        from .. import data as nasx_data
+
+        cfg = self.cfg
+        return nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size or 0.1, seed=cfg.seed,
+                              download=cfg.download).input
+
+
+def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConfig"], corner: Optional[str],
+          samples: Optional[int], study: Optional[str], out: Optional[str | Path]) -> _Plan:
+    """The run's plan from its arguments (and the stored study refined as round 1, when given)."""
+    from ..study import StudyConfig
+
+    cfg = config or StudyConfig()
+    stored = None
+    if study is not None:
+        stored, cfg, space, corner = _from_study(study, cfg, space, corner)
+        name = name or study
+    if space is None:
+        raise RefineError("give a space (--space) or an existing study (--study)")
+    corner = None if corner == "none" else corner
+    data, parsed = space_mapping(space, corner)
+    info = stored.info if stored is not None else None
+    if info is not None and info.space_hash is not None and info.space_hash != parsed.content_hash:
+        raise RefineError(f"study {study!r} was made from another version of {space!r}"
+                          f"{f' (corner {corner})' if corner else ''}; restore the file or give the one it used")
+    name = name or (Path(space).stem + (f"-{corner}" if corner else ""))
+    band = default_band(parsed, cfg.flops)
+    if band is None:
+        raise RefineError(f"{space}: the space has no FLOPs band; give one (--flops LO:HI)")
+    first = stored.records if stored is not None else None
+    n = samples or (sum(1 for r in first if r.state == "COMPLETE") if first else 48)
+    cfg = dataclasses.replace(cfg, storage=storage_url(f"refine-{name}", cfg.storage, cfg.studies_dir),
+                              flops=band, test=False, sampler="random", corner=None)
+    return _Plan(name=name, space=str(space), corner=corner, data=data, cfg=cfg, n=n, study=study, first=first,
+                 out=Path(out) if out is not None else Path("reports") / f"refine-{name}")
+
+
+def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
+                corner: Optional[str]) -> tuple[StoredStudy, "StudyConfig", Optional[str], Optional[str]]:
+    """A stored study refined as round 1: it, the config with its band, storage and (for later rounds) its proxy,
+    and its space and corner where none is given."""
+    storage = storage_url(study, cfg.storage, cfg.studies_dir)
+    stored = load_records(study, storage)
+    info = stored.info
+    cfg = dataclasses.replace(cfg, flops=cfg.flops or stored.band)
+    if space is None:
+        if info is None:
+            raise RefineError(f"study {study!r} was not made by nasx: give its space with --space")
+        space, corner = info.space, corner or info.proxy.get("corner")
+    cfg = dataclasses.replace(cfg, storage=storage)
+    if info is not None:  # later rounds train on the study's own proxy
+        cfg = dataclasses.replace(cfg, dataset=info.dataset, epochs=info.epochs, fraction=info.fraction,
+                                  val_size=info.val_size, seed=info.seed,
+                                  batch_size=info.proxy.get("batch_size", cfg.batch_size))
+    return stored, cfg, space, corner
+
+
+def _train_round(plan: _Plan, k: int, space_name: str, space_corner: Optional[str], label: str,
+                 same: Sequence[Round], hooks: _Hooks) -> Optional[list[TrialRecord]]:
+    """Sample round k's space in the band and train it as the fixed study `refine-<name>-r<k>` (resumed where it
+    exists): its records, or None when it was interrupted."""
+    from ..study.config import redact, study_space
+    from ..study.fixed import draw, run_fixed
+
+    cfg, n, band, storage = plan.cfg, plan.n, plan.cfg.flops, plan.cfg.storage
+    study_name = round_study(plan.name, k)
+    round_cfg = dataclasses.replace(cfg, space=space_name, corner=space_corner, study=study_name)
+    drawn = draw(study_space(round_cfg).at(plan.shape), n, _seed(cfg.seed, k), flops=band)
+    foreign = _existing_keys(storage, study_name) - {f"{spec.id}:{cfg.seed}" for spec in drawn}
+    if foreign:
+        raise RefineError(f"study {study_name!r} in {redact(str(storage))} holds {len(foreign)} net(s) not drawn from "
+                          f"{label} (another refinement?); use another --name or --storage")
+    again = f" (the space of round {_span([r.index for r in same])} again)" if same else ""
+    pool = f"; its refinement judges rounds {_span([r.index for r in same] + [k])} pooled" if same else ""
+    hooks.note(f"round {k}: {n} nets of {label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "
+               f"{study_name}{pool}")
+    summary = run_fixed(round_cfg, drawn, tags={"round": k}, progress=hooks.progress, on_note=hooks.on_note,
+                        train_fn=hooks.train_fn)
+    snap = summary.snapshot
+    hooks.note(f"round {k}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s")
+    return None if summary.interrupted else load_records(study_name, storage).records
+
+
+def _refine_round(plan: _Plan, run: RefineRun, k: int, records: list[TrialRecord], data: Mapping[str, Any],
+                  label: str, same: Sequence[Round], study_name: str, space_name: str, space_corner: Optional[str],
+                  trained: bool, opts: RefineOptions, check_seeds: int, note: Callable[[str], None]) -> Round:
+    """Refine round k on its nets (pooled with the earlier rounds of the same space) and write the next round's
+    space file `<out>/round-<k+1>.yaml`."""
+    name, band = plan.name, plan.cfg.flops
+    # earlier rounds first: a net drawn again in a later round is judged once
+    pooled = [rec for r in same for rec in r.records] + list(records)
+    studies = ", ".join([r.study for r in same] + [study_name])
+    try:
+        refinement = refine(pooled, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts, look=k)
+    except RefineError as e:
+        raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
+    if check_seeds > 1:
+        run.notes.append(_seed_check(refinement, pooled, data, label, band, f"{name}-r{k + 1}", opts, k, check_seeds))
+        note(run.notes[-1])
+    own, _, _ = _nets(records, parse_space(refinement.data, label))
+    this = Round(index=k, study=study_name, space=space_name, corner=space_corner, records=records,
+                 refinement=refinement, file=plan.out / f"round-{k + 1}.yaml", trained=trained,
+                 judged=tuple((r.index, r.study, len(r.errors)) for r in same) + ((k, study_name, len(own)),),
+                 errors=tuple(x.error for x in own), flops=tuple(x.flops for x in own))
+    origin = (f"rounds {_span([r.index for r in same] + [k])} pooled (studies {studies})" if same
+              else f"round {k} (study {study_name})")
+    refinement.write(this.file, title=f"nasx refine {name}: the space of round {k + 1}, refined from {origin}",
+                     judged=this.judged_text())
+    kept = refinement.kept
+    note(f"round {k}: judged on {this.judged_text()}; {len(kept)} restriction(s) kept of "
+         f"{sum(1 for e in refinement.evaluations if e.tested)} tests"
+         + "".join(f"; {e.restriction.text} (KS {e.ks:.2f}, p {e.p_value:.4f})" for e in kept)
+         + f" -> {this.file}")
+    return this

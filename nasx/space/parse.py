@@ -656,6 +656,32 @@ def parse_space(data: Any, source: str) -> Space:
     if not top:
         raise SpaceError(f"{source}: empty space file")
     name = top.get("name") or Path(source).stem
+    numbers, bands = _parse_input(top, at)
+    stem, head = _parse_stem_head(top, at)
+    description = str(top.get("description", "")).strip()
+    if isinstance(top.get("stages"), dict) and "rule" in top["stages"]:
+        if top.get("ties"):
+            raise at.fail("ties", "a rule space has none (the rule ties its stages)")
+        return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
+                     in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
+                     params=bands["params"], stem=stem, head=head, stages={}, blocks={},
+                     rule=_parse_rule(top["stages"], at), content_hash=mapping_hash(data),
+                     corners=_parse_corners(top, at), data=dict(data))
+    st = _mapping(top.get("stages"), "stages", STAGE_KEYS, at)
+    for key in ("count", "depth", "width", "branch"):
+        if key not in st:
+            raise at.fail(f"stages.{key}", "missing")
+    stages = _parse_stages(st, at)
+    blocks = _parse_blocks(st, stages, at)
+    ties = _parse_ties(top, at)
+    return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
+                 in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
+                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
+                 content_hash=mapping_hash(data), corners=_parse_corners(top, at), data=dict(data))
+
+
+def _parse_input(top: dict, at: _Where) -> tuple[dict[str, int], dict[str, Any]]:
+    """The input's resolution, channels and classes, and the FLOPs and params bands."""
     inp = _mapping(top.get("input"), "input", ("resolution", "channels", "classes"), at)
     numbers = {}
     for key, default in (("resolution", 32), ("channels", 3), ("classes", 10)):
@@ -670,7 +696,11 @@ def parse_space(data: Any, source: str) -> Space:
             bands[key] = parse_band(cons[key], key) if cons.get(key) is not None else None
         except SpaceError as e:
             raise at.fail(f"constraints.{key}", str(e).split(": ", 1)[-1]) from None
+    return numbers, bands
 
+
+def _parse_stem_head(top: dict, at: _Where) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stem's and the head's distributions."""
     stem_node = _mapping(top.get("stem"), "stem", ("kind", "width", "mid_width"), at)
     stem = {k: _typed(_dist(stem_node.get(k, _field_default(Stem, k)), f"stem.{k}", at), _field_default(Stem, k),
                       f"stem.{k}", at) for k in ("kind", "width")}
@@ -680,20 +710,11 @@ def parse_space(data: Any, source: str) -> Space:
             raise at.fail("stem.kind", f"unknown stem {kind!r}")
     head_node = _mapping(top.get("head"), "head", tuple(f.name for f in dataclasses.fields(Head)), at)
     head = {k: _dist(v, f"head.{k}", at) for k, v in head_node.items()}
+    return stem, head
 
-    if isinstance(top.get("stages"), dict) and "rule" in top["stages"]:
-        if top.get("ties"):
-            raise at.fail("ties", "a rule space has none (the rule ties its stages)")
-        description = str(top.get("description", "")).strip()
-        return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
-                     in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
-                     params=bands["params"], stem=stem, head=head, stages={}, blocks={},
-                     rule=_parse_rule(top["stages"], at), content_hash=mapping_hash(data),
-                     corners=_parse_corners(top, at), data=dict(data))
-    st = _mapping(top.get("stages"), "stages", STAGE_KEYS, at)
-    for key in ("count", "depth", "width", "branch"):
-        if key not in st:
-            raise at.fail(f"stages.{key}", "missing")
+
+def _parse_stages(st: dict, at: _Where) -> dict[str, Any]:
+    """The per-stage distributions: count, depth, width, branch, stride, pool."""
     stages = {k: _dist(st[k], f"stages.{k}", at) for k in ("count", "depth", "width", "branch")}
     for k in ("stride", "pool"):
         stages[k] = _dist(st.get(k, 1 if k == "stride" else None), f"stages.{k}", at, per_stage=True)
@@ -710,6 +731,11 @@ def parse_space(data: Any, source: str) -> Space:
         raise at.fail("stages.count" if stages["count"].low < 1 else "stages.depth", "must be >= 1 (count) / >= 0 (depth)")
     if stages["width"].support() is not None and not all(isinstance(v, int) and v >= 1 for v in stages["width"].support()):
         raise at.fail("stages.width", "widths must be integers >= 1")
+    return stages
+
+
+def _parse_blocks(st: dict, stages: dict[str, Any], at: _Where) -> dict[str, dict[str, Any]]:
+    """Each branch's block fields."""
     blocks: dict[str, dict[str, Any]] = {}
     for branch in stages["branch"].values:
         if branch not in BLOCK_FIELDS:
@@ -741,17 +767,18 @@ def parse_space(data: Any, source: str) -> Space:
         if branch in BRANCHES and branch not in blocks and st[branch] is not None:  # null: a corner drops the section
             raise at.fail(f"stages.{branch}", f"{branch} is not among stages.branch")
 
+    return blocks
+
+
+def _parse_ties(top: dict, at: _Where) -> dict:
+    """The ties across stages."""
     ties = _mapping(top.get("ties"), "ties", tuple(TIE_KINDS) + tuple(
         sorted({f for fs in BLOCK_FIELDS.values() for f in fs} - set(INCEPTION_WIDTHS))), at)
     for key, value in ties.items():
         allowed = TIE_KINDS.get(key, ("same",))
         if value not in allowed:
             raise at.fail(f"ties.{key}", f"{value!r} is not one of {', '.join(allowed)}")
-    description = str(top.get("description", "")).strip()
-    return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
-                 in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
-                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
-                 content_hash=mapping_hash(data), corners=_parse_corners(top, at), data=dict(data))
+    return ties
 
 
 def _parse_corners(top: dict, at: _Where) -> dict:

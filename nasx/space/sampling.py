@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from ..net.spec import (AggregatedBlock, Head, InceptionBlock, MultiBranchBlock,
                        SpecError, Stage, Stem)
 
 __all__ = ["Sample", "SampleRun", "Draft", "RuleDraft", "Rejected", "draft", "solve", "sample", "suggest",
-           "resolve_band", "in_band_share"]
+           "resolve_band", "default_band", "in_band_share"]
 
 Draw = Callable[[str, Dist], Any]  # (parameter name, distribution) -> value
 
@@ -377,6 +377,11 @@ def resolve_band(space: Space, flops=None, params=None) -> Bands:
         return Bands(space.flops, space.params)
     return Bands(parse_band(flops, "flops") if flops is not None else None,
                  parse_band(params, "params") if params is not None else None)
+
+
+def default_band(space: Space, flops: Optional[Sequence[int]] = None) -> Optional[tuple[int, int]]:
+    """The FLOPs band asked for, else the space's own (None: it has none): the one rule for a default band."""
+    return (int(flops[0]), int(flops[1])) if flops else space.flops
 
 
 @dataclass
