@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from nasx.cli.app import app
 from nasx.record import TrialRecord
-from nasx.experiments.refine import (MIN_NETS, RefineError, RefineOptions, candidates, in_band_share, load_records, refine,
-                         run_refine, space_mapping)
+from nasx.experiments.refine import MIN_NETS, RefineError, RefineOptions, load_records, refine, run_refine, space_mapping
 from nasx.report import write_refine_report
 from nasx.space import load_space, parse_space
-from nasx.space.sampling import sample
+from nasx.space.edit import candidates
+from nasx.space.sampling import in_band_share, sample
 from nasx.study import Candidate, StudyConfig, run_study
 from nasx.train import TrainResult
 

@@ -19,6 +19,7 @@ def edf_study_name(space: str, dataset: str, flops: tuple[int, int], epochs: int
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+# long: the typer registration of the report commands, each a nested function (the thin CLI layer)
 def register(app: typer.Typer) -> None:
     """Add `report`, `export` and `edf` to `app`."""
 

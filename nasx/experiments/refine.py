@@ -25,10 +25,12 @@ with the rest, keep the restriction when it is better, and repeat on the restric
                  that satisfy it, until none is kept
 
 `refine(records, space_data)` is that, pure (records in, decisions and the refined YAML out); `run_refine`
-runs rounds of it as fixed, resumable studies (`refine-<name>-r<k>`): sample the space, train, refine, write the
+runs rounds of it as fixed, resumable studies (`nasx.study.fixed`) (`refine-<name>-r<k>`): sample the space, train, refine, write the
 refined space file, sample that in the same band, and so on; a round that keeps nothing is followed by another
 sample of the same space, judged together with the earlier ones (pooled). Its page is drawn by
-`nasx.report.refine`.
+`nasx.report.refine`. The restrictions and their candidates are edits of the space file (`nasx.space.edit`), the
+in-band share is the sampler's (`nasx.space.sampling`), the statistics are pure (`nasx.stats`): this module selects
+and runs rounds.
 """
 
 from __future__ import annotations
@@ -55,9 +57,8 @@ from ..units import exact
 if TYPE_CHECKING:
     from ..study import StudyConfig
 
-__all__ = ["RefineError", "RefineOptions", "Restriction", "Evaluation", "Refinement", "Round", "RefineRun",
-           "StoredStudy", "MIN_NETS", "CORRECTIONS", "refine", "candidates", "space_mapping", "in_band_share",
-           "load_records", "run_refine", "round_study"]
+__all__ = ["RefineError", "RefineOptions", "Evaluation", "Refinement", "Round", "RefineRun", "StoredStudy", "MIN_NETS",
+           "CORRECTIONS", "refine", "space_mapping", "load_records", "run_refine", "round_study"]
 
 MIN_NETS = 8  # complete nets a refinement needs at all
 CORRECTIONS = ("spending", "bonferroni", "none")

@@ -132,6 +132,7 @@ def _step_front(ax, xs, ys, maximize_x: bool, color, label) -> None:
             marker="o", ms=9, mfc="none")  # rings mark the front's members (visible even for one point)
 
 
+# long (~60 lines): one figure's layers (trials, fronts, marks, references) drawn on shared axes
 def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
     """Accuracy vs FLOPs (or params): every trial, the Pareto front, pruned/failed marks, zoo references."""
     unit = {"flops": "FLOPs (multiply-adds, log scale)", "params": "parameters (log scale)"}[key]

@@ -403,6 +403,7 @@ class Space:
     def contains(self, spec: NetSpec) -> Membership:
         return Membership(self.why_not(spec))
 
+    # long (~60 lines): every membership rule of a net in the order its messages are read
     def _reasons(self, spec: NetSpec) -> Iterator[str]:
         for name, value, want in (("resolution", spec.resolution, self.resolution),
                                   ("in_channels", spec.in_channels, self.in_channels),
@@ -766,7 +767,6 @@ def _parse_blocks(st: dict, stages: dict[str, Any], at: _Where) -> dict[str, dic
     for branch in st:
         if branch in BRANCHES and branch not in blocks and st[branch] is not None:  # null: a corner drops the section
             raise at.fail(f"stages.{branch}", f"{branch} is not among stages.branch")
-
     return blocks
 
 

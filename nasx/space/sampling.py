@@ -251,6 +251,8 @@ def _aggregated_quantum(cardinality: int, bottleneck_ratio: float) -> int:
     return 4096 * cardinality
 
 
+# long (~70 lines): one pass over the file's choices in the order a trial suggests them (the Optuna parameter
+# names and the i.i.d. stream depend on that order); split, the order would be spread over helpers
 def draft(space: Space, draw: Draw) -> Draft | RuleDraft:
     """Draw a member's structure (everything but the width scale); `draw` is i.i.d. or an Optuna trial.
 
@@ -393,6 +395,7 @@ class Solved:
     span: tuple[float, float] | None = None
 
 
+# long (~65 lines): a bracketing root finder whose state (bracket, cache, best so far) its loop shares
 def solve(d: Draft, bands: Bands, target: float | None) -> Solved:
     """Find the width scale whose rounded spec lands nearest `target` (in the solved metric) inside the bands."""
     cache: dict[tuple, tuple[NetSpec, Complexity] | None] = {}

@@ -226,6 +226,7 @@ def _mc_interval(at_least: int, n: int, level: float) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+# long (~85 lines, 15 of them the docstring): one vectorized permutation loop over the arrays it prepares
 def ks_stratified_test(a: Sequence[float], b: Sequence[float], flops_a: Sequence[float], flops_b: Sequence[float],
                        edges: Sequence[float], *, threshold: float | None = None, n_perm: int = 1000,
                        max_perm: int = 64_000, mc_level: float = MC_LEVEL, seed: int = 0) -> StratifiedKS:
