@@ -713,27 +713,25 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
         raise RefineError(f"--rounds {rounds}: must be >= 1")
     if samples is not None and samples < MIN_NETS:
         raise RefineError(f"--samples {samples}: a round needs at least {MIN_NETS} nets")
-    plan = _plan(space, name, config, corner, samples, study, out)
+    plan = _plan(space, name, config, corner, samples, study, out, opts, check_seeds)
     run = RefineRun(name=plan.name, out=plan.out, storage=plan.cfg.storage, rounds=[], band=plan.cfg.flops,
                     samples=plan.n, options=opts)
     hooks = _Hooks(on_note or (lambda _: None), progress, on_note, train_fn)
-    data, space_name, space_corner = plan.data, plan.space, plan.corner
+    src = plan.first_space
     for k in range(1, rounds + 1):
-        label = space_name + (f" (corner {space_corner})" if space_corner else "")
         # the earlier rounds that sampled this same space (it kept no restriction): their nets are judged with ours
-        same = [r for r in run.rounds if _space_key(r.refinement.data) == _space_key(data)]
+        same = [r for r in run.rounds if _space_key(r.refinement.data) == _space_key(src.data)]
         if k == 1 and plan.first is not None:
             records, study_name, trained = plan.first, plan.study, False
         else:
             study_name, trained = round_study(plan.name, k), True
-            records = _train_round(plan, k, space_name, space_corner, label, same, hooks)
+            records = _train_round(plan, k, src, same, hooks)
             if records is None:
                 run.interrupted = True
                 return run
-        this = _refine_round(plan, run, k, records, data, label, same, study_name, space_name, space_corner,
-                             trained, opts, check_seeds, hooks.note)
+        this = _refine_round(plan, run, k, src, records, study_name, trained, same, hooks.note)
         run.rounds.append(this)
-        data, space_name, space_corner = dict(this.refinement.refined), str(this.file), None
+        src = _Sampled(str(this.file), None, dict(this.refinement.refined))
         if not this.refinement.kept:
             following = [r.index for r in same] + [k, k + 1]
             run.notes.append(f"round {k} kept no restriction: the space did not change, so " + (
@@ -758,17 +756,30 @@ class _Hooks:
     train_fn: Optional[Callable]
 
 
+@dataclass(frozen=True)
+class _Sampled:
+    """The space a round samples: as its study names it (a shipped space or a file, and a corner), its mapping."""
+
+    space: str
+    corner: Optional[str]
+    data: Mapping[str, Any] = field(repr=False)  # flat, the corner laid over it
+
+    @property
+    def label(self) -> str:
+        return self.space + (f" (corner {self.corner})" if self.corner else "")
+
+
 @dataclass
 class _Plan:
     """What every round of a run shares: the first space, its name, band and proxy, where studies and files go."""
 
     name: str
-    space: str  # the first round's space (a shipped space or a file)
-    corner: Optional[str]
-    data: dict[str, Any]  # its flat mapping
+    first_space: _Sampled
     cfg: "StudyConfig"  # the proxy, the band, the storage (space, corner and study set per round)
     out: Path
     n: int  # nets per round
+    options: RefineOptions
+    check_seeds: int
     study: Optional[str] = None  # an existing study refined as round 1
     first: Optional[list[TrialRecord]] = field(default=None, repr=False)  # its records
 
@@ -783,7 +794,8 @@ class _Plan:
 
 
 def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConfig"], corner: Optional[str],
-          samples: Optional[int], study: Optional[str], out: Optional[str | Path]) -> _Plan:
+          samples: Optional[int], study: Optional[str], out: Optional[str | Path], options: RefineOptions,
+          check_seeds: int) -> _Plan:
     """The run's plan from its arguments (and the stored study refined as round 1, when given)."""
     from ..study import StudyConfig
 
@@ -808,7 +820,8 @@ def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConf
     n = samples or (sum(1 for r in first if r.state == "COMPLETE") if first else 48)
     cfg = dataclasses.replace(cfg, storage=storage_url(f"refine-{name}", cfg.storage, cfg.studies_dir),
                               flops=band, test=False, sampler="random", corner=None)
-    return _Plan(name=name, space=str(space), corner=corner, data=data, cfg=cfg, n=n, study=study, first=first,
+    return _Plan(name=name, first_space=_Sampled(str(space), corner, data), cfg=cfg, n=n, options=options,
+                 check_seeds=check_seeds, study=study, first=first,
                  out=Path(out) if out is not None else Path("reports") / f"refine-{name}")
 
 
@@ -832,8 +845,8 @@ def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
     return stored, cfg, space, corner
 
 
-def _train_round(plan: _Plan, k: int, space_name: str, space_corner: Optional[str], label: str,
-                 same: Sequence[Round], hooks: _Hooks) -> Optional[list[TrialRecord]]:
+def _train_round(plan: _Plan, k: int, src: _Sampled, same: Sequence[Round],
+                 hooks: _Hooks) -> Optional[list[TrialRecord]]:
     """Sample round k's space in the band and train it as the fixed study `refine-<name>-r<k>` (resumed where it
     exists): its records, or None when it was interrupted."""
     from ..study.config import redact, study_space
@@ -841,15 +854,15 @@ def _train_round(plan: _Plan, k: int, space_name: str, space_corner: Optional[st
 
     cfg, n, band, storage = plan.cfg, plan.n, plan.cfg.flops, plan.cfg.storage
     study_name = round_study(plan.name, k)
-    round_cfg = dataclasses.replace(cfg, space=space_name, corner=space_corner, study=study_name)
+    round_cfg = dataclasses.replace(cfg, space=src.space, corner=src.corner, study=study_name)
     drawn = draw(study_space(round_cfg).at(plan.shape), n, _seed(cfg.seed, k), flops=band)
     foreign = _existing_keys(storage, study_name) - {f"{spec.id}:{cfg.seed}" for spec in drawn}
     if foreign:
         raise RefineError(f"study {study_name!r} in {redact(str(storage))} holds {len(foreign)} net(s) not drawn from "
-                          f"{label} (another refinement?); use another --name or --storage")
+                          f"{src.label} (another refinement?); use another --name or --storage")
     again = f" (the space of round {_span([r.index for r in same])} again)" if same else ""
     pool = f"; its refinement judges rounds {_span([r.index for r in same] + [k])} pooled" if same else ""
-    hooks.note(f"round {k}: {n} nets of {label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "
+    hooks.note(f"round {k}: {n} nets of {src.label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "
                f"{study_name}{pool}")
     summary = run_fixed(round_cfg, drawn, tags={"round": k}, progress=hooks.progress, on_note=hooks.on_note,
                         train_fn=hooks.train_fn)
@@ -858,24 +871,24 @@ def _train_round(plan: _Plan, k: int, space_name: str, space_corner: Optional[st
     return None if summary.interrupted else load_records(study_name, storage).records
 
 
-def _refine_round(plan: _Plan, run: RefineRun, k: int, records: list[TrialRecord], data: Mapping[str, Any],
-                  label: str, same: Sequence[Round], study_name: str, space_name: str, space_corner: Optional[str],
-                  trained: bool, opts: RefineOptions, check_seeds: int, note: Callable[[str], None]) -> Round:
+def _refine_round(plan: _Plan, run: RefineRun, k: int, src: _Sampled, records: list[TrialRecord], study_name: str,
+                  trained: bool, same: Sequence[Round], note: Callable[[str], None]) -> Round:
     """Refine round k on its nets (pooled with the earlier rounds of the same space) and write the next round's
     space file `<out>/round-<k+1>.yaml`."""
-    name, band = plan.name, plan.cfg.flops
+    name, band, opts, label = plan.name, plan.cfg.flops, plan.options, src.label
     # earlier rounds first: a net drawn again in a later round is judged once
     pooled = [rec for r in same for rec in r.records] + list(records)
     studies = ", ".join([r.study for r in same] + [study_name])
     try:
-        refinement = refine(pooled, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts, look=k)
+        refinement = refine(pooled, src.data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts, look=k)
     except RefineError as e:
         raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
-    if check_seeds > 1:
-        run.notes.append(_seed_check(refinement, pooled, data, label, band, f"{name}-r{k + 1}", opts, k, check_seeds))
+    if plan.check_seeds > 1:
+        run.notes.append(_seed_check(refinement, pooled, src.data, label, band, f"{name}-r{k + 1}", opts, k,
+                                     plan.check_seeds))
         note(run.notes[-1])
     own, _, _ = _nets(records, parse_space(refinement.data, label))
-    this = Round(index=k, study=study_name, space=space_name, corner=space_corner, records=records,
+    this = Round(index=k, study=study_name, space=src.space, corner=src.corner, records=records,
                  refinement=refinement, file=plan.out / f"round-{k + 1}.yaml", trained=trained,
                  judged=tuple((r.index, r.study, len(r.errors)) for r in same) + ((k, study_name, len(own)),),
                  errors=tuple(x.error for x in own), flops=tuple(x.flops for x in own))
