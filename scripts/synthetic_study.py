@@ -85,7 +85,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
 
     from nasx.record import StudyInfo, TrialRecord, write_info
     from nasx.space import load_space
-    from nasx.space_sample import Rejected, suggest
+    from nasx.space.sampling import Rejected, suggest
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)

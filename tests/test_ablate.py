@@ -1,4 +1,4 @@
-"""nasx.ablate and `nasx ablate`: matched-complexity settings (Xie et al. 2017, Tables 2 and 4), a tiny run, the report."""
+"""nasx.experiments.ablate and `nasx ablate`: matched-complexity settings (Xie et al. 2017, Tables 2 and 4), a tiny run, the report."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from nasx.net import zoo
-from nasx.ablate import AblationError, default_template, eq4_params, plan, run_ablation, settings
+from nasx.experiments.ablate import AblationError, default_template, eq4_params, plan, run_ablation, settings
 from nasx.record import TrialRecord
 from nasx.report.ablation import ablation_rows, ablation_table, verdict_for
 from nasx.report import write_ablation_report
@@ -325,7 +325,7 @@ def test_cli_errors_are_one_line(args, message):
 
 
 def test_cli_runs_tiny_ablation(tmp_path, monkeypatch):
-    import nasx.ablate as ablate
+    import nasx.experiments.ablate as ablate
 
     spec_file = tmp_path / "tiny.yaml"
     spec_file.write_text(tiny_template().to_yaml())
@@ -341,7 +341,7 @@ def test_cli_runs_tiny_ablation(tmp_path, monkeypatch):
 
 
 def test_the_cpu_template_gives_five_cardinalities_at_matched_flops():
-    from nasx.ablate import CPU_CARDINALITIES, cpu_template
+    from nasx.experiments.ablate import CPU_CARDINALITIES, cpu_template
 
     p = plan(cpu_template(), "cardinality", values=list(CPU_CARDINALITIES))
     assert [s.name for s in p.settings] == ["1x11d", "2x7d", "4x4d", "8x2d", "16x1d"]

@@ -273,7 +273,7 @@ def test_a_study_where_every_trial_failed_exits_non_zero(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # 20 s on a shared 2-core CPU: the report draws every figure
 def test_report_export_and_fidelity_read_a_read_only_studies_folder(tmp_path, monkeypatch):
-    from nasx.fidelity import FidelityError, load_fidelity
+    from nasx.experiments.fidelity import FidelityError, load_fidelity
 
     studies = tmp_path / "studies"
     run_study(StudyConfig(space="resnet", dataset="synthetic", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,

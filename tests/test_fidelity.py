@@ -1,4 +1,4 @@
-"""nasx.fidelity and `nasx fidelity`: budgets, the resumable per-budget studies, rank agreement, the page, --proxy."""
+"""nasx.experiments.fidelity and `nasx fidelity`: budgets, the resumable per-budget studies, rank agreement, the page, --proxy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from nasx.stats import kendall_tau
-from nasx.fidelity import (Budget, FidelityData, FidelityError, load_fidelity, measure, plan_fidelity,
+from nasx.experiments.fidelity import (Budget, FidelityData, FidelityError, load_fidelity, measure, plan_fidelity,
                            resolve_proxy, run_fidelity)
 from nasx.net.complexity import complexity
 from nasx.net.spec import AggregatedBlock, NetSpec, Stage, Stem

@@ -61,3 +61,18 @@ def test_a_shift_is_found_and_labels_stay_in_their_bins():
     skew = side ^ (bins % 2 == 0) & (rng.random(120) < 0.6)
     r0 = ks_stratified_test(bins[skew] / 10, bins[~skew] / 10, f[skew], f[~skew], edges, n_perm=200)
     assert r0.ks == pytest.approx(0.0, abs=1e-12) and r0.p_value == 1.0
+
+
+def test_subset_shift_weighs_shared_bins_and_is_nan_without_one():
+    from nasx.stats import subset_shift
+
+    edges = [1.0, 10.0, 100.0]  # two bins: [1, 10) and [10, 100]
+    errors = [0.1, 0.2, 0.5, 0.6, 0.3, 0.4]
+    flops = [2.0, 20.0, 3.0, 30.0, 4.0, 40.0]
+    inside = [True, True, False, False, False, False]
+    got = subset_shift(errors, flops, inside, edges)
+    # one net per bin inside; two per bin outside: means 0.15 vs 0.45 (each bin weighs the same on both sides)
+    assert got.shared and got.mean_diff == pytest.approx(100 * (0.15 - 0.45))
+    assert 0 < got.ks_all <= 1
+    alone = subset_shift([0.1, 0.5], [2.0, 30.0], [True, False], edges)  # no bin holds both sides
+    assert not alone.shared and math.isnan(alone.ks_all) and math.isnan(alone.mean_diff)

@@ -35,7 +35,7 @@ def test_readme_spec_examples_load_and_count_exactly(tmp_path):
 
 def test_readme_space_example_is_the_shipped_resnet_space(tmp_path):
     from nasx.space import load_space
-    from nasx.space_sample import sample
+    from nasx.space.sampling import sample
 
     block = re.search(r"### An annotated space file.*?```yaml\n(.*?)```", README.read_text(), re.S).group(1)
     path = tmp_path / "resnet.yaml"

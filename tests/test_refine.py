@@ -1,4 +1,4 @@
-"""nasx.refine and `nasx refine`: planted structure is found and kept, no-effect restrictions are rejected, the
+"""nasx.experiments.refine and `nasx refine`: planted structure is found and kept, no-effect restrictions are rejected, the
 refined file is a space that loads and samples in band, rounds run as resumable fixed studies, and nothing reads
 the test split."""
 
@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from nasx.cli.app import app
 from nasx.record import TrialRecord
-from nasx.refine import (MIN_NETS, RefineError, RefineOptions, candidates, in_band_share, load_records, refine,
-                         run_refine, space_mapping)
+from nasx.experiments.refine import MIN_NETS, RefineError, RefineOptions, load_records, refine, run_refine, space_mapping
 from nasx.report import write_refine_report
 from nasx.space import load_space, parse_space
-from nasx.space_sample import sample
+from nasx.space.edit import candidates
+from nasx.space.sampling import in_band_share, sample
 from nasx.study import Candidate, StudyConfig, run_study
 from nasx.train import TrainResult
 
@@ -175,7 +175,7 @@ def test_the_test_split_is_never_read(planted_file, drawn):
     misleading = refine(records(drawn, planted_width, test_acc=lambda s: 1.0 - planted_width(s)), data,
                         source="planted")
     assert [e.row() for e in misleading.evaluations] == [e.row() for e in plain.evaluations]
-    for module in ("refine.py", "report/refine.py"):
+    for module in ("experiments/refine.py", "report/refine.py", "space/edit.py", "stats/edf.py"):
         assert "test_acc" not in (Path(__file__).parents[1] / "nasx" / module).read_text()
 
 
@@ -437,7 +437,7 @@ def test_cli_too_few_complete_nets(handmade):
 
 
 def test_a_rule_space_is_refused_in_one_line():
-    from nasx.refine import RefineError, space_mapping
+    from nasx.experiments.refine import RefineError, space_mapping
 
     with pytest.raises(RefineError, match="laid out by the RegNet rule"):
         space_mapping("regnet")

@@ -111,7 +111,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "examples" / "refine
 def test_the_committed_example_decides_the_same_under_ten_permutation_seeds():
     """Round 3 of the committed example (rounds 1-3 pooled, 142 nets; nothing trained): the same decisions, the same
     verdict kind for every candidate, under permutation seeds 0-9."""
-    from nasx.refine import RefineOptions, load_records, refine
+    from nasx.experiments.refine import RefineOptions, load_records, refine
 
     journal = str(EXAMPLE / "refine-resnext-cpu.journal")
     records = [r for k in (1, 2, 3) for r in load_records(f"refine-resnext-cpu-r{k}", journal).records]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from nasx.fidelity import load_fidelity
+from nasx.experiments.fidelity import load_fidelity
 from nasx.rungs import Ladder, promotion_order
-from nasx.simulate import (FixedBudget, PlantedBenchmark, ReplayTable, Rungs, compare, compute_to_reach,
+from nasx.experiments.simulate import (FixedBudget, PlantedBenchmark, ReplayTable, Rungs, compare, compute_to_reach,
                            hypervolume, simulate)
 from nasx.space import load_space
 

@@ -17,7 +17,7 @@ import nasx
 from nasx.net import zoo
 from nasx.cli.space import register
 from nasx.space import SpaceError, load_space, parse_band, parse_count, shipped_spaces
-from nasx.space_sample import Rejected, sample, suggest
+from nasx.space.sampling import Rejected, sample, suggest
 from nasx.net.fit import InputShape
 from nasx.net.regnet import RuleStage
 from nasx.net.spec import NetSpec, SpecError

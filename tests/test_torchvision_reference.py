@@ -161,7 +161,7 @@ def test_regnet_space_members_are_torchvision_regnets():
     torchvision = pytest.importorskip("torchvision")
     from nasx.net.regnet import RuleStage
     from nasx.space import load_space
-    from nasx.space_sample import sample
+    from nasx.space.sampling import sample
 
     space = load_space("regnet")
     for s in sample(space, 11, 3):

@@ -1,4 +1,4 @@
-"""`nasx ablate`: matched-complexity ablations (a thin typer layer over nasx.ablate)."""
+"""`nasx ablate`: matched-complexity ablations (a thin typer layer over nasx.experiments.ablate)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the settings with their FLOPs deviations and exit; train nothing."),
     ) -> None:
         """Train settings of equal complexity that trade one design knob for another, and report error vs the knob."""
-        from ..ablate import CPU_CARDINALITIES, format_plan, plan, resolve_template, run_ablation
+        from ..experiments.ablate import CPU_CARDINALITIES, format_plan, plan, resolve_template, run_ablation
         from ..report import write_ablation_report
         from ..errors import NasxError
         from ..study import StudyConfig, redact

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import NasxError
 
-__all__ = ["fail", "human", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks"]
+__all__ = ["fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks"]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -62,14 +62,6 @@ class TableFormat(str, Enum):
 class CountFormat(str, Enum):
     table = "table"
     json = "json"
-
-
-def human(n: float) -> str:
-    """1234567 -> '1.23M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}" if n / scale < 1000 else f"{n / scale:,.0f}{unit}"
-    return str(int(n))
 
 
 def tqdm_hooks():

@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             else:
                 cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).check()
             if proxy is not None:
-                from ..fidelity import resolve_proxy
+                from ..experiments.fidelity import resolve_proxy
                 from ..study.storage import is_rdb
 
                 given = [o for o, v in (("--epochs", epochs), ("--fraction", fraction), ("--batch-size", batch_size),

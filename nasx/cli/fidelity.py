@@ -1,4 +1,4 @@
-"""`nasx fidelity`: measure how well proxy budgets rank nets against a reference budget (over nasx.fidelity)."""
+"""`nasx fidelity`: measure how well proxy budgets rank nets against a reference budget (over nasx.experiments.fidelity)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
                        f"({', '.join(b.name + (' (reference)' if b == plan.reference else '') for b in plan.budgets)})"
                        + (f", the reference with {plan.ceiling_seeds} seeds in all" if plan.ceiling_seeds > 1 else ""),
                        err=True)
-            from ..fidelity import run_fidelity
+            from ..experiments.fidelity import run_fidelity
 
             progress = _Progress()
             try:
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo("interrupted: run the same command again to resume", err=True)
                 raise typer.Exit(130)
         try:
-            from ..fidelity import load_fidelity, measure
+            from ..experiments.fidelity import load_fidelity, measure
 
             folder = write_fidelity_report(name, storage=storage, out=out, min_tau=min_tau, top_k=top_k,
                                            command=command)
@@ -100,7 +100,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     import torch
 
     from .. import data as nasx_data
-    from ..fidelity import Budget, default_budgets, draw_nets, plan_fidelity, study_nets
+    from ..experiments.fidelity import Budget, default_budgets, draw_nets, plan_fidelity, study_nets
     from ..space import load_space, parse_band
     from ..study import StudyConfig
 

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from .common import CountFormat, TableFormat, fail, human
+from ..units import human
+from .common import CountFormat, TableFormat, fail
 
 __all__ = ["register"]
 

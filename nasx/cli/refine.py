@@ -1,4 +1,4 @@
-"""`nasx refine`: let the data design the space (a thin typer layer over nasx.refine and nasx.report.refine)."""
+"""`nasx refine`: let the data design the space (a thin typer layer over nasx.experiments.refine and nasx.report.refine)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
     ) -> None:
         """Test restrictions of a space on trained nets (shared, monotone, cut, dropped) and write the refined space."""
-        from ..refine import RefineOptions, run_refine
+        from ..experiments.refine import RefineOptions, run_refine
         from ..report import write_refine_report
         from ..space import parse_band
         from ..study import StudyConfig

@@ -19,6 +19,7 @@ def edf_study_name(space: str, dataset: str, flops: tuple[int, int], epochs: int
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+# long: the typer registration of the report commands, each a nested function (the thin CLI layer)
 def register(app: typer.Typer) -> None:
     """Add `report`, `export` and `edf` to `app`."""
 
@@ -96,14 +97,11 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/edf-...)."),
     ) -> None:
         """Compare design spaces without a search: sample each i.i.d. in a FLOPs band, train, report the EDFs."""
-        import numpy as np
-
         from .. import data as nasx_data
         from ..report import write_report
         from ..space import load_space, parse_band
-        from ..space_sample import sample
-        from ..study import Candidate, StudyConfig, run_study
-        from ..study.storage import no_empty_journal
+        from ..study import StudyConfig
+        from ..study.fixed import draw, run_fixed
 
         names = []
         if out is not None:
@@ -116,16 +114,13 @@ def register(app: typer.Typer) -> None:
                             flops=band, storage=storage, workers=workers, device=device, seed=seed).check()
             shape = nasx_data.load(dataset, data_dir=data_dir, val_size=0.1, seed=seed).input
             for name in space:
-                run = sample(load_space(name).at(shape), np.random.default_rng(seed), n, flops=band)
-                if len(run) < n:
-                    fail(f"space {name}: only {len(run)} of {n} samples fit {flops} (acceptance {run.acceptance:.1%})")
+                nets = draw(load_space(name).at(shape), n, seed, flops=band)
                 study = edf_study_name(name, dataset, band, epochs, n, seed)
                 cfg = StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
                                   flops=band, study=study, storage=storage, workers=workers, device=device, seed=seed,
                                   sampler="random")
-                typer.echo(f"{name}: {len(run)} samples in {flops} -> study {study}", err=True)
-                with no_empty_journal(cfg.storage_url):  # a refused start leaves no empty journal
-                    summary = run_study(cfg, candidates=[Candidate(s.spec, seed=seed) for s in run])
+                typer.echo(f"{name}: {len(nets)} samples in {flops} -> study {study}", err=True)
+                summary = run_fixed(cfg, nets)
                 snap = summary.snapshot
                 typer.echo(f"{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s", err=True)
                 if summary.interrupted:

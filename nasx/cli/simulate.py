@@ -1,4 +1,4 @@
-"""`nasx simulate`: search strategies compared at equal compute on a simulated clock (over nasx.simulate)."""
+"""`nasx simulate`: search strategies compared at equal compute on a simulated clock (over nasx.experiments.simulate)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         nasx simulate --replay resnext-cpu --rungs e1-f0.125,e1-f0.5 --eta 4
         """
         from ..rungs import Ladder
-        from ..simulate import STRATEGIES, compare
+        from ..experiments.simulate import STRATEGIES, compare
 
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         unknown = [s for s in names if s not in STRATEGIES]
@@ -83,7 +83,7 @@ def _fraction(text: str) -> float:
 
 def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int):
     from ..rungs import Ladder
-    from ..simulate import PlantedBenchmark
+    from ..experiments.simulate import PlantedBenchmark
     from ..space import load_space, parse_band
 
     sp = load_space(space)
@@ -102,9 +102,9 @@ def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int
 
 
 def _replay(name: str, storage: Optional[str], rungs: str, eta: int):
-    from ..fidelity import load_fidelity
+    from ..experiments.fidelity import load_fidelity
     from ..rungs import Ladder
-    from ..simulate import ReplayTable
+    from ..experiments.simulate import ReplayTable
 
     data = load_fidelity(name, storage)
     reference = next(b for b, role in data.roles.items() if role == "reference")

@@ -1,4 +1,4 @@
-"""The `nasx spaces` and `nasx sample` commands (thin typer layer over nasx.space and nasx.space_sample)."""
+"""The `nasx spaces` and `nasx sample` commands (thin typer layer over nasx.space and nasx.space.sampling)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ class SampleFormat(str, Enum):
 
 def register(app: typer.Typer) -> None:
     """Add `spaces` and `sample` to the nasx app."""
-    from .common import fail, human
+    from ..units import human
+    from .common import fail
 
     @app.command()
     def spaces() -> None:
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         """Draw n distinct members of a space with analytic counts inside the FLOPs/params band."""
         from ..errors import NasxError
         from ..space import load_space
-        from ..space_sample import sample as sample_space
+        from ..space.sampling import sample as sample_space
 
         if n < 1:
             fail(f"-n: {n} must be >= 1")

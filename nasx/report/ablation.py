@@ -13,10 +13,11 @@ import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..ablate import PAPER_TABLE3
+from ..experiments.ablate import PAPER_TABLE3
 from ..stats import paired_comparison, trend_verdict
 from ..record import TrialRecord, storage_url
-from .page import fmt, html_page, html_table
+from ..units import human
+from .page import html_page, html_table
 from .tables import ReportError, load_study
 
 __all__ = ["ablation_rows", "ablation_table", "verdict_for", "write_ablation_report"]
@@ -256,7 +257,7 @@ def _page(study_name: str, table, meta: dict, png: str, context, command: Option
                      "seeds on a numeric axis.</p>")
     rows = [[e(str(r["setting"])) + (" (template)" if r["is_base"] else ""), e(str(r["cardinality"])),
              e(str(r["group_width"])), e(r["depths"]), e(r["widths"]), f"{int(r['params']):,}",
-             f"{int(r['flops']):,} ({fmt(r['flops'])})", f"{r['flops_deviation']:+.1%}", f"{r['images_per_s']:.0f}",
+             f"{int(r['flops']):,} ({human(r['flops'])})", f"{r['flops_deviation']:+.1%}", f"{r['images_per_s']:.0f}",
              str(r["seeds"]), pct(r["val_acc_mean"], r["val_acc_std"]), pct(r["test_acc_mean"], r["test_acc_std"])]
             for _, r in table.iterrows()]
     parts.append(html_table(["setting", "cardinality", "group width", "depths", "widths", "params", "FLOPs",

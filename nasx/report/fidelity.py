@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from ..fidelity import MIN_TAU, FidelityResult, load_fidelity, measure
+from ..experiments.fidelity import MIN_TAU, FidelityResult, load_fidelity, measure
 from .figures import RC, _subplots, log_axis, save
 from .page import html_page, html_table
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from ..units import human
 from ..stats import complexity_weights, edf, ks_statistic, log_bins, pareto_front
 
 __all__ = ["Figure", "Importances", "all_figures", "param_importances", "MIN_IMPORTANCE_TRIALS", "FANOVA_MAX_TRIALS",
@@ -113,21 +114,13 @@ def _study_label(data, several: bool) -> str:
     return data.name if several else "complete trials"
 
 
-def human(x: float, _pos=None) -> str:
-    """Tick label: 2.5M, 10k, 1G."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:g}{unit}"
-    return f"{x:g}"
-
-
 def log_axis(ax, values: Sequence[float]) -> None:
     """A log x-axis with 10M-style labels; minor ticks labelled too when the data span less than a decade."""
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(human))
+    ax.xaxis.set_major_formatter(FuncFormatter(_tick))
     values = [v for v in values if v > 0]
     narrow = values and max(values) / min(values) < 10
-    ax.xaxis.set_minor_formatter(FuncFormatter(human) if narrow else NullFormatter())
+    ax.xaxis.set_minor_formatter(FuncFormatter(_tick) if narrow else NullFormatter())
 
 
 def _step_front(ax, xs, ys, maximize_x: bool, color, label) -> None:
@@ -139,6 +132,7 @@ def _step_front(ax, xs, ys, maximize_x: bool, color, label) -> None:
             marker="o", ms=9, mfc="none")  # rings mark the front's members (visible even for one point)
 
 
+# long (~60 lines): one figure's layers (trials, fronts, marks, references) drawn on shared axes
 def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
     """Accuracy vs FLOPs (or params): every trial, the Pareto front, pruned/failed marks, zoo references."""
     unit = {"flops": "FLOPs (multiply-adds, log scale)", "params": "parameters (log scale)"}[key]
@@ -370,7 +364,7 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             x = values.astype(float).to_numpy()
             ax.scatter(x + spread(x, len(sub) > DENSE), error, **dots(len(sub), size=18))
-            ax.xaxis.set_major_formatter(FuncFormatter(human))
+            ax.xaxis.set_major_formatter(FuncFormatter(_tick))
         else:
             levels = sorted({str(v) for v in values})
             index = {level: i for i, level in enumerate(levels)}
@@ -434,3 +428,8 @@ def curves_figure(datas, out: Path, limit: int = 10) -> Figure:
     ax.set_title(title)
     caption = f"Validation accuracy after each epoch of the Pareto-optimal trials (at most {limit} per study, by FLOPs)."
     return Figure(stem, title, caption, save(fig, out, stem))
+
+
+def _tick(x: float, _pos=None) -> str:
+    """Tick label: 2.5M, 10k, 1G."""
+    return human(x, None)

@@ -14,22 +14,15 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..record import storage_url
+from ..units import human
 from .tables import ReportError, StudyData, ZooRef, load_study, pareto_table, study_input, zoo_references
 
-__all__ = ["write_report", "render", "default_out", "html_page", "html_table", "fmt", "STYLE"]
+__all__ = ["write_report", "render", "default_out", "html_page", "html_table", "STYLE"]
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f3f3f3}code{font-size:0.85em}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}
 figcaption{color:#555;font-size:0.9em}.note{color:#8a5a00}.verdict{font-size:1.1em;font-weight:600}"""
-
-
-def fmt(n: float) -> str:
-    """1234567 -> 1.23M."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}"
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -175,7 +168,7 @@ def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence
         parts.append(html_table(["study", "trial", "spec id", "architecture", "FLOPs", "params", "val acc",
                                  "export and train"],
                                 [[e(r["study"]), str(r["trial"]), f"<code>{e(r['spec_id'])}</code>", e(r["description"]),
-                                  fmt(r["flops"]), fmt(r["params"]), f"{100 * r['val_acc']:.2f}%",
+                                  human(r["flops"]), human(r["params"]), f"{100 * r['val_acc']:.2f}%",
                                   f"<code>{e(r['command'])}</code>"] for r in front_rows]))
     else:
         parts.append("<p class='note'>No complete trial yet, so no front.</p>")
@@ -184,7 +177,7 @@ def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence
                  "only where nasx measured the same net on the same proxy (never copied from papers). "
                  "<a href='zoo.csv'>zoo.csv</a></p>")
     parts.append(html_table(["net", "spec id", "FLOPs", "params", "val acc (measured)"],
-                            [[e(z.name), f"<code>{z.spec_id}</code>", fmt(z.flops), fmt(z.params),
+                            [[e(z.name), f"<code>{z.spec_id}</code>", human(z.flops), human(z.params),
                               f"{100 * z.val_acc:.2f}% ({e(z.measured_in)})" if z.val_acc is not None else "not measured"]
                              for z in zoo]))
     return html_page(f"nasx report: {names}", parts)

@@ -1,7 +1,7 @@
 """The page of a refinement (`nasx refine`): each round's candidates and decisions, the EDFs of every round's
 space on one axis (A -> B -> C, as in Radosavovic et al. 2019, 2020), the refined space files, a CSV.
 
-Draws what `nasx.refine.run_refine` returns (decisions recomputed from stored records, never trained here).
+Draws what `nasx.experiments.refine.run_refine` returns (decisions recomputed from stored records, never trained here).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any, Optional, Sequence
 import matplotlib
 
 from ..stats import MC_LEVEL, bin_index, edf, log_bins, stratified_weights
-from ..refine import Evaluation, RefineRun, Round
+from ..experiments.refine import Evaluation, RefineRun, Round
 from ..study.config import redact
 from .figures import COLORS, RC, _subplots, edf_pair, save
-from .page import fmt, html_page, html_table
+from ..units import human
+from .page import html_page, html_table
 
 __all__ = ["write_refine_report", "evaluation_rows", "round_letter", "space_letters"]
 
@@ -195,7 +196,7 @@ def write_refine_report(run: RefineRun, command: Optional[str] = None) -> Path:
     o = run.options
     first = next((rec for r in run.rounds for rec in r.records if rec.state == "COMPLETE"), None)
     budget = (first.budget if first is not None else None) or {}
-    band = f"{fmt(run.band[0])}..{fmt(run.band[1])} FLOPs" if run.band else "the space's band"
+    band = f"{human(run.band[0])}..{human(run.band[1])} FLOPs" if run.band else "the space's band"
     parts = [f"<p>{len(run.rounds)} round(s) of {run.samples} nets each, sampled i.i.d. in {band}; dataset "
              f"{h(str(first.dataset if first else '?'))}, {h(str(budget.get('epochs', '?')))} epoch(s) on "
              f"{h(str(budget.get('fraction', '?')))} of the training split, device "

@@ -206,7 +206,7 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
 
     from ..net.fit import smallest_side
     from ..space import SpaceError
-    from ..space_sample import sample
+    from ..space.sampling import sample
 
     if cfg.resolution is None or space is None:
         return

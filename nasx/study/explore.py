@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..space.sampling import default_band
 from .config import StudyConfig, study_space
 from .progress import Snapshot
 from .references import reference_nets, references_config, run_references
@@ -38,7 +39,7 @@ def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Sn
     if not references or summary.interrupted or summary.config.fixed:
         return Exploration(summary, None, None)
     done = summary.config
-    band = done.flops or study_space(done).flops
+    band = default_band(study_space(done), done.flops)
     shape = nasx_data.load(done.dataset, data_dir=done.data_dir, val_size=done.val_size, seed=done.seed,
                            download=done.download).input
     nets = reference_nets(shape, band)

@@ -74,7 +74,7 @@ def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> t
     import numpy as np
 
     from .. import data as nasx_data
-    from ..space_sample import sample
+    from ..space.sampling import sample
 
     cfg.check()
     cfg, notes = resolve(cfg, *_uses_cuda(cfg))

@@ -435,7 +435,7 @@ class Worker:
         """The net to train: the queued candidate, or one the space suggests inside the band (None: rejected)."""
         from optuna.trial import TrialState
 
-        from ..space_sample import Rejected, suggest
+        from ..space.sampling import Rejected, suggest
 
         rec = self._record(ctx, trial)
         if rec.candidate is not None:

@@ -20,7 +20,7 @@ from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
-from .rungs import Ladder, RungResult, due_promotions
+from ..rungs import Ladder, RungResult, due_promotions
 
 __all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "Job", "Trace", "FixedBudget", "Rungs", "simulate", "compare",
            "Comparison", "StrategyOutcome", "make_strategy",
@@ -65,13 +65,13 @@ class PlantedBenchmark:
     _specs: dict = field(default_factory=dict, repr=False)
 
     def new_net(self, rng: np.random.Generator) -> Optional[str]:
-        from .space_sample import sample
+        from ..space.sampling import sample
 
         drawn = sample(self.space, rng, 1, flops=self.band)
         return self._keep(drawn[0])
 
     def suggest(self, trial: Any) -> Optional[str]:
-        from .space_sample import Rejected, suggest
+        from ..space.sampling import Rejected, suggest
 
         try:
             return self._keep(suggest(self.space, trial, flops=self.band))
@@ -132,7 +132,7 @@ class ReplayTable:
 
     @classmethod
     def from_fidelity(cls, data: Any, chance: float = 0.9) -> "ReplayTable":
-        """From a stored fidelity run (nasx.fidelity.load_fidelity): every complete record of every budget, its
+        """From a stored fidelity run (nasx.experiments.fidelity.load_fidelity): every complete record of every budget, its
         work relative to the reference budget (= 1) and its measured wall time."""
         reference = next(b for b, role in data.roles.items() if role == "reference")
         rows, flops_of = [], {}
@@ -292,7 +292,7 @@ def hypervolume(points: Sequence[tuple[float, float]], band: tuple[float, float]
 
 
 def _front_hv(oracle: Oracle, top_results: dict[str, float]) -> float:
-    from .stats import pareto_mask
+    from ..stats import pareto_mask
 
     keys = list(top_results)
     points = [(top_results[k], oracle.flops(k)) for k in keys]

@@ -4,7 +4,7 @@ A space is a family of nets: an input, stem and head choices, a number of stages
 the distributions of depth, width, branch type and the branch's own fields, with optional ties
 across stages and a default FLOPs/params band; or, instead of per-stage choices, the parameters of
 a rule that lays out the stages (`rule: regnet`: d, w_0, w_a, w_m, group width). Drawing members
-(i.i.d. or from an Optuna trial) lives in `nasx.space_sample` (which imports this module, never the
+(i.i.d. or from an Optuna trial) lives in `nasx.space.sampling` (which imports this module, never the
 reverse); the format is documented in docs/spaces.md.
 """
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import NasxError
-from .net.fit import InputShape
-from .net.regnet import QUANTUM, RuleStage, rule_parameters
-from .net.spec import (
+from .. import units
+from ..errors import NasxError
+from ..net.fit import InputShape
+from ..net.regnet import QUANTUM, RuleStage, rule_parameters
+from ..net.spec import (
     AggregatedBlock,
     BRANCHES,
     BlockPath,
@@ -54,7 +54,7 @@ __all__ = [
     "mapping_hash",
 ]
 
-SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"
+SPACES_DIR = Path(__file__).resolve().parents[2] / "spaces"
 
 
 class SpaceError(NasxError, ValueError):
@@ -65,17 +65,14 @@ class SpaceError(NasxError, ValueError):
 # Distributions
 
 DIST_KINDS = ("choice", "int", "log_int", "power_of_two", "float", "log_float")
-_SUFFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
 def parse_count(text: Any) -> int:
-    """'150M' -> 150_000_000, '1.2G', '500k', or a plain number."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return int(text)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMGT]?)\s*", str(text))
-    if not match:
-        raise SpaceError(f"{text!r}: not a count (write e.g. 150M, 1.2G, 500k)")
-    return int(round(float(match.group(1)) * _SUFFIX[match.group(2)]))
+    """'150M' -> 150_000_000, '1.2G', '500k', or a plain number (`nasx.units`); SpaceError otherwise."""
+    try:
+        return units.parse_count(text)
+    except ValueError as e:
+        raise SpaceError(str(e)) from None
 
 
 def parse_band(text: Any, what: str = "band") -> tuple[int, int]:
@@ -406,6 +403,7 @@ class Space:
     def contains(self, spec: NetSpec) -> Membership:
         return Membership(self.why_not(spec))
 
+    # long (~60 lines): every membership rule of a net in the order its messages are read
     def _reasons(self, spec: NetSpec) -> Iterator[str]:
         for name, value, want in (("resolution", spec.resolution, self.resolution),
                                   ("in_channels", spec.in_channels, self.in_channels),
@@ -659,6 +657,32 @@ def parse_space(data: Any, source: str) -> Space:
     if not top:
         raise SpaceError(f"{source}: empty space file")
     name = top.get("name") or Path(source).stem
+    numbers, bands = _parse_input(top, at)
+    stem, head = _parse_stem_head(top, at)
+    description = str(top.get("description", "")).strip()
+    if isinstance(top.get("stages"), dict) and "rule" in top["stages"]:
+        if top.get("ties"):
+            raise at.fail("ties", "a rule space has none (the rule ties its stages)")
+        return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
+                     in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
+                     params=bands["params"], stem=stem, head=head, stages={}, blocks={},
+                     rule=_parse_rule(top["stages"], at), content_hash=mapping_hash(data),
+                     corners=_parse_corners(top, at), data=dict(data))
+    st = _mapping(top.get("stages"), "stages", STAGE_KEYS, at)
+    for key in ("count", "depth", "width", "branch"):
+        if key not in st:
+            raise at.fail(f"stages.{key}", "missing")
+    stages = _parse_stages(st, at)
+    blocks = _parse_blocks(st, stages, at)
+    ties = _parse_ties(top, at)
+    return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
+                 in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
+                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
+                 content_hash=mapping_hash(data), corners=_parse_corners(top, at), data=dict(data))
+
+
+def _parse_input(top: dict, at: _Where) -> tuple[dict[str, int], dict[str, Any]]:
+    """The input's resolution, channels and classes, and the FLOPs and params bands."""
     inp = _mapping(top.get("input"), "input", ("resolution", "channels", "classes"), at)
     numbers = {}
     for key, default in (("resolution", 32), ("channels", 3), ("classes", 10)):
@@ -673,7 +697,11 @@ def parse_space(data: Any, source: str) -> Space:
             bands[key] = parse_band(cons[key], key) if cons.get(key) is not None else None
         except SpaceError as e:
             raise at.fail(f"constraints.{key}", str(e).split(": ", 1)[-1]) from None
+    return numbers, bands
 
+
+def _parse_stem_head(top: dict, at: _Where) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stem's and the head's distributions."""
     stem_node = _mapping(top.get("stem"), "stem", ("kind", "width", "mid_width"), at)
     stem = {k: _typed(_dist(stem_node.get(k, _field_default(Stem, k)), f"stem.{k}", at), _field_default(Stem, k),
                       f"stem.{k}", at) for k in ("kind", "width")}
@@ -683,20 +711,11 @@ def parse_space(data: Any, source: str) -> Space:
             raise at.fail("stem.kind", f"unknown stem {kind!r}")
     head_node = _mapping(top.get("head"), "head", tuple(f.name for f in dataclasses.fields(Head)), at)
     head = {k: _dist(v, f"head.{k}", at) for k, v in head_node.items()}
+    return stem, head
 
-    if isinstance(top.get("stages"), dict) and "rule" in top["stages"]:
-        if top.get("ties"):
-            raise at.fail("ties", "a rule space has none (the rule ties its stages)")
-        description = str(top.get("description", "")).strip()
-        return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
-                     in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
-                     params=bands["params"], stem=stem, head=head, stages={}, blocks={},
-                     rule=_parse_rule(top["stages"], at), content_hash=mapping_hash(data),
-                     corners=_parse_corners(top, at), data=dict(data))
-    st = _mapping(top.get("stages"), "stages", STAGE_KEYS, at)
-    for key in ("count", "depth", "width", "branch"):
-        if key not in st:
-            raise at.fail(f"stages.{key}", "missing")
+
+def _parse_stages(st: dict, at: _Where) -> dict[str, Any]:
+    """The per-stage distributions: count, depth, width, branch, stride, pool."""
     stages = {k: _dist(st[k], f"stages.{k}", at) for k in ("count", "depth", "width", "branch")}
     for k in ("stride", "pool"):
         stages[k] = _dist(st.get(k, 1 if k == "stride" else None), f"stages.{k}", at, per_stage=True)
@@ -713,6 +732,11 @@ def parse_space(data: Any, source: str) -> Space:
         raise at.fail("stages.count" if stages["count"].low < 1 else "stages.depth", "must be >= 1 (count) / >= 0 (depth)")
     if stages["width"].support() is not None and not all(isinstance(v, int) and v >= 1 for v in stages["width"].support()):
         raise at.fail("stages.width", "widths must be integers >= 1")
+    return stages
+
+
+def _parse_blocks(st: dict, stages: dict[str, Any], at: _Where) -> dict[str, dict[str, Any]]:
+    """Each branch's block fields."""
     blocks: dict[str, dict[str, Any]] = {}
     for branch in stages["branch"].values:
         if branch not in BLOCK_FIELDS:
@@ -743,18 +767,18 @@ def parse_space(data: Any, source: str) -> Space:
     for branch in st:
         if branch in BRANCHES and branch not in blocks and st[branch] is not None:  # null: a corner drops the section
             raise at.fail(f"stages.{branch}", f"{branch} is not among stages.branch")
+    return blocks
 
+
+def _parse_ties(top: dict, at: _Where) -> dict:
+    """The ties across stages."""
     ties = _mapping(top.get("ties"), "ties", tuple(TIE_KINDS) + tuple(
         sorted({f for fs in BLOCK_FIELDS.values() for f in fs} - set(INCEPTION_WIDTHS))), at)
     for key, value in ties.items():
         allowed = TIE_KINDS.get(key, ("same",))
         if value not in allowed:
             raise at.fail(f"ties.{key}", f"{value!r} is not one of {', '.join(allowed)}")
-    description = str(top.get("description", "")).strip()
-    return Space(name=str(name), description=description, source=source, resolution=numbers["resolution"],
-                 in_channels=numbers["channels"], num_classes=numbers["classes"], flops=bands["flops"],
-                 params=bands["params"], stem=stem, head=head, stages=stages, blocks=blocks, ties=dict(ties),
-                 content_hash=mapping_hash(data), corners=_parse_corners(top, at), data=dict(data))
+    return ties
 
 
 def _parse_corners(top: dict, at: _Where) -> dict:

@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from .errors import NasxError
-from .net.fit import InputShape
-from .net.spec import NetSpec
+from ..errors import NasxError
+from ..net.fit import InputShape
+from ..net.spec import NetSpec
 
 __all__ = ["FidelityError", "Budget", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
            "draw_nets", "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
@@ -58,7 +58,7 @@ class Budget:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise FidelityError(f"budget {key} {value!r}: must be a whole number >= 1")
-        from .study.config import MIN_RESOLUTION
+        from ..study.config import MIN_RESOLUTION
 
         if self.resolution is not None and self.resolution < MIN_RESOLUTION:
             raise FidelityError(f"budget resolution {self.resolution} px: below the smallest proxy side, "
@@ -175,7 +175,7 @@ def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, 
     """n distinct i.i.d. members of `space` at `shape` inside the band (FidelityError if fewer fit)."""
     import numpy as np
 
-    from .space_sample import sample
+    from ..space.sampling import sample
 
     run = sample(space.at(shape), np.random.default_rng(seed), n, flops=flops, params=params)
     if len(run) < n:
@@ -187,9 +187,9 @@ def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, 
 def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
                studies_dir: str = "studies") -> list[NetSpec]:
     """The distinct nets of a study's complete trials in trial order (the first n)."""
-    from .record import TrialRecord, storage_url
-    from .study.config import StudyError
-    from .study.storage import load_existing
+    from ..record import TrialRecord, storage_url
+    from ..study.config import StudyError
+    from ..study.storage import load_existing
 
     try:
         loaded = load_existing(study, storage_url(study, storage, studies_dir))
@@ -210,7 +210,7 @@ def budget_study(name: str, budget: Budget, seed_offset: int = 0) -> str:
 
 
 def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> str:
-    from .record import storage_url
+    from ..record import storage_url
 
     return storage_url(f"fidelity-{name}", storage, studies_dir)
 
@@ -222,8 +222,8 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
     `fidelity-<name>-<budget>-s<k>`, role "ceiling"); a re-run trains only what is missing. Stops after an
     interrupted budget. Returns the RunSummary of each budget run. `progress(budget_name, snapshot)` follows the
     running budget."""
-    from .study import Candidate, run_study
-    from .study.storage import no_empty_journal
+    from ..study import Candidate, run_study
+    from ..study.storage import no_empty_journal
 
     storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
     summaries = []
@@ -325,9 +325,9 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
     """Read the studies `fidelity-<name>-*` of a fidelity run (FidelityError if there are none)."""
     import optuna
 
-    from .record import TrialRecord
-    from .study.config import redact
-    from .study.storage import is_rdb, journal_path, open_storage
+    from ..record import TrialRecord
+    from ..study.config import redact
+    from ..study.storage import is_rdb, journal_path, open_storage
 
     url = fidelity_storage(name, storage, studies_dir)
     if not is_rdb(url) and not journal_path(url).is_file():
@@ -363,7 +363,7 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
     import numpy as np
     import pandas as pd
 
-    from .stats import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
+    from ..stats import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
                            top_k_range)
 
     def agreement(budget: str, kind: str, cost: float, seconds: float, x: np.ndarray, y: np.ndarray) -> ProxyFidelity:

@@ -25,39 +25,40 @@ with the rest, keep the restriction when it is better, and repeat on the restric
                  that satisfy it, until none is kept
 
 `refine(records, space_data)` is that, pure (records in, decisions and the refined YAML out); `run_refine`
-runs rounds of it as fixed, resumable studies (`refine-<name>-r<k>`): sample the space, train, refine, write the
+runs rounds of it as fixed, resumable studies (`nasx.study.fixed`) (`refine-<name>-r<k>`): sample the space, train, refine, write the
 refined space file, sample that in the same band, and so on; a round that keeps nothing is followed by another
 sample of the same space, judged together with the earlier ones (pooled). Its page is drawn by
-`nasx.report.refine`.
+`nasx.report.refine`. The restrictions and their candidates are edits of the space file (`nasx.space.edit`), the
+in-band share is the sampler's (`nasx.space.sampling`), the statistics are pure (`nasx.stats`): this module selects
+and runs rounds.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .stats import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_stratified_test, log_bins, \
-    stratified_weights
-from .errors import NasxError
-from .net.fit import InputShape, input_of
-from .net.spec import InceptionBlock, NetSpec, parse_yaml
-from .record import StudyInfo, TrialRecord
-from .space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, mapping_hash, overlay, drawn_width,
-                    load_space, parse_space)
-from .space_sample import draft, resolve_band, sample, solve
+from ..errors import NasxError
+from ..net.fit import InputShape, input_of
+from ..net.spec import NetSpec, parse_yaml
+from ..record import StudyInfo, TrialRecord, storage_url
+from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
+from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
+from ..space.sampling import default_band, in_band_share
+from ..stats import MC_LEVEL, StratifiedKS, ks_stratified_test, log_bins, subset_shift
+from ..units import exact
 
 if TYPE_CHECKING:
-    from .study import StudyConfig
+    from ..study import StudyConfig
 
-__all__ = ["RefineError", "RefineOptions", "Restriction", "Evaluation", "Refinement", "Round", "RefineRun",
-           "StoredStudy", "MIN_NETS", "CORRECTIONS", "refine", "candidates", "space_mapping", "in_band_share",
-           "load_records", "run_refine", "round_study"]
+__all__ = ["RefineError", "RefineOptions", "Evaluation", "Refinement", "Round", "RefineRun", "StoredStudy", "MIN_NETS",
+           "CORRECTIONS", "refine", "space_mapping", "load_records", "run_refine", "round_study"]
 
 MIN_NETS = 8  # complete nets a refinement needs at all
 CORRECTIONS = ("spending", "bonferroni", "none")
@@ -131,18 +132,16 @@ class RefineOptions:
         return self
 
 
-# ---------------------------------------------------------------------------------------------
-# Restrictions: edits of the space file's mapping
 
-
-@dataclass(frozen=True)
-class Restriction:
-    """One candidate: an edit of the space's mapping, described in the file's own words."""
-
-    kind: str  # "tie" | "cut" | "drop"
-    key: str  # the edited key, e.g. "ties.width", "stages.depth", "stages.aggregated.bottleneck_ratio"
-    text: str  # e.g. "ties.width: non_decreasing", "stages.depth: 1..3 -> 2..3", "stages.branch: drop residual"
-    data: Mapping[str, Any] = field(repr=False, compare=False)  # the whole edited mapping
+def space_mapping(space: str | Path, corner: Optional[str] = None) -> tuple[dict[str, Any], Space]:
+    """The mapping of a space file (a shipped name or a path) with the named corner laid over it and no corners
+    left, and the Space it parses to (`nasx.space.edit.flat_mapping`); RefineError for a rule space."""
+    data, parsed = flat_mapping(space, corner)
+    if parsed.rule is not None:
+        raise RefineError(f"space {parsed.name}: its stages are laid out by the RegNet rule; refine tests "
+                          f"per-stage fields (depth, width, block fields, ties) and cannot restrict a rule's "
+                          f"parameters yet")
+    return data, parsed
 
 
 @dataclass(frozen=True)
@@ -210,237 +209,51 @@ class Evaluation:
                 f"{self.ess_rest:.1f}, {self.left_out} nets in one-sided FLOPs bins left out){band}")
 
 
-def _dump(data: Mapping[str, Any]) -> str:
-    """YAML as the shipped spaces are written: a mapping of plain values (a distribution, ties) on one line."""
-    import yaml
+@dataclass(frozen=True)
+class _Measured:
+    """What testing one candidate measured: the fields of `Evaluation` of the same names (NaN: not measured)."""
 
-    class Dumper(yaml.SafeDumper):
-        pass
+    nets: int  # the step's nets
+    satisfy: int = 0
+    removed: float = math.nan
+    removed_structures: Optional[float] = None
+    ks: float = math.nan
+    ks_all: float = math.nan
+    p_value: float = math.nan
+    mean_diff: float = math.nan
+    better: bool = False
+    p_low: float = math.nan
+    p_high: float = math.nan
+    permutations: int = 0
+    ess_subset: float = math.nan
+    ess_rest: float = math.nan
+    left_out: int = 0
+    shared_bins: int = 0
+    subset_errors: tuple[float, ...] = ()
+    subset_flops: tuple[float, ...] = ()
+    rest_errors: tuple[float, ...] = ()
+    rest_flops: tuple[float, ...] = ()
 
-    def mapping(dumper: yaml.SafeDumper, value: dict) -> Any:
-        flat = all(not isinstance(v, dict) and not (isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v))
-                   for v in value.values())
-        return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=flat)
+    def judged(self, res: StratifiedKS) -> "_Measured":
+        """With the within-bin permutation test's outcome."""
+        return dataclasses.replace(self, ks=res.ks, p_value=res.p_value, p_low=res.p_low, p_high=res.p_high,
+                                   permutations=res.permutations, better=res.up > res.down, ess_subset=res.ess_a,
+                                   ess_rest=res.ess_b, left_out=res.left_out_a + res.left_out_b, shared_bins=res.bins)
 
-    Dumper.add_representer(dict, mapping)
-    return yaml.dump(dict(data), Dumper=Dumper, sort_keys=False, default_flow_style=None, width=110)
-
-
-def _flat(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of a space mapping without its corners (a refined space is one flat space)."""
-    if not isinstance(data, Mapping):
-        raise RefineError(f"a space mapping is needed, got {type(data).__name__}")
-    return {k: copy.deepcopy(v) for k, v in data.items() if k != "corners"}
-
-
-def space_mapping(space: str | Path, corner: Optional[str] = None) -> tuple[dict[str, Any], Space]:
-    """The mapping of a space file (a shipped name or a path) with the named corner laid over it and no corners
-    left, and the Space it parses to (its content hash is the corner's, as a study of that corner stores it)."""
-    loaded = load_space(space)
-    data = _flat(loaded.data)
-    if corner not in (None, "none"):
-        loaded.corner(corner)  # an unknown corner: SpaceError naming the file and its corners
-        data = overlay(data, copy.deepcopy(loaded.corners[corner]))  # the corner overlay is space.py's
-    parsed = parse_space(data, loaded.source if corner in (None, "none") else f"{loaded.source} (corner {corner})")
-    if parsed.rule is not None:
-        raise RefineError(f"space {parsed.name}: its stages are laid out by the RegNet rule; refine tests "
-                          f"per-stage fields (depth, width, block fields, ties) and cannot restrict a rule's "
-                          f"parameters yet")
-    return data, parsed
-
-
-def _edit(data: Mapping[str, Any], path: Sequence[str], value: Any) -> dict[str, Any]:
-    out = copy.deepcopy(dict(data))
-    node = out
-    for key in path[:-1]:
-        if node.get(key) is None:
-            node[key] = {}
-        node = node[key]
-        if not isinstance(node, dict):
-            raise RefineError(f"{'.'.join(path)}: not a mapping in the space file")
-    node[path[-1]] = value
-    return out
-
-
-def _node(dist: Dist, values: Sequence[Any]) -> Any:
-    """The YAML node of `dist`'s kind over `values` (a range's bounds or the choices); one value: bare."""
-    if len(set(map(repr, values))) == 1:
-        return values[0]
-    if dist.kind == "choice":
-        return {"choice": list(values)}
-    return {dist.kind: list(values)}
-
-
-def _describe(node: Any) -> str:
-    if isinstance(node, dict) and len(node) == 1:
-        kind, arg = next(iter(node.items()))
-        if kind == "choice":
-            return "{" + ", ".join(map(str, arg)) + "}"
-        return f"{arg[0]}..{arg[1]}" + ("" if kind in ("int", "float") else f" ({kind})")
-    return repr(node)
-
-
-def _stage_values(net: NetSpec, path: tuple[str, ...]) -> list[Any]:
-    """The values a net holds for a space key (one per stage for per-stage keys); [] where the key does not
-    apply to it. Only used to place range cuts; whether a net satisfies a restriction is membership."""
-    stages = net.stages
-    if path == ("stages", "count"):
-        return [len(stages)]
-    if path == ("stages", "depth"):
-        return [s.depth for s in stages]
-    if path == ("stages", "width"):
-        return [s.width for s in stages if drawn_width(s)]
-    if path[0] == "stem":
-        if net.stem.kind == "none" or (path[1] == "mid_width" and net.stem.kind != "googlenet"):
-            return []
-        return [getattr(net.stem, path[1])]
-    if path[0] == "head":
-        return [getattr(net.head, path[1])]
-    branch, name = path[1], path[2]
-    out = []
-    for s in stages:
-        block = s.block
-        if block.branch != branch:
-            continue
-        if branch == "aggregated" and name == "bottleneck_ratio":
-            out.append(block.w_b / s.width)
-        elif branch == "residual" and name == "bottleneck_ratio" and block.kind == "basic":
-            continue
-        elif isinstance(block, InceptionBlock) and ((name == "n" and block.factorize != "asymmetric")
-                                                    or (name == "scale" and not block.residual)):
-            continue
-        else:
-            out.append(getattr(block, name))
-    return out
-
-
-def _locations(data: Mapping[str, Any], space: Space) -> list[tuple[tuple[str, ...], Dist]]:
-    """Every distribution written in the file (defaults are fixed values: nothing to restrict)."""
-    out: list[tuple[tuple[str, ...], Dist]] = []
-    stem = data.get("stem") or {}
-    kinds = set(space.stem["kind"].values)
-    for key in ("kind", "width", "mid_width"):
-        if key in stem and not (key == "width" and (space.tied("stem_width") == "stage1" or kinds == {"none"})) \
-                and not (key == "mid_width" and "googlenet" not in kinds):
-            out.append((("stem", key), space.stem[key]))
-    for key in (data.get("head") or {}):
-        out.append((("head", key), space.head[key]))
-    stages = data.get("stages") or {}
-    for key in ("count", "depth", "width", "branch", "stride", "pool"):
-        if key in stages and isinstance(space.stages[key], Dist):
-            out.append((("stages", key), space.stages[key]))
-    for branch in space.branches():
-        section = stages.get(branch) or {}
-        for name in BLOCK_FIELDS[branch]:
-            if name in section and isinstance(space.blocks[branch].get(name), Dist):
-                out.append((("stages", branch, name), space.blocks[branch][name]))
-    return [(p, d) for p, d in out if d.kind != "fixed" and d.size() > 1]
-
-
-def _cut_point(values: Sequence[Optional[float]], legal: Callable[[float], bool], share: float,
-               lower: bool) -> Optional[tuple[Any, float]]:
-    """Over the distinct observed values: the v whose cut (per net: its min < v is out for a lower cut, its max > v
-    for an upper one) leaves out the share of nets closest to `share`, among cuts that leave out at least one net
-    and at most 1 - share of them (a cut narrows the space; where values pile up, no cut may qualify: None)."""
-    known = [v for v in values if v is not None]
-    best = None
-    for v in sorted(set(known)):
-        if not legal(v):
-            continue
-        out = sum(1 for x in known if (x < v if lower else x > v)) / len(values)
-        if 0 < out <= max(share, 1 - share) and (best is None or abs(out - share) < abs(best[1] - share)):
-            best = (v, out)
-    return best
-
-
-def _complement(v: Any, observed: Sequence[Any], lower: bool, lo: Any, hi: Any) -> Optional[tuple[Any, Any]]:
-    """The range on the other side of a cut at v: below v for a lower cut ([lo, the largest observed value < v]),
-    above it for an upper one; None when no observed value lies there."""
-    side = [x for x in observed if (x < v if lower else x > v) and lo <= x <= hi]
-    if not side:
-        return None
-    return (lo, max(side)) if lower else (min(side), hi)
-
-
-def candidates(data: Mapping[str, Any], space: Space, nets: Sequence[NetSpec], cut: float = 1 / 3) -> list[Restriction]:
-    """The restrictions of a space worth testing on these nets (members of it), from the file's structure: ties
-    the file does not have yet, lower and upper range cuts, each choice value dropped."""
-    out: list[Restriction] = []
-    ties = dict(data.get("ties") or {})
-    if space.stages["count"].high > 1:
-        if ties.get("width") is None and space.stages["width"].size() > 1:
-            out.append(Restriction("tie", "ties.width", "ties.width: non_decreasing",
-                                   _edit(data, ("ties", "width"), "non_decreasing")))
-        if space.stages["depth"].size() > 1:
-            for kind in {None: ("non_decreasing", "same"), "non_decreasing": ("same",)}.get(ties.get("depth"), ()):
-                out.append(Restriction("tie", "ties.depth", f"ties.depth: {kind}",
-                                       _edit(data, ("ties", "depth"), kind)))
-        shared: list[str] = []
-        for branch in space.branches():
-            for name, dist in space.structural_fields(branch).items():
-                if dist.size() > 1 and ties.get(name) != "same" and name not in shared:
-                    shared.append(name)
-        for name in shared:
-            out.append(Restriction("tie", f"ties.{name}", f"ties.{name}: same", _edit(data, ("ties", name), "same")))
-    for path, dist in _locations(data, space):
-        key = ".".join(path)
-        if dist.kind == "choice":
-            raw = _raw_choices(data, path)  # as written in the file, in the order of dist.values
-            for i, value in enumerate(dist.values):
-                edited = _edit(data, path, _node(dist, raw[:i] + raw[i + 1:]))
-                if path == ("stages", "branch"):
-                    edited["stages"].pop(value, None)  # a dropped branch takes its section with it
-                out.append(Restriction("drop", key, f"{key}: drop {value}", edited))
-            continue
-        if not nets:
-            continue
-        per_net = [_stage_values(n, path) for n in nets]
-        observed = sorted({x for v in per_net for x in v})
-        lo, hi = dist.values
-        texts = {r.text.split(" (")[0] for r in out}
-        for lower in (True, False):
-            values = [(min(v) if lower else max(v)) if v else None for v in per_net]
-            found = _cut_point(values, lambda v: (lo < v <= hi) if lower else (lo <= v < hi), cut, lower)
-            if found is None:
-                continue
-            v = found[0]
-            name = "lower" if lower else "upper"
-            other = _complement(v, observed, lower, lo, hi)
-            for bounds, label in (([v, hi] if lower else [lo, v], f"{name} cut"),
-                                  (list(other) if other else None, f"complement of the {name} cut")):
-                if bounds is None:
-                    continue
-                node = _node(dist, bounds)
-                text = f"{key}: {dist.describe()} -> {_describe(node)}"
-                if text in texts:  # the complement of one cut can be the other cut
-                    continue
-                texts.add(text)
-                out.append(Restriction("cut", key, f"{text} ({label})", _edit(data, path, node)))
-    return out
-
-
-def _raw_choices(data: Mapping[str, Any], path: Sequence[str]) -> list[Any]:
-    node: Any = data
-    for key in path:
-        node = node[key]
-    return list(node["choice"])
-
-
-# ---------------------------------------------------------------------------------------------
-# Testing one restriction
-
-
-def _mean(values: Sequence[float], weights: Sequence[float]) -> float:
-    return float(np.average(values, weights=weights)) if sum(weights) > 0 else float(np.mean(values))
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass
 class _Tested:
+    """A candidate under test in one step: what it measured, its permutation test once run, and its verdict."""
+
     restriction: Restriction
     space: Optional[Space]
     subset: list[_Net]
-    stats: dict[str, Any]
+    stats: _Measured
     verdict: str = ""
+    test: Optional[StratifiedKS] = None
 
 
 def _member(space: Space, net: NetSpec, cache: dict) -> bool:
@@ -450,12 +263,6 @@ def _member(space: Space, net: NetSpec, cache: dict) -> bool:
     return cache[shape].why_not(net) is None
 
 
-def _solved(key: str) -> bool:
-    """Whether the key is a width: widths are solved from the band, so Space.size does not count them."""
-    last = key.rsplit(".", 1)[-1]
-    return last in ("width", "mid_width") or last in INCEPTION_WIDTHS
-
-
 def _structures(space: Space) -> float:
     n = space.size()
     return n if math.isfinite(n) else math.nan
@@ -463,62 +270,39 @@ def _structures(space: Space) -> float:
 
 def _test(r: Restriction, base: list[_Net], current: Space, before: float, opts: RefineOptions,
           edges: Sequence[float]) -> _Tested:
-    nan = math.nan
-    stats = {"nets": len(base), "satisfy": 0, "removed": nan, "removed_structures": None, "ks": nan, "ks_all": nan,
-             "p_value": nan, "mean_diff": nan, "better": False}
+    """Split the step's nets by membership of the restricted space and measure the split (no permutation yet)."""
+    stats = _Measured(nets=len(base))
     try:
         space = parse_space(r.data, current.source)
     except (SpaceError, TypeError, KeyError) as e:
         return _Tested(r, None, [], stats, f"invalid: {e}")
     cache: dict = {}
-    subset = [n for n in base if _member(space, n.spec, cache)]
-    rest = [n for n in base if not _member(space, n.spec, cache)]
-    stats["satisfy"] = len(subset)
-    stats["removed"] = len(rest) / len(base)
+    inside = [_member(space, n.spec, cache) for n in base]
+    subset = [n for n, i in zip(base, inside) if i]
+    rest = [n for n, i in zip(base, inside) if not i]
     after = _structures(space)
-    if not _solved(r.key) and before > 0 and not math.isnan(before) and not math.isnan(after):
-        stats["removed_structures"] = 1 - after / before
+    shrink = (1 - after / before if not is_width(r.key) and before > 0 and not math.isnan(before)
+              and not math.isnan(after) else None)
+    stats = dataclasses.replace(stats, satisfy=len(subset), removed=len(rest) / len(base), removed_structures=shrink)
     if len(subset) < opts.min_nets or len(rest) < opts.min_nets:
         few = (f"only {len(subset)} nets satisfy it" if len(subset) < opts.min_nets
                else f"it leaves out only {len(rest)} nets")
         return _Tested(r, space, subset, stats, f"not tested: {few} (each side needs {opts.min_nets})")
-    ea, eb = [n.error for n in subset], [n.error for n in rest]
-    wa, wb = stratified_weights([bin_index(n.flops, edges) for n in subset], [bin_index(n.flops, edges) for n in rest])
-    stats.update(subset_errors=tuple(ea), subset_flops=tuple(n.flops for n in subset), rest_errors=tuple(eb),
-                 rest_flops=tuple(n.flops for n in rest))
-    if wa.sum() <= 0:
+    stats = dataclasses.replace(stats, subset_errors=tuple(n.error for n in subset),
+                                subset_flops=tuple(n.flops for n in subset), rest_errors=tuple(n.error for n in rest),
+                                rest_flops=tuple(n.flops for n in rest))
+    shift = subset_shift([n.error for n in base], [n.flops for n in base], inside, edges)
+    if not shift.shared:
         return _Tested(r, space, subset, stats, "not tested: no FLOPs bin holds nets of both sides")
-    w_sub = complexity_weights([n.flops for n in subset], edges)
-    w_all = complexity_weights([n.flops for n in base], edges)
-    stats.update(ks_all=ks_statistic(ea, [n.error for n in base], w_sub, w_all),
-                 mean_diff=100 * (_mean(ea, list(wa)) - _mean(eb, list(wb))))
-    return _Tested(r, space, subset, stats)
+    return _Tested(r, space, subset, dataclasses.replace(stats, ks_all=shift.ks_all, mean_diff=shift.mean_diff))
 
 
 def _judge(t: _Tested, threshold: float, opts: RefineOptions, edges: Sequence[float]) -> None:
     """The within-bin permutation test of a tested candidate against its threshold (its stats filled in)."""
     s = t.stats
-    res = ks_stratified_test(s["subset_errors"], s["rest_errors"], s["subset_flops"], s["rest_flops"], edges,
-                             threshold=threshold, n_perm=opts.n_perm, max_perm=opts.max_perm, seed=opts.perm_seed)
-    s.update(ks=res.ks, p_value=res.p_value, p_low=res.p_low, p_high=res.p_high, permutations=res.permutations,
-             decision=res.decision, better=res.up > res.down, ess_subset=res.ess_a, ess_rest=res.ess_b,
-             left_out=res.left_out_a + res.left_out_b, shared_bins=res.bins,
-             strength=res.ks * math.sqrt(res.ess_a * res.ess_b / (res.ess_a + res.ess_b)))
-
-
-def in_band_share(space: Space, band: tuple[int, int], draws: int = 200, seed: int = 0) -> float:
-    """Share of i.i.d. draws of the space whose solved widths land in the FLOPs band as a member (duplicates
-    count: this measures the space, not a sample's distinctness)."""
-    rng = np.random.default_rng(seed)
-    bands = resolve_band(space, flops=band)
-    lo, hi = bands.band
-    hits = 0
-    for _ in range(draws):
-        d = draft(space, lambda name, dist: dist.draw(rng))
-        solved = solve(d, bands, math.exp(rng.uniform(math.log(lo), math.log(hi))))
-        if solved.sample is not None and space.why_not(solved.sample.spec) is None:
-            hits += 1
-    return hits / draws
+    t.test = ks_stratified_test(s.subset_errors, s.rest_errors, s.subset_flops, s.rest_flops, edges,
+                                threshold=threshold, n_perm=opts.n_perm, max_perm=opts.max_perm, seed=opts.perm_seed)
+    t.stats = s.judged(t.test)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,7 +367,7 @@ class Refinement:
         else:
             lines.append(f"# no restriction kept ({len([e for e in self.evaluations if e.tested])} tested): the "
                          f"space is unchanged")
-        return "\n".join(lines) + "\n" + _dump(self.refined)
+        return "\n".join(lines) + "\n" + dump(self.refined)
 
     def write(self, path: str | Path, title: Optional[str] = None, judged: Optional[str] = None) -> Path:
         """Write the refined space file (see `yaml`); check that it loads back as the same space."""
@@ -595,14 +379,6 @@ class Refinement:
         if parse_yaml(text) != dict(self.refined):
             raise RefineError(f"{path}: the written space does not load back as the refined space")
         return path
-
-
-def _count(n: int) -> int | str:
-    """10_000_000 -> '10M' where that is exact (as space files write bands), else the number."""
-    for suffix, scale in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if n % scale == 0:
-            return f"{n // scale}{suffix}"
-    return int(n)
 
 
 def _counts(counts: Mapping[str, int]) -> str:
@@ -641,7 +417,7 @@ def _nets(records: Sequence[TrialRecord], space: Space) -> tuple[list[_Net], dic
 
 
 def _flops(net: NetSpec) -> float:
-    from .net.complexity import complexity
+    from ..net.complexity import complexity
 
     return float(complexity(net).flops)
 
@@ -665,81 +441,20 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
         look: the round of the run this refinement is (1 alone): with "spending" it may spend alpha / 2^look.
     """
     opts = (options or RefineOptions()).check()
-    data = _flat(space_data)
+    data = flat(space_data)
     space = parse_space(data, source)
     nets, excluded, why = _nets(records, space)
     if len(nets) < MIN_NETS:
         detail = f" (first: {why})" if why else ""
         raise RefineError(f"{source}: {len(nets)} usable nets ({_counts(excluded) or 'none left out'}){detail}; a "
                           f"refinement needs at least {MIN_NETS} complete nets of the space")
-    band = tuple(band) if band is not None else space.flops  # type: ignore[assignment]
-    if band is not None and space.flops != band:
-        data = _edit(data, ("constraints", "flops"), [_count(band[0]), _count(band[1])])
-    shape = input_of(nets[0].spec)
-    if shape != space.input and len({input_of(n.spec) for n in nets}) == 1:  # the band holds at the nets' input
-        data = _edit(data, ("input",), {"resolution": shape.resolution, "channels": shape.in_channels,
-                                        "classes": shape.num_classes})
-    space = parse_space(data, source)
-    current_data, current, base = data, space, nets
+    band = default_band(space, band)
+    data, shape = _as_sampled(data, space, band, nets)
+    current_data, current, base = data, parse_space(data, source), nets
     evaluations: list[Evaluation] = []
     for step in range(1, opts.max_steps + 1):
-        bins = opts.bins or max(1, min(10, len(base) // 10))
-        edges = log_bins([n.flops for n in base], bins)
-        size = _structures(current)
-        tested = [_test(r, base, current, size, opts, edges)
-                  for r in candidates(current_data, current, [n.spec for n in base], opts.cut)]
-        m = sum(1 for t in tested if not t.verdict)
-        threshold = opts.threshold(look, step, m)
-        contenders = []
-        for t in tested:
-            if t.verdict:
-                continue
-            _judge(t, threshold, opts, edges)
-            s = t.stats
-            mc = (f"{MC_LEVEL:.1%} Monte Carlo interval {s['p_low']:.4f}..{s['p_high']:.4f}, "
-                  f"{s['permutations']} permutations")
-            if not s["better"]:
-                t.verdict = (f"not better: its EDF lies below the rest's where they differ most (mean error "
-                             f"{s['mean_diff']:+.2f} points)")
-            elif s["decision"] == "not significant":
-                t.verdict = f"not significant: p {s['p_value']:.4f} > {threshold:.4f} ({mc})"
-            elif s["decision"] == "undecided":
-                t.verdict = f"undecided, not kept: p {s['p_value']:.4f} ({mc}) holds the threshold {threshold:.4f}"
-            elif s["removed"] < opts.min_removed:
-                t.verdict = f"removes too little: {s['removed']:.0%} of the nets < {opts.min_removed:.0%}"
-            else:
-                contenders.append(t)
-        # the strongest first, by a statistic free of Monte Carlo error: KS times sqrt(n_a n_b / (n_a + n_b)) of
-        # the effective sizes (the asymptotic KS scale)
-        contenders.sort(key=lambda t: (-t.stats["strength"], t.restriction.text))
-        chosen = None
-        in_band: dict[int, float] = {}
-        for t in contenders:
-            if chosen is not None:
-                t.verdict = (f"significant, but {chosen.restriction.text} was kept first: tested again in step "
-                             f"{step + 1}")
-                continue
-            if band is not None:
-                share = in_band_share(t.space.at(shape), band, opts.in_band_draws, opts.seed)
-                in_band[id(t)] = share
-                if share < opts.min_in_band:
-                    t.verdict = f"its space lands in the band in {share:.0%} of draws < {opts.min_in_band:.0%}"
-                    continue
-            chosen = t
-            t.verdict = "kept"
-        for t in tested:
-            s = t.stats
-            evaluations.append(Evaluation(
-                step=step, restriction=t.restriction, nets=s["nets"], satisfy=s["satisfy"], removed=s["removed"],
-                removed_structures=s["removed_structures"], ks=s["ks"], ks_all=s["ks_all"], p_value=s["p_value"],
-                mean_diff=s["mean_diff"], better=s["better"], threshold=threshold, in_band=in_band.get(id(t)),
-                kept=t is chosen, verdict=t.verdict, p_low=s.get("p_low", math.nan),
-                p_high=s.get("p_high", math.nan), permutations=s.get("permutations", 0),
-                ess_subset=s.get("ess_subset", math.nan), ess_rest=s.get("ess_rest", math.nan),
-                left_out=s.get("left_out", 0), shared_bins=s.get("shared_bins", 0),
-                subset_errors=s.get("subset_errors", ()),
-                subset_flops=s.get("subset_flops", ()), rest_errors=s.get("rest_errors", ()),
-                rest_flops=s.get("rest_flops", ())))
+        done, chosen = _step(step, current_data, current, base, band, shape, opts, look)
+        evaluations.extend(done)
         if chosen is None:
             break
         current_data, current, base = dict(chosen.restriction.data), chosen.space, chosen.subset
@@ -751,6 +466,80 @@ def refine(records: Sequence[TrialRecord], space_data: Mapping[str, Any], *, sou
     return Refinement(source=source, data=data, refined=refined, evaluations=tuple(evaluations), nets=len(nets),
                       excluded=excluded, errors=tuple(n.error for n in nets), flops=tuple(n.flops for n in nets),
                       band=band, in_band=final_in_band, options=opts, look=look)
+
+
+def _as_sampled(data: dict[str, Any], space: Space, band: Optional[tuple[int, int]],
+                nets: Sequence[_Net]) -> tuple[dict[str, Any], InputShape]:
+    """The space's mapping with the band the nets were sampled in and their input (where either differs from the
+    file's: the band holds at that input), and that input."""
+    if band is not None and space.flops != band:
+        data = with_value(data, ("constraints", "flops"), [exact(band[0]), exact(band[1])])
+    shape = input_of(nets[0].spec)
+    if shape != space.input and len({input_of(n.spec) for n in nets}) == 1:
+        data = with_value(data, ("input",), {"resolution": shape.resolution, "channels": shape.in_channels,
+                                             "classes": shape.num_classes})
+    return data, shape
+
+
+def _step(step: int, data: Mapping[str, Any], current: Space, base: list[_Net], band: Optional[tuple[int, int]],
+          shape: InputShape, opts: RefineOptions, look: int) -> tuple[list[Evaluation], Optional[_Tested]]:
+    """One greedy step: every candidate tested on the step's nets, the strongest that qualifies kept (or none)."""
+    bins = opts.bins or max(1, min(10, len(base) // 10))
+    edges = log_bins([n.flops for n in base], bins)
+    size = _structures(current)
+    tested = [_test(r, base, current, size, opts, edges)
+              for r in candidates(data, current, [n.spec for n in base], opts.cut)]
+    threshold = opts.threshold(look, step, sum(1 for t in tested if not t.verdict))
+    contenders = []
+    for t in tested:
+        if t.verdict:
+            continue
+        _judge(t, threshold, opts, edges)
+        t.verdict = _verdict(t, threshold, opts)
+        if not t.verdict:
+            contenders.append(t)
+    # the strongest first, by a statistic free of Monte Carlo error (StratifiedKS.strength)
+    contenders.sort(key=lambda t: (-t.test.strength, t.restriction.text))
+    chosen, in_band = _choose(contenders, step, band, shape, opts)
+    return [Evaluation(step=step, restriction=t.restriction, threshold=threshold, in_band=in_band.get(id(t)),
+                       kept=t is chosen, verdict=t.verdict, **t.stats.fields()) for t in tested], chosen
+
+
+def _verdict(t: _Tested, threshold: float, opts: RefineOptions) -> str:
+    """Why a tested candidate cannot be kept ("" when it is a contender)."""
+    s, res = t.stats, t.test
+    mc = f"{MC_LEVEL:.1%} Monte Carlo interval {s.p_low:.4f}..{s.p_high:.4f}, {s.permutations} permutations"
+    if not s.better:
+        return (f"not better: its EDF lies below the rest's where they differ most (mean error "
+                f"{s.mean_diff:+.2f} points)")
+    if res.decision == "not significant":
+        return f"not significant: p {s.p_value:.4f} > {threshold:.4f} ({mc})"
+    if res.decision == "undecided":
+        return f"undecided, not kept: p {s.p_value:.4f} ({mc}) holds the threshold {threshold:.4f}"
+    if s.removed < opts.min_removed:
+        return f"removes too little: {s.removed:.0%} of the nets < {opts.min_removed:.0%}"
+    return ""
+
+
+def _choose(contenders: Sequence[_Tested], step: int, band: Optional[tuple[int, int]], shape: InputShape,
+            opts: RefineOptions) -> tuple[Optional[_Tested], dict[int, float]]:
+    """The first contender whose space still lands in the band often enough (its verdict "kept"), and the in-band
+    shares measured on the way (by id of the candidate)."""
+    chosen = None
+    in_band: dict[int, float] = {}
+    for t in contenders:
+        if chosen is not None:
+            t.verdict = f"significant, but {chosen.restriction.text} was kept first: tested again in step {step + 1}"
+            continue
+        if band is not None:
+            share = in_band_share(t.space.at(shape), band, opts.in_band_draws, opts.seed)
+            in_band[id(t)] = share
+            if share < opts.min_in_band:
+                t.verdict = f"its space lands in the band in {share:.0%} of draws < {opts.min_in_band:.0%}"
+                continue
+        chosen = t
+        t.verdict = "kept"
+    return chosen, in_band
 
 
 # ---------------------------------------------------------------------------------------------
@@ -774,9 +563,9 @@ class StoredStudy:
 
 def load_records(study: str, storage: str) -> StoredStudy:
     """The records of a stored study and what it was made with; RefineError if there is no such study."""
-    from .record import read_config, read_info
-    from .study.config import StudyError
-    from .study.storage import load_existing
+    from ..record import read_config, read_info
+    from ..study.config import StudyError
+    from ..study.storage import load_existing
 
     try:
         loaded = load_existing(study, storage)
@@ -919,120 +708,197 @@ def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, confi
         check_seeds: with N > 1, each round's refinement is redone (nothing trained) under permutation seeds
             0..N-1, and a note says whether every decision is the same.
     """
-    from . import data as nasx_data
-    from .study import Candidate, StudyConfig, run_study
-    from .study.config import study_space
-
     opts = (options or RefineOptions()).check()
     if rounds < 1:
         raise RefineError(f"--rounds {rounds}: must be >= 1")
     if samples is not None and samples < MIN_NETS:
         raise RefineError(f"--samples {samples}: a round needs at least {MIN_NETS} nets")
-    note = on_note or (lambda _: None)
-    cfg = config or StudyConfig()
-    info = None
-    first_records: Optional[list[TrialRecord]] = None
-    if study is not None:
-        storage = cfg.storage or str(Path(cfg.studies_dir) / f"{study}.journal")
-        stored = load_records(study, storage)
-        first_records, info = stored.records, stored.info
-        cfg = dataclasses.replace(cfg, flops=cfg.flops or stored.band)
-        if space is None:
-            if info is None:
-                raise RefineError(f"study {study!r} was not made by nasx: give its space with --space")
-            space, corner = info.space, corner or info.proxy.get("corner")
-        name = name or study
-        cfg = dataclasses.replace(cfg, storage=storage)
-        if info is not None:  # later rounds train on the study's own proxy
-            cfg = dataclasses.replace(cfg, dataset=info.dataset, epochs=info.epochs, fraction=info.fraction,
-                                      val_size=info.val_size, seed=info.seed,
-                                      batch_size=info.proxy.get("batch_size", cfg.batch_size))
-    if space is None:
-        raise RefineError("give a space (--space) or an existing study (--study)")
-    corner = None if corner == "none" else corner
-    data, parsed = space_mapping(space, corner)
-    if info is not None and info.space_hash is not None and info.space_hash != parsed.content_hash:
-        raise RefineError(f"study {study!r} was made from another version of {space!r}"
-                          f"{f' (corner {corner})' if corner else ''}; restore the file or give the one it used")
-    name = name or (Path(space).stem + (f"-{corner}" if corner else ""))
-    band = cfg.flops or parsed.flops
-    if band is None:
-        raise RefineError(f"{space}: the space has no FLOPs band; give one (--flops LO:HI)")
-    storage = cfg.storage or str(Path(cfg.studies_dir) / f"refine-{name}.journal")
-    out_dir = Path(out) if out is not None else Path("reports") / f"refine-{name}"
-    n = samples or (sum(1 for r in first_records if r.state == "COMPLETE") if first_records else 48)
-    cfg = dataclasses.replace(cfg, storage=storage, flops=band, test=False, sampler="random", corner=None)
-    run = RefineRun(name=name, out=out_dir, storage=storage, rounds=[], band=band, samples=n, options=opts)
-    shape: Optional[InputShape] = None
-    space_name, space_corner = str(space), corner
+    plan = _plan(space, name, config, corner, samples, study, out, opts, check_seeds)
+    run = RefineRun(name=plan.name, out=plan.out, storage=plan.cfg.storage, rounds=[], band=plan.cfg.flops,
+                    samples=plan.n, options=opts)
+    hooks = _Hooks(on_note or (lambda _: None), progress, on_note, train_fn)
+    src = plan.first_space
     for k in range(1, rounds + 1):
-        label = space_name + (f" (corner {space_corner})" if space_corner else "")
         # the earlier rounds that sampled this same space (it kept no restriction): their nets are judged with ours
-        same = [r for r in run.rounds if _space_key(r.refinement.data) == _space_key(data)]
-        pool = f"; its refinement judges rounds {_span([r.index for r in same] + [k])} pooled" if same else ""
-        if k == 1 and first_records is not None:
-            records, study_name, trained = first_records, study, False
+        same = [r for r in run.rounds if _space_key(r.refinement.data) == _space_key(src.data)]
+        if k == 1 and plan.first is not None:
+            records, study_name, trained = plan.first, plan.study, False
         else:
-            study_name, trained = round_study(name, k), True
-            round_cfg = dataclasses.replace(cfg, space=space_name, corner=space_corner, study=study_name)
-            if shape is None:
-                shape = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size or 0.1,
-                                       seed=cfg.seed, download=cfg.download).input
-            drawn = sample(study_space(round_cfg).at(shape), _seed(cfg.seed, k), n, flops=band)
-            foreign = _existing_keys(storage, study_name) - {f"{s.spec.id}:{cfg.seed}" for s in drawn}
-            if foreign:
-                from .study.config import redact
-
-                raise RefineError(f"study {study_name!r} in {redact(str(storage))} holds {len(foreign)} net(s) not drawn from "
-                                  f"{label} (another refinement?); use another --name or --storage")
-            again = f" (the space of round {_span([r.index for r in same])} again)" if same else ""
-            note(f"round {k}: {n} nets of {label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "
-                 f"{study_name}{pool}")
-            summary = run_study(round_cfg, progress=progress, train_fn=train_fn, on_note=on_note,
-                                candidates=[Candidate(s.spec, seed=cfg.seed, tags={"round": k}) for s in drawn])
-            snap = summary.snapshot
-            note(f"round {k}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s")
-            if summary.interrupted:
+            study_name, trained = round_study(plan.name, k), True
+            records = _train_round(plan, k, src, same, hooks)
+            if records is None:
                 run.interrupted = True
                 return run
-            records = load_records(study_name, storage).records
-        # earlier rounds first: a net drawn again in a later round is judged once
-        pooled = [rec for r in same for rec in r.records] + list(records)
-        studies = ", ".join([r.study for r in same] + [study_name])
-        try:
-            refinement = refine(pooled, data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts,
-                                look=k)
-        except RefineError as e:
-            raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
-        if check_seeds > 1:
-            run.notes.append(_seed_check(refinement, pooled, data, label, band, f"{name}-r{k + 1}", opts, k,
-                                         check_seeds))
-            note(run.notes[-1])
-        own, _, _ = _nets(records, parse_space(refinement.data, label))
-        this = Round(index=k, study=study_name, space=space_name, corner=space_corner, records=records,
-                     refinement=refinement, file=out_dir / f"round-{k + 1}.yaml", trained=trained,
-                     judged=tuple((r.index, r.study, len(r.errors)) for r in same) + ((k, study_name, len(own)),),
-                     errors=tuple(x.error for x in own), flops=tuple(x.flops for x in own))
-        origin = (f"rounds {_span([r.index for r in same] + [k])} pooled (studies {studies})" if same
-                  else f"round {k} (study {study_name})")
-        refinement.write(this.file, title=f"nasx refine {name}: the space of round {k + 1}, refined from {origin}",
-                         judged=this.judged_text())
-        kept = refinement.kept
-        note(f"round {k}: judged on {this.judged_text()}; {len(kept)} restriction(s) kept of "
-             f"{sum(1 for e in refinement.evaluations if e.tested)} tests"
-             + "".join(f"; {e.restriction.text} (KS {e.ks:.2f}, p {e.p_value:.4f})" for e in kept)
-             + f" -> {this.file}")
+        this = _refine_round(plan, run, k, src, records, study_name, trained, same, hooks.note)
         run.rounds.append(this)
-        data, space_name, space_corner = dict(refinement.refined), str(this.file), None
-        if not kept:
+        src = _Sampled(str(this.file), None, dict(this.refinement.refined))
+        if not this.refinement.kept:
             following = [r.index for r in same] + [k, k + 1]
             run.notes.append(f"round {k} kept no restriction: the space did not change, so " + (
                 f"round {k + 1} samples it again and judges rounds {_span(following)} pooled" if k < rounds else
                 f"another round (--rounds {k + 1}, the same command otherwise) would sample it again and judge "
                 f"rounds {_span(following)} pooled"))
-            note(run.notes[-1])
+            hooks.note(run.notes[-1])
     last = run.rounds[-1]
     run.refined.parent.mkdir(parents=True, exist_ok=True)
-    last.refinement.write(run.refined, title=f"nasx refine {name}: the refined space after {len(run.rounds)} "
+    last.refinement.write(run.refined, title=f"nasx refine {plan.name}: the refined space after {len(run.rounds)} "
                                              f"round(s) (last study {last.study})", judged=last.judged_text())
     return run
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """run_refine's hooks: its one-line notes (never None), and what it hands to run_study."""
+
+    note: Callable[[str], None]
+    progress: Optional[Callable]
+    on_note: Optional[Callable[[str], None]]
+    train_fn: Optional[Callable]
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    """The space a round samples: as its study names it (a shipped space or a file, and a corner), its mapping."""
+
+    space: str
+    corner: Optional[str]
+    data: Mapping[str, Any] = field(repr=False)  # flat, the corner laid over it
+
+    @property
+    def label(self) -> str:
+        return self.space + (f" (corner {self.corner})" if self.corner else "")
+
+
+@dataclass
+class _Plan:
+    """What every round of a run shares: the first space, its name, band and proxy, where studies and files go."""
+
+    name: str
+    first_space: _Sampled
+    cfg: "StudyConfig"  # the proxy, the band, the storage (space, corner and study set per round)
+    out: Path
+    n: int  # nets per round
+    options: RefineOptions
+    check_seeds: int
+    study: Optional[str] = None  # an existing study refined as round 1
+    first: Optional[list[TrialRecord]] = field(default=None, repr=False)  # its records
+
+    @cached_property
+    def shape(self) -> InputShape:
+        """The dataset's input (loaded once, when a round is first trained)."""
+        from .. import data as nasx_data
+
+        cfg = self.cfg
+        return nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size or 0.1, seed=cfg.seed,
+                              download=cfg.download).input
+
+
+def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConfig"], corner: Optional[str],
+          samples: Optional[int], study: Optional[str], out: Optional[str | Path], options: RefineOptions,
+          check_seeds: int) -> _Plan:
+    """The run's plan from its arguments (and the stored study refined as round 1, when given)."""
+    from ..study import StudyConfig
+
+    cfg = config or StudyConfig()
+    stored = None
+    if study is not None:
+        stored, cfg, space, corner = _from_study(study, cfg, space, corner)
+        name = name or study
+    if space is None:
+        raise RefineError("give a space (--space) or an existing study (--study)")
+    corner = None if corner == "none" else corner
+    data, parsed = space_mapping(space, corner)
+    info = stored.info if stored is not None else None
+    if info is not None and info.space_hash is not None and info.space_hash != parsed.content_hash:
+        raise RefineError(f"study {study!r} was made from another version of {space!r}"
+                          f"{f' (corner {corner})' if corner else ''}; restore the file or give the one it used")
+    name = name or (Path(space).stem + (f"-{corner}" if corner else ""))
+    band = default_band(parsed, cfg.flops)
+    if band is None:
+        raise RefineError(f"{space}: the space has no FLOPs band; give one (--flops LO:HI)")
+    first = stored.records if stored is not None else None
+    n = samples or (sum(1 for r in first if r.state == "COMPLETE") if first else 48)
+    cfg = dataclasses.replace(cfg, storage=storage_url(f"refine-{name}", cfg.storage, cfg.studies_dir),
+                              flops=band, test=False, sampler="random", corner=None)
+    return _Plan(name=name, first_space=_Sampled(str(space), corner, data), cfg=cfg, n=n, options=options,
+                 check_seeds=check_seeds, study=study, first=first,
+                 out=Path(out) if out is not None else Path("reports") / f"refine-{name}")
+
+
+def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
+                corner: Optional[str]) -> tuple[StoredStudy, "StudyConfig", Optional[str], Optional[str]]:
+    """A stored study refined as round 1: it, the config with its band, storage and (for later rounds) its proxy,
+    and its space and corner where none is given."""
+    storage = storage_url(study, cfg.storage, cfg.studies_dir)
+    stored = load_records(study, storage)
+    info = stored.info
+    cfg = dataclasses.replace(cfg, flops=cfg.flops or stored.band)
+    if space is None:
+        if info is None:
+            raise RefineError(f"study {study!r} was not made by nasx: give its space with --space")
+        space, corner = info.space, corner or info.proxy.get("corner")
+    cfg = dataclasses.replace(cfg, storage=storage)
+    if info is not None:  # later rounds train on the study's own proxy
+        cfg = dataclasses.replace(cfg, dataset=info.dataset, epochs=info.epochs, fraction=info.fraction,
+                                  val_size=info.val_size, seed=info.seed,
+                                  batch_size=info.proxy.get("batch_size", cfg.batch_size))
+    return stored, cfg, space, corner
+
+
+def _train_round(plan: _Plan, k: int, src: _Sampled, same: Sequence[Round],
+                 hooks: _Hooks) -> Optional[list[TrialRecord]]:
+    """Sample round k's space in the band and train it as the fixed study `refine-<name>-r<k>` (resumed where it
+    exists): its records, or None when it was interrupted."""
+    from ..study.config import redact, study_space
+    from ..study.fixed import draw, run_fixed
+
+    cfg, n, band, storage = plan.cfg, plan.n, plan.cfg.flops, plan.cfg.storage
+    study_name = round_study(plan.name, k)
+    round_cfg = dataclasses.replace(cfg, space=src.space, corner=src.corner, study=study_name)
+    drawn = draw(study_space(round_cfg).at(plan.shape), n, _seed(cfg.seed, k), flops=band)
+    foreign = _existing_keys(storage, study_name) - {f"{spec.id}:{cfg.seed}" for spec in drawn}
+    if foreign:
+        raise RefineError(f"study {study_name!r} in {redact(str(storage))} holds {len(foreign)} net(s) not drawn from "
+                          f"{src.label} (another refinement?); use another --name or --storage")
+    again = f" (the space of round {_span([r.index for r in same])} again)" if same else ""
+    pool = f"; its refinement judges rounds {_span([r.index for r in same] + [k])} pooled" if same else ""
+    hooks.note(f"round {k}: {n} nets of {src.label}{again} in FLOPs {band[0]:,}..{band[1]:,} -> study "
+               f"{study_name}{pool}")
+    summary = run_fixed(round_cfg, drawn, tags={"round": k}, progress=hooks.progress, on_note=hooks.on_note,
+                        train_fn=hooks.train_fn)
+    snap = summary.snapshot
+    hooks.note(f"round {k}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s")
+    return None if summary.interrupted else load_records(study_name, storage).records
+
+
+def _refine_round(plan: _Plan, run: RefineRun, k: int, src: _Sampled, records: list[TrialRecord], study_name: str,
+                  trained: bool, same: Sequence[Round], note: Callable[[str], None]) -> Round:
+    """Refine round k on its nets (pooled with the earlier rounds of the same space) and write the next round's
+    space file `<out>/round-<k+1>.yaml`."""
+    name, band, opts, label = plan.name, plan.cfg.flops, plan.options, src.label
+    # earlier rounds first: a net drawn again in a later round is judged once
+    pooled = [rec for r in same for rec in r.records] + list(records)
+    studies = ", ".join([r.study for r in same] + [study_name])
+    try:
+        refinement = refine(pooled, src.data, source=label, band=band, name=f"{name}-r{k + 1}", options=opts, look=k)
+    except RefineError as e:
+        raise RefineError(f"round {k} ({'studies' if same else 'study'} {studies}): {e}") from None
+    if plan.check_seeds > 1:
+        run.notes.append(_seed_check(refinement, pooled, src.data, label, band, f"{name}-r{k + 1}", opts, k,
+                                     plan.check_seeds))
+        note(run.notes[-1])
+    own, _, _ = _nets(records, parse_space(refinement.data, label))
+    this = Round(index=k, study=study_name, space=src.space, corner=src.corner, records=records,
+                 refinement=refinement, file=plan.out / f"round-{k + 1}.yaml", trained=trained,
+                 judged=tuple((r.index, r.study, len(r.errors)) for r in same) + ((k, study_name, len(own)),),
+                 errors=tuple(x.error for x in own), flops=tuple(x.flops for x in own))
+    origin = (f"rounds {_span([r.index for r in same] + [k])} pooled (studies {studies})" if same
+              else f"round {k} (study {study_name})")
+    refinement.write(this.file, title=f"nasx refine {name}: the space of round {k + 1}, refined from {origin}",
+                     judged=this.judged_text())
+    kept = refinement.kept
+    note(f"round {k}: judged on {this.judged_text()}; {len(kept)} restriction(s) kept of "
+         f"{sum(1 for e in refinement.evaluations if e.tested)} tests"
+         + "".join(f"; {e.restriction.text} (KS {e.ks:.2f}, p {e.p_value:.4f})" for e in kept)
+         + f" -> {this.file}")
+    return this

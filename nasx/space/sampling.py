@@ -12,18 +12,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .net.complexity import Complexity, complexity
-from .net.regnet import QUANTUM, RegNetParams, regnet_stages
-from .space import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, PerStage, Space, SpaceError
-from .net.spec import (AggregatedBlock, Head, InceptionBlock, MultiBranchBlock, NetSpec, PlainBlock, ResidualBlock,
+from ..units import human
+from ..net.complexity import Complexity, complexity
+from ..net.regnet import QUANTUM, RegNetParams, regnet_stages
+from .parse import INCEPTION_WIDTHS, RULE_PARAMETERS, Dist, PerStage, Space, SpaceError
+from ..net.spec import (AggregatedBlock, Head, InceptionBlock, MultiBranchBlock, NetSpec, PlainBlock, ResidualBlock,
                        SpecError, Stage, Stem)
 
 __all__ = ["Sample", "SampleRun", "Draft", "RuleDraft", "Rejected", "draft", "solve", "sample", "suggest",
-           "resolve_band"]
+           "resolve_band", "default_band", "in_band_share"]
 
 Draw = Callable[[str, Dist], Any]  # (parameter name, distribution) -> value
 
@@ -250,6 +251,8 @@ def _aggregated_quantum(cardinality: int, bottleneck_ratio: float) -> int:
     return 4096 * cardinality
 
 
+# long (~70 lines): one pass over the file's choices in the order a trial suggests them (the Optuna parameter
+# names and the i.i.d. stream depend on that order); split, the order would be spread over helpers
 def draft(space: Space, draw: Draw) -> Draft | RuleDraft:
     """Draw a member's structure (everything but the width scale); `draw` is i.i.d. or an Optuna trial.
 
@@ -370,12 +373,17 @@ class Bands:
 
 def resolve_band(space: Space, flops=None, params=None) -> Bands:
     """The requested bands, or the space's defaults when neither is given."""
-    from .space import parse_band
+    from .parse import parse_band
 
     if flops is None and params is None:
         return Bands(space.flops, space.params)
     return Bands(parse_band(flops, "flops") if flops is not None else None,
                  parse_band(params, "params") if params is not None else None)
+
+
+def default_band(space: Space, flops: Optional[Sequence[int]] = None) -> Optional[tuple[int, int]]:
+    """The FLOPs band asked for, else the space's own (None: it has none): the one rule for a default band."""
+    return (int(flops[0]), int(flops[1])) if flops else space.flops
 
 
 @dataclass
@@ -387,6 +395,7 @@ class Solved:
     span: tuple[float, float] | None = None
 
 
+# long (~65 lines): a bracketing root finder whose state (bracket, cache, best so far) its loop shares
 def solve(d: Draft, bands: Bands, target: float | None) -> Solved:
     """Find the width scale whose rounded spec lands nearest `target` (in the solved metric) inside the bands."""
     cache: dict[tuple, tuple[NetSpec, Complexity] | None] = {}
@@ -478,7 +487,7 @@ def sample(space: Space, rng: np.random.Generator | int | None, n: int, flops=No
             raise SpaceError(f"{space.source}: only {len(run.samples)} of {n} distinct members "
                              f"{_band_text(bands)} after {run.draws} draws")
         if not run.samples and run.draws >= probe:
-            spread = f"; the draws reach {_num(low)}..{_num(high)} {bands.metric}" if high else ""
+            spread = f"; the draws reach {human(low)}..{human(high)} {bands.metric}" if high else ""
             raise SpaceError(f"{space.source}: no member {_band_text(bands)} in {run.draws} draws "
                              f"(band unreachable{spread})")
         run.draws += 1
@@ -542,13 +551,22 @@ def suggest(space: Space, trial, flops=None, params=None) -> Sample:
     return solved.sample
 
 
-def _num(x: float) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+def in_band_share(space: Space, band: tuple[int, int], draws: int = 200, seed: int = 0) -> float:
+    """Share of i.i.d. draws of the space whose solved widths land in the FLOPs band as a member (duplicates
+    count: this measures the space, not a sample's distinctness)."""
+    rng = np.random.default_rng(seed)
+    bands = resolve_band(space, flops=band)
+    lo, hi = bands.band
+    hits = 0
+    for _ in range(draws):
+        d = draft(space, lambda name, dist: dist.draw(rng))
+        solved = solve(d, bands, math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        if solved.sample is not None and space.why_not(solved.sample.spec) is None:
+            hits += 1
+    return hits / draws
+
 
 
 def _band_text(bands: Bands) -> str:
-    parts = [f"with {k} in {_num(b[0])}..{_num(b[1])}" for k, b in (("FLOPs", bands.flops), ("params", bands.params)) if b]
+    parts = [f"with {k} in {human(b[0])}..{human(b[1])}" for k, b in (("FLOPs", bands.flops), ("params", bands.params)) if b]
     return " and ".join(parts) or "(no band)"

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .errors import NasxError
-from .net.complexity import Cx, complexity, conv2d_cx
-from .net.spec import AggregatedBlock, InceptionBlock, NetSpec, ResidualBlock, SpecError, Stage, Stem
+from ..errors import NasxError
+from ..net.complexity import Cx, complexity, conv2d_cx
+from ..net.spec import AggregatedBlock, InceptionBlock, NetSpec, ResidualBlock, SpecError, Stage, Stem
 
 __all__ = ["AXES", "AblationError", "Setting", "Plan", "plan", "settings", "default_template", "resolve_template",
            "eq4_params", "run_ablation", "format_plan",
@@ -140,7 +140,7 @@ def resolve_template(space: str = "resnext", base: Optional[str | NetSpec] = Non
                      cpu: bool = False) -> tuple[NetSpec, str]:
     """The template spec and a short label for names: a zoo name, a spec file's stem, `<space>29`, or on a
     CPU without `base`, `<space>11-cpu` (see `cpu_template`)."""
-    from .net.zoo import resolve
+    from ..net.zoo import resolve
 
     if base is None:
         if cpu:
@@ -455,7 +455,7 @@ def run_ablation(p: Plan, *, name: str, seeds: int = 3, config=None, progress=No
                  train_fn: Optional[Callable] = None):
     """Train every setting with `seeds` seeds (0..seeds-1) as the fixed study `ablation-<name>` (resumable:
     a re-run trains only the missing runs); every run also records its test accuracy. Returns the RunSummary."""
-    from .study import Candidate, StudyConfig, run_study  # the study layer runs it; ablate only plans
+    from ..study import Candidate, StudyConfig, run_study  # the study layer runs it; ablate only plans
 
     if seeds < 1:
         raise AblationError(f"--seeds {seeds}: must be >= 1")
