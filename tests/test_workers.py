@@ -197,6 +197,7 @@ def test_a_net_the_sampler_insists_on_waits_for_the_running_trials_result(tmp_pa
         assert original.state == copy.state == TrialState.COMPLETE and "duplicate_of" not in original.user_attrs
         assert copy.values == original.values and copy.user_attrs["curve"] == original.user_attrs["curve"]
         assert copy.user_attrs["duplicate_of"] == original.number
+        assert record.TrialRecord.from_trial(copy).outcome == record.TrialRecord.from_trial(original).outcome
     finally:
         a.heartbeat.close()
         b.heartbeat.close()
