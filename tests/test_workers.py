@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nasx import record
+from nasx.study import record
 from nasx.study import StudyConfig, Worker, open_storage, open_study, reap_stale, run_study, study_lock
 from nasx.study.worker import REDRAWS, owner_id, process_ended, process_id
 from study_fakes import curve_train, hang_once_train

@@ -47,7 +47,7 @@ from ..stats import MC_LEVEL, bin_index, complexity_weights, ks_statistic, ks_st
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..net.spec import InceptionBlock, NetSpec, parse_yaml
-from ..record import StudyInfo, TrialRecord
+from ..study.record import StudyInfo, TrialRecord
 from ..space import (BLOCK_FIELDS, INCEPTION_WIDTHS, Dist, Space, SpaceError, mapping_hash, overlay, drawn_width,
                     load_space, parse_space)
 from ..space_sample import draft, resolve_band, sample, solve
@@ -774,7 +774,7 @@ class StoredStudy:
 
 def load_records(study: str, storage: str) -> StoredStudy:
     """The records of a stored study and what it was made with; RefineError if there is no such study."""
-    from ..record import read_config, read_info
+    from ..study.record import read_config, read_info
     from ..study.config import StudyError
     from ..study.storage import load_existing
 

@@ -21,12 +21,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .. import record
 from ..net.complexity import complexity
 from ..net.fit import fit
 from ..net.spec import NetSpec
-from ..record import Outcome, TrialRecord
+from . import record
 from .config import StudyConfig, StudyError, study_space
+from .record import Outcome, TrialRecord
 from .storage import make_sampler, open_study, open_storage, study_lock
 
 __all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "process_id", "process_ended", "Proposal",

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from .errors import NasxError
-from .net.spec import NetSpec
+from ..errors import NasxError
+from ..net.spec import NetSpec
 
 __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
            "candidate_attrs", "read_info", "read_config", "write_info", "take_worker_number", "storage_url", "versions",
