@@ -2,7 +2,7 @@
 
 No net is trained: each trial is a member of a shipped space drawn as a study draws it (`suggest` through a
 random trial, so the params and distributions are those a real study stores), with its analytic counts and
-a made-up learning curve, stored under the user attributes nasx writes (`nasx.record`). About 5% of the
+a made-up learning curve, stored under the user attributes nasx writes (`nasx.study.record`). About 5% of the
 trials are pruned, 1% failed, 1% structures the space rejected; repeated nets are marked `duplicate_of`.
 
     python scripts/synthetic_study.py --trials 10000 --study big     # -> studies/big.journal
@@ -83,7 +83,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState, create_trial
 
-    from nasx.record import StudyInfo, TrialRecord, write_info
+    from nasx.study.record import StudyInfo, TrialRecord, write_info
     from nasx.space import load_space
     from nasx.space.sampling import Rejected, suggest
 

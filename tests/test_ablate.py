@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nasx.net import zoo
 from nasx.experiments.ablate import AblationError, default_template, eq4_params, plan, run_ablation, settings
-from nasx.record import TrialRecord
+from nasx.study.record import TrialRecord
 from nasx.report.ablation import ablation_rows, ablation_table, verdict_for
 from nasx.report import write_ablation_report
 from nasx.cli.ablate import register

@@ -15,7 +15,7 @@ from nasx.experiments.fidelity import (Budget, FidelityData, FidelityError, load
                            resolve_proxy, run_fidelity)
 from nasx.net.complexity import complexity
 from nasx.net.spec import AggregatedBlock, NetSpec, Stage, Stem
-from nasx.record import TrialRecord
+from nasx.study.record import TrialRecord
 from nasx.report.fidelity import write_fidelity_report
 from nasx.study import StudyConfig, open_storage
 from nasx.train import TrainResult

@@ -4,6 +4,7 @@ to its data (a 1-channel dataset at another resolution, through the real trainer
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -16,7 +17,8 @@ from typer.testing import CliRunner
 
 import nasx
 from nasx.net.complexity import complexity
-from nasx.record import RecordError, StudyInfo, TrialRecord
+from nasx.study import record
+from nasx.study.record import Outcome, RecordError, StudyInfo, TrialRecord
 from nasx.study import StudyConfig, open_storage, run_study
 from nasx.train import Trainer, train
 
@@ -29,7 +31,7 @@ def test_only_the_record_module_touches_user_attributes():
     """A grep of the library for the ways Optuna's user attributes are read or written: record.py only."""
     offenders = []
     for path in sorted(NASX.rglob("*.py")):
-        if path.name == "record.py" and path.parent == NASX:
+        if path.name == "record.py" and path.parent == NASX / "study":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in ("user_attrs", "set_user_attr", "set_trial_user_attr"):
@@ -64,6 +66,49 @@ def test_records_written_by_the_earlier_version_load():
     info = StudyInfo.from_attrs({"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.02,
                                  "objectives": ["accuracy", "flops"], "val_size": 1000, "seed": 0})
     assert info.space_hash is None and info.differences(info) == []
+
+
+class _Live:
+    """A live trial's one write method, as the worker uses it."""
+
+    def __init__(self):
+        self.user_attrs: dict = {}
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+def test_an_outcome_is_stored_flat_under_the_keys_of_earlier_versions_and_read_back_whole():
+    """One Outcome written in one call: the same keys and values the worker wrote field by field before."""
+    rec_fields = {f.name: (f.type, f.default) for f in dataclasses.fields(TrialRecord)}
+    for f in dataclasses.fields(Outcome):  # the record keeps the outcome's fields flat, same types and defaults
+        assert rec_fields[f.name] == (f.type, f.default), f.name
+    outcome = Outcome(curve=(0.25, 0.5), train_loss=(2.0, 1.5), val_acc=0.5, wall_time=3.5, images_per_s=120.0,
+                      epochs_run=2, reason="completed", peak_memory_bytes=2048, trained_spec_id="abc")
+    live = _Live()
+    record.write_outcome(live, outcome, duplicate_of=7)
+    assert live.user_attrs == {"curve": [0.25, 0.5], "train_loss": [2.0, 1.5], "val_acc": 0.5, "wall_time": 3.5,
+                               "images_per_s": 120.0, "epochs_run": 2, "reason": "completed",
+                               "peak_memory_bytes": 2048, "trained_spec_id": "abc", "duplicate_of": 7}
+    back = TrialRecord.from_trial(frozen(**live.user_attrs, spec_id="abc", seed=0))
+    assert back.outcome == outcome and back.duplicate_of == 7 and back.spec_id == "abc"
+    assert TrialRecord(0, "WAITING").outcome == Outcome()
+
+
+def test_a_retry_copies_the_record_whole_but_what_the_lost_run_wrote():
+    spec = nasx.zoo.get("resnet20")
+    lost = TrialRecord(5, "RUNNING", spec=spec.to_dict(), spec_id=spec.id, flops=9, seed=3, dataset="cifar10",
+                       budget={"epochs": 2, "fraction": 0.1}, candidate=spec.to_dict(), candidate_key="k",
+                       tags={"setting": "a"}, retries=1, retry_of=2, curve=(0.1,), reason="interrupted",
+                       fail_reason="lost", owner="h:1", process="p", heartbeat=1.0, worker=0, device="cpu:x",
+                       progress={"epoch": 1}, versions={"nasx": "x"})
+    attrs = lost.retry_attrs()
+    assert attrs == {"spec": spec.to_dict(), "spec_id": spec.id, "flops": 9, "seed": 3, "dataset": "cifar10",
+                     "budget": {"epochs": 2, "fraction": 0.1}, "candidate": spec.to_dict(), "candidate_key": "k",
+                     "tag_setting": "a", "retries": 2, "retry_of": 5}
+    retry = TrialRecord.from_trial(frozen(TrialState.WAITING, **attrs))
+    assert retry.outcome == Outcome() and retry.owner is None and retry.tags == {"setting": "a"}
+    assert TrialRecord(4, "RUNNING").retry_attrs() == {"retry_of": 4, "retries": 1}
 
 
 def test_an_unknown_key_is_one_line_that_says_what_to_do():

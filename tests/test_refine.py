@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from nasx.cli.app import app
-from nasx.record import TrialRecord
+from nasx.study.record import TrialRecord
 from nasx.experiments.refine import MIN_NETS, RefineError, RefineOptions, load_records, refine, run_refine, space_mapping
 from nasx.report import write_refine_report
 from nasx.space import load_space, parse_space

@@ -75,7 +75,7 @@ def test_export_reads_a_study_without_torch_or_matplotlib(tmp_path):
 
 
 def test_nasx_package_imports_no_torch_until_build(tmp_path):
-    probe = ("import sys, nasx, nasx.net.spec, nasx.net.complexity, nasx.space, nasx.space.sampling, nasx.record, "
+    probe = ("import sys, nasx, nasx.net.spec, nasx.net.complexity, nasx.space, nasx.space.sampling, nasx.study.record, "
              "nasx.report; n = nasx.complexity('resnet20').params; before = 'torch' in sys.modules; "
              "nasx.build('resnet20'); print(n, before, 'torch' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -84,6 +84,18 @@ def test_nasx_package_imports_no_torch_until_build(tmp_path):
     import nasx
 
     assert out.stdout.split() == [str(nasx.complexity("resnet20").params), "False", "True"], out.stderr
+
+
+def test_the_trial_record_imports_neither_optuna_nor_the_worker(tmp_path):
+    """nasx.study loads its modules on first use: a reader of records pays for none of the study's machinery."""
+    probe = ("import sys, nasx.study.record; "
+             "light = sorted(m for m in sys.modules if m.startswith(('optuna', 'torch', 'nasx.study.'))); "
+             "from nasx.study import explore; "
+             "print(light == ['nasx.study.record'], callable(explore) and explore.__name__ == 'explore')")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["True", "True"], out.stderr
 
 
 @pytest.mark.slow

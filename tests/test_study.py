@@ -370,4 +370,8 @@ def test_ctrl_c_or_sigterm_stops_explore_mid_epoch_and_the_same_command_resumes(
     interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
     queued = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get("retry_of") is not None]
     assert len(interrupted) == 1 and len(queued) == 1 and queued[0].user_attrs["retry_of"] == interrupted[0].number
+    retry, lost = queued[0], interrupted[0]  # the net copied whole, what the interrupted run wrote left out
+    assert retry.user_attrs["spec_id"] == lost.user_attrs["spec_id"]
+    assert retry.user_attrs["retries"] == 1
+    assert not {"owner", "heartbeat", "curve", "fail_reason"} & set(retry.user_attrs)
     assert (tmp_path / "reports" / "long" / "index.html").is_file()

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nasx import record
+from nasx.study import record
 from nasx.study import StudyConfig, Worker, open_storage, open_study, reap_stale, run_study, study_lock
 from nasx.study.worker import REDRAWS, owner_id, process_ended, process_id
 from study_fakes import curve_train, hang_once_train
@@ -197,6 +197,7 @@ def test_a_net_the_sampler_insists_on_waits_for_the_running_trials_result(tmp_pa
         assert original.state == copy.state == TrialState.COMPLETE and "duplicate_of" not in original.user_attrs
         assert copy.values == original.values and copy.user_attrs["curve"] == original.user_attrs["curve"]
         assert copy.user_attrs["duplicate_of"] == original.number
+        assert record.TrialRecord.from_trial(copy).outcome == record.TrialRecord.from_trial(original).outcome
     finally:
         a.heartbeat.close()
         b.heartbeat.close()

@@ -187,7 +187,7 @@ def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, 
 def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
                studies_dir: str = "studies") -> list[NetSpec]:
     """The distinct nets of a study's complete trials in trial order (the first n)."""
-    from ..record import TrialRecord, storage_url
+    from ..study.record import TrialRecord, storage_url
     from ..study.config import StudyError
     from ..study.storage import load_existing
 
@@ -210,7 +210,7 @@ def budget_study(name: str, budget: Budget, seed_offset: int = 0) -> str:
 
 
 def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> str:
-    from ..record import storage_url
+    from ..study.record import storage_url
 
     return storage_url(f"fidelity-{name}", storage, studies_dir)
 
@@ -325,7 +325,7 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
     """Read the studies `fidelity-<name>-*` of a fidelity run (FidelityError if there are none)."""
     import optuna
 
-    from ..record import TrialRecord
+    from ..study.record import TrialRecord
     from ..study.config import redact
     from ..study.storage import is_rdb, journal_path, open_storage
 

@@ -47,7 +47,7 @@ import numpy as np
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..net.spec import NetSpec, parse_yaml
-from ..record import StudyInfo, TrialRecord, storage_url
+from ..study.record import StudyInfo, TrialRecord, storage_url
 from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
 from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
 from ..space.sampling import default_band, in_band_share
@@ -563,7 +563,7 @@ class StoredStudy:
 
 def load_records(study: str, storage: str) -> StoredStudy:
     """The records of a stored study and what it was made with; RefineError if there is no such study."""
-    from ..record import read_config, read_info
+    from ..study.record import read_config, read_info
     from ..study.config import StudyError
     from ..study.storage import load_existing
 

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from ..experiments.ablate import PAPER_TABLE3
 from ..stats import paired_comparison, trend_verdict
-from ..record import TrialRecord, storage_url
+from ..study.record import TrialRecord, storage_url
 from ..units import human
 from .page import html_page, html_table
 from .tables import ReportError, load_study

@@ -13,7 +13,7 @@ import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..record import storage_url
+from ..study.record import storage_url
 from ..units import human
 from .tables import ReportError, StudyData, ZooRef, load_study, pareto_table, study_input, zoo_references
 

@@ -1,6 +1,6 @@
 """Tables of stored studies: one row per trial record, the Pareto front, the best trial, zoo references.
 
-Read-only: studies are read through `nasx.record.TrialRecord`, never trained or written.
+Read-only: studies are read through `nasx.study.record.TrialRecord`, never trained or written.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, Optional, Sequence
 from ..stats import pareto_mask
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
-from ..record import StudyInfo, TrialRecord, read_info, storage_url
 from ..study.config import redact
+from ..study.record import StudyInfo, TrialRecord, read_info, storage_url
 
 __all__ = ["ReportError", "StudyData", "ZooRef", "load_study", "trials_table", "pareto_table", "zoo_references",
            "best_trial", "find_trial", "study_input", "COLUMNS"]

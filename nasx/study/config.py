@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import NasxError
-from ..record import storage_url
 from .prune import PruneRule
+from .record import storage_url
 
 __all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution",
            "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
 from ..stats import pareto_front
-from ..record import TrialRecord
+from .record import TrialRecord
 
 __all__ = ["Snapshot", "FrontPoint", "RunningTrial", "snapshot"]
 

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from .. import record
 from ..net.spec import NetSpec
-from ..record import TrialRecord
+from . import record
 from .config import StudyConfig, check_resolution, resolve, study_space
 from .progress import Snapshot, snapshot
+from .record import TrialRecord
 from .storage import open_storage, open_study, study_lock
 from .worker import Worker, owner_id, reap_stale
 

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from ..record import StudyInfo, read_info, write_info
 from .config import OBJECTIVES, StudyConfig, StudyError, redact
+from .record import StudyInfo, read_info, write_info
 
 __all__ = ["open_storage", "study_lock", "make_sampler", "open_study", "study_info", "is_rdb", "journal_path",
            "repair_journal", "no_empty_journal"]

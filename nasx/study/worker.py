@@ -16,17 +16,17 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .. import record
 from ..net.complexity import complexity
 from ..net.fit import fit
 from ..net.spec import NetSpec
-from ..record import TrialRecord
+from . import record
 from .config import StudyConfig, StudyError, study_space
+from .record import Outcome, TrialRecord
 from .storage import make_sampler, open_study, open_storage, study_lock
 
 __all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "process_id", "process_ended", "Proposal",
@@ -87,8 +87,9 @@ def _trial_id(study: Any, storage: Any, number: int) -> int:
 
 
 def requeue(study: Any, storage: Any, rec: TrialRecord, fail_reason: str, max_retries: int = 2) -> bool:
-    """Fail a RUNNING trial with `fail_reason` and queue the same net again (same choices, or the same
-    candidate); False if it finished meanwhile or has been retried `max_retries` times already."""
+    """Fail a RUNNING trial with `fail_reason` and queue the same net again (same choices, its attributes copied
+    whole but for what the lost run wrote, see `TrialRecord.retry_attrs`); False if it finished meanwhile. A trial
+    retried `max_retries` times already is failed and not queued again."""
     from optuna.trial import TrialState
 
     try:
@@ -96,17 +97,8 @@ def requeue(study: Any, storage: Any, rec: TrialRecord, fail_reason: str, max_re
         study.tell(rec.number, state=TrialState.FAIL)
     except Exception:  # noqa: BLE001 - it finished (or was failed by another worker) meanwhile
         return False
-    retries = rec.retries or 0
-    if retries >= max_retries:
-        return True
-    if rec.candidate is not None:
-        attrs = record.candidate_attrs(NetSpec.from_dict(dict(rec.candidate)), rec.candidate_key or "", rec.seed or 0,
-                                       rec.tags, retry_of=rec.number, retries=retries + 1)
-        study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
-    elif rec.choices:
-        study.enqueue_trial(dict(rec.choices), user_attrs=record.TrialRecord(0, "WAITING", retry_of=rec.number,
-                                                                               retries=retries + 1).to_attrs(),
-                            skip_if_exists=False)
+    if (rec.retries or 0) < max_retries and (rec.candidate is not None or rec.choices):
+        study.enqueue_trial(dict(rec.choices), user_attrs=rec.retry_attrs(), skip_if_exists=False)
     return True
 
 
@@ -223,11 +215,12 @@ class _Context:
 
 @dataclass(frozen=True)
 class _Claim:
-    """A trial this worker holds: the net to train, or (`original` set) the trial whose result it waits for."""
+    """A trial this worker holds: its record (read once, with the net as stored), the net to train, or
+    (`original` set) the trial whose result it waits for."""
 
     trial: Any
+    record: TrialRecord
     proposal: Proposal
-    seed: int
     original: Optional[int] = None
 
 
@@ -334,26 +327,28 @@ class Worker:
             if trial is None:
                 return None, done
             try:
+                rec = self._record(ctx, trial)
                 for draw in range(REDRAWS + 1):
-                    proposal = self._propose(ctx, trial)
+                    proposal = self._propose(ctx, trial, rec)
                     if proposal is None:  # rejected by the space
                         break
                     holder = None if self.cfg.fixed else self._holder(ctx, trial, proposal.spec.id)
-                    fresh = self._record(ctx, trial).retry_of is None  # a queued retry cannot be drawn again
+                    fresh = rec.retry_of is None  # a queued retry cannot be drawn again
                     if holder is None or not fresh or draw == REDRAWS:
                         break
                     record.write(trial, rejected=f"taken: the net of trial {holder.number} ({holder.state.lower()})")
                     self._tell(ctx, trial, state=TrialState.PRUNED)
                     trial = ctx.study.ask()
+                    rec = self._record(ctx, trial)
                 if proposal is None:
                     continue
-                seed = self._record_net(ctx, trial, proposal)
+                rec = self._record_net(ctx, trial, rec, proposal)
                 if holder is None:
-                    return _Claim(trial, proposal, seed), False
+                    return _Claim(trial, rec, proposal), False
                 record.write(trial, duplicate_of=holder.number)
                 if holder.state != "COMPLETE":
                     self._say(f"trial {trial.number}: same net as trial {holder.number}, waiting for its result")
-                    return _Claim(trial, proposal, seed, holder.number), False
+                    return _Claim(trial, rec, proposal, holder.number), False
                 self._take_result(ctx, trial, holder)
             except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
                 self._fail(ctx, trial, e)
@@ -385,11 +380,11 @@ class Worker:
             if claim.original is not None:
                 self._wait_for(ctx, trial, claim.original)
                 return
-            result = self._train(ctx, trial, claim.proposal, claim.seed)
-            self._record_result(ctx, trial, claim.proposal, result)
+            result, prune_reason = self._train(ctx, trial, claim.proposal, claim.record.seed)
+            self._record_result(ctx, trial, claim.proposal, result, prune_reason)
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
-                requeue(ctx.study, ctx.storage, self._record(ctx, trial), "interrupted")
+                requeue(ctx.study, ctx.storage, claim.record, "interrupted")
             raise
         except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
             self._fail(ctx, trial, e)
@@ -420,24 +415,22 @@ class Worker:
         (a lost original's retry trains the net again)."""
         from optuna.trial import TrialState
 
-        record.write(trial, duplicate_of=original.number, curve=original.curve, train_loss=original.train_loss,
-                     val_acc=original.val_acc, wall_time=original.wall_time, images_per_s=original.images_per_s,
-                     epochs_run=original.epochs_run, test_acc=original.test_acc, reason=original.reason,
-                     trained_spec_id=original.trained_spec_id, prune_reason=original.prune_reason,
-                     fail_reason=original.fail_reason and f"as trial {original.number}: {original.fail_reason}")
+        outcome = original.outcome
+        if outcome.fail_reason:
+            outcome = replace(outcome, fail_reason=f"as trial {original.number}: {outcome.fail_reason}")
+        record.write_outcome(trial, outcome, duplicate_of=original.number)
         if original.state == "COMPLETE":
             self._tell(ctx, trial, values=list(original.values))
         else:
             self._tell(ctx, trial, state=TrialState.PRUNED if original.state == "PRUNED" else TrialState.FAIL)
         self._say(f"trial {trial.number}: same net as trial {original.number}, its result reused")
 
-    def _propose(self, ctx: _Context, trial: Any) -> Optional[Proposal]:
+    def _propose(self, ctx: _Context, trial: Any, rec: TrialRecord) -> Optional[Proposal]:
         """The net to train: the queued candidate, or one the space suggests inside the band (None: rejected)."""
         from optuna.trial import TrialState
 
         from ..space.sampling import Rejected, suggest
 
-        rec = self._record(ctx, trial)
         if rec.candidate is not None:
             spec = fit(NetSpec.from_dict(dict(rec.candidate)), ctx.shape)
         else:
@@ -450,22 +443,25 @@ class Worker:
         cx = complexity(spec)
         return Proposal(spec, cx.flops, cx.params, cx.acts)
 
-    def _record_net(self, ctx: _Context, trial: Any, p: Proposal) -> int:
-        """Store the net and the training context; return the seed (a candidate's own, else the study's)."""
-        rec = self._record(ctx, trial)
-        seed = rec.seed if rec.seed is not None else self.cfg.seed
-        record.write(trial, spec=p.spec.to_dict(), spec_id=p.spec.id, description=p.spec.describe(), flops=p.flops,
-                     params=p.params, acts=p.acts, seed=seed, **ctx.context)
-        return seed
+    def _record_net(self, ctx: _Context, trial: Any, rec: TrialRecord, p: Proposal) -> TrialRecord:
+        """Store the net, its seed (a candidate's own, else the study's) and the training context; return the record
+        as now stored (with the choices the sampler made meanwhile)."""
+        fields = dict(spec=p.spec.to_dict(), spec_id=p.spec.id, description=p.spec.describe(), flops=p.flops,
+                      params=p.params, acts=p.acts, seed=rec.seed if rec.seed is not None else self.cfg.seed,
+                      **ctx.context)
+        record.write(trial, **fields)
+        return replace(rec, choices=dict(trial.params), **fields)
 
     def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int):
-        """Train the proposal on the budget, storing the curve each epoch and pruning by the rule."""
+        """Train the proposal on the budget, storing the curve each epoch and pruning by the rule; return the
+        trainer's result and the rule's verdict (None if it did not prune)."""
         from optuna.trial import TrialState
 
         from ..train import train
 
         rule = None if self.cfg.fixed else self.cfg.prune_rule  # a pruned candidate would bias an EDF or ablation
         curve: list[float] = []
+        verdict: list[str] = []
         started = time.time()
 
         def on_epoch(report) -> bool:
@@ -480,7 +476,7 @@ class Worker:
                     peers.append((peer.flops if peer.flops is not None else math.inf, list(peer.curve)))
             reason = rule.check(report.epoch, report.epochs, report.val_acc, p.flops, peers)
             if reason:
-                record.write(trial, prune_reason=reason)
+                verdict.append(reason)
             return bool(reason)
 
         def on_progress(what: str, step: int, steps: int) -> None:
@@ -490,27 +486,32 @@ class Worker:
                                       "step": step, "steps": steps, "started": started, "at": time.time()})
 
         train_fn = self.train_fn or train
-        return train_fn(p.spec, ctx.dataset, ctx.budget, ctx.device, seed, on_epoch, config=ctx.train_config,
-                        test=self.cfg.test, progress=on_progress)
+        result = train_fn(p.spec, ctx.dataset, ctx.budget, ctx.device, seed, on_epoch, config=ctx.train_config,
+                          test=self.cfg.test, progress=on_progress)
+        return result, (verdict[-1] if verdict else None)
 
-    def _record_result(self, ctx: _Context, trial: Any, p: Proposal, result: Any) -> None:
+    def _record_result(self, ctx: _Context, trial: Any, p: Proposal, result: Any,
+                       prune_reason: Optional[str]) -> None:
+        """Store what training gave (one Outcome) and tell the study: complete, pruned or failed."""
         from optuna.trial import TrialState
 
         trained = fit(p.spec, ctx.dataset.input)  # the stored net, or its proxy at a lower resolution
         if result.spec_id != trained.id:
             raise StudyError(f"trial {trial.number}: the trainer built net {result.spec_id}, not the stored "
                              f"{trained.id}")
-        record.write(trial, curve=tuple(result.val_acc), train_loss=tuple(result.train_loss),
-                     wall_time=result.wall_time, images_per_s=result.images_per_s, epochs_run=result.epochs_done,
-                     reason=result.reason, peak_memory_bytes=result.peak_memory_bytes, val_acc=result.final_val_acc,
-                     test_acc=result.test_acc, trained_spec_id=result.spec_id)
+        failed = result.reason not in ("completed", "pruned")  # nan, oom: this net failed; the study goes on
+        record.write_outcome(trial, Outcome(
+            curve=tuple(result.val_acc), train_loss=tuple(result.train_loss), val_acc=result.final_val_acc,
+            test_acc=result.test_acc, wall_time=result.wall_time, images_per_s=result.images_per_s,
+            epochs_run=result.epochs_done, reason=result.reason, peak_memory_bytes=result.peak_memory_bytes,
+            trained_spec_id=result.spec_id, prune_reason=prune_reason,
+            fail_reason=result.reason + (f": {result.error}" if result.error else "") if failed else None))
         if result.reason == "completed":
             values = {"accuracy": result.final_val_acc, "flops": p.flops, "throughput": result.images_per_s}
             self._tell(ctx, trial, values=[values[o] for o in self.cfg.objectives])
         elif result.reason == "pruned":
             self._tell(ctx, trial, state=TrialState.PRUNED)
-        else:  # nan, oom: this net failed; the study goes on
-            record.write(trial, fail_reason=result.reason + (f": {result.error}" if result.error else ""))
+        else:
             self._tell(ctx, trial, state=TrialState.FAIL)
         self._say(f"trial {trial.number}: {result.reason}")
 

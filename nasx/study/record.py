@@ -2,10 +2,11 @@
 
 A trial's user attributes hold the net (spec JSON, id, counts), where and how it was trained (seed,
 dataset, split hash, device, versions, budget) and what came out (the per-epoch validation curve,
-accuracy, time, images/s, a stop reason). The study writes them (`write`, `write_by_id`,
-`candidate_attrs`); everything else reads `TrialRecord.from_trial`. The study's own attributes (what it
-was made with) are a `StudyInfo`. Stored keys are the field names (tags as `tag_<name>`), as in every
-earlier version, so studies written before this module still load.
+accuracy, time, images/s, a stop reason: one `Outcome`). The study writes them (`write`,
+`write_outcome`, `write_by_id`, `candidate_attrs`, `TrialRecord.retry_attrs`); everything else reads
+`TrialRecord.from_trial`. The study's own attributes (what it was made with) are a `StudyInfo`. Stored
+keys are the field names (tags as `tag_<name>`), as in every earlier version, so studies written before
+this module still load.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from .errors import NasxError
-from .net.spec import NetSpec
+from ..errors import NasxError
+from ..net.spec import NetSpec
 
-__all__ = ["TrialRecord", "StudyInfo", "RecordError", "write", "write_by_id", "candidate_attrs", "read_info",
-           "read_config", "write_info", "take_worker_number", "storage_url", "versions", "device_name", "STATES"]
+__all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
+           "candidate_attrs", "read_info", "read_config", "write_info", "take_worker_number", "storage_url", "versions",
+           "device_name", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _TAG = "tag_"
@@ -29,6 +31,28 @@ _TAG = "tag_"
 
 class RecordError(NasxError):
     """A stored record that this version cannot read; the message says how to go on."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What training a net gave: its curves, accuracies, time, throughput, stop reason and verdict."""
+
+    curve: tuple[float, ...] = ()  # validation accuracy after each epoch
+    train_loss: tuple[float, ...] = ()
+    val_acc: Optional[float] = None
+    test_acc: Optional[float] = None  # final numbers only; never read by a search
+    wall_time: Optional[float] = None
+    images_per_s: Optional[float] = None
+    epochs_run: Optional[int] = None
+    reason: Optional[str] = None  # the trainer's stop reason: completed, pruned, nan, oom, interrupted
+    peak_memory_bytes: Optional[int] = None
+    trained_spec_id: Optional[str] = None  # the id of the module the trainer built (equals spec_id)
+    prune_reason: Optional[str] = None  # the pruning rule's verdict
+    fail_reason: Optional[str] = None  # why the net failed (nan, oom: ..., error: ...)
+
+    def fields(self) -> dict[str, Any]:
+        """The record fields that store this outcome (stored flat, under the same keys as TrialRecord's)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
@@ -54,7 +78,8 @@ class TrialRecord:
     versions: Optional[Mapping[str, str]] = None
     worker: Optional[int] = None
     budget: Optional[Mapping[str, Any]] = None
-    # what came out
+    # what came out: with prune_reason and fail_reason, the fields of an Outcome, kept flat as they are stored and
+    # tabulated (`outcome` reads them as one)
     curve: tuple[float, ...] = ()  # validation accuracy after each epoch
     train_loss: tuple[float, ...] = ()
     val_acc: Optional[float] = None
@@ -110,6 +135,20 @@ class TrialRecord:
         return _attrs({f: getattr(self, f) for f in _stored_fields()}, dict(self.tags))
 
     @property
+    def outcome(self) -> Outcome:
+        """What training this trial's net gave (empty fields for a trial not trained yet)."""
+        return Outcome(**{name: getattr(self, name) for name in _outcome_fields()})
+
+    def retry_attrs(self) -> dict[str, Any]:
+        """The user attributes of this trial's retry: the record whole (its net, seed, context, candidate and tags),
+        less what the lost run wrote (its outcome, verdicts, worker, process and heartbeat), with `retry_of` and
+        `retries` counted."""
+        attrs = self.to_attrs()
+        for name in (*_outcome_fields(), *_RUN_FIELDS):
+            attrs.pop(name, None)
+        return {**attrs, "retry_of": self.number, "retries": (self.retries or 0) + 1}
+
+    @property
     def net(self) -> Optional[NetSpec]:
         """The stored net as a NetSpec (None for a trial that holds none)."""
         return None if self.spec is None else NetSpec.from_dict(dict(self.spec))
@@ -124,6 +163,15 @@ class TrialRecord:
         out.update({_TAG + k: v for k, v in self.tags.items()})
         out.update({f"param_{k}": v for k, v in sorted(self.choices.items())})
         return out
+
+
+_RUN_FIELDS = ("duplicate_of", "rejected", "worker", "device", "versions", "owner", "process", "heartbeat", "progress")
+"""Record fields one run of a trial writes besides its outcome: a retry starts them afresh."""
+
+
+@functools.cache
+def _outcome_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Outcome))
 
 
 @functools.cache
@@ -156,6 +204,11 @@ def write(trial: Any, tags: Optional[Mapping[str, Any]] = None, **fields: Any) -
     """Store record fields on a live Optuna trial (the study's worker is the only caller)."""
     for key, value in _attrs(fields, tags or {}).items():
         trial.set_user_attr(key, value)
+
+
+def write_outcome(trial: Any, outcome: Outcome, **fields: Any) -> None:
+    """Store what training gave on a live Optuna trial (None fields left as stored), with other record fields."""
+    write(trial, **outcome.fields(), **fields)
 
 
 def write_by_id(storage: Any, trial_id: int, **fields: Any) -> None:
