@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import nasx
 from nasx.net.complexity import complexity
 from nasx.record import RecordError, StudyInfo, TrialRecord
+from nasx.train.proxy import Proxy
 from nasx.study import StudyConfig, open_storage, run_study
 from nasx.train import Trainer, train
 
@@ -64,6 +65,22 @@ def test_records_written_by_the_earlier_version_load():
     info = StudyInfo.from_attrs({"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.02,
                                  "objectives": ["accuracy", "flops"], "val_size": 1000, "seed": 0})
     assert info.space_hash is None and info.differences(info) == []
+
+
+def test_a_study_info_that_kept_the_corner_in_its_proxy_loads_as_the_space_s_corner():
+    """Studies written when the corner was stored with the proxy (batch size, resolution) still resume: the corner
+    is read as the space's, and the info compares equal to the one a study of the same settings makes now."""
+    base = {"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.5, "objectives": ["accuracy", "flops"],
+            "val_size": 2000, "seed": 0, "space_hash": "h"}
+    old = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128, "corner": "cpu", "resolution": 24}})
+    now = StudyInfo(**{**base, "objectives": ("accuracy", "flops")}, proxy={"batch_size": 128, "resolution": 24},
+                    corner="cpu")
+    assert old == now and old.differences(now) == [] and dict(old.proxy) == {"batch_size": 128, "resolution": 24}
+    assert StudyInfo.from_attrs(now.to_attrs()) == now and now.to_attrs()["corner"] == "cpu"
+    assert now.budget == Proxy(1, 0.5, resolution=24, batch_size=128)
+    whole = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128}})
+    assert whole.corner is None and [d[0] for d in whole.differences(now)] == ["proxy", "corner"]
+    assert StudyInfo.from_attrs({"space": "resnext"}).budget is None  # an early study without epochs: no budget
 
 
 def test_an_unknown_key_is_one_line_that_says_what_to_do():
