@@ -165,7 +165,8 @@ def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence
         states = d.trials["state"].value_counts().to_dict() if len(d.trials) else {}
         rejected = int(d.trials["rejected"].notna().sum()) if len(d.trials) else 0
         i = d.info
-        rows.append([e(d.name), e((i.space + (f" (corner {i.corner})" if i.corner else "")) if i else "?"), e(i.dataset if i else "?"), e(proxy_text(d)),
+        space = (i.space + (f" (corner {i.corner})" if i.corner else "")) if i else "?"
+        rows.append([e(d.name), e(space), e(i.dataset if i else "?"), e(proxy_text(d)),
                      str(states.get("COMPLETE", 0)), str(states.get("PRUNED", 0) - rejected), str(rejected),
                      str(states.get("FAIL", 0)), str(states.get("RUNNING", 0)), f"<code>{e(d.storage)}</code>"])
     parts.append("<h2>Studies</h2>" + html_table(["study", "space", "dataset", "proxy", "complete", "pruned",

@@ -26,6 +26,7 @@ from ..net.complexity import complexity
 from ..net.fit import fit
 from ..net.spec import NetSpec
 from ..record import TrialRecord
+from ..train.proxy import Proxy
 from .config import StudyConfig, StudyError, study_space
 from .storage import make_sampler, open_study, open_storage, study_lock
 
@@ -215,7 +216,7 @@ class _Context:
     dataset: Any  # what the trainer sees (at the proxy's resolution when the study sets one)
     space: Any
     device: Any
-    budget: Any  # the study's Proxy (nasx.train.proxy)
+    budget: Proxy
     train_config: Any
     context: dict
     heartbeat: Heartbeat
