@@ -70,11 +70,11 @@ def test_a_proxy_names_parses_and_stores_itself():
 
 
 def test_the_proxy_s_side_and_batch_are_what_the_trainer_uses(synthetic):
-    r = train(tiny_net(), synthetic, Proxy(epochs=1, fraction=0.25, resolution=16, batch_size=32), "cpu", seed=0,
+    r = train(tiny_net(), synthetic, Proxy(epochs=1, fraction=0.25, resolution=12, batch_size=32), "cpu", seed=0,
               config=TrainConfig(lr=0.1, check_every=5))
-    assert r.reason == "completed" and r.split_hash == synthetic.split_hash + "@16"
+    assert r.reason == "completed" and r.split_hash == synthetic.split_hash + "@12"
     assert r.config["batch_size"] == 32 and r.images == (round(0.25 * 1700) // 32) * 32
-    assert r.budget == {"epochs": 1, "fraction": 0.25, "resolution": 16, "batch_size": 32}
+    assert r.budget == {"epochs": 1, "fraction": 0.25, "resolution": 12, "batch_size": 32}
 
 
 def test_budget_fraction_limits_the_images(synthetic):
