@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import nasx.data
-import nasx.train
+import nasx.train.trainer
 from conftest import FASHION_DIR
 from nasx.cli.app import app
 from nasx.net.spec import NetSpec
@@ -71,7 +71,7 @@ def test_passwords_are_masked_in_every_form():
 
 
 def test_train_out_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(nasx.train, "train", never)
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
     monkeypatch.setattr(nasx.data, "load", never)
     read_only = tmp_path / "ro"
     read_only.mkdir()
@@ -93,7 +93,7 @@ def test_train_out_that_cannot_be_written_is_refused_before_training(tmp_path, m
 
 
 def test_train_result_is_kept_when_its_write_fails_after_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(nasx.train, "train", curve_train)
+    monkeypatch.setattr(nasx.train.trainer, "train", curve_train)
     out = tmp_path / "r.json"
     real_write = Path.write_text
 
@@ -188,7 +188,7 @@ def test_report_and_export_out_onto_or_under_a_file_are_refused(tmp_path):
 def test_a_full_disk_under_the_journal_is_one_line_and_exit_1(tmp_path, monkeypatch):
     from optuna.storages.journal import JournalFileBackend
 
-    monkeypatch.setattr(nasx.train, "train", curve_train)
+    monkeypatch.setattr(nasx.train.trainer, "train", curve_train)
     real_append = JournalFileBackend.append_logs
 
     full = []
@@ -220,7 +220,7 @@ def test_a_full_disk_under_the_cache_is_one_line_and_leaves_no_temp_file(tmp_pat
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("NASX_CACHE", str(cache))
-    monkeypatch.setattr(nasx.train, "train", never)
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
 
     def save(obj, path):  # torch.save on a full disk: a cut file, then an error
         Path(path).write_bytes(b"\0" * 1000)
@@ -245,7 +245,7 @@ def test_a_full_disk_under_the_cache_is_one_line_and_leaves_no_temp_file(tmp_pat
 
 
 def test_a_proxy_resolution_below_what_nets_accept_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(nasx.train, "train", never)
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
     monkeypatch.chdir(tmp_path)
     for side in ("1", "2"):
         line = one_error_line(runner.invoke(app, ["explore", *TINY, "--resolution", side]))
@@ -263,7 +263,7 @@ def test_a_proxy_resolution_below_what_nets_accept_is_refused(tmp_path, monkeypa
 
 
 def test_a_study_where_every_trial_failed_exits_non_zero(tmp_path, monkeypatch):
-    monkeypatch.setattr(nasx.train, "train", nan_train)
+    monkeypatch.setattr(nasx.train.trainer, "train", nan_train)
     result = runner.invoke(app, ["explore", *TINY, "--trials", "1", "--storage", str(tmp_path / "s.journal"),
                                  "--study", "nan"])
     line = one_error_line(result, code=1)
@@ -313,7 +313,7 @@ def test_report_export_and_fidelity_read_a_read_only_studies_folder(tmp_path, mo
 
 
 def test_a_refused_start_leaves_no_empty_journal(tmp_path, monkeypatch):
-    monkeypatch.setattr(nasx.train, "train", never)
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
     monkeypatch.chdir(tmp_path)
     line = one_error_line(runner.invoke(app, ["explore", *tiny(flops="1:2"), "--study", "band"]))
     assert "band unreachable" in line

@@ -9,7 +9,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from nasx import bench, data
+from nasx import data
+from nasx.train import bench
 from nasx.net.complexity import complexity
 from nasx.cli.train import register
 

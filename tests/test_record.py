@@ -19,6 +19,7 @@ import nasx
 from nasx.net.complexity import complexity
 from nasx.study import record
 from nasx.study.record import Outcome, RecordError, StudyInfo, TrialRecord
+from nasx.train.proxy import Proxy
 from nasx.study import StudyConfig, open_storage, run_study
 from nasx.train import Trainer, train
 
@@ -109,6 +110,22 @@ def test_a_retry_copies_the_record_whole_but_what_the_lost_run_wrote():
     retry = TrialRecord.from_trial(frozen(TrialState.WAITING, **attrs))
     assert retry.outcome == Outcome() and retry.owner is None and retry.tags == {"setting": "a"}
     assert TrialRecord(4, "RUNNING").retry_attrs() == {"retry_of": 4, "retries": 1}
+
+
+def test_a_study_info_that_kept_the_corner_in_its_proxy_loads_as_the_space_s_corner():
+    """Studies written when the corner was stored with the proxy (batch size, resolution) still resume: the corner
+    is read as the space's, and the info compares equal to the one a study of the same settings makes now."""
+    base = {"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.5, "objectives": ["accuracy", "flops"],
+            "val_size": 2000, "seed": 0, "space_hash": "h"}
+    old = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128, "corner": "cpu", "resolution": 24}})
+    now = StudyInfo(**{**base, "objectives": ("accuracy", "flops")}, proxy={"batch_size": 128, "resolution": 24},
+                    corner="cpu")
+    assert old == now and old.differences(now) == [] and dict(old.proxy) == {"batch_size": 128, "resolution": 24}
+    assert StudyInfo.from_attrs(now.to_attrs()) == now and now.to_attrs()["corner"] == "cpu"
+    assert now.budget == Proxy(1, 0.5, resolution=24, batch_size=128)
+    whole = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128}})
+    assert whole.corner is None and [d[0] for d in whole.differences(now)] == ["proxy", "corner"]
+    assert StudyInfo.from_attrs({"space": "resnext"}).budget is None  # an early study without epochs: no budget
 
 
 def test_an_unknown_key_is_one_line_that_says_what_to_do():

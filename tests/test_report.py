@@ -214,9 +214,9 @@ def test_password_never_reaches_the_page_or_the_error(tmp_path):
 
 
 def test_edf_command_trains_each_space_once_and_reports_both(tmp_path, monkeypatch):
-    import nasx.train
+    import nasx.train.trainer
 
-    monkeypatch.setattr(nasx.train, "train", curve_train)  # the worker imports it at run time
+    monkeypatch.setattr(nasx.train.trainer, "train", curve_train)  # the worker imports it at run time
     monkeypatch.chdir(tmp_path)
     args = ["edf", "--space", "resnet", "--space", "resnext", "-n", "4", "--flops", "1M:4M", "--epochs", "2",
             "--dataset", "synthetic", "--fraction", "0.5", "--device", "cpu", "--out", str(tmp_path / "edf")]

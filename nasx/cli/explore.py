@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
                 if given:
                     fail(f"--proxy sets the budget; leave out {', '.join(given)}")
                 budget, proxy_note = resolve_proxy(proxy, storage=storage if storage and is_rdb(storage) else None)
-                cfg = budget.config(cfg).check()
+                cfg = cfg.with_proxy(budget).check()
             display = Display(cfg.name)
             if proxy_note:
                 display.note(proxy_note)

@@ -100,9 +100,10 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     import torch
 
     from .. import data as nasx_data
-    from ..experiments.fidelity import Budget, default_budgets, draw_nets, plan_fidelity, study_nets
+    from ..experiments.fidelity import default_budgets, draw_nets, plan_fidelity, study_nets
     from ..space import load_space, parse_band
     from ..study import StudyConfig
+    from ..train.proxy import Proxy
 
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     notes = []
@@ -110,8 +111,8 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     cfg = StudyConfig(space=space, dataset=dataset, data_dir=data_dir, seed=seed, workers=workers, per_gpu=per_gpu,
                       device=device, storage=storage,
                       val_size=(int(val_size) if val_size and val_size >= 1 else val_size)).check()
-    given = tuple(Budget.parse(p) for p in proxies)  # bad budgets: one line, before decoding
-    ref = Budget.parse(reference) if reference else None
+    given = tuple(Proxy.parse(p) for p in proxies)  # bad budgets: one line, before decoding
+    ref = Proxy.parse(reference) if reference else None
     nasx_data.locate(dataset, data_dir=data_dir)  # a missing dataset: one line, before decoding
     shape = nasx_data.load(dataset, data_dir=data_dir, val_size=cfg.val_size or 0.1, seed=seed).input
     n = samples or (32 if cuda else 16)

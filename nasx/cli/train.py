@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a net fully (e.g. the one a study found) with the proxy trainer and print its accuracies."""
         from .. import data as data_mod
-        from .. import train as train_mod
+        from ..train import trainer as train_mod
+        from ..train.proxy import Proxy
         from ..net.fit import fit
         from ..net.spec import SpecError
         from ..net.zoo import resolve
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
         try:  # the cheap checks, before any decoding
             cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
                                         warmup=warmup)
-            budget = train_mod.Budget(epochs=epochs, fraction=fraction)
+            budget = Proxy(epochs=epochs, fraction=fraction)
             dev = train_mod.resolve_device(device)
         except ValueError as e:
             fail(str(e))
@@ -115,7 +116,7 @@ def register(app: typer.Typer) -> None:
         rounds: int = typer.Option(3, "--rounds", min=1, help="With --split: rounds of every config."),
     ) -> None:
         """Measure proxy-training images/s (fast path vs naive DataLoader), analytic vs fvcore counting, and K concurrent trials (--split: the CPU's cores as trials x threads)."""
-        from .. import bench as bench_mod
+        from ..train import bench as bench_mod
 
         if out is not None:
             check_out(out)  # before measuring: a result must never be lost to an unwritable --out
@@ -133,7 +134,7 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             fail(f"--ks {ks!r}: give positive integers separated by commas, e.g. 1,2,4")
         try:
-            from ..train import resolve_device
+            from ..train.trainer import resolve_device
 
             resolve_device(device)
         except ValueError as e:

@@ -25,8 +25,9 @@ from typing import Any, Callable, Optional, Sequence
 from ..errors import NasxError
 from ..net.fit import InputShape
 from ..net.spec import NetSpec
+from ..train.proxy import Proxy, ProxyError
 
-__all__ = ["FidelityError", "Budget", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
+__all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
            "draw_nets", "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
@@ -39,92 +40,18 @@ class FidelityError(NasxError, ValueError):
     """A fidelity run that cannot be set up or read (budgets, nets, study); one line, names the cause."""
 
 
-@dataclass(frozen=True)
-class Budget:
-    """One training budget: `epochs` passes over `fraction` of the training split at `resolution` px (None:
-    the data's), batch `batch_size` (None: the trainer's default). Its name is its text form: e1-f0.25-r24-b128."""
-
-    epochs: int
-    fraction: float = 1.0
-    resolution: Optional[int] = None
-    batch_size: Optional[int] = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise FidelityError(f"budget {self.epochs!r} epochs: must be a whole number >= 1")
-        if not 0 < self.fraction <= 1:
-            raise FidelityError(f"budget fraction {self.fraction}: must lie in (0, 1]")
-        for key in ("resolution", "batch_size"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise FidelityError(f"budget {key} {value!r}: must be a whole number >= 1")
-        from ..study.config import MIN_RESOLUTION
-
-        if self.resolution is not None and self.resolution < MIN_RESOLUTION:
-            raise FidelityError(f"budget resolution {self.resolution} px: below the smallest proxy side, "
-                                f"{MIN_RESOLUTION} px")
-
-    @property
-    def name(self) -> str:
-        return (f"e{self.epochs}-f{self.fraction:g}" + (f"-r{self.resolution}" if self.resolution else "")
-                + (f"-b{self.batch_size}" if self.batch_size else ""))
-
-    def cost(self, native: int) -> float:
-        """Training work relative to one pass over the whole training split at the data's resolution
-        (epochs x fraction x (resolution / native)^2: conv FLOPs scale with the image area)."""
-        side = self.resolution or native
-        return self.epochs * self.fraction * (side / native) ** 2
-
-    def describe(self) -> str:
-        text = f"{self.epochs} epoch{'s' if self.epochs > 1 else ''} on {self.fraction:.3g} of the training split"
-        if self.resolution:
-            text += f" at {self.resolution} px"
-        if self.batch_size:
-            text += f", batch {self.batch_size}"
-        return text
-
-    def config(self, cfg: Any) -> Any:
-        """The StudyConfig `cfg` trained on this budget."""
-        return dataclasses.replace(cfg, epochs=self.epochs, fraction=self.fraction, resolution=self.resolution,
-                                   batch_size=self.batch_size if self.batch_size is not None else cfg.batch_size)
-
-    @classmethod
-    def parse(cls, text: str) -> "Budget":
-        """`e1-f0.25-r24-b128` (the name; r and b optional) or `epochs=1,fraction=0.25,resolution=24,batch=128`."""
-        t = str(text).strip()
-        m = re.fullmatch(r"e(\d+)-f([0-9]*\.?[0-9]+(?:e-?\d+)?)(?:-r(\d+))?(?:-b(\d+))?", t)
-        if m:
-            return cls(int(m.group(1)), float(m.group(2)), int(m.group(3)) if m.group(3) else None,
-                       int(m.group(4)) if m.group(4) else None)
-        keys = {"epochs": "epochs", "fraction": "fraction", "resolution": "resolution", "res": "resolution",
-                "batch": "batch_size", "batch_size": "batch_size"}
-        fields: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in t.split(","))):
-            key, sep, value = part.partition("=")
-            if not sep or key.strip() not in keys:
-                raise FidelityError(f"budget {text!r}: write e<epochs>-f<fraction>[-r<px>][-b<batch>] (e1-f0.25) or "
-                                    f"epochs=N,fraction=F[,resolution=PX][,batch=B]")
-            try:
-                fields[keys[key.strip()]] = float(value) if keys[key.strip()] == "fraction" else int(value)
-            except ValueError:
-                raise FidelityError(f"budget {text!r}: {key.strip()}={value.strip()!r} is not a number") from None
-        if "epochs" not in fields:
-            raise FidelityError(f"budget {text!r}: give epochs (e.g. e1-f0.25 or epochs=1,fraction=0.25)")
-        return cls(**fields)
-
-
-def default_budgets(cuda: bool, native: int) -> tuple[tuple[Budget, ...], Budget]:
+def default_budgets(cuda: bool, native: int) -> tuple[tuple[Proxy, ...], Proxy]:
     """The proxies and reference `nasx fidelity` uses without --proxy/--reference: the proxy `nasx explore` trains on
     by default is the reference, and the proxies are what could replace it. On a CPU: one pass over a sixteenth
     and an eighth of the training split, and an eighth at 3/4 of the image side (24 px for CIFAR), against one
     pass over half (4x the largest); on a GPU: 1 epoch on a quarter, 2 on half, 5 on all (explore's GPU proxy)
     against 20."""
     if cuda:
-        return (Budget(1, 0.25), Budget(2, 0.5), Budget(5, 1.0)), Budget(20, 1.0)
+        return (Proxy(1, 0.25), Proxy(2, 0.5), Proxy(5, 1.0)), Proxy(20, 1.0)
     smaller = max(8, round(0.75 * native / 4) * 4)
-    proxies = ((Budget(1, 0.0625),) + ((Budget(1, 0.125, resolution=smaller),) if smaller < native else ())
-               + (Budget(1, 0.125),))
-    return proxies, Budget(1, 0.5)
+    proxies = ((Proxy(1, 0.0625),) + ((Proxy(1, 0.125, resolution=smaller),) if smaller < native else ())
+               + (Proxy(1, 0.125),))
+    return proxies, Proxy(1, 0.5)
 
 
 @dataclass(frozen=True)
@@ -133,18 +60,18 @@ class FidelityPlan:
 
     name: str
     nets: tuple[NetSpec, ...]
-    proxies: tuple[Budget, ...]
-    reference: Budget
+    proxies: tuple[Proxy, ...]
+    reference: Proxy
     native: int  # the dataset's image side
     ceiling_seeds: int = 1  # the reference trained with this many seeds in all (1: no ceiling)
 
     @property
-    def budgets(self) -> tuple[Budget, ...]:
+    def budgets(self) -> tuple[Proxy, ...]:
         """Cheapest first: early results of a run that is stopped are the cheap ones."""
         return tuple(sorted((*self.proxies, self.reference), key=lambda b: b.cost(self.native)))
 
 
-def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Budget], reference: Budget, native: int,
+def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Proxy], reference: Proxy, native: int,
                   min_ratio: float = MIN_REFERENCE_RATIO, ceiling_seeds: int = 1) -> FidelityPlan:
     """Check a fidelity run: a usable name, >= 4 distinct nets, distinct budgets, and a reference that costs
     at least `min_ratio` x the largest proxy (else the 'reference' is only another proxy); `ceiling_seeds` >= 1
@@ -204,7 +131,7 @@ def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = Non
     return out[:n] if n is not None else out
 
 
-def budget_study(name: str, budget: Budget, seed_offset: int = 0) -> str:
+def budget_study(name: str, budget: Proxy, seed_offset: int = 0) -> str:
     """The study of one budget; the reference's extra seeds (the ceiling) are studies of their own."""
     return f"fidelity-{name}-{budget.name}" + (f"-s{seed_offset}" if seed_offset else "")
 
@@ -230,7 +157,7 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
     runs = [(b, 0) for b in plan.budgets] + [(plan.reference, k) for k in range(1, plan.ceiling_seeds)]
     for budget, offset in runs:
         role = "ceiling" if offset else "reference" if budget == plan.reference else "proxy"
-        cfg = dataclasses.replace(budget.config(config), study=budget_study(plan.name, budget, offset),
+        cfg = dataclasses.replace(config.with_proxy(budget), study=budget_study(plan.name, budget, offset),
                                   storage=storage, test=False, sampler="random")
         tags = {"fidelity": plan.name, "budget": budget.name, "role": role, "cost": budget.cost(plan.native),
                 "resolution": budget.resolution or plan.native, "seed_offset": offset}
@@ -255,7 +182,7 @@ class ProxyFidelity:
     """How well one proxy ranks the nets the reference ranks, and what it costs."""
 
     budget: str
-    cost: float  # relative training work (see Budget.cost)
+    cost: float  # relative training work (see Proxy.cost)
     seconds_per_net: float  # measured: mean wall time of one training
     nets: int  # nets complete under both this proxy and the reference
     tau: float
@@ -432,22 +359,22 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
 
 
 def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",
-                  min_tau: float = MIN_TAU) -> tuple[Budget, str]:
+                  min_tau: float = MIN_TAU) -> tuple[Proxy, str]:
     """The budget `explore --proxy` names, and a note on where it came from: a budget (`e1-f0.25`), a fidelity
     run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy whose tau interval's lower
     bound reaches min_tau and whose tau beats FLOPs and params alone)."""
     name, sep, budget = text.partition(":")
     if not sep:
         try:
-            return Budget.parse(text), f"proxy {Budget.parse(text).name}"
-        except FidelityError:
+            return Proxy.parse(text), f"proxy {Proxy.parse(text).name}"
+        except ProxyError:
             pass
     data = load_fidelity(name, storage, studies_dir)
     if sep:
         if budget not in data.budgets:
             raise FidelityError(f"--proxy {text}: fidelity run {name!r} has no budget {budget!r} "
                                 f"(it has {', '.join(sorted(data.budgets))})")
-        chosen = Budget.parse(budget)
+        chosen = Proxy.parse(budget)
         return chosen, f"proxy {chosen.name} from fidelity run {name!r}"
     result = measure(data)
     best = result.cheapest(min_tau)
@@ -455,7 +382,7 @@ def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "
         taus = ", ".join(f"{p.budget} tau {p.tau:.2f} [{p.tau_ci[0]:.2f}, {p.tau_ci[1]:.2f}]" for p in result.proxies)
         raise FidelityError(f"--proxy {text}: no proxy of fidelity run {name!r} has a Kendall tau interval above "
                             f"{min_tau:g} ({taus}); name one as {name}:BUDGET")
-    return Budget.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest whose Kendall "
+    return Proxy.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest whose Kendall "
                                        f"tau interval lies above {min_tau:g} (tau {best.tau:.2f} "
                                        f"[{best.tau_ci[0]:.2f}, {best.tau_ci[1]:.2f}], "
                                        f"{best.seconds_per_net:.0f} s a net)")

@@ -95,10 +95,11 @@ def proxy_text(d: StudyData) -> str:
         return "unknown (not a nasx study)"
     val = f"{int(i.val_size):,} images" if i.val_size and i.val_size >= 1 else f"{i.val_size:.0%} of the training split" \
         if i.val_size else "?"
-    parts = [f"{i.epochs} epoch(s) on {i.fraction:.0%} of the training split" if i.epochs and i.fraction else "?",
+    budget = i.budget
+    parts = [budget.describe() if budget else "?",
              f"validation on {val} held out of the training split (the test split is not used)"]
-    parts += [f"trained at {v} px (images resized; FLOPs are the net's at the data's side)" if k == "resolution"
-              else f"{k.replace('_', ' ')} {v}" for k, v in dict(i.proxy).items()]
+    if budget and budget.resolution:
+        parts.append("images resized to the proxy side; FLOPs are the net's at the data's side")
     return "; ".join(parts)
 
 
@@ -157,7 +158,8 @@ def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence
         states = d.trials["state"].value_counts().to_dict() if len(d.trials) else {}
         rejected = int(d.trials["rejected"].notna().sum()) if len(d.trials) else 0
         i = d.info
-        rows.append([e(d.name), e(i.space if i else "?"), e(i.dataset if i else "?"), e(proxy_text(d)),
+        space = (i.space + (f" (corner {i.corner})" if i.corner else "")) if i else "?"
+        rows.append([e(d.name), e(space), e(i.dataset if i else "?"), e(proxy_text(d)),
                      str(states.get("COMPLETE", 0)), str(states.get("PRUNED", 0) - rejected), str(rejected),
                      str(states.get("FAIL", 0)), str(states.get("RUNNING", 0)), f"<code>{e(d.storage)}</code>"])
     parts.append("<h2>Studies</h2>" + html_table(["study", "space", "dataset", "proxy", "complete", "pruned",

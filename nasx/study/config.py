@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import NasxError
+from ..train.proxy import MIN_RESOLUTION, Proxy, ProxyError
 from .prune import PruneRule
 from .record import storage_url
 
@@ -20,7 +21,6 @@ __all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "stu
 # objective name -> maximize?
 OBJECTIVES = {"accuracy": True, "flops": False, "throughput": True}
 SAMPLERS = ("nsga2", "tpe", "random")
-MIN_RESOLUTION = 8  # px: the smallest proxy side (the shipped spaces' nets need more; see check_resolution)
 
 
 class StudyError(NasxError, ValueError):
@@ -57,7 +57,7 @@ class StudyConfig:
     trials: Optional[int] = None  # COMPLETE trials wanted
     max_trials: Optional[int] = None  # cap on trials trained (complete, pruned, failed); default 3 x trials + 10
     timeout: Optional[float] = None  # seconds; no new trial starts after it
-    epochs: Optional[int] = None  # proxy budget
+    epochs: Optional[int] = None  # proxy budget (with fraction, batch_size and resolution: see `proxy`)
     fraction: Optional[float] = None  # of the training split per epoch
     flops: Optional[tuple[int, int]] = None  # band; default the space's
     params: Optional[tuple[int, int]] = None
@@ -92,6 +92,22 @@ class StudyConfig:
         return storage_url(self.name, self.storage, self.studies_dir)
 
     @property
+    def proxy(self) -> Proxy:
+        """The proxy budget the study trains on (its file keys epochs, fraction, resolution, batch_size; once
+        `resolve` has filled epochs and fraction)."""
+        if self.epochs is None or self.fraction is None:
+            raise StudyError("the proxy budget needs epochs and fraction set (see nasx.study.resolve)")
+        try:
+            return Proxy(self.epochs, self.fraction, self.resolution, self.batch_size)
+        except ProxyError as e:
+            raise StudyError(str(e)) from None
+
+    def with_proxy(self, proxy: Proxy) -> "StudyConfig":
+        """This study trained on `proxy` (its batch size where it names one, else this config's)."""
+        return dataclasses.replace(self, epochs=proxy.epochs, fraction=proxy.fraction, resolution=proxy.resolution,
+                                   batch_size=proxy.batch_size if proxy.batch_size is not None else self.batch_size)
+
+    @property
     def prune_rule(self) -> Optional[PruneRule]:
         return PruneRule(quantile=self.prune_quantile, min_peers=self.prune_min_peers) if self.prune else None
 
@@ -123,7 +139,7 @@ class StudyConfig:
         if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
             raise StudyError(f"--data-dir {self.data_dir}: no such folder")
         if self.device not in ("auto", "cpu"):  # torch only for a device it must look for
-            from ..train import resolve_device
+            from ..train.trainer import resolve_device
 
             try:
                 resolve_device(self.device)

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..errors import NasxError
 from ..net.spec import NetSpec
+from ..train.proxy import Proxy, ProxyError
 
 __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
            "candidate_attrs", "read_info", "read_config", "write_info", "take_worker_number", "storage_url", "versions",
@@ -238,7 +239,16 @@ class StudyInfo:
     val_size: Optional[float]
     seed: int
     space_hash: Optional[str] = None  # the space file's content: a changed file is another experiment
-    proxy: Mapping[str, Any] = field(default_factory=dict)  # batch size, resolution ... when not the defaults
+    proxy: Mapping[str, Any] = field(default_factory=dict)  # batch size, resolution when not the defaults
+    corner: Optional[str] = None  # the corner of the space file searched (None: the whole file)
+
+    @property
+    def budget(self) -> Optional[Proxy]:
+        """The proxy budget the study trained on (None when a study of an early version lacks epochs or fraction)."""
+        try:
+            return Proxy(self.epochs, self.fraction, self.proxy.get("resolution"), self.proxy.get("batch_size"))
+        except (ProxyError, TypeError):
+            return None
 
     def differences(self, stored: "StudyInfo") -> list[tuple[str, Any, Any]]:
         """(field, stored value, this value) for each field that differs; a field the stored info lacks is not compared."""
@@ -267,6 +277,10 @@ class StudyInfo:
             kwargs.setdefault(key, "?")
         for key in ("epochs", "fraction", "val_size"):
             kwargs.setdefault(key, None)
+        proxy = dict(kwargs.get("proxy") or {})
+        if "corner" in proxy:  # stored before the corner left the proxy: the space's, not the budget's
+            kwargs.setdefault("corner", proxy.pop("corner"))
+        kwargs["proxy"] = proxy
         return cls(**kwargs)
 
 

@@ -199,11 +199,10 @@ def make_sampler(name: str, seed: int, worker_number: int):
 
 def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
     """What the study is made with, as compared on resume."""
-    proxy = {k: v for k, v in (("batch_size", cfg.batch_size), ("corner", cfg.corner), ("resolution", cfg.resolution))
-             if v not in (None, "none")}
+    proxy = {k: v for k, v in (("batch_size", cfg.batch_size), ("resolution", cfg.resolution)) if v is not None}
     return StudyInfo(space=cfg.space, dataset=cfg.dataset, epochs=cfg.epochs, fraction=cfg.fraction,
                      objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
-                     space_hash=space_hash, proxy=proxy)
+                     space_hash=space_hash, proxy=proxy, corner=cfg.corner if cfg.corner != "none" else None)
 
 
 def open_study(cfg: StudyConfig, storage: Any, space_hash: Optional[str] = None):

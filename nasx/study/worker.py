@@ -25,6 +25,7 @@ from ..net.complexity import complexity
 from ..net.fit import fit
 from ..net.spec import NetSpec
 from . import record
+from ..train.proxy import Proxy
 from .config import StudyConfig, StudyError, study_space
 from .record import Outcome, TrialRecord
 from .storage import make_sampler, open_study, open_storage, study_lock
@@ -207,7 +208,7 @@ class _Context:
     dataset: Any  # what the trainer sees (at the proxy's resolution when the study sets one)
     space: Any
     device: Any
-    budget: Any
+    budget: Proxy
     train_config: Any
     context: dict
     heartbeat: Heartbeat
@@ -230,7 +231,7 @@ class Worker:
 
     cfg: StudyConfig
     index: int = 0
-    train_fn: Optional[Callable] = None  # a nasx.train.Trainer; default nasx.train.train
+    train_fn: Optional[Callable] = None  # a nasx.train.Trainer; default nasx.train.trainer.train
     on_event: Optional[Callable[[str], None]] = None
 
     def run(self, deadline: Optional[float] = None) -> int:
@@ -264,7 +265,7 @@ class Worker:
     # -- set-up and scheduling --------------------------------------------------------------------
     def _setup(self) -> _Context:
         from .. import data as nasx_data
-        from ..train import Budget, TrainConfig, resolve_device
+        from ..train.trainer import TrainConfig, resolve_device
 
         cfg = self.cfg
         storage = open_storage(cfg.storage_url)
@@ -279,19 +280,17 @@ class Worker:
         shape = dataset.input
         if space is not None:
             space = space.at(shape)
-        if cfg.resolution is not None:
-            dataset = dataset.resized(cfg.resolution)
+        proxy = cfg.proxy
+        if proxy.resolution is not None:
+            dataset = dataset.resized(proxy.resolution)
         device = resolve_device(cfg.device)
         dataset = dataset.to(device)  # once per worker, not once per trial
         context = {"dataset": dataset.name, "split_hash": dataset.split_hash, "device": record.device_name(device),
                    "versions": record.versions(), "worker": self.index, "owner": owner_id(), "process": process_id(),
-                   "budget": {"epochs": cfg.epochs, "fraction": cfg.fraction,
-                              **({"resolution": cfg.resolution} if cfg.resolution is not None else {}),
-                              **({"batch_size": cfg.batch_size} if cfg.batch_size is not None else {})}}
+                   "budget": proxy.to_dict()}
         heartbeat = Heartbeat(study, storage, cfg.heartbeat, cfg.grace,
                               lambda: study_lock(cfg.storage_url, cfg.name, engines))
-        return _Context(storage, study, shape, dataset, space, device, Budget(epochs=cfg.epochs, fraction=cfg.fraction),
-                        TrainConfig(batch_size=cfg.batch_size), context, heartbeat)
+        return _Context(storage, study, shape, dataset, space, device, proxy, TrainConfig(), context, heartbeat)
 
     def _next_trial(self, ctx: _Context) -> tuple[Any, bool]:
         """(a new or queued trial or None to wait, whether the study is done); call under the study lock."""
@@ -457,7 +456,7 @@ class Worker:
         trainer's result and the rule's verdict (None if it did not prune)."""
         from optuna.trial import TrialState
 
-        from ..train import train
+        from ..train.trainer import train
 
         rule = None if self.cfg.fixed else self.cfg.prune_rule  # a pruned candidate would bias an EDF or ablation
         curve: list[float] = []

@@ -28,11 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .net.build import build
-from .data import DataError, Dataset, load
-from .net.spec import AggregatedBlock, Head, NetSpec, Stage, Stem
-from .net.fit import fit
-from .train import Budget, TrainConfig, resolve_device, train
+from ..net.build import build
+from ..data import DataError, Dataset, load
+from ..net.spec import AggregatedBlock, Head, NetSpec, Stage, Stem
+from ..net.fit import fit
+from .proxy import Proxy
+from .trainer import TrainConfig, resolve_device, train
 
 __all__ = ["resnext_bench_spec", "resnext_cpu_spec", "pick_data", "throughput", "baseline_throughput", "plain_loop",
            "matmul_rate", "conv_rate", "train_gflops", "counting", "concurrency", "split", "split_configs", "run",
@@ -81,7 +82,7 @@ def throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, steps: int, 
     n = len(ds.train_y)
     fraction = min(1.0, steps * cfg.batch_size / n)
     small = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
-    r = train(spec, small, Budget(epochs=2, fraction=fraction), device, seed, config=cfg)
+    r = train(spec, small, Proxy(epochs=2, fraction=fraction), device, seed, config=cfg)
     if r.reason != "completed":
         return {"reason": r.reason, "images_per_s": None}
     return {"images_per_s": r.epoch_images_per_s[-1], "first_epoch_images_per_s": r.epoch_images_per_s[0],
@@ -218,8 +219,8 @@ def train_gflops(images_per_s: float, macs: int) -> float:
 
 def counting(specs: dict[str, NetSpec], repeats: int = 200) -> dict:
     """Specs/s of `nasx.complexity` (analytic) and of `nasx.verify.measure` (fvcore on a built model)."""
-    from .net.complexity import complexity
-    from .net.verify import measure
+    from ..net.complexity import complexity
+    from ..net.verify import measure
 
     t = time.perf_counter()
     for _ in range(repeats):
@@ -247,7 +248,7 @@ def _concurrent_worker(index: int, spec_dict: dict, dataset: str, data_dir: Opti
         ds = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
         marks: list[float] = []
         barrier.wait()
-        r = train(spec, ds, Budget(epochs=2, fraction=fraction), dev, seed=index, config=cfg,
+        r = train(spec, ds, Proxy(epochs=2, fraction=fraction), dev, seed=index, config=cfg,
                   callback=lambda report: marks.append(time.time()))
         queue.put({"index": index, "reason": r.reason, "images": r.images - round(r.images / 2),
                    "start": marks[0] if marks else None, "end": marks[-1] if marks else None,
@@ -270,7 +271,7 @@ def concurrency(spec: NetSpec, dataset: str, data_dir: Optional[str], device: to
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    from .study.config import cpu_cores
+    from ..study.config import cpu_cores
 
     cores = cpu_cores()
     rows = []
@@ -381,8 +382,8 @@ def split(nets: dict[str, NetSpec], dataset: str, data_dir: Optional[str], *,
     (alternating their order), medians reported."""
     from statistics import median
 
-    from .net.complexity import complexity
-    from .study.config import cpu_cores
+    from ..net.complexity import complexity
+    from ..study.config import cpu_cores
 
     say = progress or (lambda message: None)
     cores = cpu_cores()
@@ -467,7 +468,7 @@ def run(*, device: str | None = "auto", quick: bool = False, dataset: str = "cif
         "cpu_threads": torch.get_num_threads(), "data": data_note, "quick": quick,
         "throughput": [], "counting": None, "concurrency": None,
     }
-    from .net.complexity import complexity
+    from ..net.complexity import complexity
 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -504,7 +505,7 @@ def run(*, device: str | None = "auto", quick: bool = False, dataset: str = "cif
 
 
 def build_spec(name: str) -> NetSpec:
-    from .net.zoo import get
+    from ..net.zoo import get
 
     return get(name)
 

@@ -22,19 +22,20 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Dataset, stratified_indices
-from .net.build import build
-from .net.fit import fit
-from .net.spec import NetSpec
+from ..data import Dataset, stratified_indices
+from ..net.build import build
+from ..net.fit import fit
+from ..net.spec import NetSpec
+from .proxy import Proxy
 
-__all__ = ["Budget", "TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment",
+__all__ = ["TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment",
            "resolve_device", "REASONS"]
 
 REASONS = ("completed", "nan", "oom", "pruned")
@@ -42,21 +43,6 @@ REASONS = ("completed", "nan", "oom", "pruned")
 
 class Pruned(Exception):
     """Raise from a callback (or return a true value) to stop a run as `pruned`."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much training: `epochs` passes over `fraction` of the training split (a fixed, stratified,
-    seeded subset when fraction < 1)."""
-
-    epochs: int = 5
-    fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"budget epochs {self.epochs} must be >= 1")
-        if not 0 < self.fraction <= 1:
-            raise ValueError(f"budget fraction {self.fraction} must lie in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -198,7 +184,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip:
 class Trainer(Protocol):
     """What a study calls to train a net: `train` itself, or a stand-in with the same signature (tests)."""
 
-    def __call__(self, spec: NetSpec | str, dataset: Dataset, budget: "Budget" = ..., device: str | torch.device | None = ...,
+    def __call__(self, spec: NetSpec | str, dataset: Dataset, budget: Proxy = ..., device: str | torch.device | None = ...,
                  seed: int = ..., callback: Callable[["EpochReport"], object] | None = ..., *,
                  config: "TrainConfig" = ..., test: bool = ...,
                  progress: Callable[[str, int, int], None] | None = ...) -> "TrainResult": ...
@@ -207,7 +193,7 @@ class Trainer(Protocol):
 def train(
     spec: NetSpec | str,
     dataset: Dataset,
-    budget: Budget = Budget(),
+    budget: Proxy = Proxy(),
     device: str | torch.device | None = "auto",
     seed: int = 0,
     callback: Callable[[EpochReport], object] | None = None,
@@ -216,17 +202,22 @@ def train(
     test: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
-    """Train `spec` (adapted to the dataset's classes, channels and resolution) for `budget` on `device`.
+    """Train `spec` (adapted to the dataset's classes, channels and resolution) for `budget` on `device`: at the
+    budget's resolution (the dataset resized unless it is at that side) and batch size (else the config's).
 
     callback(EpochReport) runs after each epoch; a true return value or `Pruned` stops the run as
     `pruned`. progress("train", step, total_steps) runs after every step (cheap: no host sync).
     With `test`, the test split is evaluated once at the end of a run that was not stopped early.
     """
-    from .net.zoo import resolve
+    from ..net.zoo import resolve
 
     t_start = time.perf_counter()
     dev = resolve_device(device)
+    if budget.batch_size is not None:
+        config = replace(config, batch_size=budget.batch_size)
     cfg = config.resolved(dev)
+    if budget.resolution is not None:
+        dataset = dataset.resized(budget.resolution)  # itself when the caller resized it already
     spec = fit(resolve(spec), dataset.input)
     torch.manual_seed(seed)
     cudnn_benchmark = torch.backends.cudnn.benchmark  # the caller's setting, restored below
@@ -238,7 +229,7 @@ def train(
         reason="completed", epochs_done=0, val_acc=[], train_loss=[], loss_curve=[], final_val_acc=None,
         test_acc=None, wall_time=0.0, train_time=0.0, images=0, images_per_s=0.0, epoch_times=[],
         epoch_images_per_s=[], peak_memory_bytes=None, device=str(dev), seed=seed, spec_id=spec.id, params=0,
-        split_hash=dataset.split_hash, budget=asdict(budget), config=asdict(cfg),
+        split_hash=dataset.split_hash, budget=budget.to_dict(), config=asdict(cfg),
     )
     state: dict = {}
     threads = torch.get_num_threads()
@@ -264,7 +255,7 @@ def train(
     return result
 
 
-def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Budget, dev: torch.device,
+def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Proxy, dev: torch.device,
          seed: int, cfg: TrainConfig, callback, test: bool, progress) -> None:
     """The loop; everything big lives in `state` so the caller can drop it after an exception."""
     t0 = time.perf_counter()

@@ -1,0 +1,33 @@
+"""Training: the proxy budget (`proxy`: no torch), the trainer (`trainer`) and its benchmarks (`bench`).
+
+`from nasx.train import train, TrainConfig, Proxy, ...` works as before; the trainer's names are imported on first
+use (PEP 562), so that `nasx.train.proxy` (read by studies, records and reports) never pays for torch. Code that
+replaces the trainer (tests) patches `nasx.train.trainer.train`, the one the study worker calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .proxy import MIN_RESOLUTION, Proxy, ProxyError
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from .trainer import (REASONS,  # noqa: F401 EpochReport, Pruned, Trainer, TrainConfig, TrainResult, augment, resolve_device,
+                          train)
+
+_TRAINER = ("TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment", "resolve_device",
+            "REASONS")
+
+__all__ = ["Proxy", "ProxyError", "MIN_RESOLUTION", *_TRAINER]
+
+
+def __getattr__(name: str) -> Any:
+    """The trainer's public names, read from `nasx.train.trainer` on each access (a patched trainer is seen)."""
+    if name in _TRAINER:
+        return getattr(importlib.import_module(f"{__name__}.trainer"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
