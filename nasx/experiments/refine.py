@@ -836,7 +836,7 @@ def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
     if space is None:
         if info is None:
             raise RefineError(f"study {study!r} was not made by nasx: give its space with --space")
-        space, corner = info.space, corner or info.proxy.get("corner")
+        space, corner = info.space, corner or info.corner
     cfg = dataclasses.replace(cfg, storage=storage)
     if info is not None:  # later rounds train on the study's own proxy
         cfg = dataclasses.replace(cfg, dataset=info.dataset, epochs=info.epochs, fraction=info.fraction,
