@@ -4,13 +4,13 @@ where defaults that depend on the machine are chosen."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import NasxError
+from ..train.cores import cpu_cores
 from ..train.proxy import MIN_RESOLUTION, Proxy, ProxyError
 from .prune import PruneRule
 from .record import storage_url
@@ -198,13 +198,6 @@ CPU_DEFAULT = {"trials": 10, "epochs": 1, "fraction": 0.5, "val_size": 2000, "ba
 # threads that wait for each other spin; concurrent one-thread trials trained more images/s than one trial with
 # every thread (docs/benchmarks.md, "CPU cores: concurrent trials vs threads")
 CPU_THREADS_PER_TRIAL = 1
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on (its affinity mask where the OS has one, else the machine's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def study_space(cfg: StudyConfig):

@@ -271,7 +271,7 @@ def concurrency(spec: NetSpec, dataset: str, data_dir: Optional[str], device: to
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    from ..study.config import cpu_cores
+    from .cores import cpu_cores
 
     cores = cpu_cores()
     rows = []
@@ -383,7 +383,7 @@ def split(nets: dict[str, NetSpec], dataset: str, data_dir: Optional[str], *,
     from statistics import median
 
     from ..net.complexity import complexity
-    from ..study.config import cpu_cores
+    from .cores import cpu_cores
 
     say = progress or (lambda message: None)
     cores = cpu_cores()
