@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail
+from .common import CountsLine, fail
 
 
 class Axis(str, Enum):
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
                      "val_size": (int(val_size) if val_size and val_size >= 1 else val_size)}
         try:
             cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
-            summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=_Progress())
+            summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=CountsLine())
         except (NasxError, ValueError) as e:
             fail(str(e))
         snap = summary.snapshot
@@ -89,16 +89,3 @@ def register(app: typer.Typer) -> None:
         except NasxError as e:
             fail(str(e))
         typer.echo(f"report: {folder}")
-
-
-class _Progress:
-    """One line per change of the counts (not per poll)."""
-
-    def __init__(self) -> None:
-        self.last: str | None = None
-
-    def __call__(self, snap) -> None:
-        counts = f"{snap.complete} done, {snap.running} running, {snap.failed} failed"
-        if counts != self.last:
-            self.last = counts
-            typer.echo(f"[{snap.elapsed:6.0f} s] {counts}", err=True)

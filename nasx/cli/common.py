@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from enum import Enum
-from typing import Iterator, NoReturn
+from typing import Iterator, NoReturn, Optional
 
 import typer
 
 from ..errors import NasxError
 
-__all__ = ["fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks"]
+__all__ = ["CountsLine", "fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks"]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -85,3 +85,20 @@ def tqdm_hooks():
             bar.close()
 
     return hook, bars, close
+
+
+class CountsLine:
+    """One stderr line per change of a study's counts (not per poll), after a label: the study's own name
+    (`by_study`), the one a caller passes (`line(snap, label)`), or none."""
+
+    def __init__(self, by_study: bool = False) -> None:
+        self.by_study = by_study
+        self.last: Optional[str] = None
+
+    def __call__(self, snap, label: Optional[str] = None) -> None:
+        label = snap.study if self.by_study else label
+        counts = f"{snap.complete} done, {snap.running} running, {snap.failed} failed"
+        counts = f"{label}: {counts}" if label else counts
+        if counts != self.last:
+            self.last = counts
+            typer.echo(f"[{snap.elapsed:6.0f} s] {counts}", err=True)

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import check_out, fail
+from .common import CountsLine, check_out, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +65,8 @@ def register(app: typer.Typer) -> None:
                        err=True)
             from ..experiments.fidelity import run_fidelity
 
-            progress = _Progress()
+            line = CountsLine()
+            progress = lambda budget, snap: line(snap, budget)  # noqa: E731
             try:
                 summaries = run_fidelity(plan, cfg, progress=progress, on_note=lambda m: typer.echo(f"nasx: note: {m}", err=True))
             except (NasxError, ValueError) as e:
@@ -134,16 +135,3 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
         notes.append(f"proxies {', '.join(b.name for b in proxy_budgets)} (the {'GPU' if cuda else 'CPU'} defaults)")
     ref = ref or default_reference
     return plan_fidelity(name, nets, proxy_budgets, ref, shape.resolution, ceiling_seeds=ceiling_seeds), cfg, notes
-
-
-class _Progress:
-    """One line per change of a budget's counts."""
-
-    def __init__(self) -> None:
-        self.last: Optional[str] = None
-
-    def __call__(self, budget: str, snap) -> None:
-        counts = f"{budget}: {snap.complete} done, {snap.running} running, {snap.failed} failed"
-        if counts != self.last:
-            self.last = counts
-            typer.echo(f"[{snap.elapsed:6.0f} s] {counts}", err=True)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail, guard
+from .common import CountsLine, fail, guard
 
 __all__ = ["register"]
 
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
             options = RefineOptions(alpha=alpha, correction=correction.value, n_perm=permutations,
                                     max_perm=max(max_permutations, permutations), perm_seed=perm_seed)
             run = run_refine(space, name=name, config=cfg, corner=corner, samples=samples, rounds=rounds, study=study,
-                             out=out, options=options, progress=_Progress(),
+                             out=out, options=options, progress=CountsLine(by_study=True),
                              on_note=lambda line: typer.echo(line, err=True), check_seeds=check_seeds)
         if run.interrupted:
             typer.echo("interrupted: run the same command again to resume", err=True)
@@ -88,16 +88,3 @@ def register(app: typer.Typer) -> None:
                        + "".join(f"; {e.restriction.text} (KS {e.ks:.3f}, p {e.p_value:.4f})" for e in kept))
         typer.echo(f"refined space: {run.refined}")
         typer.echo(f"report: {folder / 'index.html'}")
-
-
-class _Progress:
-    """One line per change of a study's counts (not per poll)."""
-
-    def __init__(self) -> None:
-        self.last: Optional[str] = None
-
-    def __call__(self, snap) -> None:
-        counts = f"{snap.study}: {snap.complete} done, {snap.running} running, {snap.failed} failed"
-        if counts != self.last:
-            self.last = counts
-            typer.echo(f"[{snap.elapsed:6.0f} s] {counts}", err=True)

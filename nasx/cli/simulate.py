@@ -39,7 +39,6 @@ def register(app: typer.Typer) -> None:
         nasx simulate --rungs 0.25,1 --eta 4 --seeds 20
         nasx simulate --replay resnext-cpu --rungs e1-f0.125,e1-f0.5 --eta 4
         """
-        from ..rungs import Ladder
         from ..experiments.simulate import STRATEGIES, compare
 
         names = [s.strip() for s in strategies.split(",") if s.strip()]
