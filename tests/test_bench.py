@@ -30,6 +30,7 @@ def app():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_bench_quick_json_has_every_field(app, tmp_path):
     out = tmp_path / "bench.json"
     # synthetic 16x16 images and 2 steps keep this under ~20 s; docs/benchmarks.md has the real-data runs
@@ -110,6 +111,7 @@ def test_achieved_and_attainable_rates():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_bench_split_measures_each_config_in_its_own_processes(app, tmp_path):
     out = tmp_path / "split.json"
     res = CliRunner().invoke(app, ["bench", "--split", "--rounds", "1", "--steps", "1", "--dataset", "synthetic",

@@ -37,6 +37,7 @@ def test_zoo_counts_equal_at_other_resolutions(name, resolution):
     assert_counts_equal(nasx.zoo.get(name), resolution)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("branch", BRANCHES, ids=lambda b: b or "mixed")
 def test_random_specs_count_equal_fvcore_and_numel(branch):
     rng = random.Random(f"complexity-{branch}")
@@ -163,6 +164,7 @@ def test_random_multibranch_specs_count_equal_fvcore_and_numel():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_500_random_multibranch_specs_count_equal_fvcore_and_numel():
     """Paths of asymmetric and 'valid' convs, reductions beside pools, splits, residual forms, Inception
     stems, odd resolutions: 500 specs, each construct many times."""
