@@ -39,9 +39,9 @@ def test_zoo_counts_equal_at_other_resolutions(name, resolution):
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("branch", BRANCHES, ids=lambda b: b or "mixed")
-def test_random_specs_count_equal_fvcore_and_numel(branch):
+def test_random_specs_count_equal_fvcore_and_numel(branch, count=SPECS_PER_BRANCH):
     rng = random.Random(f"complexity-{branch}")
-    for _ in range(SPECS_PER_BRANCH):
+    for _ in range(count):
         spec = random_spec(rng, branch)
         if branch is not None:
             assert {s.block.branch for s in spec.stages} == {branch}
@@ -170,3 +170,9 @@ def test_500_random_multibranch_specs_count_equal_fvcore_and_numel():
     stems, odd resolutions: 500 specs, each construct many times."""
     seen = check_random_multibranch_specs(500, "multibranch-500")
     assert set(seen) == ALL_FEATURES and min(seen.values()) >= 10, seen
+
+
+@pytest.mark.parametrize("branch", BRANCHES, ids=lambda b: b or "mixed")
+def test_a_few_random_specs_count_equal_fvcore_and_numel(branch):
+    """The default tier's share of the heavy sweep: its first 8 specs of each branch."""
+    test_random_specs_count_equal_fvcore_and_numel(branch, count=8)
