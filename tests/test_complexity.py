@@ -32,7 +32,7 @@ def test_zoo_counts_equal_fvcore_and_numel(name):
 
 
 @pytest.mark.parametrize("name", ["resnet50", "googlenet", "alexnet", "vgg11_bn", "resnet20"])
-@pytest.mark.parametrize("resolution", [97, 160, 321])
+@pytest.mark.parametrize("resolution", [97, pytest.param(160, marks=pytest.mark.heavy), 321])
 def test_zoo_counts_equal_at_other_resolutions(name, resolution):
     assert_counts_equal(nasx.zoo.get(name), resolution)
 
