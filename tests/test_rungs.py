@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from nasx.rungs import Ladder, RungResult, crowding_distance, due_promotions, promotion_order
+from nasx.study.rungs import Ladder, RungResult, crowding_distance, due_promotions, promotion_order
 
 # A, B, C are non-dominated; D is dominated by A only; E by B and D (so its rank is 2)
 NETS = [RungResult("A", 0.30, 10e6), RungResult("B", 0.20, 20e6), RungResult("C", 0.25, 15e6),

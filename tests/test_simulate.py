@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from nasx.experiments.fidelity import load_fidelity
-from nasx.rungs import Ladder, promotion_order
+from nasx.study.rungs import Ladder, promotion_order
 from nasx.experiments.simulate import (FixedBudget, PlantedBenchmark, ReplayTable, Rungs, compare, compute_to_reach,
                            hypervolume, simulate)
 from nasx.space import load_space

@@ -81,7 +81,7 @@ def _fraction(text: str) -> float:
 
 
 def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int):
-    from ..rungs import Ladder
+    from ..study.rungs import Ladder
     from ..experiments.simulate import PlantedBenchmark
     from ..space import load_space, parse_band
 
@@ -102,7 +102,7 @@ def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int
 
 def _replay(name: str, storage: Optional[str], rungs: str, eta: int):
     from ..experiments.fidelity import load_fidelity
-    from ..rungs import Ladder
+    from ..study.rungs import Ladder
     from ..experiments.simulate import ReplayTable
 
     data = load_fidelity(name, storage)

@@ -20,7 +20,7 @@ from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..rungs import Ladder, RungResult, due_promotions
+from ..study.rungs import Ladder, RungResult, due_promotions
 
 __all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "Job", "Trace", "FixedBudget", "Rungs", "simulate", "compare",
            "Comparison", "StrategyOutcome", "make_strategy",

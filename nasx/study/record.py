@@ -79,6 +79,10 @@ class TrialRecord:
     versions: Optional[Mapping[str, str]] = None
     worker: Optional[int] = None
     budget: Optional[Mapping[str, Any]] = None
+    # a study with rungs (successive halving): the rung this trial trained at (0: the lowest) and, for a
+    # promotion, the trial of the rung below whose net it retrains at this rung's budget
+    rung: Optional[int] = None
+    promoted_from: Optional[int] = None
     # what came out: with prune_reason and fail_reason, the fields of an Outcome, kept flat as they are stored and
     # tabulated (`outcome` reads them as one)
     curve: tuple[float, ...] = ()  # validation accuracy after each epoch
@@ -241,6 +245,8 @@ class StudyInfo:
     space_hash: Optional[str] = None  # the space file's content: a changed file is another experiment
     proxy: Mapping[str, Any] = field(default_factory=dict)  # batch size, resolution when not the defaults
     corner: Optional[str] = None  # the corner of the space file searched (None: the whole file)
+    rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Proxy.to_dict), lowest first
+    eta: Optional[int] = None  # successive halving: a rung promotes the top 1/eta of its nets
 
     @property
     def budget(self) -> Optional[Proxy]:
@@ -265,6 +271,10 @@ class StudyInfo:
         d = dataclasses.asdict(self)
         d["objectives"] = list(self.objectives)
         d["proxy"] = dict(self.proxy)
+        d["rungs"] = [dict(r) for r in self.rungs]
+        if not self.rungs:  # a study without rungs stores what earlier versions stored
+            d.pop("rungs")
+            d.pop("eta")
         return d
 
     @classmethod
@@ -281,6 +291,7 @@ class StudyInfo:
         if "corner" in proxy:  # stored before the corner left the proxy: the space's, not the budget's
             kwargs.setdefault("corner", proxy.pop("corner"))
         kwargs["proxy"] = proxy
+        kwargs["rungs"] = tuple(dict(r) for r in kwargs.get("rungs") or ())
         return cls(**kwargs)
 
 
