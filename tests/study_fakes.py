@@ -5,6 +5,7 @@ Importable by name so that spawned worker processes can use them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -70,3 +71,19 @@ def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, c
         result.error = "simulated"
         return result
     return curve_train(spec, dataset, budget, device, seed, callback, config=config)
+
+
+def rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None,
+               sleep=0.0):
+    """The curve trainer whose final accuracy depends on the budget: a smaller share of the training split costs
+    accuracy and adds noise fixed by (net, share), so a low rung orders nets only roughly."""
+    result = curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=sleep)
+    noise = int(hashlib.sha256(f"{result.spec_id}:{budget.fraction}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    final = result.final_val_acc - 0.2 * (1 - budget.fraction) + 0.1 * (1 - budget.fraction) * (noise - 0.5)
+    return dataclasses.replace(result, val_acc=[*result.val_acc[:-1], final], final_val_acc=final)
+
+
+def slow_rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                    progress=None):
+    """The rung trainer, 0.2 s an epoch: workers overlap."""
+    return rung_train(spec, dataset, budget, device, seed, callback, config=config, sleep=0.2)

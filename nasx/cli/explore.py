@@ -12,6 +12,10 @@ import typer
 from .common import check_out, fail
 
 
+class Schedule(str, Enum):
+    asha = "asha"
+
+
 class Sampler(str, Enum):
     nsga2 = "nsga2"
     tpe = "tpe"
@@ -51,6 +55,9 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end (also after Ctrl-C)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/STUDY/)."),
         references: bool = typer.Option(True, "--references/--no-references", help="After the search, train the zoo nets that fit the input in or near the band on the same proxy (once per study) and draw them as measured points."),
+        rungs: Optional[str] = typer.Option(None, "--rungs", help="Successive halving: proxy budgets lowest first, e.g. e1-f0.0556,e1-f0.167,e1-f0.5 (the top one is the study's budget). Every net starts at the lowest rung; the top 1/eta of a rung by Pareto rank of (error, FLOPs) is retrained at the next; the front is the top rung's. --trials then counts nets at the lowest rung. See docs/rungs.md."),
+        eta: Optional[int] = typer.Option(None, "--eta", min=2, help="With --rungs or --schedule asha: a rung promotes its top 1/eta (default 3)."),
+        schedule: Optional[Schedule] = typer.Option(None, "--schedule", help="asha: three rungs derived from the budget (its training share / eta^2, / eta, whole), as --rungs."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget.
 
@@ -70,7 +77,8 @@ def register(app: typer.Typer) -> None:
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
             "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
             "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
-            "batch_size": batch_size, "corner": corner, "resolution": resolution,
+            "batch_size": batch_size, "corner": corner, "resolution": resolution, "eta": eta,
+            "schedule": schedule.value if schedule else None,
         }
         proxy_note = None
         try:
@@ -84,6 +92,14 @@ def register(app: typer.Typer) -> None:
                 overrides["objectives"] = ("accuracy", "flops", "throughput")
             if no_prune:
                 overrides["prune"] = False
+            if rungs is not None:
+                given = [o for o, v in (("--epochs", epochs), ("--fraction", fraction), ("--resolution", resolution),
+                                        ("--proxy", proxy)) if v is not None]
+                if given:
+                    fail(f"--rungs sets the budget (its top rung); leave out {', '.join(given)}")
+                overrides["rungs"] = tuple(r.strip() for r in rungs.split(",") if r.strip())
+            if eta is not None and rungs is None and schedule is None:
+                fail("--eta needs --rungs or --schedule asha")
             if config is not None:
                 cfg = load_config(config, **overrides)
             else:
@@ -120,7 +136,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"study {cfg.name!r}: {snap.complete} complete, {snap.pruned} pruned, {snap.failed} failed "
                    f"in {summary.wall_time:.0f} s; stored in {redact(cfg.storage_url)}")
         if snap.front:
-            typer.echo("Pareto front (val accuracy vs FLOPs):")
+            typer.echo("Pareto front (val accuracy vs FLOPs" + (", top rung):" if snap.rungs else "):"))
             for point in snap.front:
                 typer.echo(f"  trial {point.number:>4}  acc {point.val_acc:7.2%}  FLOPs {point.flops:>14,}  "
                            f"{point.description}")
@@ -175,6 +191,8 @@ class Display:
     def update(self, snap) -> None:
         line = (f"[{snap.elapsed:6.0f} s] {snap.study or self.name}: {snap.complete} done, {snap.running} running, "
                 f"{snap.pruned} pruned, {snap.failed} failed")
+        if snap.rungs:
+            line += f" (by rung, lowest first: {' / '.join(map(str, snap.rungs))})"
         if self.live is not None:
             from rich.console import Group
             from rich.progress_bar import ProgressBar
@@ -188,7 +206,8 @@ class Display:
                 running.add_row(str(r.number), f"{r.epoch}/{r.epochs}" if r.epochs else "-",
                                 ProgressBar(total=max(1, r.steps), completed=r.step, width=24),
                                 f"{r.step}/{r.steps}" if r.steps else "starting", _eta(r.eta), r.description)
-            front = Table(title="Pareto front (val accuracy vs FLOPs)", title_justify="left")
+            front = Table(title="Pareto front (val accuracy vs FLOPs" + (", top rung)" if snap.rungs else ")"),
+                          title_justify="left")
             for col in ("trial", "val acc", "FLOPs", "architecture"):
                 front.add_column(col)
             for p in snap.front[:12]:

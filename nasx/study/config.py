@@ -15,7 +15,7 @@ from ..train.proxy import MIN_RESOLUTION, Proxy, ProxyError
 from .prune import PruneRule
 from .record import storage_url
 
-__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution",
+__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution", "asha_ladder",
            "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]
 
 # objective name -> maximize?
@@ -61,7 +61,7 @@ class StudyConfig:
     fraction: Optional[float] = None  # of the training split per epoch
     flops: Optional[tuple[int, int]] = None  # band; default the space's
     params: Optional[tuple[int, int]] = None
-    sampler: str = "nsga2"
+    sampler: Optional[str] = None  # nsga2, tpe or random; default nsga2 (random in a study with rungs, as ASHA draws)
     study: Optional[str] = None  # default: the space's name
     storage: Optional[str] = None  # default: studies/<study>.journal
     workers: Optional[int] = None  # default: per_gpu x GPUs; on a CPU one per core for the default study, else 1
@@ -82,6 +82,11 @@ class StudyConfig:
     test: bool = False  # also evaluate the test split at the end of each run (final numbers, never for search)
     fixed: bool = False  # train only the queued candidates (nasx edf, nasx ablate), never sample the space
     corner: Optional[str] = None  # search this corner of the space file (e.g. "cpu"); "none": the whole space
+    # successive halving: the rungs' proxy budgets by name, lowest first (the top one is the study's budget), or
+    # schedule "asha" to derive three rungs from the study's budget; a rung promotes the top 1/eta of its nets
+    rungs: Optional[tuple[str, ...]] = None
+    eta: int = 3
+    schedule: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -108,12 +113,27 @@ class StudyConfig:
                                    batch_size=proxy.batch_size if proxy.batch_size is not None else self.batch_size)
 
     @property
+    def ladder(self) -> Optional[tuple[Proxy, ...]]:
+        """The rungs' proxies, lowest first (None: every trial trains on the study's one budget)."""
+        if not self.rungs:
+            return None
+        try:
+            ladder = tuple(Proxy.parse(name) for name in self.rungs)
+        except ProxyError as e:
+            raise StudyError(f"rungs: {e}") from None
+        return tuple(p if p.batch_size is not None else dataclasses.replace(p, batch_size=self.batch_size)
+                     for p in ladder)
+
+    @property
     def prune_rule(self) -> Optional[PruneRule]:
-        return PruneRule(quantile=self.prune_quantile, min_peers=self.prune_min_peers) if self.prune else None
+        """The rule that stops hopeless trials early (none in a study with rungs: the rungs are its pruning)."""
+        if not self.prune or self.rungs:
+            return None
+        return PruneRule(quantile=self.prune_quantile, min_peers=self.prune_min_peers)
 
     def check(self) -> "StudyConfig":
         """Raise StudyError on a setting that cannot work."""
-        if self.sampler not in SAMPLERS:
+        if self.sampler is not None and self.sampler not in SAMPLERS:
             raise StudyError(f"sampler: {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
         if unknown or not self.objectives or tuple(self.objectives[:2]) != ("accuracy", "flops"):
@@ -130,6 +150,7 @@ class StudyConfig:
         if self.val_size is not None and not (0 < self.val_size < 1 or (float(self.val_size).is_integer()
                                                                          and self.val_size >= 1)):
             raise StudyError(f"val_size: {self.val_size} must be a share in (0, 1) or a whole number of images")
+        self._check_rungs()
         if self.timeout is not None and self.timeout <= 0:
             raise StudyError(f"timeout: {self.timeout} must be > 0 seconds")
         if self.heartbeat <= 0 or self.grace <= self.heartbeat:
@@ -146,6 +167,30 @@ class StudyConfig:
             except ValueError as e:
                 raise StudyError(str(e)) from None
         return self
+
+    def _check_rungs(self) -> None:
+        if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
+            raise StudyError(f"eta: {self.eta!r} must be a whole number >= 2")
+        if self.schedule not in (None, "asha"):
+            raise StudyError(f"schedule: {self.schedule!r} is not one of: asha")
+        if self.schedule and self.rungs:
+            raise StudyError("give --rungs or --schedule asha, not both (asha derives the rungs from the budget)")
+        if (self.rungs or self.schedule) and self.fixed:
+            raise StudyError("rungs: a fixed list of nets (edf, ablate, references) trains on one budget")
+        ladder = self.ladder
+        if ladder is None:
+            return
+        if len(ladder) < 2:
+            raise StudyError(f"rungs: {','.join(self.rungs or ())} names one budget; give two or more, lowest first")
+        costs = [p.cost(32) for p in ladder]  # relative work: epochs x fraction x side^2 (any native side)
+        if any(b <= a for a, b in zip(costs, costs[1:])):
+            raise StudyError(f"rungs: {','.join(p.name for p in ladder)}: each budget must cost more than the one "
+                             f"before it (lowest first)")
+        top = ladder[-1]
+        if self.epochs is not None and (self.epochs, self.fraction, self.resolution) != (top.epochs, top.fraction,
+                                                                                       top.resolution):
+            raise StudyError(f"rungs: the top rung {top.name} is the study's budget; leave out epochs, fraction, "
+                             f"resolution and batch size")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -236,12 +281,17 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:
     """Fill the machine-dependent defaults (the one place they are chosen); return the config and notes."""
     notes: list[str] = []
+    sized = any(v is not None for v in (cfg.trials, cfg.epochs, cfg.fraction))  # by the user, not by the rungs
+    trials_given = cfg.trials is not None
+    if cfg.rungs:  # the top rung is the study's budget
+        top = cfg.ladder[-1]
+        cfg = dataclasses.replace(cfg, epochs=top.epochs, fraction=top.fraction, resolution=top.resolution,
+                                  batch_size=top.batch_size or cfg.batch_size)
     if cuda:
         # ~10 minutes on one H100: 5-epoch proxies on 45k images, several per GPU
         changes: dict[str, Any] = {"epochs": cfg.epochs or 5, "fraction": cfg.fraction or 1.0,
                                    "trials": cfg.trials or 40, "workers": cfg.workers or max(1, gpus) * cfg.per_gpu}
     else:
-        sized = any(v is not None for v in (cfg.trials, cfg.epochs, cfg.fraction))
         cores = cpu_cores()
         # the default study splits the cores into concurrent trials; a sized one, or a fixed list, runs one at a time
         # in this process unless --workers says otherwise
@@ -273,7 +323,36 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
                          f"{changes.get('batch_size', cfg.batch_size)}, nets from {where}, validation on "
                          f"{changes.get('val_size', cfg.val_size):,} held-out images; size it with --trials, "
                          f"--epochs, --fraction, --flops, --timeout, or --corner none for the whole space")
-    changes["max_trials"] = cfg.max_trials or 3 * changes["trials"] + 10
     if changes.get("val_size", cfg.val_size) is None:
         changes["val_size"] = 0.1
-    return dataclasses.replace(cfg, **changes), notes
+    cfg = dataclasses.replace(cfg, **changes)
+    if cfg.rungs or cfg.schedule:
+        cfg = _resolve_rungs(cfg, trials_given, notes)
+    cfg = dataclasses.replace(cfg, sampler=cfg.sampler or ("random" if cfg.rungs else "nsga2"))
+    return dataclasses.replace(cfg, max_trials=cfg.max_trials or 3 * cfg.trials + 10), notes
+
+
+ASHA_RUNGS = 3  # rungs `--schedule asha` derives from the study's budget: top / eta^2, top / eta, top
+
+
+def asha_ladder(top: Proxy, eta: int, rungs: int = ASHA_RUNGS) -> tuple[Proxy, ...]:
+    """`rungs` budgets that cut the top budget's share of the training split by eta per rung (same epochs, side
+    and batch): e1-f0.5 with eta 3 gives e1-f0.0556, e1-f0.167, e1-f0.5."""
+    return tuple(dataclasses.replace(top, fraction=float(f"{top.fraction / eta ** (rungs - 1 - k):.3g}"))
+                 for k in range(rungs - 1)) + (top,)
+
+
+def _resolve_rungs(cfg: StudyConfig, trials_given: bool, notes: list[str]) -> StudyConfig:
+    """The rungs (derived for --schedule asha), the nets started at the lowest rung and the note that says so."""
+    if cfg.schedule == "asha":
+        cfg = dataclasses.replace(cfg, rungs=tuple(p.name for p in asha_ladder(cfg.proxy, cfg.eta)), schedule=None)
+    ladder = cfg.ladder
+    n = len(ladder)
+    if not trials_given:
+        # as much compute as the fixed-budget study of `trials` nets: when every rung's quota fills, each rung costs
+        # the lowest rung's nets x its work, about trials / n top budgets on a geometric ladder
+        cfg = dataclasses.replace(cfg, trials=max(cfg.eta, round(cfg.trials * cfg.eta ** (n - 1) / n)))
+    notes.append(f"successive halving over {n} rungs ({', '.join(p.name for p in ladder)}; eta {cfg.eta}): up to "
+                 f"{cfg.trials} new nets at the lowest rung, the top 1/{cfg.eta} of each rung retrained at the next "
+                 f"(by Pareto rank of error and FLOPs); the front is the top rung's")
+    return cfg

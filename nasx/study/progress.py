@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
 from ..stats import pareto_front
-from .record import TrialRecord
+from .record import TrialRecord, read_info
 
 __all__ = ["Snapshot", "FrontPoint", "RunningTrial", "snapshot"]
 
@@ -55,6 +55,7 @@ class Snapshot:
     running_trials: list[RunningTrial] = field(default_factory=list)
     elapsed: float = 0.0
     study: str = ""
+    rungs: tuple[int, ...] = ()  # a study with rungs: complete trials at each rung, lowest first (the front: the top's)
 
     @property
     def started(self) -> int:
@@ -62,8 +63,11 @@ class Snapshot:
 
 
 def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
-    """Count the study's trials by state, read the running ones' progress, compute the accuracy-vs-FLOPs front."""
+    """Count the study's trials by state, read the running ones' progress, compute the accuracy-vs-FLOPs front
+    (of the top rung's results in a study with rungs)."""
     snap = Snapshot(elapsed=elapsed, study=study.study_name)
+    info = read_info(study)
+    top = len(info.rungs) - 1 if info is not None and info.rungs else None
     done: list[TrialRecord] = []
     now = time.time()
     for t in study.get_trials(deepcopy=False):
@@ -88,6 +92,9 @@ def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
             snap.failed += 1
         elif rec.state == "WAITING":
             snap.waiting += 1
+    if top is not None:
+        snap.rungs = tuple(sum(1 for r in done if r.rung == k) for k in range(top + 1))
+        done = [r for r in done if r.rung == top]
     points = [(r.values[0], r.values[1]) for r in done]
     for i in pareto_front(points, (True, False)) if points else []:
         r = done[i]

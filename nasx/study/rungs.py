@@ -12,12 +12,15 @@ failed (NaN error) is ranked last and never promoted. Non-dominated sorting is m
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["RungResult", "Ladder", "promotion_order", "due_promotions", "crowding_distance"]
+from .record import TrialRecord
+
+__all__ = ["RungResult", "Ladder", "promotion_order", "due_promotions", "crowding_distance", "next_promotion"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,23 @@ def due_promotions(results: Sequence[RungResult], promoted: set[str] | frozenset
     quota = len(results) // eta
     top = promotion_order(results)[:quota]
     return [results[i].key for i in top if not math.isnan(results[i].error) and results[i].key not in promoted]
+
+
+def next_promotion(records: Sequence[TrialRecord], rungs: int, eta: int) -> Optional[TrialRecord]:
+    """The complete trial whose net is due for promotion next (None: none is): rungs from the one below the top
+    down, each ranked by `due_promotions` over its complete, non-duplicate results; a net with any trial at the
+    next rung (queued, running, complete or failed) was promoted already."""
+    done: dict[int, list[TrialRecord]] = defaultdict(list)
+    taken: dict[int, set[str]] = defaultdict(set)
+    for r in records:
+        if r.rung is None or r.spec_id is None:
+            continue
+        taken[r.rung].add(r.spec_id)
+        if r.state == "COMPLETE" and r.duplicate_of is None and r.values and r.flops is not None:
+            done[r.rung].append(r)
+    for k in range(rungs - 2, -1, -1):
+        results = [RungResult(r.spec_id or "", 1.0 - float(r.values[0]), float(r.flops or 0)) for r in done[k]]
+        due = due_promotions(results, taken[k + 1], eta)
+        if due:
+            return next(r for r in done[k] if r.spec_id == due[0])
+    return None

@@ -202,7 +202,8 @@ def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
     proxy = {k: v for k, v in (("batch_size", cfg.batch_size), ("resolution", cfg.resolution)) if v is not None}
     return StudyInfo(space=cfg.space, dataset=cfg.dataset, epochs=cfg.epochs, fraction=cfg.fraction,
                      objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
-                     space_hash=space_hash, proxy=proxy, corner=cfg.corner if cfg.corner != "none" else None)
+                     space_hash=space_hash, proxy=proxy, corner=cfg.corner if cfg.corner != "none" else None,
+                     rungs=tuple(p.to_dict() for p in cfg.ladder or ()), eta=cfg.eta if cfg.rungs else None)
 
 
 def open_study(cfg: StudyConfig, storage: Any, space_hash: Optional[str] = None):

@@ -28,6 +28,7 @@ from . import record
 from ..train.proxy import Proxy
 from .config import StudyConfig, StudyError, study_space
 from .record import Outcome, TrialRecord
+from .rungs import next_promotion
 from .storage import make_sampler, open_study, open_storage, study_lock
 
 __all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "process_id", "process_ended", "Proposal",
@@ -200,18 +201,31 @@ class Proposal:
 
 @dataclass
 class _Context:
-    """What a worker sets up once: storage, study, data on the device, space, budget, record context."""
+    """What a worker sets up once: storage, study, data on the device, space, budgets, record context."""
 
     storage: Any
     study: Any
     shape: Any  # the dataset's input: nets are fitted, counted and stored at it (the deployed net)
-    dataset: Any  # what the trainer sees (at the proxy's resolution when the study sets one)
+    datasets: dict  # what the trainer sees, by proxy side (None: the data's own)
     space: Any
     device: Any
-    budget: Proxy
+    budgets: tuple[Proxy, ...]  # the study's budget, or its rungs' lowest first
     train_config: Any
     context: dict
     heartbeat: Heartbeat
+
+    @property
+    def rungs(self) -> Optional[int]:
+        """How many rungs the study has (None: one budget, no rungs)."""
+        return len(self.budgets) if len(self.budgets) > 1 else None
+
+    def budget(self, rung: Optional[int]) -> Proxy:
+        """The proxy of a rung (the study's budget when it has no rungs)."""
+        return self.budgets[rung or 0] if self.rungs else self.budgets[0]
+
+    def dataset(self, rung: Optional[int]) -> Any:
+        """The data a trial of `rung` trains on (resized to its proxy's side where it names one)."""
+        return self.datasets[self.budget(rung).resolution]
 
 
 @dataclass(frozen=True)
@@ -223,6 +237,10 @@ class _Claim:
     record: TrialRecord
     proposal: Proposal
     original: Optional[int] = None
+
+    @property
+    def rung(self) -> Optional[int]:
+        return self.record.rung
 
 
 @dataclass
@@ -280,17 +298,15 @@ class Worker:
         shape = dataset.input
         if space is not None:
             space = space.at(shape)
-        proxy = cfg.proxy
-        if proxy.resolution is not None:
-            dataset = dataset.resized(proxy.resolution)
+        budgets = cfg.ladder or (cfg.proxy,)
         device = resolve_device(cfg.device)
-        dataset = dataset.to(device)  # once per worker, not once per trial
+        datasets = {side: (dataset.resized(side) if side is not None else dataset).to(device)  # once per worker
+                    for side in {p.resolution for p in budgets}}
         context = {"dataset": dataset.name, "split_hash": dataset.split_hash, "device": record.device_name(device),
-                   "versions": record.versions(), "worker": self.index, "owner": owner_id(), "process": process_id(),
-                   "budget": proxy.to_dict()}
+                   "versions": record.versions(), "worker": self.index, "owner": owner_id(), "process": process_id()}
         heartbeat = Heartbeat(study, storage, cfg.heartbeat, cfg.grace,
                               lambda: study_lock(cfg.storage_url, cfg.name, engines))
-        return _Context(storage, study, shape, dataset, space, device, proxy, TrainConfig(), context, heartbeat)
+        return _Context(storage, study, shape, datasets, space, device, budgets, TrainConfig(), context, heartbeat)
 
     def _next_trial(self, ctx: _Context) -> tuple[Any, bool]:
         """(a new or queued trial or None to wait, whether the study is done); call under the study lock."""
@@ -303,7 +319,11 @@ class Worker:
         rejected = sum(1 for r in records if r.rejected is not None)
         started = len(records) - waiting - rejected
         max_trials = cfg.max_trials or 3 * cfg.trials + 10
-        if complete >= cfg.trials or started >= max_trials or rejected >= 20 * max_trials:
+        if started >= max_trials or rejected >= 20 * max_trials:
+            return None, True
+        if ctx.rungs:
+            return self._next_rung_trial(ctx, records)
+        if complete >= cfg.trials:
             return None, True
         if cfg.fixed:
             if not waiting:
@@ -312,6 +332,24 @@ class Worker:
         if complete + running + waiting < cfg.trials or waiting:
             return ctx.study.ask(), False
         return None, False
+
+    def _next_rung_trial(self, ctx: _Context, records: list[TrialRecord]) -> tuple[Any, bool]:
+        """Under the study lock: a queued trial (a lost one's retry), else the promotion due next (queued and taken
+        at once, so no other worker promotes that net again), else a new net at the lowest rung while fewer than
+        `trials` were started there; else wait while trials run (one may make a promotion due), or end."""
+        if any(r.state == "WAITING" for r in records):
+            return ctx.study.ask(), False
+        due = next_promotion(records, ctx.rungs, self.cfg.eta)
+        if due is not None:
+            attrs = record.candidate_attrs(due.net, f"{due.spec_id}:{due.seed}", due.seed, due.tags,
+                                           rung=due.rung + 1, promoted_from=due.number)
+            ctx.study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
+            return ctx.study.ask(), False
+        lowest = sum(1 for r in records if r.rung == 0 and r.state in ("COMPLETE", "RUNNING", "WAITING")
+                     or r.state == "RUNNING" and r.rung is None)  # a new trial holds its rung once its net is stored
+        if lowest < self.cfg.trials:
+            return ctx.study.ask(), False
+        return None, not any(r.state == "RUNNING" for r in records)
 
     def _claim(self, ctx: _Context) -> tuple[Optional[_Claim], bool]:
         """(the trial this worker trains or waits for, or None; whether the study is done); call under the study lock.
@@ -326,19 +364,20 @@ class Worker:
             if trial is None:
                 return None, done
             try:
-                rec = self._record(ctx, trial)
+                rec = self._record(ctx, trial, ctx.rungs)
                 for draw in range(REDRAWS + 1):
                     proposal = self._propose(ctx, trial, rec)
                     if proposal is None:  # rejected by the space
                         break
-                    holder = None if self.cfg.fixed else self._holder(ctx, trial, proposal.spec.id)
+                    holder = None if self.cfg.fixed or rec.promoted_from is not None else \
+                        self._holder(ctx, trial, proposal.spec.id, rec.rung)
                     fresh = rec.retry_of is None  # a queued retry cannot be drawn again
                     if holder is None or not fresh or draw == REDRAWS:
                         break
                     record.write(trial, rejected=f"taken: the net of trial {holder.number} ({holder.state.lower()})")
                     self._tell(ctx, trial, state=TrialState.PRUNED)
                     trial = ctx.study.ask()
-                    rec = self._record(ctx, trial)
+                    rec = self._record(ctx, trial, ctx.rungs)
                 if proposal is None:
                     continue
                 rec = self._record_net(ctx, trial, rec, proposal)
@@ -352,10 +391,11 @@ class Worker:
             except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
                 self._fail(ctx, trial, e)
 
-    def _holder(self, ctx: _Context, trial: Any, spec_id: str) -> Optional[TrialRecord]:
-        """The trial that holds net `spec_id`, following `duplicate_of`: a complete one, else one running or
-        queued (a queued retry holds the net of the trial it retries); None if no other trial holds it."""
-        records = {r.number: r for r in map(TrialRecord.from_trial, ctx.study.get_trials(deepcopy=False))}
+    def _holder(self, ctx: _Context, trial: Any, spec_id: str, rung: Optional[int]) -> Optional[TrialRecord]:
+        """The trial of the same rung that holds net `spec_id`, following `duplicate_of`: a complete one, else one
+        running or queued (a queued retry holds the net of the trial it retries); None if no other trial holds it."""
+        records = {r.number: r for r in map(TrialRecord.from_trial, ctx.study.get_trials(deepcopy=False))
+                   if r.rung == rung}
 
         def net(r: TrialRecord) -> Optional[str]:
             if r.state == "WAITING" and r.retry_of is not None and r.retry_of in records:
@@ -379,8 +419,8 @@ class Worker:
             if claim.original is not None:
                 self._wait_for(ctx, trial, claim.original)
                 return
-            result, prune_reason = self._train(ctx, trial, claim.proposal, claim.record.seed)
-            self._record_result(ctx, trial, claim.proposal, result, prune_reason)
+            result, prune_reason = self._train(ctx, trial, claim.proposal, claim.record.seed, claim.rung)
+            self._record_result(ctx, trial, claim.proposal, result, prune_reason, claim.rung)
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 requeue(ctx.study, ctx.storage, claim.record, "interrupted")
@@ -447,11 +487,11 @@ class Worker:
         as now stored (with the choices the sampler made meanwhile)."""
         fields = dict(spec=p.spec.to_dict(), spec_id=p.spec.id, description=p.spec.describe(), flops=p.flops,
                       params=p.params, acts=p.acts, seed=rec.seed if rec.seed is not None else self.cfg.seed,
-                      **ctx.context)
+                      budget=ctx.budget(rec.rung).to_dict(), rung=rec.rung, **ctx.context)
         record.write(trial, **fields)
         return replace(rec, choices=dict(trial.params), **fields)
 
-    def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int):
+    def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int, rung: Optional[int]):
         """Train the proposal on the budget, storing the curve each epoch and pruning by the rule; return the
         trainer's result and the rule's verdict (None if it did not prune)."""
         from optuna.trial import TrialState
@@ -462,6 +502,7 @@ class Worker:
         curve: list[float] = []
         verdict: list[str] = []
         started = time.time()
+        budget = ctx.budget(rung)
 
         def on_epoch(report) -> bool:
             curve.append(report.val_acc)
@@ -480,21 +521,21 @@ class Worker:
 
         def on_progress(what: str, step: int, steps: int) -> None:
             if what == "train" and steps:
-                epochs = ctx.budget.epochs
+                epochs = budget.epochs
                 ctx.heartbeat.report({"epoch": min(epochs, 1 + (step - 1) * epochs // steps), "epochs": epochs,
                                       "step": step, "steps": steps, "started": started, "at": time.time()})
 
         train_fn = self.train_fn or train
-        result = train_fn(p.spec, ctx.dataset, ctx.budget, ctx.device, seed, on_epoch, config=ctx.train_config,
+        result = train_fn(p.spec, ctx.dataset(rung), budget, ctx.device, seed, on_epoch, config=ctx.train_config,
                           test=self.cfg.test, progress=on_progress)
         return result, (verdict[-1] if verdict else None)
 
     def _record_result(self, ctx: _Context, trial: Any, p: Proposal, result: Any,
-                       prune_reason: Optional[str]) -> None:
+                       prune_reason: Optional[str], rung: Optional[int]) -> None:
         """Store what training gave (one Outcome) and tell the study: complete, pruned or failed."""
         from optuna.trial import TrialState
 
-        trained = fit(p.spec, ctx.dataset.input)  # the stored net, or its proxy at a lower resolution
+        trained = fit(p.spec, ctx.dataset(rung).input)  # the stored net, or its proxy at a lower resolution
         if result.spec_id != trained.id:
             raise StudyError(f"trial {trial.number}: the trainer built net {result.spec_id}, not the stored "
                              f"{trained.id}")
@@ -515,9 +556,10 @@ class Worker:
         self._say(f"trial {trial.number}: {result.reason}")
 
     @staticmethod
-    def _record(ctx: _Context, trial: Any) -> TrialRecord:
-        """The trial's record as stored now."""
-        return TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage, trial.number)))
+    def _record(ctx: _Context, trial: Any, rungs: Optional[int] = None) -> TrialRecord:
+        """The trial's record as stored now (in a study with rungs, a trial not promoted is at the lowest rung)."""
+        rec = TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage, trial.number)))
+        return replace(rec, rung=0) if rungs and rec.rung is None else rec
 
     @staticmethod
     def _tell(ctx: _Context, trial: Any, state: Any = None, values: Any = None) -> None:

@@ -1,0 +1,135 @@
+"""Compare the fronts two (or more) studies found: retrain every front net under new seeds at one budget, score each
+front by the hypervolume of its nets' retrained test errors, and write a markdown table and JSON.
+
+    python scripts/compare_fronts.py --study resnext-default --study resnext-rungs --seeds 1,2 \
+        --out reports/examples/rungs-vs-default-cpu
+
+The fronts are what each study reports (a study with rungs: its top rung's); the retraining is one fixed study
+(`--retrain`, resumable) on the first study's dataset, split, corner and top budget, with the test split evaluated
+(final numbers: never read by a search). Hypervolume: nasx's (error vs normalized log FLOPs, reference point
+(0.9, 1.1 x the band's top)), of each seed's accuracies and of their mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def front_of(name: str, storage: str):
+    """The study's stored config, its info, and its front's records (the top rung's in a study with rungs)."""
+    from nasx.stats import pareto_front
+    from nasx.study import open_storage
+    from nasx.study.record import TrialRecord, read_config, read_info
+    from nasx.study.storage import load_existing
+
+    study = load_existing(name, storage)
+    info = read_info(study)
+    top = len(info.rungs) - 1 if info.rungs else None
+    done = [r for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
+            if r.state == "COMPLETE" and r.duplicate_of is None and (top is None or r.rung == top)]
+    front = [done[i] for i in pareto_front([(r.values[0], r.values[1]) for r in done], (True, False))]
+    compute = sum(r.wall_time or 0.0 for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
+                  if r.duplicate_of is None)
+    return read_config(study), info, sorted(front, key=lambda r: r.flops), len(done), compute
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--study", action="append", required=True, help="a study to compare (give two or more)")
+    ap.add_argument("--studies-dir", default="studies")
+    ap.add_argument("--seeds", default="1,2", help="retraining seeds (the searches used the study seed)")
+    ap.add_argument("--retrain", default="compare-retrain", help="the fixed study that retrains the front nets")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    from nasx.experiments.simulate import hypervolume
+    from nasx.net.spec import NetSpec
+    from nasx.study import StudyConfig, run_study
+    from nasx.study.record import TrialRecord, storage_url
+    from nasx.study.run import Candidate
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    fronts = {}
+    for name in args.study:
+        config, info, front, done, compute = front_of(name, storage_url(name, None, args.studies_dir))
+        fronts[name] = dict(config=config, info=info, front=front, done=done, compute=compute)
+    first = fronts[args.study[0]]
+    cfg0, info0 = first["config"], first["info"]
+    band = tuple(cfg0["flops"]) if cfg0.get("flops") else None
+    retrain = StudyConfig(space=info0.space, dataset=info0.dataset, corner=info0.corner, epochs=info0.epochs,
+                          fraction=info0.fraction, batch_size=info0.proxy.get("batch_size"),
+                          resolution=info0.proxy.get("resolution"), val_size=info0.val_size, seed=info0.seed,
+                          device="cpu", workers=args.workers, threads=1, test=True, study=args.retrain,
+                          storage=storage_url(args.retrain, None, args.studies_dir), data_dir=cfg0.get("data_dir"))
+    nets = {}
+    for name, f in fronts.items():
+        for r in f["front"]:
+            nets.setdefault(r.spec_id, NetSpec.from_dict(dict(r.spec)))
+    candidates = [Candidate(spec, seed=s, tags={"compare": "front"}) for spec in nets.values() for s in seeds]
+    started = time.time()
+    print(f"retraining {len(nets)} front nets x {len(seeds)} seeds ({len(candidates)} trainings) in study "
+          f"{args.retrain!r}", file=sys.stderr)
+    summary = run_study(retrain, candidates=candidates,
+                        progress=lambda snap: print(f"\r[{snap.elapsed:5.0f} s] {snap.complete}/{len(candidates)}",
+                                                    end="", file=sys.stderr))
+    print(file=sys.stderr)
+    if summary.interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    import optuna
+
+    from nasx.study import open_storage
+
+    study = optuna.load_study(study_name=args.retrain, storage=open_storage(retrain.storage_url))
+    test = {}
+    for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False)):
+        if r.state == "COMPLETE" and r.test_acc is not None:
+            test[(r.spec_id, r.seed)] = r.test_acc
+    if band is None:
+        flops = [r.flops for f in fronts.values() for r in f["front"]]
+        band = (min(flops), max(flops))
+    rows, result = [], {}
+    for name, f in fronts.items():
+        per_seed = [hypervolume([(1 - test[(r.spec_id, s)], r.flops) for r in f["front"]], band, 0.9)
+                    for s in seeds]
+        mean_acc = {r.spec_id: statistics.fmean(test[(r.spec_id, s)] for s in seeds) for r in f["front"]}
+        hv_mean = hypervolume([(1 - mean_acc[r.spec_id], r.flops) for r in f["front"]], band, 0.9)
+        result[name] = dict(
+            rungs=[dict(x) for x in f["info"].rungs], eta=f["info"].eta, top_results=f["done"],
+            compute_s=f["compute"], hv_per_seed=per_seed, hv_of_mean=hv_mean,
+            front=[dict(trial=r.number, spec_id=r.spec_id, description=r.description, flops=r.flops,
+                        search_val_acc=r.values[0], test_acc={str(s): test[(r.spec_id, s)] for s in seeds})
+                   for r in f["front"]])
+        rows.append(f"| {name} | {f['done']} | {f['compute']:,.0f} | {len(f['front'])} | {hv_mean:.4f} | "
+                    + ", ".join(f"{h:.4f}" for h in per_seed) + " |")
+    names = list(fronts)
+    diffs = [result[names[1]]["hv_per_seed"][k] - result[names[0]]["hv_per_seed"][k] for k in range(len(seeds))]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result["_comparison"] = dict(seeds=seeds, band=list(band), reference_point=[0.9, 1.1],
+                                 hv_difference_per_seed=diffs, retrain_wall_s=time.time() - started)
+    (out / "compare.json").write_text(json.dumps(result, indent=1, default=str))
+    lines = ["| study | top-budget results | compute spent (device-s) | front nets | HV of mean test acc | "
+             "HV per retraining seed |", "|---|---:|---:|---:|---:|---|", *rows, "",
+             f"HV difference ({names[1]} - {names[0]}) per retraining seed: "
+             + ", ".join(f"{d:+.4f}" for d in diffs)]
+    for name in names:
+        lines += ["", f"Front of {name} (retrained test accuracy per seed {', '.join(map(str, seeds))}):", "",
+                  "| trial | FLOPs | search val acc | test acc per seed | net |", "|---:|---:|---:|---|---|"]
+        for r in result[name]["front"]:
+            lines.append(f"| {r['trial']} | {r['flops']:,} | {r['search_val_acc']:.2%} | "
+                         + ", ".join(f"{v:.2%}" for v in r["test_acc"].values()) + f" | {r['description']} |")
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
