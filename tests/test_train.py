@@ -188,7 +188,7 @@ def test_cpu_defaults_and_threads_only_for_the_run(synthetic):
 
 
 def test_adapts_to_a_one_channel_dataset():
-    gray = data.split(data._raw("gray", torch.randint(0, 255, (256, 1, 12, 12), dtype=torch.uint8).numpy(),
+    gray = data.split(data.dataset.raw_from("gray", torch.randint(0, 255, (256, 1, 12, 12), dtype=torch.uint8).numpy(),
                                 (torch.arange(256) % 4).numpy(), None, None, list("abcd"), "test"), 64, 0)
     r = train("resnet20", gray, Proxy(epochs=1), "cpu", seed=0, config=CPU)
     assert r.reason == "completed" and r.val_acc and 0 <= r.val_acc[0] <= 1

@@ -101,9 +101,10 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     import torch
 
     from .. import data as nasx_data
-    from ..experiments.fidelity import default_budgets, draw_nets, plan_fidelity, study_nets
+    from ..experiments.fidelity import default_budgets, plan_fidelity, study_nets
     from ..space import load_space, parse_band
     from ..study import StudyConfig
+    from ..study.fixed import draw
     from ..train.proxy import Proxy
 
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
@@ -114,8 +115,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
                       val_size=(int(val_size) if val_size and val_size >= 1 else val_size)).check()
     given = tuple(Proxy.parse(p) for p in proxies)  # bad budgets: one line, before decoding
     ref = Proxy.parse(reference) if reference else None
-    nasx_data.locate(dataset, data_dir=data_dir)  # a missing dataset: one line, before decoding
-    shape = nasx_data.load(dataset, data_dir=data_dir, val_size=cfg.val_size or 0.1, seed=seed).input
+    shape = nasx_data.input_shape(dataset, data_dir=data_dir)  # a missing dataset: one line; nothing decoded
     n = samples or (32 if cuda else 16)
     if from_study:
         nets = study_nets(from_study, storage, n)
@@ -126,7 +126,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
             sp = sp.corner(chosen)
             if corner is None:
                 notes.append(f"no GPU: nets from the space's `{chosen}` corner (--corner none for the whole space)")
-        nets = draw_nets(sp, shape, n, flops=band, seed=seed)
+        nets = draw(sp.at(shape), n, seed, flops=band)
     default_proxies, default_reference = default_budgets(cuda, shape.resolution)
     if given:
         proxy_budgets = given

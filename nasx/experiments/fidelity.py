@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import NasxError
-from ..net.fit import InputShape
 from ..net.spec import NetSpec
 from ..train.proxy import Proxy, ProxyError
 
 __all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
-           "draw_nets", "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
+           "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
 MIN_TAU = 0.7  # default threshold: tau 0.7 = 85% of the pairs of nets ordered as the reference orders them
@@ -97,20 +96,6 @@ def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Proxy], 
     return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native, ceiling_seeds)
 
 
-def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, int]] = None, seed: int = 0,
-              params: Optional[tuple[int, int]] = None) -> list[NetSpec]:
-    """n distinct i.i.d. members of `space` at `shape` inside the band (FidelityError if fewer fit)."""
-    import numpy as np
-
-    from ..space.sampling import sample
-
-    run = sample(space.at(shape), np.random.default_rng(seed), n, flops=flops, params=params)
-    if len(run) < n:
-        raise FidelityError(f"space {space.name}: only {len(run)} of {n} nets fit the band "
-                            f"(acceptance {run.acceptance:.1%})")
-    return [s.spec for s in run]
-
-
 def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
                studies_dir: str = "studies") -> list[NetSpec]:
     """The distinct nets of a study's complete trials in trial order (the first n)."""
@@ -149,8 +134,7 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
     `fidelity-<name>-<budget>-s<k>`, role "ceiling"); a re-run trains only what is missing. Stops after an
     interrupted budget. Returns the RunSummary of each budget run. `progress(budget_name, snapshot)` follows the
     running budget."""
-    from ..study import Candidate, run_study
-    from ..study.storage import no_empty_journal
+    from ..study.fixed import run_fixed
 
     storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
     summaries = []
@@ -161,12 +145,10 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
                                   storage=storage, test=False, sampler="random")
         tags = {"fidelity": plan.name, "budget": budget.name, "role": role, "cost": budget.cost(plan.native),
                 "resolution": budget.resolution or plan.native, "seed_offset": offset}
-        candidates = [Candidate(net, seed=config.seed + offset, tags={**tags, "net": i})
-                      for i, net in enumerate(plan.nets)]
         label = budget.name + (f" seed +{offset}" if offset else "")
-        with no_empty_journal(storage):  # a start refused by a check leaves no empty journal behind
-            summary = run_study(cfg, candidates=candidates, on_note=on_note, train_fn=train_fn,
-                                progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
+        summary = run_fixed(cfg, plan.nets, tags=tags, seed=config.seed + offset, index_tag="net", on_note=on_note,
+                            train_fn=train_fn,
+                            progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
         summaries.append(summary)
         if summary.interrupted:
             break

@@ -785,12 +785,10 @@ class _Plan:
 
     @cached_property
     def shape(self) -> InputShape:
-        """The dataset's input (loaded once, when a round is first trained)."""
+        """The dataset's input (read once, when a round is first trained; nothing decoded)."""
         from .. import data as nasx_data
 
-        cfg = self.cfg
-        return nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size or 0.1, seed=cfg.seed,
-                              download=cfg.download).input
+        return nasx_data.input_shape(self.cfg.dataset, data_dir=self.cfg.data_dir, download=self.cfg.download)
 
 
 def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConfig"], corner: Optional[str],
