@@ -56,9 +56,8 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             check_out(out)  # before training: a result must never be lost to an unwritable --out
         try:  # the cheap checks, before any decoding
-            cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
-                                        warmup=warmup)
-            budget = Proxy(epochs=epochs, fraction=fraction)
+            cfg = train_mod.TrainConfig(lr=lr, weight_decay=weight_decay, schedule=schedule, warmup=warmup)
+            budget = Proxy(epochs=epochs, fraction=fraction, batch_size=batch_size)
             dev = train_mod.resolve_device(device)
         except ValueError as e:
             fail(str(e))
