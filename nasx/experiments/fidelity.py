@@ -268,26 +268,61 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
 
 def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95, n_boot: int = 2000,
             seed: int = 0) -> FidelityResult:
-    """Rank agreement of every proxy with the reference over the nets complete under both."""
+    """Rank agreement of every proxy with the reference over the nets complete under both: the per-net table,
+    then the proxies (cheapest first), the baselines (FLOPs, params alone) and the reference's other seeds."""
     import numpy as np
     import pandas as pd
 
-    from ..stats import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
-                           top_k_range)
-
     def agreement(budget: str, kind: str, cost: float, seconds: float, x: np.ndarray, y: np.ndarray) -> ProxyFidelity:
-        n = len(x)
-        k = min(top_k or max(1, round(n / 4)), n) if n else (top_k or 1)
-        ok = n >= 2
-        return ProxyFidelity(
-            budget=budget, cost=cost, seconds_per_net=seconds, nets=n,
-            tau=kendall_tau(x, y) if ok else math.nan, tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
-            rho=spearman_rho(x, y) if ok else math.nan, rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
-            k=k, top_k=top_k_overlap(x, y, k) if ok else math.nan, regret=regret(x, y) if ok else math.nan,
-            top_k_range=top_k_range(x, y, k) if ok else (math.nan, math.nan),
-            regret_range=regret_range(x, y) if ok else (math.nan, math.nan), kind=kind)
+        return _agreement(budget, kind, cost, seconds, x, y, top_k, level, n_boot, seed)
 
     reference = next(b for b, role in data.roles.items() if role == "reference")
+    table, seconds, missing, device, dataset = _net_table(data)
+    ref_seconds = float(np.nanmean(seconds.get(reference, [math.nan])))
+    proxies = []
+    order = sorted((b for b in data.budgets if b != reference), key=lambda b: data.costs.get(b, math.inf))
+    for budget in order:
+        both = table[[budget, reference]].dropna() if budget in table and reference in table else pd.DataFrame()
+        x = both[budget].to_numpy(float) if len(both) else np.array([])
+        y = both[reference].to_numpy(float) if len(both) else np.array([])
+        proxies.append(agreement(budget, "proxy", data.costs.get(budget, math.nan),
+                                 float(np.nanmean(seconds.get(budget, [math.nan]))), x, y))
+    baselines = []
+    for column, label in BASELINES.items():  # rank by the count alone: more FLOPs (params) taken as more accurate
+        if column in table and reference in table:
+            both = table[[column, reference]].dropna()
+            baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
+                                       both[reference].to_numpy(float)))
+    ceiling = _ceiling(data, table, reference, missing, agreement)
+    return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
+                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines),
+                          ceiling=tuple(ceiling))
+
+
+def _agreement(budget: str, kind: str, cost: float, seconds: float, x, y, top_k: Optional[int], level: float,
+               n_boot: int, seed: int) -> ProxyFidelity:
+    """One row: Kendall tau and Spearman rho with bootstrap intervals, top-k overlap and regret of ranking the
+    nets by `x` against the reference's `y` (undefined below 2 nets)."""
+    from ..stats import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
+                         top_k_range)
+
+    n = len(x)
+    k = min(top_k or max(1, round(n / 4)), n) if n else (top_k or 1)
+    ok = n >= 2
+    return ProxyFidelity(
+        budget=budget, cost=cost, seconds_per_net=seconds, nets=n,
+        tau=kendall_tau(x, y) if ok else math.nan, tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
+        rho=spearman_rho(x, y) if ok else math.nan, rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
+        k=k, top_k=top_k_overlap(x, y, k) if ok else math.nan, regret=regret(x, y) if ok else math.nan,
+        top_k_range=top_k_range(x, y, k) if ok else (math.nan, math.nan),
+        regret_range=regret_range(x, y) if ok else (math.nan, math.nan), kind=kind)
+
+
+def _net_table(data: FidelityData) -> tuple[Any, dict[str, list[float]], dict[str, int], str, str]:
+    """One row per net (spec id, description, FLOPs, params, accuracy per budget), the seconds of each budget's
+    complete trainings, the nets not complete under each budget, and the device and dataset they ran on."""
+    import pandas as pd
+
     rows: dict[int, dict[str, Any]] = {}
     seconds: dict[str, list[float]] = {}
     missing: dict[str, int] = {}
@@ -308,24 +343,17 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
                 device, dataset = rec.device or device, rec.dataset or dataset
                 done += 1
         missing[budget] = len(records) - done
-    table = pd.DataFrame(sorted(rows.values(), key=lambda r: r["net"]))
-    ref_seconds = float(np.nanmean(seconds.get(reference, [math.nan])))
-    proxies = []
-    order = sorted((b for b in data.budgets if b != reference), key=lambda b: data.costs.get(b, math.inf))
-    for budget in order:
-        both = table[[budget, reference]].dropna() if budget in table and reference in table else pd.DataFrame()
-        x = both[budget].to_numpy(float) if len(both) else np.array([])
-        y = both[reference].to_numpy(float) if len(both) else np.array([])
-        proxies.append(agreement(budget, "proxy", data.costs.get(budget, math.nan),
-                                 float(np.nanmean(seconds.get(budget, [math.nan]))), x, y))
-    baselines = []
-    for column, label in BASELINES.items():  # rank by the count alone: more FLOPs (params) taken as more accurate
-        if column in table and reference in table:
-            both = table[[column, reference]].dropna()
-            baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
-                                       both[reference].to_numpy(float)))
+    return pd.DataFrame(sorted(rows.values(), key=lambda r: r["net"])), seconds, missing, device, dataset
+
+
+def _ceiling(data: FidelityData, table: Any, reference: str, missing: dict[str, int],
+             agreement: Callable[..., ProxyFidelity]) -> list[ProxyFidelity]:
+    """The reference against itself under each other seed (a column of `table` and a count in `missing` each)."""
+    import numpy as np
+    import pandas as pd
+
     ceiling = []
-    for offset, records in sorted(data.ceiling.items()):  # the reference against itself under another seed
+    for offset, records in sorted(data.ceiling.items()):
         label = f"{reference} seed +{offset}"
         acc = {int(r.tags.get("net", -1)): r.val_acc for r in records if r.state == "COMPLETE" and r.val_acc is not None}
         table[label] = table["net"].map(acc).astype(float)
@@ -335,9 +363,7 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
                                  float(np.nanmean(spent)) if spent else math.nan, both[label].to_numpy(float),
                                  both[reference].to_numpy(float)))
         missing[label] = len(records) - len(acc)
-    return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
-                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines),
-                          ceiling=tuple(ceiling))
+    return ceiling
 
 
 def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",

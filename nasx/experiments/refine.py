@@ -677,6 +677,7 @@ def _existing_keys(storage: str, study: str) -> set[str]:
     return {r.candidate_key for r in records if r.candidate_key is not None}
 
 
+# long (~67 lines, 26 of them the docstring of its arguments): the body is the rounds' loop over named steps
 def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, config: Optional["StudyConfig"] = None,
                corner: Optional[str] = None, samples: Optional[int] = None, rounds: int = 1,
                study: Optional[str] = None, out: Optional[str | Path] = None, options: Optional[RefineOptions] = None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Protocol
 
 import torch
@@ -244,6 +244,12 @@ def train(
         torch.backends.cudnn.benchmark = cudnn_benchmark  # the caller's settings, whatever happened
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+    return _finish(result, dev, t_start)
+
+
+def _finish(result: TrainResult, dev: torch.device, t_start: float) -> TrainResult:
+    """After the run, its big objects dropped: collect them, read the CUDA peak memory and empty the cache, then
+    the run's images/s and wall time."""
     gc.collect()
     if dev.type == "cuda":
         result.peak_memory_bytes = int(torch.cuda.max_memory_allocated(dev))
