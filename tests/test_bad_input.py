@@ -322,6 +322,7 @@ def test_a_refused_start_leaves_no_empty_journal(tmp_path, monkeypatch):
 
 def test_fidelity_budgets_are_checked_before_decoding(monkeypatch, tmp_path):
     monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.setattr(nasx.data, "input_shape", never)  # before the dataset is even looked at
     monkeypatch.chdir(tmp_path)
     base = ["fidelity", "--space", "resnet", "--dataset", "synthetic", "--device", "cpu"]
     assert "budget 'x'" in one_error_line(runner.invoke(app, base + ["--proxy", "x"]))
