@@ -227,7 +227,7 @@ def test_a_full_disk_under_the_cache_is_one_line_and_leaves_no_temp_file(tmp_pat
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1152 vs 1046")
 
     monkeypatch.setattr(torch, "save", save)
-    monkeypatch.setattr(nasx.data.shutil, "disk_usage", lambda path: SimpleNamespace(total=0, used=0, free=0))
+    monkeypatch.setattr(nasx.data.cache.shutil, "disk_usage", lambda path: SimpleNamespace(total=0, used=0, free=0))
     monkeypatch.setattr(sys, "argv", ["nasx", "train", "resnet20", "--dataset", "fashion-mnist", "--data-dir",
                                       str(FASHION_DIR.parent), "--epochs", "1", "--device", "cpu"])
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
@@ -322,6 +322,7 @@ def test_a_refused_start_leaves_no_empty_journal(tmp_path, monkeypatch):
 
 def test_fidelity_budgets_are_checked_before_decoding(monkeypatch, tmp_path):
     monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.setattr(nasx.data, "input_shape", never)  # before the dataset is even looked at
     monkeypatch.chdir(tmp_path)
     base = ["fidelity", "--space", "resnet", "--dataset", "synthetic", "--device", "cpu"]
     assert "budget 'x'" in one_error_line(runner.invoke(app, base + ["--proxy", "x"]))

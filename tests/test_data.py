@@ -87,7 +87,7 @@ def test_cifar10_jpeg_archive_loads(cifar10_raw):
     assert torch.bincount(raw.train_y).tolist() == [5000] * 10
     assert torch.bincount(raw.test_y).tolist() == [1000] * 10
     # real photographs, not a constant: CIFAR-10's channel means are near 0.49, 0.48, 0.45
-    mean, std = data._channel_stats(raw.train_x)
+    mean, std = data.dataset.channel_stats(raw.train_x)
     assert mean == pytest.approx((0.491, 0.482, 0.447), abs=0.01)
     assert all(0.2 < s < 0.3 for s in std)
 
@@ -202,6 +202,42 @@ def test_synthetic_is_deterministic_and_sized():
     assert data.load("synthetic:32", val_size=0).train_x.shape == (2000, 3, 32, 32)
 
 
+def test_input_shape_is_read_without_decoding_and_equals_the_decoded_input(tmp_path, monkeypatch):
+    from PIL import Image
+
+    _write_cifar10_batches(tmp_path / "c10")
+    _write_imagefolder(tmp_path / "pets")  # 8x8 RGB, 3 classes, a test split
+    archive = _tar_gz(tmp_path / "pets", tmp_path / "pets.tar.gz", "pets")
+    for c in ("a", "b"):  # a flat grey image folder: 12x12 L, 2 classes
+        (tmp_path / "grey" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((12, 12), 40 * i, np.uint8), mode="L").save(tmp_path / "grey" / c / f"{i}.png")
+    cases = {("cifar10", tmp_path / "c10"): (32, 3, 10), (f"imagefolder:{tmp_path / 'pets'}", None): (8, 3, 3),
+             (f"imagefolder:{archive}", None): (8, 3, 3), (f"imagefolder:{tmp_path / 'grey'}", None): (12, 1, 2),
+             ("cifar10", tmp_path / "pets"): (8, 3, 3),  # cifar10 as an image folder: not the table's 32 px
+             ("synthetic:24", None): (24, 3, 10)}
+
+    def never(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    with monkeypatch.context() as m:
+        m.setattr(data.loading, "read_source", never)
+        m.setattr(data.formats, "_decode_all", never)
+        probed = {case: data.input_shape(case[0], data_dir=case[1]) for case in cases}
+    for (name, where), want in cases.items():
+        shape = probed[(name, where)]
+        assert (shape.resolution, shape.in_channels, shape.num_classes) == want, name
+        assert data.load(name, data_dir=where, val_size=0).input == shape  # the decode agrees
+    monkeypatch.setattr(data.formats, "probe_input", never)  # decoded now: the cache answers, pixels unread
+    assert data.input_shape(f"imagefolder:{archive}") == probed[(f"imagefolder:{archive}", None)]
+    Image.fromarray(np.zeros((6, 9, 3), np.uint8)).save(tmp_path / "grey" / "a" / "0.png")  # the first image, 9x6
+    monkeypatch.undo()
+    with pytest.raises(data.DataError, match="images are 9x6; nasx needs square images"):
+        data.input_shape(f"imagefolder:{tmp_path / 'grey'}")
+    with pytest.raises(data.DataNotFound, match="does not exist"):
+        data.input_shape(f"imagefolder:{tmp_path / 'missing'}")
+
+
 def test_content_cache_is_refreshed_when_the_source_changes(tmp_path):
     _write_cifar10_batches(tmp_path)
     first = data.load_raw("cifar10", data_dir=tmp_path)
@@ -224,7 +260,7 @@ def _indexed_raw(n_per_class=(30, 50, 20)) -> data.Raw:
     n = len(y)
     x = np.zeros((n, 1, 4, 4), dtype=np.uint8)
     x[:, 0, 0, 0], x[:, 0, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
-    return data._raw("indexed", x, y, None, None, ["a", "b", "c"], "test")
+    return data.dataset.raw_from("indexed", x, y, None, None, ["a", "b", "c"], "test")
 
 
 def _ids(x: torch.Tensor) -> set[int]:
@@ -258,7 +294,7 @@ def test_split_sizes_fraction_zero_and_rounding():
 
 def test_channel_stats_match_direct_computation():
     x = torch.randint(0, 256, (50, 3, 5, 5), dtype=torch.uint8)
-    mean, std = data._channel_stats(x)
+    mean, std = data.dataset.channel_stats(x)
     f = x.double() / 255
     assert mean == pytest.approx(f.mean(dim=(0, 2, 3)).tolist(), abs=1e-6)
     assert std == pytest.approx(f.std(dim=(0, 2, 3), unbiased=False).tolist(), abs=1e-6)
@@ -325,11 +361,11 @@ def test_download_once_with_checksum_and_progress(tmp_path, monkeypatch):
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     monkeypatch.delenv("NASX_OFFLINE")
     monkeypatch.setenv("NASX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(data._DOWNLOADS, "cifar10", [(archive.as_uri(), "0" * 32)])
+    monkeypatch.setitem(data.sources.DOWNLOADS, "cifar10", [(archive.as_uri(), "0" * 32)])
     (tmp_path / "empty").mkdir()
     with pytest.raises(data.DataError, match="md5"):
         data.load_raw("cifar10", data_dir=tmp_path / "empty")
-    monkeypatch.setitem(data._DOWNLOADS, "cifar10", [(archive.as_uri(), md5)])
+    monkeypatch.setitem(data.sources.DOWNLOADS, "cifar10", [(archive.as_uri(), md5)])
     events = []
     raw = data.load_raw("cifar10", data_dir=tmp_path / "empty", progress=lambda *e: events.append(e))
     assert raw.train_x.shape == (100, 3, 32, 32)

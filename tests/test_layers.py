@@ -12,7 +12,8 @@ ROOT = Path(nasx.__file__).resolve().parent
 # module (dotted, under nasx) -> layer; a higher number is a higher floor
 LAYERS = {
     "errors": 0, "units": 0, "net.spec": 0, "net.fit": 0,
-    "data": 1, "stats.pareto": 1, "stats.edf": 1, "stats.rank": 1, "stats.intervals": 1,
+    "data.dataset": 1, "data.formats": 1, "data.cache": 1, "data.sources": 1, "data.loading": 1,
+    "stats.pareto": 1, "stats.edf": 1, "stats.rank": 1, "stats.intervals": 1,
     "net.build": 2, "net.complexity": 2, "net.zoo": 2, "net.verify": 2, "net.regnet": 2,
     "space.parse": 3, "space.sampling": 3, "space.edit": 3, "train.proxy": 3, "train.trainer": 3, "train.cores": 3, "train.bench": 3,
     "study.record": 4, "study.rungs": 4,

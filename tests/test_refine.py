@@ -377,7 +377,7 @@ def handmade(tmp_path_factory):
     space = load_space("resnext").corner("cpu")
     from nasx import data as nasx_data
 
-    shape = nasx_data.load("synthetic:32", val_size=200, seed=0).input
+    shape = nasx_data.input_shape("synthetic:32")
     run = sample(space.at(shape), np.random.default_rng(0), MIN_NETS, flops=(10_000_000, 30_000_000))
     cfg = StudyConfig(space="resnext", corner="cpu", dataset="synthetic:32", epochs=1, fraction=0.25, val_size=200,
                       batch_size=128, flops=(10_000_000, 30_000_000), study="refine-hand-r1", storage=storage,

@@ -20,9 +20,11 @@ class Axis(str, Enum):
     scale = "scale"
 
 
+# long: the typer registration of `ablate`, a nested function (the thin CLI layer)
 def register(app: typer.Typer) -> None:
     """Add `ablate` to the app."""
 
+    # long (~65 lines, 20 of them its signature of 18 typer options): the command's body is short
     @app.command()
     def ablate(
         space: str = typer.Option("resnext", "--space", "-s", help="Space whose default template to use when --base is not given (resnext: a ResNeXt-29-style CIFAR net, 32x4d, on a GPU; ResNeXt-11 8x2d, 21.5 MFLOPs, on a CPU)."),

@@ -42,8 +42,7 @@ def register(app: typer.Typer) -> None:
         """Train N nets under proxy budgets and a longer reference; report rank agreement (Kendall tau, Spearman rho,
         top-k, regret) and cost per proxy, naming the cheapest proxy that keeps the ranking."""
         from ..errors import NasxError
-        from ..report.fidelity import verdict, write_fidelity_report
-        from ..study import redact
+        from ..report.fidelity import write_fidelity_report
 
         if out is not None:
             check_out(out, folder=True)  # a report that cannot be written: before any training
@@ -57,25 +56,7 @@ def register(app: typer.Typer) -> None:
                                          data_dir, val_size, seed, workers, per_gpu, device, storage, ceiling_seeds)
             except (NasxError, ValueError) as e:
                 fail(str(e))
-            for note in notes:
-                typer.echo(f"nasx: note: {note}", err=True)
-            typer.echo(f"fidelity-{name}: {len(plan.nets)} nets x {len(plan.budgets)} budgets "
-                       f"({', '.join(b.name + (' (reference)' if b == plan.reference else '') for b in plan.budgets)})"
-                       + (f", the reference with {plan.ceiling_seeds} seeds in all" if plan.ceiling_seeds > 1 else ""),
-                       err=True)
-            from ..experiments.fidelity import run_fidelity
-
-            line = CountsLine()
-            progress = lambda budget, snap: line(snap, budget)  # noqa: E731
-            try:
-                summaries = run_fidelity(plan, cfg, progress=progress, on_note=lambda m: typer.echo(f"nasx: note: {m}", err=True))
-            except (NasxError, ValueError) as e:
-                fail(str(e))
-            wall = sum(s.wall_time for s in summaries)
-            typer.echo(f"trained in {wall:.0f} s; stored in {redact(summaries[0].config.storage_url)}")
-            if summaries and summaries[-1].interrupted:
-                typer.echo("interrupted: run the same command again to resume", err=True)
-                raise typer.Exit(130)
+            _train(plan, cfg, name, notes)
         try:
             from ..experiments.fidelity import load_fidelity, measure
 
@@ -84,15 +65,47 @@ def register(app: typer.Typer) -> None:
             result = measure(load_fidelity(name, storage))
         except (NasxError, ValueError) as e:
             fail(str(e))
-        for p in (*result.proxies, *result.baselines, *result.ceiling):
-            lo, hi = p.regret_range
-            typer.echo(f"  {p.budget:<16} tau {p.tau:5.2f} [{p.tau_ci[0]:5.2f}, {p.tau_ci[1]:5.2f}]  rho {p.rho:5.2f}  "
-                       f"top-{p.k} {p.top_k:4.0%}  regret {100 * p.regret:5.2f} pts ({100 * lo:.2f}-{100 * hi:.2f})  "
-                       + ("no training" if p.kind == "baseline" else f"{p.seconds_per_net:6.1f} s/net")
-                       + (" (ceiling)" if p.kind == "ceiling" else ""))
-        typer.echo(f"  {result.reference:<16} (reference)  {result.reference_seconds:6.1f} s/net")
-        typer.echo(verdict(result, min_tau))
-        typer.echo(f"report: {folder}")
+        _say_result(result, min_tau, folder)
+
+
+def _train(plan, cfg, name: str, notes: list[str]) -> None:
+    """Say the plan, train every budget with a counts line, say where it is stored; exit 130 when interrupted."""
+    from ..errors import NasxError
+    from ..experiments.fidelity import run_fidelity
+    from ..study import redact
+
+    for note in notes:
+        typer.echo(f"nasx: note: {note}", err=True)
+    typer.echo(f"fidelity-{name}: {len(plan.nets)} nets x {len(plan.budgets)} budgets "
+               f"({', '.join(b.name + (' (reference)' if b == plan.reference else '') for b in plan.budgets)})"
+               + (f", the reference with {plan.ceiling_seeds} seeds in all" if plan.ceiling_seeds > 1 else ""),
+               err=True)
+    line = CountsLine()
+    progress = lambda budget, snap: line(snap, budget)  # noqa: E731
+    try:
+        summaries = run_fidelity(plan, cfg, progress=progress, on_note=lambda m: typer.echo(f"nasx: note: {m}", err=True))
+    except (NasxError, ValueError) as e:
+        fail(str(e))
+    wall = sum(s.wall_time for s in summaries)
+    typer.echo(f"trained in {wall:.0f} s; stored in {redact(summaries[0].config.storage_url)}")
+    if summaries and summaries[-1].interrupted:
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        raise typer.Exit(130)
+
+
+def _say_result(result, min_tau: float, folder) -> None:
+    """One line per proxy, baseline and ceiling (tau, rho, top-k, regret, cost), the reference, the verdict."""
+    from ..report.fidelity import verdict
+
+    for p in (*result.proxies, *result.baselines, *result.ceiling):
+        lo, hi = p.regret_range
+        typer.echo(f"  {p.budget:<16} tau {p.tau:5.2f} [{p.tau_ci[0]:5.2f}, {p.tau_ci[1]:5.2f}]  rho {p.rho:5.2f}  "
+                   f"top-{p.k} {p.top_k:4.0%}  regret {100 * p.regret:5.2f} pts ({100 * lo:.2f}-{100 * hi:.2f})  "
+                   + ("no training" if p.kind == "baseline" else f"{p.seconds_per_net:6.1f} s/net")
+                   + (" (ceiling)" if p.kind == "ceiling" else ""))
+    typer.echo(f"  {result.reference:<16} (reference)  {result.reference_seconds:6.1f} s/net")
+    typer.echo(verdict(result, min_tau))
+    typer.echo(f"report: {folder}")
 
 
 def _plan(space, corner, samples, flops, from_study, proxies, reference, name, dataset, data_dir, val_size, seed,
@@ -101,9 +114,10 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     import torch
 
     from .. import data as nasx_data
-    from ..experiments.fidelity import default_budgets, draw_nets, plan_fidelity, study_nets
+    from ..experiments.fidelity import default_budgets, plan_fidelity, study_nets
     from ..space import load_space, parse_band
     from ..study import StudyConfig
+    from ..study.fixed import draw
     from ..train.proxy import Proxy
 
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
@@ -114,8 +128,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
                       val_size=(int(val_size) if val_size and val_size >= 1 else val_size)).check()
     given = tuple(Proxy.parse(p) for p in proxies)  # bad budgets: one line, before decoding
     ref = Proxy.parse(reference) if reference else None
-    nasx_data.locate(dataset, data_dir=data_dir)  # a missing dataset: one line, before decoding
-    shape = nasx_data.load(dataset, data_dir=data_dir, val_size=cfg.val_size or 0.1, seed=seed).input
+    shape = nasx_data.input_shape(dataset, data_dir=data_dir)  # a missing dataset: one line; nothing decoded
     n = samples or (32 if cuda else 16)
     if from_study:
         nets = study_nets(from_study, storage, n)
@@ -126,7 +139,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
             sp = sp.corner(chosen)
             if corner is None:
                 notes.append(f"no GPU: nets from the space's `{chosen}` corner (--corner none for the whole space)")
-        nets = draw_nets(sp, shape, n, flops=band, seed=seed)
+        nets = draw(sp.at(shape), n, seed, flops=band)
     default_proxies, default_reference = default_budgets(cuda, shape.resolution)
     if given:
         proxy_budgets = given

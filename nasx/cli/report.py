@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
                 load_space(name)
                 StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
                             flops=band, storage=storage, workers=workers, device=device, seed=seed).check()
-            shape = nasx_data.load(dataset, data_dir=data_dir, val_size=0.1, seed=seed).input
+            shape = nasx_data.input_shape(dataset, data_dir=data_dir)
             for name in space:
                 nets = draw(load_space(name).at(shape), n, seed, flops=band)
                 study = edf_study_name(name, dataset, band, epochs, n, seed)

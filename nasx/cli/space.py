@@ -16,6 +16,7 @@ class SampleFormat(str, Enum):
     jsonl = "jsonl"
 
 
+# long: the typer registration of the space commands, each a nested function (the thin CLI layer)
 def register(app: typer.Typer) -> None:
     """Add `spaces` and `sample` to the nasx app."""
     from ..units import human

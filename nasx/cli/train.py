@@ -19,9 +19,11 @@ class BenchFormat(str, Enum):
     json = "json"
 
 
+# long: the typer registration of `train` and `bench`, each a nested function (the thin CLI layer)
 def register(app: typer.Typer) -> None:
     """Add `train` and `bench` to `app`."""
 
+    # long (~65 lines, 18 of them its signature of 16 typer options): the command's body is short
     @app.command()
     def train(
         target: str = typer.Argument(..., help="A zoo name (see `nasx zoo`) or a spec file (.json, .yaml, .jsonl)."),
@@ -56,9 +58,8 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             check_out(out)  # before training: a result must never be lost to an unwritable --out
         try:  # the cheap checks, before any decoding
-            cfg = train_mod.TrainConfig(batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
-                                        warmup=warmup)
-            budget = Proxy(epochs=epochs, fraction=fraction)
+            cfg = train_mod.TrainConfig(lr=lr, weight_decay=weight_decay, schedule=schedule, warmup=warmup)
+            budget = Proxy(epochs=epochs, fraction=fraction, batch_size=batch_size)
             dev = train_mod.resolve_device(device)
         except ValueError as e:
             fail(str(e))
@@ -76,27 +77,15 @@ def register(app: typer.Typer) -> None:
             close()
             fail(f"{target} on {dataset}: {e}")
 
-        def on_epoch(report: "train_mod.EpochReport") -> None:
-            bar = bars.get("train")
-            text = f"epoch {report.epoch}/{report.epochs} loss {report.train_loss:.3f}"
-            if report.val_acc is not None:
-                text += f" val {100 * report.val_acc:.2f}%"
-            if bar is not None:
-                bar.set_postfix_str(text, refresh=True)
-
         typer.echo(f"training {target} ({spec.id}) on {ds.name}: {len(ds.train_y)} train, {len(ds.val_y)} val, "
                    f"split {ds.split_hash}, device {dev}", err=True)
         try:
-            result = train_mod.train(spec, ds, budget, dev, seed, on_epoch, config=cfg, test=test, progress=hook)
+            result = train_mod.train(spec, ds, budget, dev, seed, _epoch_line(bars), config=cfg, test=test,
+                                     progress=hook)
         finally:
             close()
         record = {"target": target, "spec": spec.to_dict(), "dataset": ds.describe(), **result.to_dict()}
-        typer.echo(f"{target} on {ds.name}: {result.reason} after {result.epochs_done} epochs, "
-                   f"{result.wall_time:.1f} s, {result.images_per_s:,.0f} img/s")
-        if result.final_val_acc is not None:
-            typer.echo(f"  val accuracy   {100 * result.final_val_acc:.2f}%")
-        if result.test_acc is not None:
-            typer.echo(f"  test accuracy  {100 * result.test_acc:.2f}%")
+        _say_trained(target, ds.name, result)
         if out is not None:
             _write_result(out, json.dumps(record, indent=1), f"nasx-train-{spec.id}-")
         if result.reason != "completed":
@@ -147,27 +136,55 @@ def register(app: typer.Typer) -> None:
         if format is BenchFormat.json:
             typer.echo(json.dumps(result, indent=1))
             return
-        typer.echo(f"nasx bench  {result['date']}  {result['device']}  torch {result['torch']}  data: {result['data']}")
-        typer.echo(f"{'proxy training':<22} {'fast img/s':>11} {'naive loop':>11} {'ratio':>7} {'fair loader':>12} "
-                   f"{'ratio':>7}")
-        for row in result["throughput"]:
-            fast = row["fast"].get("images_per_s")
-            typer.echo(f"{row['model']:<22} {fast or float('nan'):>11,.0f} {row['baseline']['images_per_s']:>11,.0f} "
-                       f"{row['ratio'] or float('nan'):>6.2f}x {row['fair_baseline']['images_per_s']:>12,.0f} "
-                       f"{row['fair_ratio'] or float('nan'):>6.2f}x")
-        typer.echo("naive loop: per-sample DataLoader, fp32, batch 128; fair loader: the same with the fast path's "
-                   "batch, worker processes, pinned memory, bf16 autocast (CUDA) and channels_last")
-        c = result["counting"]
-        typer.echo(f"counting ({len(c['specs'])} specs)  analytic {c['analytic_specs_per_s']:,.0f}/s  "
-                   f"fvcore {c['fvcore_specs_per_s']:,.1f}/s  ratio {c['ratio']:,.0f}x  agree {c['counts_agree']}")
-        conc = result["concurrency"]
-        typer.echo(f"concurrent trials ({conc['model']}; {conc['note']})")
-        for row in conc["rows"]:
-            if "error" in row:
-                typer.echo(f"  K={row['k']}: error {row['error']}")
-            else:
-                typer.echo(f"  K={row['k']}: {row['aggregate_images_per_s']:,.0f} img/s aggregate "
-                           f"(per trial {', '.join(f'{v:,.0f}' for v in row['per_trial_images_per_s'])})")
+        _bench_table(result)
+
+
+def _epoch_line(bars: dict):
+    """The per-epoch callback of `nasx train`: the epoch, its loss and validation accuracy on the training bar."""
+    def on_epoch(report) -> None:
+        bar = bars.get("train")
+        text = f"epoch {report.epoch}/{report.epochs} loss {report.train_loss:.3f}"
+        if report.val_acc is not None:
+            text += f" val {100 * report.val_acc:.2f}%"
+        if bar is not None:
+            bar.set_postfix_str(text, refresh=True)
+
+    return on_epoch
+
+
+def _say_trained(target: str, dataset: str, result) -> None:
+    """How the run ended, its time and speed, then its validation and test accuracies where measured."""
+    typer.echo(f"{target} on {dataset}: {result.reason} after {result.epochs_done} epochs, "
+               f"{result.wall_time:.1f} s, {result.images_per_s:,.0f} img/s")
+    if result.final_val_acc is not None:
+        typer.echo(f"  val accuracy   {100 * result.final_val_acc:.2f}%")
+    if result.test_acc is not None:
+        typer.echo(f"  test accuracy  {100 * result.test_acc:.2f}%")
+
+
+def _bench_table(result: dict) -> None:
+    """`nasx bench` as a table: throughput against both loaders, counting speed, concurrent trials."""
+    typer.echo(f"nasx bench  {result['date']}  {result['device']}  torch {result['torch']}  data: {result['data']}")
+    typer.echo(f"{'proxy training':<22} {'fast img/s':>11} {'naive loop':>11} {'ratio':>7} {'fair loader':>12} "
+               f"{'ratio':>7}")
+    for row in result["throughput"]:
+        fast = row["fast"].get("images_per_s")
+        typer.echo(f"{row['model']:<22} {fast or float('nan'):>11,.0f} {row['baseline']['images_per_s']:>11,.0f} "
+                   f"{row['ratio'] or float('nan'):>6.2f}x {row['fair_baseline']['images_per_s']:>12,.0f} "
+                   f"{row['fair_ratio'] or float('nan'):>6.2f}x")
+    typer.echo("naive loop: per-sample DataLoader, fp32, batch 128; fair loader: the same with the fast path's "
+               "batch, worker processes, pinned memory, bf16 autocast (CUDA) and channels_last")
+    c = result["counting"]
+    typer.echo(f"counting ({len(c['specs'])} specs)  analytic {c['analytic_specs_per_s']:,.0f}/s  "
+               f"fvcore {c['fvcore_specs_per_s']:,.1f}/s  ratio {c['ratio']:,.0f}x  agree {c['counts_agree']}")
+    conc = result["concurrency"]
+    typer.echo(f"concurrent trials ({conc['model']}; {conc['note']})")
+    for row in conc["rows"]:
+        if "error" in row:
+            typer.echo(f"  K={row['k']}: error {row['error']}")
+        else:
+            typer.echo(f"  K={row['k']}: {row['aggregate_images_per_s']:,.0f} img/s aggregate "
+                       f"(per trial {', '.join(f'{v:,.0f}' for v in row['per_trial_images_per_s'])})")
 
 
 def _write_result(out: Path, text: str, prefix: str) -> None:

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import NasxError
-from ..net.fit import InputShape
 from ..net.spec import NetSpec
 from ..train.proxy import Proxy, ProxyError
 
 __all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
-           "draw_nets", "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
+           "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
 MIN_TAU = 0.7  # default threshold: tau 0.7 = 85% of the pairs of nets ordered as the reference orders them
@@ -97,20 +96,6 @@ def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Proxy], 
     return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native, ceiling_seeds)
 
 
-def draw_nets(space: Any, shape: InputShape, n: int, flops: Optional[tuple[int, int]] = None, seed: int = 0,
-              params: Optional[tuple[int, int]] = None) -> list[NetSpec]:
-    """n distinct i.i.d. members of `space` at `shape` inside the band (FidelityError if fewer fit)."""
-    import numpy as np
-
-    from ..space.sampling import sample
-
-    run = sample(space.at(shape), np.random.default_rng(seed), n, flops=flops, params=params)
-    if len(run) < n:
-        raise FidelityError(f"space {space.name}: only {len(run)} of {n} nets fit the band "
-                            f"(acceptance {run.acceptance:.1%})")
-    return [s.spec for s in run]
-
-
 def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
                studies_dir: str = "studies") -> list[NetSpec]:
     """The distinct nets of a study's complete trials in trial order (the first n)."""
@@ -149,8 +134,7 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
     `fidelity-<name>-<budget>-s<k>`, role "ceiling"); a re-run trains only what is missing. Stops after an
     interrupted budget. Returns the RunSummary of each budget run. `progress(budget_name, snapshot)` follows the
     running budget."""
-    from ..study import Candidate, run_study
-    from ..study.storage import no_empty_journal
+    from ..study.fixed import run_fixed
 
     storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
     summaries = []
@@ -161,12 +145,10 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
                                   storage=storage, test=False, sampler="random")
         tags = {"fidelity": plan.name, "budget": budget.name, "role": role, "cost": budget.cost(plan.native),
                 "resolution": budget.resolution or plan.native, "seed_offset": offset}
-        candidates = [Candidate(net, seed=config.seed + offset, tags={**tags, "net": i})
-                      for i, net in enumerate(plan.nets)]
         label = budget.name + (f" seed +{offset}" if offset else "")
-        with no_empty_journal(storage):  # a start refused by a check leaves no empty journal behind
-            summary = run_study(cfg, candidates=candidates, on_note=on_note, train_fn=train_fn,
-                                progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
+        summary = run_fixed(cfg, plan.nets, tags=tags, seed=config.seed + offset, index_tag="net", on_note=on_note,
+                            train_fn=train_fn,
+                            progress=None if progress is None else (lambda snap, b=label: progress(b, snap)))
         summaries.append(summary)
         if summary.interrupted:
             break
@@ -286,26 +268,61 @@ def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "
 
 def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95, n_boot: int = 2000,
             seed: int = 0) -> FidelityResult:
-    """Rank agreement of every proxy with the reference over the nets complete under both."""
+    """Rank agreement of every proxy with the reference over the nets complete under both: the per-net table,
+    then the proxies (cheapest first), the baselines (FLOPs, params alone) and the reference's other seeds."""
     import numpy as np
     import pandas as pd
 
-    from ..stats import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
-                           top_k_range)
-
     def agreement(budget: str, kind: str, cost: float, seconds: float, x: np.ndarray, y: np.ndarray) -> ProxyFidelity:
-        n = len(x)
-        k = min(top_k or max(1, round(n / 4)), n) if n else (top_k or 1)
-        ok = n >= 2
-        return ProxyFidelity(
-            budget=budget, cost=cost, seconds_per_net=seconds, nets=n,
-            tau=kendall_tau(x, y) if ok else math.nan, tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
-            rho=spearman_rho(x, y) if ok else math.nan, rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
-            k=k, top_k=top_k_overlap(x, y, k) if ok else math.nan, regret=regret(x, y) if ok else math.nan,
-            top_k_range=top_k_range(x, y, k) if ok else (math.nan, math.nan),
-            regret_range=regret_range(x, y) if ok else (math.nan, math.nan), kind=kind)
+        return _agreement(budget, kind, cost, seconds, x, y, top_k, level, n_boot, seed)
 
     reference = next(b for b, role in data.roles.items() if role == "reference")
+    table, seconds, missing, device, dataset = _net_table(data)
+    ref_seconds = float(np.nanmean(seconds.get(reference, [math.nan])))
+    proxies = []
+    order = sorted((b for b in data.budgets if b != reference), key=lambda b: data.costs.get(b, math.inf))
+    for budget in order:
+        both = table[[budget, reference]].dropna() if budget in table and reference in table else pd.DataFrame()
+        x = both[budget].to_numpy(float) if len(both) else np.array([])
+        y = both[reference].to_numpy(float) if len(both) else np.array([])
+        proxies.append(agreement(budget, "proxy", data.costs.get(budget, math.nan),
+                                 float(np.nanmean(seconds.get(budget, [math.nan]))), x, y))
+    baselines = []
+    for column, label in BASELINES.items():  # rank by the count alone: more FLOPs (params) taken as more accurate
+        if column in table and reference in table:
+            both = table[[column, reference]].dropna()
+            baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
+                                       both[reference].to_numpy(float)))
+    ceiling = _ceiling(data, table, reference, missing, agreement)
+    return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
+                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines),
+                          ceiling=tuple(ceiling))
+
+
+def _agreement(budget: str, kind: str, cost: float, seconds: float, x, y, top_k: Optional[int], level: float,
+               n_boot: int, seed: int) -> ProxyFidelity:
+    """One row: Kendall tau and Spearman rho with bootstrap intervals, top-k overlap and regret of ranking the
+    nets by `x` against the reference's `y` (undefined below 2 nets)."""
+    from ..stats import (bootstrap_ci, kendall_tau, regret, regret_range, spearman_rho, top_k_overlap,
+                         top_k_range)
+
+    n = len(x)
+    k = min(top_k or max(1, round(n / 4)), n) if n else (top_k or 1)
+    ok = n >= 2
+    return ProxyFidelity(
+        budget=budget, cost=cost, seconds_per_net=seconds, nets=n,
+        tau=kendall_tau(x, y) if ok else math.nan, tau_ci=bootstrap_ci(kendall_tau, x, y, n_boot, level, seed),
+        rho=spearman_rho(x, y) if ok else math.nan, rho_ci=bootstrap_ci(spearman_rho, x, y, n_boot, level, seed),
+        k=k, top_k=top_k_overlap(x, y, k) if ok else math.nan, regret=regret(x, y) if ok else math.nan,
+        top_k_range=top_k_range(x, y, k) if ok else (math.nan, math.nan),
+        regret_range=regret_range(x, y) if ok else (math.nan, math.nan), kind=kind)
+
+
+def _net_table(data: FidelityData) -> tuple[Any, dict[str, list[float]], dict[str, int], str, str]:
+    """One row per net (spec id, description, FLOPs, params, accuracy per budget), the seconds of each budget's
+    complete trainings, the nets not complete under each budget, and the device and dataset they ran on."""
+    import pandas as pd
+
     rows: dict[int, dict[str, Any]] = {}
     seconds: dict[str, list[float]] = {}
     missing: dict[str, int] = {}
@@ -326,24 +343,17 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
                 device, dataset = rec.device or device, rec.dataset or dataset
                 done += 1
         missing[budget] = len(records) - done
-    table = pd.DataFrame(sorted(rows.values(), key=lambda r: r["net"]))
-    ref_seconds = float(np.nanmean(seconds.get(reference, [math.nan])))
-    proxies = []
-    order = sorted((b for b in data.budgets if b != reference), key=lambda b: data.costs.get(b, math.inf))
-    for budget in order:
-        both = table[[budget, reference]].dropna() if budget in table and reference in table else pd.DataFrame()
-        x = both[budget].to_numpy(float) if len(both) else np.array([])
-        y = both[reference].to_numpy(float) if len(both) else np.array([])
-        proxies.append(agreement(budget, "proxy", data.costs.get(budget, math.nan),
-                                 float(np.nanmean(seconds.get(budget, [math.nan]))), x, y))
-    baselines = []
-    for column, label in BASELINES.items():  # rank by the count alone: more FLOPs (params) taken as more accurate
-        if column in table and reference in table:
-            both = table[[column, reference]].dropna()
-            baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
-                                       both[reference].to_numpy(float)))
+    return pd.DataFrame(sorted(rows.values(), key=lambda r: r["net"])), seconds, missing, device, dataset
+
+
+def _ceiling(data: FidelityData, table: Any, reference: str, missing: dict[str, int],
+             agreement: Callable[..., ProxyFidelity]) -> list[ProxyFidelity]:
+    """The reference against itself under each other seed (a column of `table` and a count in `missing` each)."""
+    import numpy as np
+    import pandas as pd
+
     ceiling = []
-    for offset, records in sorted(data.ceiling.items()):  # the reference against itself under another seed
+    for offset, records in sorted(data.ceiling.items()):
         label = f"{reference} seed +{offset}"
         acc = {int(r.tags.get("net", -1)): r.val_acc for r in records if r.state == "COMPLETE" and r.val_acc is not None}
         table[label] = table["net"].map(acc).astype(float)
@@ -353,9 +363,7 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
                                  float(np.nanmean(spent)) if spent else math.nan, both[label].to_numpy(float),
                                  both[reference].to_numpy(float)))
         missing[label] = len(records) - len(acc)
-    return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
-                          nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines),
-                          ceiling=tuple(ceiling))
+    return ceiling
 
 
 def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",

@@ -677,6 +677,7 @@ def _existing_keys(storage: str, study: str) -> set[str]:
     return {r.candidate_key for r in records if r.candidate_key is not None}
 
 
+# long (~67 lines, 26 of them the docstring of its arguments): the body is the rounds' loop over named steps
 def run_refine(space: Optional[str] = None, *, name: Optional[str] = None, config: Optional["StudyConfig"] = None,
                corner: Optional[str] = None, samples: Optional[int] = None, rounds: int = 1,
                study: Optional[str] = None, out: Optional[str | Path] = None, options: Optional[RefineOptions] = None,
@@ -785,12 +786,10 @@ class _Plan:
 
     @cached_property
     def shape(self) -> InputShape:
-        """The dataset's input (loaded once, when a round is first trained)."""
+        """The dataset's input (read once, when a round is first trained; nothing decoded)."""
         from .. import data as nasx_data
 
-        cfg = self.cfg
-        return nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size or 0.1, seed=cfg.seed,
-                              download=cfg.download).input
+        return nasx_data.input_shape(self.cfg.dataset, data_dir=self.cfg.data_dir, download=self.cfg.download)
 
 
 def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConfig"], corner: Optional[str],

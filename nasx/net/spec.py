@@ -659,7 +659,21 @@ class NetSpec:
 
     # -- validation ----------------------------------------------------------------------------
     def validate(self) -> "NetSpec":
-        """Raise SpecError naming the stage and field of the first impossible setting; else return self."""
+        """Raise SpecError naming the stage and field of the first impossible setting; else return self: the
+        net's own fields, then stage by stage its rules and its walk over the grid, then the head's pool."""
+        self._check_fields()
+        grid = Grid(self.resolution)
+        self.stem._walk(grid)
+        w_in = self.stem_width
+        for i, stage in enumerate(self.stages, start=1):
+            self._check_stage(f"stage {i}", stage, w_in)
+            w_in = self._walk_stage(f"stage {i}", stage, grid, w_in)
+        if self.head.pool is not None:
+            grid.pool(self.head.pool, "head.pool")
+        return self
+
+    def _check_fields(self) -> None:
+        """The input, the BN settings, the stem, the head and that the stages are a tuple."""
         _positive(self.in_channels, "in_channels")
         _positive(self.num_classes, "num_classes")
         _positive(self.resolution, "resolution")
@@ -676,75 +690,77 @@ class NetSpec:
         self.head._check()
         if not isinstance(self.stages, tuple):
             raise SpecError("stages: must be a tuple of Stage")
-        grid = Grid(self.resolution)
-        self.stem._walk(grid)
-        w_in = self.stem_width
-        for i, stage in enumerate(self.stages, start=1):
-            where = f"stage {i}"
-            if not isinstance(stage, Stage):
-                raise SpecError(f"{where}: must be a Stage")
-            if not isinstance(stage.depth, int) or isinstance(stage.depth, bool) or stage.depth < 0:
-                raise SpecError(f"{where}.depth: {stage.depth!r} must be an integer >= 0")
-            _positive(stage.width, f"{where}.width")
-            _positive(stage.stride, f"{where}.stride")
-            block = stage.block
-            if type(block) not in _BLOCKS.values():
-                raise SpecError(f"{where}.block: must be one of {', '.join(BRANCHES)}")
-            block._check(f"{where}.block")
-            if isinstance(block, AggregatedBlock) and stage.width % block.cardinality:
-                # grouped convs need it, and a ResNeXt stage's output splits into the same groups
+
+    def _check_stage(self, where: str, stage: "Stage", w_in: int) -> None:
+        """A stage's own rules (depth, width, stride, block) and those its block kind sets on the widths and
+        stride, given the input width `w_in`."""
+        if not isinstance(stage, Stage):
+            raise SpecError(f"{where}: must be a Stage")
+        if not isinstance(stage.depth, int) or isinstance(stage.depth, bool) or stage.depth < 0:
+            raise SpecError(f"{where}.depth: {stage.depth!r} must be an integer >= 0")
+        _positive(stage.width, f"{where}.width")
+        _positive(stage.stride, f"{where}.stride")
+        block = stage.block
+        if type(block) not in _BLOCKS.values():
+            raise SpecError(f"{where}.block: must be one of {', '.join(BRANCHES)}")
+        block._check(f"{where}.block")
+        if isinstance(block, AggregatedBlock) and stage.width % block.cardinality:
+            # grouped convs need it, and a ResNeXt stage's output splits into the same groups
+            raise SpecError(
+                f"{where}.width: {stage.width} is not divisible by cardinality {block.cardinality}"
+            )
+        if isinstance(block, ResidualBlock) and block.kind == "bottleneck":
+            if self.bottleneck_width(stage) < 1:
+                raise SpecError(f"{where}.block.bottleneck_ratio: gives a bottleneck width below 1")
+        if isinstance(block, InceptionBlock):
+            if stage.stride != 1:
+                raise SpecError(f"{where}.stride: inception stages downsample by pool, stride must be 1")
+            if not block.residual and block.w_concat != stage.width:
                 raise SpecError(
-                    f"{where}.width: {stage.width} is not divisible by cardinality {block.cardinality}"
+                    f"{where}.width: {stage.width} must equal the sum of the branch widths "
+                    f"c1x1 + c3x3 + c5x5 + pool_proj = {block.w_concat} (or set residual: true)"
                 )
-            if isinstance(block, ResidualBlock) and block.kind == "bottleneck":
-                if self.bottleneck_width(stage) < 1:
-                    raise SpecError(f"{where}.block.bottleneck_ratio: gives a bottleneck width below 1")
-            if isinstance(block, InceptionBlock):
-                if stage.stride != 1:
-                    raise SpecError(f"{where}.stride: inception stages downsample by pool, stride must be 1")
-                if not block.residual and block.w_concat != stage.width:
+        if isinstance(block, PlainBlock) and stage.depth > 0:
+            for name, w in (("width", stage.width), ("input width", w_in)):
+                if w % block.groups:
+                    raise SpecError(f"{where}.block.groups: the {name} {w} is not divisible by {block.groups} groups")
+        if isinstance(block, MultiBranchBlock) and stage.stride != 1:
+            raise SpecError(f"{where}.stride: a multibranch stage strides in its paths, stride must be 1")
+        if (
+            isinstance(block, (ResidualBlock, AggregatedBlock))
+            and block.shortcut == "zeropad"
+            and stage.depth > 0
+            and stage.width < w_in
+        ):
+            raise SpecError(f"{where}.block.shortcut: zeropad cannot shrink {w_in} to {stage.width} channels")
+
+    @staticmethod
+    def _walk_stage(where: str, stage: "Stage", grid: "Grid", w_in: int) -> int:
+        """Walk the grid through the stage (its pool, its blocks, its auxiliary head); the width it hands on."""
+        block = stage.block
+        if stage.pool is not None:
+            stage.pool._check(f"{where}.pool")
+            grid.pool(stage.pool, f"{where}.pool")
+        if isinstance(block, MultiBranchBlock):
+            for j in range(1, stage.depth + 1):  # every block may reduce the grid
+                at = f"{where}.block" + (f" (b{j})" if stage.depth > 1 else "")
+                block._walk_paths(grid, w_in, at)
+                if not block.residual and block.w_concat(w_in) != stage.width:
                     raise SpecError(
-                        f"{where}.width: {stage.width} must equal the sum of the branch widths "
-                        f"c1x1 + c3x3 + c5x5 + pool_proj = {block.w_concat} (or set residual: true)"
+                        f"{at}.paths: their concatenation has {block.w_concat(w_in)} channels for a "
+                        f"{w_in}-channel input, not the stage width {stage.width} (or set residual: true)"
                     )
-            if isinstance(block, PlainBlock) and stage.depth > 0:
-                for name, w in (("width", stage.width), ("input width", w_in)):
-                    if w % block.groups:
-                        raise SpecError(f"{where}.block.groups: the {name} {w} is not divisible by {block.groups} groups")
-            if isinstance(block, MultiBranchBlock) and stage.stride != 1:
-                raise SpecError(f"{where}.stride: a multibranch stage strides in its paths, stride must be 1")
-            if (
-                isinstance(block, (ResidualBlock, AggregatedBlock))
-                and block.shortcut == "zeropad"
-                and stage.depth > 0
-                and stage.width < w_in
-            ):
-                raise SpecError(f"{where}.block.shortcut: zeropad cannot shrink {w_in} to {stage.width} channels")
-            if stage.pool is not None:
-                stage.pool._check(f"{where}.pool")
-                grid.pool(stage.pool, f"{where}.pool")
-            if isinstance(block, MultiBranchBlock):
-                for j in range(1, stage.depth + 1):  # every block may reduce the grid
-                    at = f"{where}.block" + (f" (b{j})" if stage.depth > 1 else "")
-                    block._walk_paths(grid, w_in, at)
-                    if not block.residual and block.w_concat(w_in) != stage.width:
-                        raise SpecError(
-                            f"{at}.paths: their concatenation has {block.w_concat(w_in)} channels for a "
-                            f"{w_in}-channel input, not the stage width {stage.width} (or set residual: true)"
-                        )
-                    w_in = stage.width
-            elif stage.depth > 0:
-                # only the first block strides; the others keep the side
-                block._walk(grid, stage.stride, f"{where}.stride" if stage.stride > 1 else f"{where}.block")
                 w_in = stage.width
-            if stage.aux is not None:
-                if not isinstance(stage.aux, AuxHead):
-                    raise SpecError(f"{where}.aux: must be an AuxHead")
-                stage.aux._check(f"{where}.aux")
-                stage.aux._walk(grid, f"{where}.aux")
-        if self.head.pool is not None:
-            grid.pool(self.head.pool, "head.pool")
-        return self
+        elif stage.depth > 0:
+            # only the first block strides; the others keep the side
+            block._walk(grid, stage.stride, f"{where}.stride" if stage.stride > 1 else f"{where}.block")
+            w_in = stage.width
+        if stage.aux is not None:
+            if not isinstance(stage.aux, AuxHead):
+                raise SpecError(f"{where}.aux: must be an AuxHead")
+            stage.aux._check(f"{where}.aux")
+            stage.aux._walk(grid, f"{where}.aux")
+        return w_in
 
     # -- derived shapes (shared by build and complexity) ---------------------------------------
     @property

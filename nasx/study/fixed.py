@@ -26,10 +26,17 @@ def draw(space: Space, n: int, rng: np.random.Generator | int | None, flops: Opt
 
 
 def run_fixed(cfg: StudyConfig, nets: Sequence[NetSpec], *, tags: Optional[Mapping] = None,
+              seed: Optional[int] = None, index_tag: Optional[str] = None,
               progress: Optional[Callable[[Snapshot], None]] = None, on_note: Optional[Callable[[str], None]] = None,
               train_fn: Optional[Callable] = None) -> RunSummary:
-    """Run (or resume) `nets` as the fixed study `cfg.study`, each once with seed `cfg.seed` and `tags` in its
-    record; a start refused by a check leaves no empty journal behind."""
+    """Run (or resume) `nets` as the fixed study `cfg.study`, each once with `seed` (default `cfg.seed`; the split
+    keeps `cfg.seed`) and `tags` in its record, plus its place in `nets` under `index_tag` when given; a start
+    refused by a check leaves no empty journal behind."""
+    seed = cfg.seed if seed is None else seed
+
+    def tagged(i: int) -> dict:
+        return {**(tags or {}), index_tag: i} if index_tag is not None else dict(tags or {})
+
     with no_empty_journal(cfg.storage_url):
         return run_study(cfg, progress=progress, train_fn=train_fn, on_note=on_note,
-                         candidates=[Candidate(spec, seed=cfg.seed, tags=dict(tags or {})) for spec in nets])
+                         candidates=[Candidate(spec, seed=seed, tags=tagged(i)) for i, spec in enumerate(nets)])

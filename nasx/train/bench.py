@@ -78,15 +78,16 @@ def throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, steps: int, 
                seed: int = 0) -> dict:
     """The trainer's own loop for 2 epochs of `steps` steps: steady images/s is the second epoch's
     (the first pays for cudnn autotuning and allocator warm-up, reported separately)."""
-    cfg = TrainConfig(batch_size=batch_size).resolved(device)
+    batch = Proxy(batch_size=batch_size).batch_for(device.type == "cuda")
+    cfg = TrainConfig().resolved(device, batch)
     n = len(ds.train_y)
-    fraction = min(1.0, steps * cfg.batch_size / n)
+    fraction = min(1.0, steps * batch / n)
     small = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
-    r = train(spec, small, Proxy(epochs=2, fraction=fraction), device, seed, config=cfg)
+    r = train(spec, small, Proxy(epochs=2, fraction=fraction, batch_size=batch_size), device, seed, config=cfg)
     if r.reason != "completed":
         return {"reason": r.reason, "images_per_s": None}
     return {"images_per_s": r.epoch_images_per_s[-1], "first_epoch_images_per_s": r.epoch_images_per_s[0],
-            "batch_size": cfg.batch_size, "steps": int(fraction * n) // cfg.batch_size, "amp": cfg.amp,
+            "batch_size": batch, "steps": int(fraction * n) // batch, "amp": cfg.amp,
             "channels_last": cfg.channels_last, "reason": r.reason}
 
 
@@ -243,8 +244,9 @@ def _concurrent_worker(index: int, spec_dict: dict, dataset: str, data_dir: Opti
         ds, _ = pick_data(dataset, data_dir)
         spec = NetSpec.from_dict(spec_dict)
         dev = torch.device(device)
-        cfg = TrainConfig().resolved(dev)
-        fraction = min(1.0, steps * cfg.batch_size / len(ds.train_y))
+        batch = Proxy().batch_for(dev.type == "cuda")
+        cfg = TrainConfig().resolved(dev, batch)
+        fraction = min(1.0, steps * batch / len(ds.train_y))
         ds = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
         marks: list[float] = []
         barrier.wait()

@@ -56,6 +56,10 @@ class Proxy:
         return (f"e{self.epochs}-f{self.fraction:g}" + (f"-r{self.resolution}" if self.resolution else "")
                 + (f"-b{self.batch_size}" if self.batch_size else ""))
 
+    def batch_for(self, cuda: bool) -> int:
+        """The batch the trainer takes: this budget's, else the device's default (512 on CUDA, 128 on a CPU)."""
+        return self.batch_size or (512 if cuda else 128)
+
     def cost(self, native: int) -> float:
         """Training work relative to one pass over the whole training split at the data's resolution
         (epochs x fraction x (resolution / native)^2: conv FLOPs scale with the image area)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Protocol
 
 import torch
@@ -47,10 +47,10 @@ class Pruned(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimizer, schedule, augmentation and device options. None means: chosen by the device."""
+    """Optimizer, schedule, augmentation and device options: the trainer's mechanics (the batch size is the
+    budget's: `Proxy.batch_size`). None means: chosen by the device."""
 
-    batch_size: Optional[int] = None  # 512 on CUDA, 128 on CPU
-    lr: Optional[float] = None  # peak learning rate; default 0.1 * batch_size / 128 on CUDA, 0.2 * batch_size / 128 on CPU
+    lr: Optional[float] = None  # peak learning rate; default 0.1 * batch / 128 on CUDA, 0.2 * batch / 128 on CPU
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
@@ -70,8 +70,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in (None, "onecycle", "cosine"):
             raise ValueError(f"unknown schedule {self.schedule!r} (onecycle or cosine)")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch size {self.batch_size} must be >= 1")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads {self.threads} must be >= 1")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
@@ -85,14 +83,14 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing {self.label_smoothing} must lie in [0, 1)")
 
-    def resolved(self, device: torch.device) -> "TrainConfig":
+    def resolved(self, device: torch.device, batch_size: int) -> "TrainConfig":
+        """The device's defaults filled in; the default peak learning rate scales with `batch_size` (the budget's)."""
         cuda = device.type == "cuda"
-        bs = self.batch_size or (512 if cuda else 128)
-        # CPU defaults come from 1-epoch proxies of 10-40 MFLOP nets on half of CIFAR-10 (issue 11): a cosine decay
-        # beat the one-cycle's linear one by 1.6 points, and peak 0.2 (batch 128) matched 0.1 and beat 0.4 by 3.
+        # CPU defaults come from 1-epoch proxies of 10-40 MFLOP nets on half of CIFAR-10: a cosine decay beat the
+        # one-cycle's linear one by 1.6 points, and peak 0.2 (batch 128) matched 0.1 and beat 0.4 by 3.
         return TrainConfig(**{
-            **asdict(self), "batch_size": bs,
-            "lr": self.lr if self.lr is not None else (0.1 if cuda else 0.2) * bs / 128,
+            **asdict(self),
+            "lr": self.lr if self.lr is not None else (0.1 if cuda else 0.2) * batch_size / 128,
             "schedule": self.schedule or ("onecycle" if cuda else "cosine"),
             "amp": cuda if self.amp is None else self.amp,
             "channels_last": True if self.channels_last is None else self.channels_last,
@@ -203,7 +201,7 @@ def train(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
     """Train `spec` (adapted to the dataset's classes, channels and resolution) for `budget` on `device`: at the
-    budget's resolution (the dataset resized unless it is at that side) and batch size (else the config's).
+    budget's resolution (the dataset resized unless it is at that side) and batch size (else the device's default).
 
     callback(EpochReport) runs after each epoch; a true return value or `Pruned` stops the run as
     `pruned`. progress("train", step, total_steps) runs after every step (cheap: no host sync).
@@ -213,9 +211,8 @@ def train(
 
     t_start = time.perf_counter()
     dev = resolve_device(device)
-    if budget.batch_size is not None:
-        config = replace(config, batch_size=budget.batch_size)
-    cfg = config.resolved(dev)
+    batch = budget.batch_for(dev.type == "cuda")
+    cfg = config.resolved(dev, batch)
     if budget.resolution is not None:
         dataset = dataset.resized(budget.resolution)  # itself when the caller resized it already
     spec = fit(resolve(spec), dataset.input)
@@ -229,7 +226,8 @@ def train(
         reason="completed", epochs_done=0, val_acc=[], train_loss=[], loss_curve=[], final_val_acc=None,
         test_acc=None, wall_time=0.0, train_time=0.0, images=0, images_per_s=0.0, epoch_times=[],
         epoch_images_per_s=[], peak_memory_bytes=None, device=str(dev), seed=seed, spec_id=spec.id, params=0,
-        split_hash=dataset.split_hash, budget=budget.to_dict(), config=asdict(cfg),
+        split_hash=dataset.split_hash, budget=budget.to_dict(),
+        config={"batch_size": batch, **asdict(cfg)},  # the stored form: the batch beside the mechanics
     )
     state: dict = {}
     threads = torch.get_num_threads()
@@ -246,6 +244,12 @@ def train(
         torch.backends.cudnn.benchmark = cudnn_benchmark  # the caller's settings, whatever happened
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+    return _finish(result, dev, t_start)
+
+
+def _finish(result: TrainResult, dev: torch.device, t_start: float) -> TrainResult:
+    """After the run, its big objects dropped: collect them, read the CUDA peak memory and empty the cache, then
+    the run's images/s and wall time."""
     gc.collect()
     if dev.type == "cuda":
         result.peak_memory_bytes = int(torch.cuda.max_memory_allocated(dev))
@@ -255,11 +259,54 @@ def train(
     return result
 
 
+@dataclass
+class _Loop:
+    """What the steps of one run share: the data on the device and the (subset) training tensors, the model, the
+    one it steps (compiled or itself) and its optimizer, the batch and schedule, the order's generator, and how a
+    batch is prepared (normalized, in the memory format) and run (autocast or not)."""
+
+    data: Dataset
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    model: nn.Module
+    step_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    batch: int
+    steps_per_epoch: int
+    total_steps: int
+    lr_at: Callable[[int], float]
+    generator: torch.Generator
+    prepare: Callable[[torch.Tensor], torch.Tensor]
+    autocast: Callable
+    criterion: nn.Module
+
+
 def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Proxy, dev: torch.device,
          seed: int, cfg: TrainConfig, callback, test: bool, progress) -> None:
-    """The loop; everything big lives in `state` so the caller can drop it after an exception."""
+    """Set up, then per epoch: the steps, the epoch's record and the callback; last the test split. Everything big
+    lives in `state` so the caller can drop it after an exception."""
     t0 = time.perf_counter()
-    state["data"] = data = dataset.to(dev)  # a no-op when the caller already moved it (do that once per process)
+    state["loop"] = loop = _setup(result, spec, dataset, budget, dev, seed, cfg)
+    step = 0
+    for epoch in range(1, budget.epochs + 1):
+        t_epoch = time.perf_counter()
+        step, loss_epoch = _epoch(loop, result, cfg, dev, step, t_epoch, progress)
+        if loss_epoch is None:  # a non-finite loss: the run stops as "nan"
+            return
+        if not _end_epoch(loop, result, cfg, dev, budget, epoch, t0, t_epoch, loss_epoch, callback):
+            result.reason = "pruned"
+            break
+    result.final_val_acc = result.val_acc[-1] if result.val_acc else None
+    if test and result.reason == "completed" and loop.data.test_x is not None:
+        result.test_acc = _accuracy(loop.step_model, loop.data.test_x, loop.data.test_y, cfg.eval_batch_size,
+                                    loop.prepare, loop.autocast)
+
+
+def _setup(result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Proxy, dev: torch.device, seed: int,
+           cfg: TrainConfig) -> _Loop:
+    """Data to the device (its stratified share), the model built in its memory format, optimizer, batch, schedule,
+    the order's generator and the batch preparation."""
+    data = dataset.to(dev)  # a no-op when the caller already moved it (do that once per process)
     train_x, train_y = data.train_x, data.train_y
     if budget.fraction < 1:
         keep = stratified_indices(dataset.train_y, max(1, round(budget.fraction * len(dataset.train_y))), seed).to(dev)
@@ -268,12 +315,10 @@ def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budg
     result.params = sum(p.numel() for p in model.parameters())
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    state["model"] = model
     step_model = torch.compile(model) if cfg.compile else model
-    state["step_model"] = step_model
-    state["optimizer"] = optimizer = _optimizer(model, cfg, dev)
+    optimizer = _optimizer(model, cfg, dev)
     n = len(train_y)
-    bs = min(cfg.batch_size, n)
+    bs = min(budget.batch_for(dev.type == "cuda"), n)
     steps_per_epoch = n // bs  # drop the last partial batch: steady shapes, no tiny BN batches
     total_steps = steps_per_epoch * budget.epochs
     lr_at = _schedule(cfg, total_steps)
@@ -286,64 +331,74 @@ def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budg
         return x.contiguous(memory_format=memory_format)
 
     autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if cfg.amp else _no_autocast
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    step = 0
-    for epoch in range(1, budget.epochs + 1):
-        t_epoch = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, device=dev, generator=generator)
-        loss_epoch = torch.zeros((), device=dev)
-        loss_window = torch.zeros((), device=dev)
-        window = 0
-        for i in range(steps_per_epoch):
-            idx = order[i * bs:(i + 1) * bs]
-            x = prepare(augment(train_x[idx], generator, cfg.crop_padding, cfg.flip))
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            with autocast():
-                loss = criterion(step_model(x), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss = loss.detach().float()
-            loss_epoch += loss
-            loss_window += loss
-            step += 1
-            window += 1
-            if progress:
-                progress("train", step, total_steps)
-            if window == cfg.check_every or i == steps_per_epoch - 1:
-                mean_loss = loss_window.item() / window  # the one host sync per window
-                result.loss_curve.append(mean_loss)
-                loss_window.zero_()
-                window = 0
-                if not math.isfinite(mean_loss):
-                    result.reason = "nan"
-                    result.images += (i + 1) * bs
-                    result.train_time += time.perf_counter() - t_epoch
-                    return
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - t_epoch
-        result.images += steps_per_epoch * bs
-        result.train_time += seconds
-        result.epoch_times.append(seconds)
-        result.epoch_images_per_s.append(steps_per_epoch * bs / seconds)
-        result.train_loss.append(loss_epoch.item() / steps_per_epoch)
-        val = _accuracy(step_model, data.val_x, data.val_y, cfg.eval_batch_size, prepare, autocast) \
-            if len(data.val_y) else None
-        if val is not None:
-            result.val_acc.append(val)
-        result.epochs_done = epoch
-        if callback is not None:
-            report = EpochReport(epoch, budget.epochs, val, result.train_loss[-1], time.perf_counter() - t0,
-                                 result.epoch_images_per_s[-1])
-            if callback(report):
-                result.reason = "pruned"
-                break
-    result.final_val_acc = result.val_acc[-1] if result.val_acc else None
-    if test and result.reason == "completed" and data.test_x is not None:
-        result.test_acc = _accuracy(step_model, data.test_x, data.test_y, cfg.eval_batch_size, prepare, autocast)
+    return _Loop(data, train_x, train_y, model, step_model, optimizer, bs, steps_per_epoch, total_steps, lr_at,
+                 generator, prepare, autocast, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing))
+
+
+def _epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device, step: int, t_epoch: float,
+           progress) -> tuple[int, Optional[torch.Tensor]]:
+    """One pass of steps in a fresh random order; the loss is read on the host once per `check_every` steps (the
+    loss curve). Returns the step count and the epoch's summed loss, or None for the loss once it is not finite
+    (then the images and time so far are recorded and the reason is "nan")."""
+    loop.model.train()
+    bs, optimizer = loop.batch, loop.optimizer
+    order = torch.randperm(len(loop.train_y), device=dev, generator=loop.generator)
+    loss_epoch = torch.zeros((), device=dev)
+    loss_window = torch.zeros((), device=dev)
+    window = 0
+    for i in range(loop.steps_per_epoch):
+        idx = order[i * bs:(i + 1) * bs]
+        x = loop.prepare(augment(loop.train_x[idx], loop.generator, cfg.crop_padding, cfg.flip))
+        for group in optimizer.param_groups:
+            group["lr"] = loop.lr_at(step)
+        with loop.autocast():
+            loss = loop.criterion(loop.step_model(x), loop.train_y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss = loss.detach().float()
+        loss_epoch += loss
+        loss_window += loss
+        step += 1
+        window += 1
+        if progress:
+            progress("train", step, loop.total_steps)
+        if window == cfg.check_every or i == loop.steps_per_epoch - 1:
+            mean_loss = loss_window.item() / window  # the one host sync per window
+            result.loss_curve.append(mean_loss)
+            loss_window.zero_()
+            window = 0
+            if not math.isfinite(mean_loss):
+                result.reason = "nan"
+                result.images += (i + 1) * bs
+                result.train_time += time.perf_counter() - t_epoch
+                return step, None
+    return step, loss_epoch
+
+
+def _end_epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device, budget: Proxy, epoch: int,
+               t0: float, t_epoch: float, loss_epoch: torch.Tensor, callback) -> bool:
+    """Record the epoch (time, images/s, mean loss, validation accuracy) and ask the callback; False: prune."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - t_epoch
+    images = loop.steps_per_epoch * loop.batch
+    result.images += images
+    result.train_time += seconds
+    result.epoch_times.append(seconds)
+    result.epoch_images_per_s.append(images / seconds)
+    result.train_loss.append(loss_epoch.item() / loop.steps_per_epoch)
+    data = loop.data
+    val = _accuracy(loop.step_model, data.val_x, data.val_y, cfg.eval_batch_size, loop.prepare, loop.autocast) \
+        if len(data.val_y) else None
+    if val is not None:
+        result.val_acc.append(val)
+    result.epochs_done = epoch
+    if callback is None:
+        return True
+    report = EpochReport(epoch, budget.epochs, val, result.train_loss[-1], time.perf_counter() - t0,
+                         result.epoch_images_per_s[-1])
+    return not callback(report)
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig, dev: torch.device) -> torch.optim.Optimizer:
