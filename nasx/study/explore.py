@@ -40,8 +40,7 @@ def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Sn
         return Exploration(summary, None, None)
     done = summary.config
     band = default_band(study_space(done), done.flops)
-    shape = nasx_data.load(done.dataset, data_dir=done.data_dir, val_size=done.val_size, seed=done.seed,
-                           download=done.download).input
+    shape = nasx_data.input_shape(done.dataset, data_dir=done.data_dir, download=done.download)
     nets = reference_nets(shape, band)
     if done.resolution is not None:  # a zoo net whose grid collapses at the proxy side would only fail
         from ..net.fit import smallest_side
