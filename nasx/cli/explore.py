@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end (also after Ctrl-C)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/STUDY/)."),
         references: bool = typer.Option(True, "--references/--no-references", help="After the search, train the zoo nets that fit the input in or near the band on the same proxy (once per study) and draw them as measured points."),
+        repeats: int = typer.Option(0, "--repeats", help="After the search, train the front's nets and those within seed noise of it under K more seeds (as `nasx repeat`; 0: off)."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget.
 
@@ -64,6 +65,8 @@ def register(app: typer.Typer) -> None:
         from ..space import parse_band
         from ..study import StudyConfig, explore as run_explore, load_config, redact
 
+        if repeats < 0:
+            fail(f"--repeats {repeats}: must be a whole number >= 0 (0: no repeats)")
         if out is not None:
             check_out(out, folder=True)  # a report that cannot be written: before any training
         overrides = {
@@ -104,7 +107,8 @@ def register(app: typer.Typer) -> None:
         except (NasxError, ValueError) as e:
             fail(str(e))
         try:
-            done = run_explore(cfg, references=references, progress=display.update, on_note=display.note)
+            done = run_explore(cfg, references=references, progress=display.update, on_note=display.note,
+                               repeats=repeats)
         except (NasxError, ValueError) as e:
             display.close()
             fail(str(e))
