@@ -207,7 +207,7 @@ def repeat(study: str, k: int, *, storage: Optional[str] = None, studies_dir: st
     runs: list[RunSummary] = []
     if not _finished(first, _companion_records(url, cfg.name)):
         if on_note is not None:
-            on_note(f"repeating the {len(front)} net(s) of {study!r}'s front under {k} more seed(s) "
+            on_note(f"repeating the {len(front)} net(s) of the front of {study!r} under {k} more seed(s) "
                     f"({cfg.proxy.name}) in {cfg.name!r}")
         runs.append(run_study(cfg, progress=progress, candidates=first, on_note=on_note, train_fn=train_fn))
         if runs[-1].interrupted:
