@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from . import ablate, explore, fidelity, net, refine, report, simulate, space, train
+from . import ablate, explore, fidelity, net, refine, repeat, report, simulate, space, train
 
 app = typer.Typer(
     name="nasx",
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (net, space, train, explore, report, ablate, fidelity, refine, simulate):
+for module in (net, space, train, explore, repeat, report, ablate, fidelity, refine, simulate):
     module.register(app)
 
 # commands that never open a study: they (and any --help) skip importing Optuna, 0.5 s, only to set its log level

@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
         rungs: Optional[str] = typer.Option(None, "--rungs", help="Successive halving: proxy budgets lowest first, e.g. e1-f0.0556,e1-f0.167,e1-f0.5 (the top one is the study's budget). Every net starts at the lowest rung; the top 1/eta of a rung by Pareto rank of (error, FLOPs) is retrained at the next; the front is the top rung's. --trials then counts nets at the lowest rung. See docs/rungs.md."),
         eta: Optional[int] = typer.Option(None, "--eta", min=2, help="With --rungs or --schedule asha: a rung promotes its top 1/eta (default 3)."),
         schedule: Optional[Schedule] = typer.Option(None, "--schedule", help="asha: three rungs derived from the budget (its training share / eta^2, / eta, whole), as --rungs."),
+        repeats: int = typer.Option(0, "--repeats", help="After the search, train the front's nets and those within seed noise of it under K more seeds (as `nasx repeat`; 0: off)."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget.
 
@@ -71,6 +72,8 @@ def register(app: typer.Typer) -> None:
         from ..space import parse_band
         from ..study import StudyConfig, explore as run_explore, load_config, redact
 
+        if repeats < 0:
+            fail(f"--repeats {repeats}: must be a whole number >= 0 (0: no repeats)")
         if out is not None:
             check_out(out, folder=True)  # a report that cannot be written: before any training
         overrides = {
@@ -120,7 +123,8 @@ def register(app: typer.Typer) -> None:
         except (NasxError, ValueError) as e:
             fail(str(e))
         try:
-            done = run_explore(cfg, references=references, progress=display.update, on_note=display.note)
+            done = run_explore(cfg, references=references, progress=display.update, on_note=display.note,
+                               repeats=repeats)
         except (NasxError, ValueError) as e:
             display.close()
             fail(str(e))

@@ -139,13 +139,16 @@ def write_report(studies: list[str], storage: str | None = None, out: str | Path
     pd.DataFrame([r.__dict__ for r in zoo], columns=list(ZooRef.__dataclass_fields__)).to_csv(out / "zoo.csv",
                                                                                              index=False)
     figures = figs.all_figures(datas, zoo, out)
+    from .repeats import repeats_sections  # the nets repeated under more seeds (nasx repeat), where a study has them
+
+    repeats = repeats_sections(datas, storage, studies_dir, out)
     index = out / "index.html"
-    index.write_text(render(datas, front_rows, zoo, figures), encoding="utf-8")
+    index.write_text(render(datas, front_rows, zoo, figures, repeats=repeats), encoding="utf-8")
     return index
 
 
 def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence[ZooRef], figures: Sequence[Any],
-           notes: Optional[Sequence[str]] = None) -> str:
+           notes: Optional[Sequence[str]] = None, repeats: Sequence[Any] = ()) -> str:
     """The HTML page of studies."""
     e = html.escape
     names = ", ".join(d.name for d in datas)
@@ -175,6 +178,8 @@ def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence
     else:
         parts.append("<p class='note'>No complete trial yet, so no front.</p>")
     parts.extend(figure_html(fig) for fig in figures)
+    for r in repeats:  # nasx.report.repeats.RepeatsSection
+        parts.append(f"<h2>{e(r.title)}</h2><p>{e(r.text)}</p>{figure_html(r.figure)}{html_table(r.header, r.rows)}")
     parts.append("<h2>Zoo references</h2><p>Classic nets of the zoo at this input, counted analytically; an accuracy "
                  "only where nasx measured the same net on the same proxy (never copied from papers). "
                  "<a href='zoo.csv'>zoo.csv</a></p>")
