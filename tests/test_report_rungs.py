@@ -111,3 +111,29 @@ def test_hypervolume_against_compute_grows_to_the_final_fronts(rung_report):
     page = index.read_text()
     assert "src='hv_vs_compute-rungs.svg'" in page and "Reference point: error 0.900" in page
     assert "4.4M FLOPs" in page and "the study&#x27;s --flops band" in page
+
+
+def test_figures_drawn_in_forked_processes_come_back_in_order_and_a_dead_child_is_redrawn():
+    import os
+    import threading
+
+    from nasx.report.figures import Figure, _run
+
+    parent = os.getpid()
+
+    def job(k: int):
+        return lambda: [Figure(f"f{k}", str(os.getpid()), "")]
+
+    def dies_in_a_child():
+        if os.getpid() != parent:
+            os._exit(3)
+        return [Figure("dies", str(os.getpid()), "")]
+
+    jobs = [(1.0, job(0)), (1.0, job(1)), (0.5, dies_in_a_child), (0.5, job(3))]
+    figs = [f for fs in _run(jobs, 2) for f in fs]
+    assert [f.stem for f in figs] == ["f0", "f1", "dies", "f3"]
+    pids = {f.stem: int(f.title) for f in figs}
+    assert pids["dies"] == parent  # its child died: drawn here
+    if threading.active_count() == 1:  # a forked child drew the other share
+        assert len(set(pids.values())) == 2
+    assert [f.stem for fs in _run(jobs, 1) for f in fs] == ["f0", "f1", "dies", "f3"]

@@ -8,13 +8,17 @@ file and a caption that says why the figure was left out.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
+import os
+import pickle
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import matplotlib
 import numpy as np
@@ -75,27 +79,87 @@ def _save(fig, out: Path, stem: str) -> str:
 
 
 def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
-                curves: Optional[Sequence[Optional[HvCurve]]] = None) -> list[Figure]:
+                curves: Optional[Sequence[Optional[HvCurve]]] = None, workers: Optional[int] = None) -> list[Figure]:
     """Every figure of the report, in page order; one that cannot be drawn is a Figure that says why. `curves`:
-    each study's hypervolume against compute (tables.hv_vs_compute), computed here when not given."""
+    each study's hypervolume against compute (tables.hv_vs_compute), computed here when not given; `workers`:
+    processes that draw (default: the usable cores, at most 4; see `_run`)."""
+    curves = list(curves) if curves is not None else [hv_vs_compute(d) for d in datas]
+
+    def importances(data) -> list[Figure]:
+        imp = param_importances(data.study)
+        return [_guarded(importance_figure, data, imp, out, stem=f"importance-{data.name}",
+                         title=f"Parameter importances ({data.name})"),
+                _guarded(error_vs_params, data, imp.values, out, stem=f"error_vs_params-{data.name}",
+                         title=f"Error vs the most important parameters ({data.name})")]
+
+    # (relative cost, job): the costs, measured at 1,000 trials, only balance the processes
+    jobs = [(1.0, lambda: [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops",
+                                    title="Accuracy vs FLOPs")]),
+            (1.2, lambda: [_guarded(vs_complexity, datas, zoo, out, "params", stem="accuracy_vs_params",
+                                    title="Accuracy vs parameters")]),
+            (0.6, lambda: [_guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput",
+                                    title="Accuracy vs measured throughput")]),
+            (0.8, lambda: [_guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]),
+            *[(2.2, functools.partial(importances, data)) for data in datas],
+            (0.4, lambda: [_guarded(curves_figure, datas, out, stem="pareto_curves",
+                                    title="Training curves of the Pareto-optimal trials")]),
+            *[(0.3, functools.partial(lambda d, c: [_guarded(hv_figure, d, c, out, stem=f"hv_vs_compute-{d.name}",
+                                                            title=f"Hypervolume of the front against compute "
+                                                                  f"({d.name})")], data, curve))
+              for data, curve in zip(datas, curves)]]
     with matplotlib.rc_context(RC):
-        figs = [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops", title="Accuracy vs FLOPs"),
-                _guarded(vs_complexity, datas, zoo, out, "params", stem="accuracy_vs_params",
-                         title="Accuracy vs parameters"),
-                _guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput", title="Accuracy vs measured throughput"),
-                _guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]
-        for data in datas:
-            importances = param_importances(data.study)
-            figs.append(_guarded(importance_figure, data, importances, out, stem=f"importance-{data.name}",
-                                 title=f"Parameter importances ({data.name})"))
-            figs.append(_guarded(error_vs_params, data, importances.values, out, stem=f"error_vs_params-{data.name}",
-                                 title=f"Error vs the most important parameters ({data.name})"))
-        figs.append(_guarded(curves_figure, datas, out, stem="pareto_curves",
-                             title="Training curves of the Pareto-optimal trials"))
-        for data, curve in zip(datas, curves if curves is not None else [hv_vs_compute(d) for d in datas]):
-            figs.append(_guarded(hv_figure, data, curve, out, stem=f"hv_vs_compute-{data.name}",
-                                 title=f"Hypervolume of the front against compute ({data.name})"))
-    return figs
+        return [fig for figs in _run(jobs, _workers(workers, len(jobs))) for fig in figs]
+
+
+def _workers(asked: Optional[int], jobs: int) -> int:
+    """Processes to draw with: as asked, else the usable cores (at most 4); never more than the jobs."""
+    if asked is None:
+        asked = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(1, min(asked, jobs))
+
+
+def _run(jobs: Sequence[tuple[float, Callable[[], list[Figure]]]], workers: int) -> list[list[Figure]]:
+    """Each job's figures, in job order. With workers > 1, on Linux, in a process with no other thread: the jobs
+    are shared by cost, and all but the first share run in forked children, which write their files and send
+    their Figures back through a pipe (matplotlib draws on one core; a report's figures are independent). A
+    child that fails has its share drawn here instead."""
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i][0]):
+        k = min(range(workers), key=load.__getitem__)
+        shares[k].append(i)
+        load[k] += jobs[i][0]
+    forking = workers > 1 and sys.platform.startswith("linux") and threading.active_count() == 1
+    children = [_fork(jobs, share) for share in shares[1:]] if forking else []
+    mine = shares[0] if forking else range(len(jobs))
+    results = {i: jobs[i][1]() for i in mine}
+    for pid, fd, share in children:
+        with os.fdopen(fd, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(pid, 0)
+        try:
+            results.update(pickle.loads(payload))
+        except Exception:  # noqa: BLE001 - a child that died (or sent nothing): draw its share here
+            results.update({i: jobs[i][1]() for i in share})
+    return [results[i] for i in range(len(jobs))]
+
+
+def _fork(jobs, share: list[int]) -> tuple[int, int, list[int]]:
+    """Start a child that runs the jobs of `share` and writes {job index: figures} (pickled) to a pipe."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, send, leave without the parent's exit handlers or buffered output
+        code = 1
+        try:
+            os.close(read)
+            payload = pickle.dumps({i: jobs[i][1]() for i in share})
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(payload)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    return pid, read, share
 
 
 def _guarded(draw: Any, *args: Any, stem: str, title: str) -> Figure:
