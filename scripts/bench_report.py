@@ -1,5 +1,6 @@
 """Where `nasx report` spends its time on one stored study: Optuna's own load, nasx's tables, importances, each
-figure, the page; seconds of wall and CPU per phase, and the peak resident memory.
+figure (drawn here one after the other, in this process), the page (its figures drawn by forked processes, whose CPU
+is counted apart); seconds of wall and CPU per phase, and the peak resident memory.
 
     python scripts/bench_report.py STUDY --studies-dir studies [--out /tmp/report]
 """
@@ -46,6 +47,7 @@ def main() -> None:
         data = load_study(args.study, studies_dir=args.studies_dir)
     with phase("importances"):
         from nasx.report import figures as figs
+        from nasx.report.tables import hv_vs_compute
 
         imp = figs.param_importances(data.study)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -55,13 +57,18 @@ def main() -> None:
                            ("figure error_edf", lambda: figs.edf_figure([data], args.out)),
                            ("figure importance", lambda: figs.importance_figure(data, imp, args.out)),
                            ("figure error_vs_params", lambda: figs.error_vs_params(data, imp.values, args.out)),
-                           ("figure pareto_curves", lambda: figs.curves_figure([data], args.out))):
+                           ("figure pareto_curves", lambda: figs.curves_figure([data], args.out)),
+                           ("figure hv_vs_compute", lambda: figs.hv_figure(data, hv_vs_compute(data), args.out))):
             with phase(name):
                 draw()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with phase("whole report (write_report, again)"):
         from nasx.report import write_report
 
         write_report([args.study], studies_dir=args.studies_dir, out=args.out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rows.append(("  its forked figure processes (CPU)", 0.0,
+                 after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.study}: {n} trials, importances by {imp.method or 'none'}; peak RSS {peak:.0f} MB")
     for name, wall, cpu in rows:

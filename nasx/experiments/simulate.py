@@ -20,6 +20,7 @@ from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
+from ..stats.pareto import hypervolume
 from ..study.rungs import Ladder, RungResult, due_promotions
 
 __all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "Job", "Trace", "FixedBudget", "Rungs", "simulate", "compare",
@@ -276,19 +277,6 @@ class Trace:
         """The hypervolume reached once `compute` device-seconds were spent."""
         i = np.searchsorted(self.compute, compute, side="right")
         return self.hv[i - 1] if i else 0.0
-
-
-def hypervolume(points: Sequence[tuple[float, float]], band: tuple[float, float], chance: float) -> float:
-    """Hypervolume of (error, FLOPs) points against (chance error, 1.1 x the band's top FLOPs), FLOPs as
-    log(F / band low) / log(band high / band low); points beyond the reference add nothing."""
-    import moocore
-
-    lo, hi = band
-    span = math.log(hi / lo) if hi > lo else 1.0
-    ref = np.array([chance, math.log(1.1 * hi / lo) / span])
-    pts = np.array([[e, math.log(f / lo) / span] for e, f in points], dtype=float).reshape(-1, 2)
-    pts = pts[np.all(pts < ref, axis=1)]
-    return float(moocore.hypervolume(pts, ref=ref)) if len(pts) else 0.0
 
 
 def _front_hv(oracle: Oracle, top_results: dict[str, float]) -> float:

@@ -1,17 +1,24 @@
-"""The report's figures (matplotlib's object API, no pyplot): accuracy vs FLOPs/params/throughput, error EDFs, importances, curves.
+"""The report's figures (matplotlib's object API, no pyplot): accuracy vs FLOPs/params/throughput, error EDFs,
+importances, curves, the hypervolume against compute.
 
-Each function draws one figure from the studies' trial tables and saves it as PNG and SVG; it returns a
-`Figure` naming the file, or one with no file and a caption that says why the figure was left out.
+Each function draws one figure from the studies' trial tables and saves it once, as SVG (the page shows it;
+the other pages' figures are PNG with an SVG beside); it returns a `Figure` naming the file, or one with no
+file and a caption that says why the figure was left out.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
+import os
+import pickle
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import matplotlib
 import numpy as np
@@ -22,9 +29,10 @@ from matplotlib.transforms import blended_transform_factory
 
 from ..units import human
 from ..stats import complexity_weights, edf, ks_statistic, log_bins, pareto_front
+from .tables import HvCurve, hv_vs_compute, study_points
 
-__all__ = ["Figure", "Importances", "all_figures", "param_importances", "MIN_IMPORTANCE_TRIALS", "FANOVA_MAX_TRIALS",
-           "PED_ANOVA_QUANTILE"]
+__all__ = ["Figure", "Importances", "all_figures", "param_importances", "hv_figure", "save", "MIN_IMPORTANCE_TRIALS",
+           "FANOVA_MAX_TRIALS", "PED_ANOVA_QUANTILE", "STUDY_FORMATS"]
 
 MIN_IMPORTANCE_TRIALS = 4
 FANOVA_MAX_TRIALS = 200  # fANOVA's seconds grow with the trials; above this many complete trials, PED-ANOVA
@@ -33,12 +41,13 @@ COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 FEW_LEVELS = 12  # a parameter with at most this many values gets its dots spread sideways when dense
 DENSE = 300  # up to this many points a scatter keeps full-size, opaque vector dots; beyond, smaller, lighter ones
 # that the SVG holds as one image, not one path per dot
+STUDY_FORMATS = ("svg",)  # the study page's figures: written once, as SVG (a PNG too doubled the figures' time)
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100}
 
 
 @dataclass(frozen=True)
 class Figure:
-    """A written figure (file: the PNG beside index.html) or a left-out one (file None, caption says why)."""
+    """A written figure (file: the image beside index.html) or a left-out one (file None, caption says why)."""
 
     stem: str
     title: str
@@ -52,34 +61,105 @@ def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any):
     return fig, fig.subplots(*args, **kwargs)
 
 
-def save(fig, out: Path, stem: str) -> str:
-    """Write fig as stem.png (150 dpi) and stem.svg, both cut to one tight box; return the PNG's name."""
+def save(fig, out: Path, stem: str, formats: Sequence[str] = ("png", "svg")) -> str:
+    """Write fig as stem.<format> for each format (PNG and rasterized dots at 150 dpi), cut to one tight box;
+    return the first file's name."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     # the box is found once (text layout is most of a save's time); bbox_inches="tight" would find it per file
     box = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer()).padded(0.1)
-    fig.savefig(out / f"{stem}.png", dpi=150, bbox_inches=box)
-    fig.savefig(out / f"{stem}.svg", bbox_inches=box)
-    return f"{stem}.png"
+    for fmt in formats:
+        fig.savefig(out / f"{stem}.{fmt}", dpi=150, bbox_inches=box)
+    return f"{stem}.{formats[0]}"
 
 
-def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path) -> list[Figure]:
-    """Every figure of the report, in page order; one that cannot be drawn is a Figure that says why."""
+def _save(fig, out: Path, stem: str) -> str:
+    """A study page's figure, saved in STUDY_FORMATS."""
+    return save(fig, out, stem, STUDY_FORMATS)
+
+
+def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
+                curves: Optional[Sequence[Optional[HvCurve]]] = None, workers: Optional[int] = None) -> list[Figure]:
+    """Every figure of the report, in page order; one that cannot be drawn is a Figure that says why. `curves`:
+    each study's hypervolume against compute (tables.hv_vs_compute), computed here when not given; `workers`:
+    processes that draw (default: the usable cores, at most 4; see `_run`)."""
+    curves = list(curves) if curves is not None else [hv_vs_compute(d) for d in datas]
+
+    def importances(data) -> list[Figure]:
+        imp = param_importances(data.study)
+        return [_guarded(importance_figure, data, imp, out, stem=f"importance-{data.name}",
+                         title=f"Parameter importances ({data.name})"),
+                _guarded(error_vs_params, data, imp.values, out, stem=f"error_vs_params-{data.name}",
+                         title=f"Error vs the most important parameters ({data.name})")]
+
+    # (relative cost, job): the costs, measured at 1,000 trials, only balance the processes
+    jobs = [(1.0, lambda: [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops",
+                                    title="Accuracy vs FLOPs")]),
+            (1.2, lambda: [_guarded(vs_complexity, datas, zoo, out, "params", stem="accuracy_vs_params",
+                                    title="Accuracy vs parameters")]),
+            (0.6, lambda: [_guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput",
+                                    title="Accuracy vs measured throughput")]),
+            (0.8, lambda: [_guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]),
+            *[(2.2, functools.partial(importances, data)) for data in datas],
+            (0.4, lambda: [_guarded(curves_figure, datas, out, stem="pareto_curves",
+                                    title="Training curves of the Pareto-optimal trials")]),
+            *[(0.3, functools.partial(lambda d, c: [_guarded(hv_figure, d, c, out, stem=f"hv_vs_compute-{d.name}",
+                                                            title=f"Hypervolume of the front against compute "
+                                                                  f"({d.name})")], data, curve))
+              for data, curve in zip(datas, curves)]]
     with matplotlib.rc_context(RC):
-        figs = [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops", title="Accuracy vs FLOPs"),
-                _guarded(vs_complexity, datas, zoo, out, "params", stem="accuracy_vs_params",
-                         title="Accuracy vs parameters"),
-                _guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput", title="Accuracy vs measured throughput"),
-                _guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]
-        for data in datas:
-            importances = param_importances(data.study)
-            figs.append(_guarded(importance_figure, data, importances, out, stem=f"importance-{data.name}",
-                                 title=f"Parameter importances ({data.name})"))
-            figs.append(_guarded(error_vs_params, data, importances.values, out, stem=f"error_vs_params-{data.name}",
-                                 title=f"Error vs the most important parameters ({data.name})"))
-        figs.append(_guarded(curves_figure, datas, out, stem="pareto_curves",
-                             title="Training curves of the Pareto-optimal trials"))
-    return figs
+        return [fig for figs in _run(jobs, _workers(workers, len(jobs))) for fig in figs]
+
+
+def _workers(asked: Optional[int], jobs: int) -> int:
+    """Processes to draw with: as asked, else the usable cores (at most 4); never more than the jobs."""
+    if asked is None:
+        asked = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(1, min(asked, jobs))
+
+
+def _run(jobs: Sequence[tuple[float, Callable[[], list[Figure]]]], workers: int) -> list[list[Figure]]:
+    """Each job's figures, in job order. With workers > 1, on Linux, in a process with no other thread: the jobs
+    are shared by cost, and all but the first share run in forked children, which write their files and send
+    their Figures back through a pipe (matplotlib draws on one core; a report's figures are independent). A
+    child that fails has its share drawn here instead."""
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i][0]):
+        k = min(range(workers), key=load.__getitem__)
+        shares[k].append(i)
+        load[k] += jobs[i][0]
+    forking = workers > 1 and sys.platform.startswith("linux") and threading.active_count() == 1
+    children = [_fork(jobs, share) for share in shares[1:]] if forking else []
+    mine = shares[0] if forking else range(len(jobs))
+    results = {i: jobs[i][1]() for i in mine}
+    for pid, fd, share in children:
+        with os.fdopen(fd, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(pid, 0)
+        try:
+            results.update(pickle.loads(payload))
+        except Exception:  # noqa: BLE001 - a child that died (or sent nothing): draw its share here
+            results.update({i: jobs[i][1]() for i in share})
+    return [results[i] for i in range(len(jobs))]
+
+
+def _fork(jobs, share: list[int]) -> tuple[int, int, list[int]]:
+    """Start a child that runs the jobs of `share` and writes {job index: figures} (pickled) to a pipe."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, send, leave without the parent's exit handlers or buffered output
+        code = 1
+        try:
+            os.close(read)
+            payload = pickle.dumps({i: jobs[i][1]() for i in share})
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(payload)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    return pid, read, share
 
 
 def _guarded(draw: Any, *args: Any, stem: str, title: str) -> Figure:
@@ -107,7 +187,16 @@ def legend_beside(ax) -> None:
 
 
 def _complete(data):
-    return data.trials[data.trials["state"] == "COMPLETE"]
+    """The study's points: complete trials at its top budget (tables.study_points, the one selection)."""
+    return study_points(data.trials)
+
+
+def _lower_rungs(data):
+    """Complete trials of a study's lower rungs (smaller budgets), by rung: [(rung, its budget name, rows)]."""
+    t = data.trials
+    low = t[(t["state"] == "COMPLETE") & ~t["top_budget"].astype(bool) & t["rung"].notna()]
+    return [(int(k), str(g["budget"].dropna().iloc[0]) if g["budget"].notna().any() else "?", g)
+            for k, g in low.groupby("rung", sort=True)]
 
 
 def _study_label(data, several: bool) -> str:
@@ -148,6 +237,11 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
         done = _complete(data)
         x, y = done[key].astype(float).tolist(), (100 * done["val_acc"].astype(float)).tolist()
         ax.scatter(x, y, color=color, label=_study_label(data, several), zorder=2, **dots(len(x)))
+        for rung, name, rows in _lower_rungs(data):  # hollow and faint: results at a smaller budget
+            style = dots(len(rows), alpha=0.45)
+            ax.scatter(rows[key].astype(float), 100 * rows["val_acc"].astype(float), facecolors="none",
+                       edgecolors=color, marker="os^D"[rung % 4], linewidths=0.8, zorder=1,
+                       label=f"rung {rung}: {name}{' ' + data.name if several else ''}", **style)
         front = pareto_front(list(zip(y, x)), (True, False)) if x else []
         if front:
             _step_front(ax, [x[i] for i in front], [y[i] for i in front], False, color,
@@ -194,7 +288,10 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
     caption = (f"Validation accuracy against {what} (log scale). Dots: complete trials; line: the Pareto front; "
                f"x: pruned trials at their last epoch; red triangles: failed trials; dotted lines/stars: zoo nets "
                f"at the study's input.")
-    return Figure(stem, f"Accuracy vs {what}", caption, save(fig, out, stem))
+    if any(_lower_rungs(d) for d in datas):
+        caption += (" In a study with rungs, dots and front are the top rung's results; hollow markers are lower "
+                    "rungs' results at their smaller budgets, not comparable with the top rung's.")
+    return Figure(stem, f"Accuracy vs {what}", caption, _save(fig, out, stem))
 
 
 def vs_throughput(datas, out: Path) -> Figure:
@@ -221,7 +318,7 @@ def vs_throughput(datas, out: Path) -> Figure:
     legend_beside(ax)
     ax.set_title(title)
     caption = "Validation accuracy against the training images/s measured during each trial (FLOPs do not predict speed)."
-    return Figure(stem, title, caption, save(fig, out, stem))
+    return Figure(stem, title, caption, _save(fig, out, stem))
 
 
 def edf_pair(errors: Sequence[Sequence[float]], flops: Sequence[Sequence[float]], labels: Sequence[str], first: str,
@@ -263,7 +360,7 @@ def edf_figure(datas, out: Path, bins: int = 10) -> Figure:
     caption = (f"Empirical distribution of validation error (Radosavovic et al. 2019). Right: each model weighted by "
                f"1 / (models in its FLOPs bin), {len(edges) - 1} log-spaced bins from {edges[0]:.3g} to "
                f"{edges[-1]:.3g} FLOPs shared by all studies. KS: max |F1 - F2| over the pooled errors.")
-    return Figure(stem, title, caption, save(fig, out, stem))
+    return Figure(stem, title, caption, _save(fig, out, stem))
 
 
 @dataclass(frozen=True)
@@ -304,11 +401,12 @@ def param_importances(study) -> Importances:
     if not any(len({json.dumps(t.params.get(k), default=str) for t in done}) > 1 for k in used):
         return Importances({}, "", "No sampled parameter varies across the complete trials (a fixed-candidate "
                                    "study has none).", n)
-    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
-
     if fanova:
+        from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
         method, evaluator, target = "fANOVA", FanovaImportanceEvaluator(seed=0), lambda t: t.values[0]
     else:  # PED-ANOVA minimizes its target: the top quantile by accuracy is the lowest -accuracy
+        PedAnovaImportanceEvaluator, get_param_importances = _ped_anova()
         method, target = "PED-ANOVA", lambda t: -t.values[0]
         evaluator = PedAnovaImportanceEvaluator(target_quantile=PED_ANOVA_QUANTILE)
     try:
@@ -325,6 +423,38 @@ def param_importances(study) -> Importances:
     return Importances({k: float(v) for k, v in result.items()}, method, note, n)
 
 
+_OPTUNA_IMPORTANCE = "optuna.importance"
+
+
+def _ped_anova():
+    """Optuna's PedAnovaImportanceEvaluator and get_param_importances, imported without scikit-learn.
+
+    `optuna.importance` imports scikit-learn (and with it scipy.stats: ~2 s, a third of a 1,000-trial report) for
+    fANOVA, which PED-ANOVA does not use. Where neither is imported yet, the package is imported once with
+    scikit-learn marked absent (Optuna's optional import then skips it), and the modules that saw it absent are
+    taken back out of sys.modules: a later `import optuna.importance` (fANOVA) imports them afresh, with it."""
+    import importlib
+
+    if _OPTUNA_IMPORTANCE in sys.modules or "sklearn" in sys.modules:
+        module = importlib.import_module(_OPTUNA_IMPORTANCE)
+        return module.PedAnovaImportanceEvaluator, module.get_param_importances
+    import optuna
+
+    before, attr = set(sys.modules), optuna.__dict__.get("importance")
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # import sklearn -> ImportError while inside
+    try:
+        module = importlib.import_module(_OPTUNA_IMPORTANCE)
+        found = module.PedAnovaImportanceEvaluator, module.get_param_importances
+    finally:
+        del sys.modules["sklearn"]
+        for name in set(sys.modules) - before:
+            if name == _OPTUNA_IMPORTANCE or name.startswith(_OPTUNA_IMPORTANCE + "."):
+                del sys.modules[name]
+        if attr is not None:
+            optuna.importance = attr  # Optuna's lazy attribute, as it was
+    return found
+
+
 def importance_figure(data, imp: Importances, out: Path) -> Figure:
     """Horizontal bars of the importances, the method named on the axis and in the caption."""
     stem, title = f"importance-{data.name}", f"Parameter importances ({data.name})"
@@ -339,7 +469,7 @@ def importance_figure(data, imp: Importances, out: Path) -> Figure:
     ax.grid(True, axis="x", alpha=0.25)
     fig.tight_layout()
     caption = f"{imp.describe()}. {imp.note}".strip()
-    return Figure(stem, title, caption, save(fig, out, stem))
+    return Figure(stem, title, caption, _save(fig, out, stem))
 
 
 def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4) -> Figure:
@@ -381,7 +511,7 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
     if len(done) > DENSE:
         caption += (f" Beyond {DENSE} trials, dots of a parameter with at most {FEW_LEVELS} values are spread "
                     f"sideways (up to a third of the gap between values) so that their density shows.")
-    return Figure(stem, title, caption, save(fig, out, stem))
+    return Figure(stem, title, caption, _save(fig, out, stem))
 
 
 def spread(x, wanted: bool):
@@ -427,7 +557,30 @@ def curves_figure(datas, out: Path, limit: int = 10) -> Figure:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_title(title)
     caption = f"Validation accuracy after each epoch of the Pareto-optimal trials (at most {limit} per study, by FLOPs)."
-    return Figure(stem, title, caption, save(fig, out, stem))
+    return Figure(stem, title, caption, _save(fig, out, stem))
+
+
+def hv_figure(data, curve: Optional[HvCurve], out: Path) -> Figure:
+    """The hypervolume of the study's front (tables.hv_vs_compute) as a step line against the device-seconds spent."""
+    stem, title = f"hv_vs_compute-{data.name}", f"Hypervolume of the front against compute ({data.name})"
+    if curve is None:
+        return Figure(stem, title, "No complete trial at the study's top budget yet: no front, no hypervolume.")
+    rows = curve.rows
+    hours = rows["compute"].to_numpy(dtype=float) / 3600
+    fig, ax = _subplots(figsize=(7.5, 4.2))
+    ax.step(np.concatenate([[0.0], hours]), np.concatenate([[0.0], rows["hypervolume"].to_numpy(dtype=float)]),
+            where="post", color=COLORS[0], lw=1.6)
+    ax.set_xlabel("compute spent (device-hours: the summed wall time of the trained trials, in completion order)")
+    ax.set_ylabel("hypervolume of the front")
+    ax.set_xlim(0, max(float(hours[-1]), 1e-9))
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.25)
+    ax.set_title(title)
+    caption = (f"The hypervolume (moocore) of the Pareto front of the study's points after each trained trial "
+               f"(complete, pruned or failed; a duplicate of a trained net costs nothing), in the order trials "
+               f"completed; {len(rows)} trials, {float(rows['compute'].iloc[-1]) / 3600:.3g} device-hours. "
+               f"{curve.describe()} Every step: hv_vs_compute.csv.")
+    return Figure(stem, title, caption, _save(fig, out, stem))
 
 
 def _tick(x: float, _pos=None) -> str:

@@ -1,7 +1,7 @@
 """The report page of stored studies, and the one HTML style every nasx page uses.
 
-`write_report` reads the studies (never trains), writes `trials.csv`, `pareto.csv`, `zoo.csv`, the
-figures (PNG and SVG) and `index.html`, which opens from disk with the figures beside it. A study in any
+`write_report` reads the studies (never trains), writes `trials.csv`, `pareto.csv`, `zoo.csv`,
+`hv_vs_compute.csv`, the figures (SVG) and `index.html`, which opens from disk with the figures beside it. A study in any
 state gets a page: what cannot be drawn yet (no complete trial, too few for an EDF, studies of different
 datasets) is said on the page instead.
 """
@@ -15,7 +15,8 @@ from typing import Any, Optional, Sequence
 
 from ..study.record import storage_url
 from ..units import human
-from .tables import ReportError, StudyData, ZooRef, load_study, pareto_table, study_input, zoo_references
+from .tables import (ReportError, StudyData, ZooRef, budget_name, hv_vs_compute, load_study, pareto_table, study_input,
+                     zoo_references)
 
 __all__ = ["write_report", "render", "default_out", "html_page", "html_table", "STYLE"]
 
@@ -44,8 +45,9 @@ def html_page(title: str, parts: Sequence[str]) -> str:
 def figure_html(fig: Any) -> str:
     e = html.escape
     if fig.file:
+        svg = f" (<a href='{e(fig.stem)}.svg'>SVG</a>)" if fig.file.endswith(".png") else ""
         return (f"<figure id='{e(fig.stem)}'><h3>{e(fig.title)}</h3><img src='{e(fig.file)}' alt='{e(fig.title)}'>"
-                f"<figcaption>{e(fig.caption)} (<a href='{e(fig.stem)}.svg'>SVG</a>)</figcaption></figure>")
+                f"<figcaption>{e(fig.caption)}{svg}</figcaption></figure>")
     return f"<h3>{e(fig.title)}</h3><p class='note'>{e(fig.caption)}</p>"
 
 
@@ -103,6 +105,21 @@ def proxy_text(d: StudyData) -> str:
     return "; ".join(parts)
 
 
+def rungs_text(d: StudyData) -> Optional[str]:
+    """How many nets each rung of a study with rungs trained, and its eta; None for a study without rungs."""
+    i = d.info
+    if i is None or not i.rungs:
+        return None
+    t = d.trials
+    trained = t[t["state"].isin(("COMPLETE", "PRUNED", "FAIL")) & t["rejected"].isna()] if len(t) else t
+    counts = trained["rung"].value_counts().to_dict() if len(trained) else {}
+    parts = [f"rung {k} ({budget_name(r) or '?'}): {int(counts.get(k, 0))} net{'s' if counts.get(k, 0) != 1 else ''}"
+             for k, r in enumerate(i.rungs)]
+    return (f"Study {d.name} trains in {len(i.rungs)} rungs (successive halving, eta {i.eta}: a rung promotes the "
+            f"top 1/{i.eta} of its nets): {'; '.join(parts)}. The front, the charts' dots, the summary and the "
+            f"hypervolume use the top rung's results only.")
+
+
 def write_report(studies: list[str], storage: str | None = None, out: str | Path | None = None,
                  studies_dir: str | Path = "studies", references: Sequence[str] = ()) -> Path:
     """Write the report of one or more studies (and zoo accuracies from `references` studies); return index.html."""
@@ -138,7 +155,12 @@ def write_report(studies: list[str], storage: str | None = None, out: str | Path
     zoo = zoo_references(study_input(datas[0]), [d.trials for d in datas] + [r.trials for r in refs_data])
     pd.DataFrame([r.__dict__ for r in zoo], columns=list(ZooRef.__dataclass_fields__)).to_csv(out / "zoo.csv",
                                                                                              index=False)
-    figures = figs.all_figures(datas, zoo, out)
+    curves = [hv_vs_compute(d) for d in datas]
+    hv_rows = [c.rows for c in curves if c is not None]
+    (pd.concat(hv_rows, ignore_index=True) if hv_rows else
+     pd.DataFrame(columns=["study", "trial", "state", "rung", "completed", "wall_time", "compute", "hypervolume"])
+     ).to_csv(out / "hv_vs_compute.csv", index=False)
+    figures = figs.all_figures(datas, zoo, out, curves)
     from .repeats import repeats_sections  # the nets repeated under more seeds (nasx repeat), where a study has them
 
     repeats = repeats_sections(datas, storage, studies_dir, out)
@@ -156,6 +178,8 @@ def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence
              "deployed at the study's input, counted analytically (one multiply-add = one flop).</p>"]
     for note in notes if notes is not None else notes_for(datas):
         parts.append(f"<p class='note'>{e(note)}</p>")
+    for line in filter(None, map(rungs_text, datas)):
+        parts.append(f"<p>{e(line)}</p>")
     rows = []
     for d in datas:
         states = d.trials["state"].value_counts().to_dict() if len(d.trials) else {}

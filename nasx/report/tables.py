@@ -1,4 +1,6 @@
-"""Tables of stored studies: one row per trial record, the Pareto front, the best trial, zoo references.
+"""Tables of stored studies: one row per trial record, the study's points (its complete trials at its top
+budget: the top rung in a study with rungs), the Pareto front, the best trial, zoo references, and the
+hypervolume of the front against the compute spent.
 
 Read-only: studies are read through `nasx.study.record.TrialRecord`, never trained or written.
 """
@@ -10,18 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..stats import pareto_mask
+from ..stats import hv_reference, hypervolume_steps, pareto_mask
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..study.config import redact
-from ..study.record import StudyInfo, TrialRecord, read_info, storage_url
+from ..study.record import StudyInfo, TrialRecord, read_config, read_info, storage_url
+from ..train.proxy import Proxy, ProxyError
+from ..units import human
 
 __all__ = ["ReportError", "StudyData", "ZooRef", "load_study", "trials_table", "pareto_table", "zoo_references",
-           "best_trial", "find_trial", "study_input", "COLUMNS"]
+           "best_trial", "find_trial", "study_input", "study_points", "budget_name", "HvCurve", "hv_vs_compute",
+           "COLUMNS"]
 
 # record fields copied into the table, in this order
 COLUMNS = ("spec_id", "description", "flops", "params", "acts", "val_acc", "test_acc", "epochs_run", "wall_time",
-           "images_per_s", "seed", "dataset", "duplicate_of", "prune_reason", "fail_reason", "rejected")
+           "images_per_s", "seed", "dataset", "duplicate_of", "prune_reason", "fail_reason", "rejected", "rung",
+           "promoted_from")
 
 
 class ReportError(NasxError, ValueError):
@@ -38,10 +44,16 @@ class StudyData:
     trials: Any  # pandas.DataFrame, one row per trial
     records: list[TrialRecord] = field(repr=False, default_factory=list)
     study: Any = field(repr=False, default=None)
+    completed: dict[int, Any] = field(repr=False, default_factory=dict)  # trial number -> datetime_complete
 
     @property
     def complete(self):
         return self.trials[self.trials["state"] == "COMPLETE"]
+
+    @property
+    def points(self):
+        """The study's points: its complete trials at its top budget (see `study_points`)."""
+        return study_points(self.trials)
 
 
 @dataclass(frozen=True)
@@ -66,13 +78,32 @@ def load_study(name: str, storage: Optional[str] = None, studies_dir: str | Path
         study = load_existing(name, url)
     except StudyError as e:
         raise ReportError(str(e)) from None
-    records = [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
-    return StudyData(name=name, storage=redact(url), info=read_info(study), trials=trials_table(records, name),
-                     records=records, study=study)
+    frozen = study.get_trials(deepcopy=False)
+    records = [TrialRecord.from_trial(t) for t in frozen]
+    info = read_info(study)
+    return StudyData(name=name, storage=redact(url), info=info, trials=trials_table(records, name, info),
+                     records=records, study=study, completed={t.number: t.datetime_complete for t in frozen})
 
 
-def trials_table(records: Sequence[TrialRecord], study: str = ""):
-    """One row per trial: study, number, state, the record's fields, the curve (JSON) and `param_<name>`."""
+def budget_name(budget: Optional[Any]) -> Optional[str]:
+    """A stored budget (Proxy.to_dict) by its name, e1-f0.25; None when there is none or it does not parse."""
+    if not budget:
+        return None
+    try:
+        return Proxy(**dict(budget)).name
+    except (ProxyError, TypeError):
+        return None
+
+
+def top_rung(info: Optional[StudyInfo]) -> Optional[int]:
+    """The top rung of a study with rungs (len(rungs) - 1), None for a study without."""
+    return len(info.rungs) - 1 if info is not None and info.rungs else None
+
+
+def trials_table(records: Sequence[TrialRecord], study: str = "", info: Optional[StudyInfo] = None):
+    """One row per trial: study, number, state, the record's fields (rung and budget name included), the curve
+    (JSON), `param_<name>`, `top_budget` (a result at the study's top budget: every trial of a study without
+    rungs, the top rung's in one with) and `pareto` (on the front of the study's points)."""
     import pandas as pd
 
     rows = []
@@ -81,27 +112,39 @@ def trials_table(records: Sequence[TrialRecord], study: str = ""):
         row: dict[str, Any] = {"study": study, "number": r.number, "state": r.state}
         for key in COLUMNS:
             row[key] = full[key]
+        row["budget"] = budget_name(r.budget)
         row["last_val_acc"] = r.curve[-1] if r.curve else None
         row["curve"] = json.dumps([round(float(c), 6) for c in r.curve])
         row.update({k: v for k, v in full.items() if k.startswith(("tag_", "param_"))})
         rows.append(row)
-    df = pd.DataFrame(rows, columns=None if rows else ["study", "number", "state", *COLUMNS, "last_val_acc", "curve"])
-    for key in ("number", "flops", "params", "acts", "epochs_run", "seed", "duplicate_of"):
+    df = pd.DataFrame(rows, columns=None if rows else ["study", "number", "state", *COLUMNS, "budget", "last_val_acc",
+                                                       "curve"])
+    for key in ("number", "flops", "params", "acts", "epochs_run", "seed", "duplicate_of", "rung", "promoted_from"):
         df[key] = df[key].astype("Int64")  # whole numbers stay whole beside the missing ones
     for key in ("val_acc", "test_acc", "wall_time", "images_per_s", "last_val_acc"):
         df[key] = df[key].astype("Float64")
+    top = top_rung(info)
+    df["top_budget"] = True if top is None else (df["rung"] == top).fillna(False).astype(bool)
     df["pareto"] = False
-    done = df["state"] == "COMPLETE"
-    if done.any():
-        sub = df[done]
-        mask = pareto_mask(list(zip(sub["val_acc"].astype(float), sub["flops"].astype(float))), (True, False))
-        df.loc[sub.index, "pareto"] = mask
+    points = study_points(df)
+    if len(points):
+        mask = pareto_mask(list(zip(points["val_acc"].astype(float), points["flops"].astype(float))), (True, False))
+        df.loc[points.index, "pareto"] = mask
     return df
 
 
+def study_points(trials) -> Any:
+    """The rows that make a study's front, chart, summary and hypervolume: its complete trials at its top budget
+    (in a study with rungs, a lower rung's result is at a smaller budget and never competes with the top's)."""
+    done = trials["state"] == "COMPLETE"
+    if "top_budget" in trials.columns:
+        done &= trials["top_budget"].astype(bool)
+    return trials[done]
+
+
 def pareto_table(trials) -> Any:
-    """The Pareto-optimal complete trials (accuracy up, FLOPs down), one row per architecture, by FLOPs."""
-    done = trials[trials["state"] == "COMPLETE"]
+    """The Pareto-optimal points of a study (accuracy up, FLOPs down), one row per architecture, by FLOPs."""
+    done = study_points(trials)
     if done.empty:
         return done
     mask = pareto_mask(list(zip(done["val_acc"].astype(float), done["flops"].astype(float))), (True, False))
@@ -131,7 +174,8 @@ def zoo_references(shape: Optional[InputShape], measured: Sequence[Any] = ()) ->
         cx = complexity(spec)
         acc, where = None, ""
         for table in measured:
-            hit = table[(table["state"] == "COMPLETE") & (table["spec_id"] == spec.id)]
+            points = study_points(table)
+            hit = points[points["spec_id"] == spec.id]
             if len(hit):
                 acc = float(hit["val_acc"].mean())
                 where = ", ".join(f"{s} #{n}" for s, n in zip(hit["study"], hit["number"]))
@@ -140,9 +184,81 @@ def zoo_references(shape: Optional[InputShape], measured: Sequence[Any] = ()) ->
     return sorted(refs, key=lambda r: r.flops)
 
 
+@dataclass(frozen=True)
+class HvCurve:
+    """The hypervolume of a study's front against the compute it spent: one row per trained trial in the order
+    trials completed, and the reference point (chance error, 1.1 x the FLOPs band's top) with where each came from."""
+
+    rows: Any  # pandas.DataFrame: study, trial, state, rung, completed, wall_time, compute, hypervolume
+    band: tuple[float, float]
+    band_from: str
+    chance: float
+    chance_from: str
+
+    @property
+    def reference(self) -> tuple[float, float]:
+        return hv_reference(self.band, self.chance)
+
+    def describe(self) -> str:
+        """The reference point and the FLOPs scale in words, for the page."""
+        err, flops = self.reference
+        return (f"Reference point: error {err:.3f} ({self.chance_from}) and {human(flops)} FLOPs (1.1 x the top of the "
+                f"FLOPs band {human(self.band[0])}-{human(self.band[1])}, {self.band_from}); FLOPs measured as "
+                f"log(F / band low) / log(band high / band low), error as 1 - validation accuracy.")
+
+
+def hv_vs_compute(data: StudyData) -> Optional[HvCurve]:
+    """The hypervolume (moocore's, in error and normalized log FLOPs) of the front of the study's points after each
+    trained trial (complete, pruned or failed; a duplicate costs nothing), by the time it completed; compute is the
+    running sum of the trials' wall times (device-seconds). None when no trial is a point yet."""
+    import pandas as pd
+
+    t = data.trials
+    points = study_points(t)
+    if points.empty:
+        return None
+    trained = t[t["state"].isin(("COMPLETE", "PRUNED", "FAIL")) & t["rejected"].isna()].copy()
+    trained["completed"] = [data.completed.get(int(n)) for n in trained["number"]]
+    trained = trained.sort_values(["completed", "number"], na_position="last", kind="stable")
+    cost = trained["wall_time"].astype(float).fillna(0.0).where(trained["duplicate_of"].isna(), 0.0)
+    is_point = trained.index.isin(points.index)
+    steps = [(1.0 - float(a), float(f)) if p else None
+             for p, a, f in zip(is_point, trained["val_acc"].astype(float), trained["flops"].astype(float))]
+    band, band_from = _band(data, points)
+    chance, chance_from = _chance(data, points)
+    rows = pd.DataFrame({"study": data.name, "trial": trained["number"].astype(int).to_numpy(),
+                         "state": trained["state"].to_numpy(), "rung": trained["rung"].to_numpy(),
+                         "completed": [c.isoformat() if c is not None else None for c in trained["completed"]],
+                         "wall_time": trained["wall_time"].to_numpy(), "compute": cost.cumsum().to_numpy(),
+                         "hypervolume": hypervolume_steps(steps, band, chance)})
+    return HvCurve(rows, band, band_from, chance, chance_from)
+
+
+def _band(data: StudyData, points) -> tuple[tuple[float, float], str]:
+    """The FLOPs band of the hypervolume: the study's stored --flops band, else the points' min and max FLOPs."""
+    stored = read_config(data.study).get("flops") if data.study is not None else None
+    try:
+        lo, hi = (float(v) for v in stored)
+        if 0 < lo <= hi:
+            return (lo, hi), "the study's --flops band"
+    except (TypeError, ValueError):
+        pass
+    flops = points["flops"].astype(float)
+    return (float(flops.min()), float(flops.max())), "the min and max FLOPs of the study's points"
+
+
+def _chance(data: StudyData, points) -> tuple[float, str]:
+    """Chance error 1 - 1/classes (the classes of the study's nets), else the highest error observed."""
+    shape = study_input(data)
+    if shape is not None and shape.num_classes > 1:
+        return 1.0 - 1.0 / shape.num_classes, f"chance error, {shape.num_classes} classes"
+    worst = float(1.0 - points["val_acc"].astype(float).min())
+    return worst, "the highest error observed"
+
+
 def best_trial(trials, max_flops: Optional[float] = None):
-    """The most accurate complete trial (under max_flops when given) as a table row, or None."""
-    done = trials[trials["state"] == "COMPLETE"]
+    """The most accurate of the study's points (under max_flops when given) as a table row, or None."""
+    done = study_points(trials)
     if max_flops is not None:
         done = done[done["flops"].astype(float) <= max_flops]
     if done.empty:

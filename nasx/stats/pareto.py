@@ -1,10 +1,12 @@
-"""Pareto dominance and fronts of points under mixed objectives (maximize / minimize per objective)."""
+"""Pareto dominance and fronts of points under mixed objectives (maximize / minimize per objective), and the
+hypervolume of (error, FLOPs) fronts in a FLOPs band (moocore's), also as it grows point by point."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Optional, Sequence
 
-__all__ = ["dominates", "pareto_mask", "pareto_front"]
+__all__ = ["dominates", "pareto_mask", "pareto_front", "hypervolume", "hypervolume_steps", "hv_reference"]
 
 
 def dominates(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) -> bool:
@@ -51,3 +53,36 @@ def pareto_front(points: Sequence[Sequence[float]], maximize: Sequence[bool]) ->
     mask = pareto_mask(points, maximize)
     sign = 1 if maximize[0] else -1
     return sorted((i for i, m in enumerate(mask) if m), key=lambda i: (-sign * points[i][0], i))
+
+
+def hv_reference(band: tuple[float, float], chance: float) -> tuple[float, float]:
+    """The hypervolume's reference point in (error, FLOPs): chance error and 1.1 x the band's top FLOPs."""
+    return chance, 1.1 * band[1]
+
+
+def hypervolume(points: Sequence[tuple[float, float]], band: tuple[float, float], chance: float) -> float:
+    """Hypervolume of (error, FLOPs) points against (chance error, 1.1 x the band's top FLOPs), FLOPs as
+    log(F / band low) / log(band high / band low); points beyond the reference add nothing."""
+    import moocore
+    import numpy as np
+
+    lo, hi = band
+    span = math.log(hi / lo) if hi > lo else 1.0
+    ref = np.array([chance, math.log(hv_reference(band, chance)[1] / lo) / span])
+    pts = np.array([[e, math.log(f / lo) / span] for e, f in points], dtype=float).reshape(-1, 2)
+    pts = pts[np.all(pts < ref, axis=1)]
+    return float(moocore.hypervolume(pts, ref=ref)) if len(pts) else 0.0
+
+
+def hypervolume_steps(points: Sequence[Optional[tuple[float, float]]], band: tuple[float, float],
+                      chance: float) -> list[float]:
+    """The hypervolume of the first k points' front for every k (None: a step that adds no point, e.g. a
+    failed trial); recomputed only when a point joins the front, so 10,000 steps cost a few fronts."""
+    front: list[tuple[float, float]] = []
+    value, out = 0.0, []
+    for p in points:
+        if p is not None and not any(q[0] <= p[0] and q[1] <= p[1] for q in front):
+            front = [q for q in front if not (p[0] <= q[0] and p[1] <= q[1])] + [p]
+            value = hypervolume(front, band, chance)
+        out.append(value)
+    return out
