@@ -121,14 +121,15 @@ def test_cli_writes_the_page_and_refuses_bad_input(tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "sim"
-    result = runner.invoke(app, ["simulate", "--seeds", "2", "--compute", "800", "--strategies", "random,rungs",
-                                 "--out", str(out)])
+    result = runner.invoke(app, ["simulate", "--seeds", "2", "--first-seed", "5", "--compute", "800",
+                                 "--strategies", "random,rungs", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "index.html").is_file() and (out / "hv_vs_compute.png").is_file()
     import pandas as pd
 
     table = pd.read_csv(out / "strategies.csv")
     assert sorted(table.strategy.unique()) == ["random", "rungs"] and len(table) == 4
+    assert sorted(table.seed) == [5, 5, 6, 6]                    # --first-seed: fresh seeds 5 and 6
     for args, says in [(["--strategies", "grid"], "unknown grid"), (["--rungs", "0.5,0.25"], "increasing"),
                        (["--rungs", "0.25,0.5"], "write it as 1"), (["--flops", "30M:10M"], "--flops")]:
         bad = runner.invoke(app, ["simulate", "--seeds", "1", "--out", str(tmp_path / "x"), *args])
