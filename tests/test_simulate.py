@@ -137,11 +137,11 @@ def test_cli_writes_the_page_and_refuses_bad_input(tmp_path):
 
 
 @pytest.mark.heavy
-def test_tuned_rungs_need_less_compute_than_random_over_20_seeds():
-    # the sweep's best row (docs/simulate.md): 1/16, 1/4, 1 with eta 4 on seeds 0-19, 2 workers, 2 device-hours
-    ladder = Ladder((1 / 16, 1 / 4, 1.0), eta=4)
+def test_default_rungs_need_less_compute_than_random_over_20_seeds():
+    # the default ladder (docs/simulate.md's sweep): 1/9, 1/3, 1 with eta 3 on seeds 0-19, 2 workers, 2 device-hours
+    ladder = Ladder.geometric(1.0, eta=3, rungs=3)
     result = compare(bench, ["random", "rungs"], ladder, compute=7200.0, seeds=20, workers=2)
     random_, rungs = result.outcome("random"), result.outcome("rungs")
     assert rungs.reached >= random_.reached
-    # the goal was <= 1/3; measured 0.49 (IQR 0.34-0.74 of random's median): it is not met
+    # the goal was <= 1/3; measured 0.52 (IQR 0.44-0.90 of random's median): it is not met
     assert rungs.median_to_target <= 0.6 * random_.median_to_target
