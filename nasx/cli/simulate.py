@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         compute: float = typer.Option(7200.0, "--compute", min=1.0, help="Compute budget of every run in device-seconds (default: 2 workers x 1 h)."),
         workers: int = typer.Option(2, "--workers", "-w", min=1, help="Simulated workers."),
         seeds: int = typer.Option(20, "--seeds", min=1, help="Runs per strategy."),
+        first_seed: int = typer.Option(0, "--first-seed", min=0, help="Seeds are FIRST, ..., FIRST + SEEDS - 1 (fresh seeds confirm a ladder chosen on others)."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default reports/simulate-SPACE/)."),
     ) -> None:
         """Compare search strategies at equal compute: compute each needs to reach random search's hypervolume.
@@ -58,12 +59,13 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"\r{runs[0]}/{len(set(['random'] + names)) * seeds} runs ({trace.strategy}, seed "
                            f"{trace.seed})", err=True, nl=False)
 
-            result = compare(make_oracle, names, ladder, compute, seeds, workers, on_run)
+            result = compare(make_oracle, names, ladder, compute, seeds, workers, on_run, first_seed=first_seed)
             typer.echo("", err=True)
             from ..report.simulate import write_simulation_report
 
             setup = [f"command: nasx {shlex.join(sys.argv[1:])}", *setup,
-                     f"{workers} simulated workers, {compute:g} device-seconds per run, {seeds} seeds per strategy",
+                     f"{workers} simulated workers, {compute:g} device-seconds per run, {seeds} seeds per strategy "
+                     f"({first_seed}-{first_seed + seeds - 1})",
                      f"rungs (work relative to the top): {', '.join(f'{w:.3g}' for w in ladder.work)}, eta {ladder.eta}; "
                      f"a promoted net is retrained from scratch (work per net reaching the top: "
                      f"{ladder.retrain_overhead():.2f} x the top budget)"]

@@ -385,15 +385,16 @@ def make_strategy(name: str, oracle: Oracle, ladder: Ladder, seed: int) -> Any:
 
 
 def compare(make_oracle: Any, strategies: Sequence[str], ladder: Ladder, compute: float, seeds: int,
-            workers: int = 2, on_run: Any = None, target_quantile: float = 0.25) -> Comparison:
-    """Run every strategy under `seeds` seeds, each on a fresh oracle from `make_oracle()`, until `compute`
-    device-seconds. The target hypervolume is the `target_quantile` quantile (lower) of random search's final
-    ones: the hypervolume random search reaches within the budget in 1 - q of its seeds, so that its own median
-    compute to the target is measured rather than censored (random runs first and is always included)."""
+            workers: int = 2, on_run: Any = None, target_quantile: float = 0.25, first_seed: int = 0) -> Comparison:
+    """Run every strategy under the seeds first_seed, ..., first_seed + seeds - 1, each on a fresh oracle from
+    `make_oracle()`, until `compute` device-seconds. The target hypervolume is the `target_quantile` quantile
+    (lower) of random search's final ones: the hypervolume random search reaches within the budget in 1 - q of
+    its seeds, so that its own median compute to the target is measured rather than censored (random runs first
+    and is always included)."""
     names = ["random"] + [s for s in strategies if s != "random"]
     traces: list[Trace] = []
     for name in names:
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             oracle = make_oracle()
             traces.append(simulate(make_strategy(name, oracle, ladder, seed), oracle, compute, workers, name, seed))
             if on_run is not None:

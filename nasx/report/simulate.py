@@ -50,8 +50,9 @@ def write_simulation_report(result: Any, out: Path, title: str, setup: Sequence[
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{"strategy": o.strategy, "seed": s, "compute_to_target": o.to_target[s], "final_hv": o.final_hv[s],
-             "trainings": o.trainings[s]} for o in result.outcomes for s in range(len(o.to_target))]
+    rows = [{"strategy": o.strategy, "seed": seed, "compute_to_target": o.to_target[s], "final_hv": o.final_hv[s],
+             "trainings": o.trainings[s]} for o in result.outcomes
+            for s, seed in enumerate(t.seed for t in result.traces if t.strategy == o.strategy)]
     pd.DataFrame(rows).to_csv(out / "strategies.csv", index=False)
     pd.DataFrame([{"strategy": t.strategy, "seed": t.seed, "compute": c, "hv": h} for t in result.traces
                   for c, h in zip(t.compute, t.hv)]).to_csv(out / "traces.csv", index=False)
