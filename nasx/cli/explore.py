@@ -22,6 +22,8 @@ class Sampler(str, Enum):
     random = "random"
 
 
+# long: the typer registration of `explore`, a nested function whose length is its options and its summary lines
+# (the thin CLI layer over nasx.study.explore)
 def register(app: typer.Typer) -> None:
     """Add `explore` to the app."""
 

@@ -135,6 +135,7 @@ def fixed_effects_slope(xs: np.ndarray, values: np.ndarray, level: float = 0.95)
     return slope, slope - half, slope + half, df, float(2 * stats.t.sf(abs(slope) / se, df))
 
 
+# long: its docstring states the method and its calibration (two thirds of the lines)
 def trend_verdict(values_by_setting: Mapping[float, Sequence[float]], level: float = 0.95, *,
                   quantity: str = "error", setting: str = "the setting", unit: str = "points",
                   log_scale: bool = True) -> TrendVerdict:
