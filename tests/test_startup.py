@@ -108,7 +108,7 @@ def test_report_of_400_trials_names_its_importance_method(tmp_path):
     index = write_report(["big"], storage=str(tmp_path / "big.journal"), out=tmp_path / "out")
     page = index.read_text()
     assert "PED-ANOVA evaluator on the" in page and f"fANOVA, the method up to {FANOVA_MAX_TRIALS} complete" in page
-    assert (tmp_path / "out" / "importance-big.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "importance-big.svg").stat().st_size > 10_000
     trials = (tmp_path / "out" / "trials.csv").read_text().splitlines()
     assert len(trials) == 401
     # beyond 300 dots the scatter is one image in the SVG, not one path per dot

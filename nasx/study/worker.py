@@ -302,7 +302,7 @@ class Worker:
         device = resolve_device(cfg.device)
         datasets = {side: (dataset.resized(side) if side is not None else dataset).to(device)  # once per worker
                     for side in {p.resolution for p in budgets}}
-        context = {"dataset": dataset.name, "split_hash": dataset.split_hash, "device": record.device_name(device),
+        context = {"dataset": dataset.name, "device": record.device_name(device),
                    "versions": record.versions(), "worker": self.index, "owner": owner_id(), "process": process_id()}
         heartbeat = Heartbeat(study, storage, cfg.heartbeat, cfg.grace,
                               lambda: study_lock(cfg.storage_url, cfg.name, engines))
@@ -487,7 +487,8 @@ class Worker:
         as now stored (with the choices the sampler made meanwhile)."""
         fields = dict(spec=p.spec.to_dict(), spec_id=p.spec.id, description=p.spec.describe(), flops=p.flops,
                       params=p.params, acts=p.acts, seed=rec.seed if rec.seed is not None else self.cfg.seed,
-                      budget=ctx.budget(rec.rung).to_dict(), rung=rec.rung, **ctx.context)
+                      **ctx.context, budget=ctx.budget(rec.rung).to_dict(), rung=rec.rung,
+                      split_hash=ctx.dataset(rec.rung).split_hash)  # the split as trained (@side at a proxy side)
         record.write(trial, **fields)
         return replace(rec, choices=dict(trial.params), **fields)
 
