@@ -199,10 +199,11 @@ def test_adapts_to_a_one_channel_dataset():
 
 @pytest.mark.slow
 def test_real_cifar10_short_cpu_training_beats_chance(cifar10, all_cores):
-    """16-32-64 ResNet-8, two epochs over a 30% stratified subset (27k images), batch 128 on the CPU."""
+    """16-32-64 ResNet-8, two epochs over a 20% stratified subset (18k images), batch 128 on the CPU (2026-12-01,
+    quiet 2-core machine: 41.9% validation accuracy in 37 s)."""
     net = tiny_net((16, 32, 64))
     t = time.perf_counter()
-    r = train(net, cifar10, Proxy(epochs=2, fraction=0.3, batch_size=128), "cpu", seed=0, config=TrainConfig(lr=0.2))
+    r = train(net, cifar10, Proxy(epochs=2, fraction=0.2, batch_size=128), "cpu", seed=0, config=TrainConfig(lr=0.2))
     seconds = time.perf_counter() - t
     print(f"\nreal CIFAR-10 short training: val {r.val_acc} in {seconds:.1f} s, {r.images_per_s:.0f} img/s")
     assert r.reason == "completed"
