@@ -127,7 +127,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
             values = [curve[-1], float(cx.flops)]
         out.update(train_loss=[2.3 * (1 - c) for c in out["curve"]], wall_time=float(1e-7 * cx.flops),
                    images_per_s=float(1e11 / cx.flops))
-        attrs = TrialRecord(number=number, state=state.name, **net, **out).to_attrs()
+        attrs = TrialRecord.of(number, state.name, **net, **out).to_attrs()
         trials.append(create_trial(state=state, values=values, params=drawn.params,
                                    distributions=drawn.distributions, user_attrs=attrs))
     logs = _Logs()

@@ -199,7 +199,7 @@ def test_tiny_ablation_table_and_plot(tmp_path):
 
 def T(setting, order, seed, val, state, number=0):
     """An ablation run's record."""
-    return TrialRecord(number, state, seed=seed, val_acc=val, test_acc=val, params=1, flops=2, images_per_s=10.0,
+    return TrialRecord.of(number, state, seed=seed, val_acc=val, test_acc=val, params=1, flops=2, images_per_s=10.0,
                        tags={"setting": setting, "order": order, "cardinality": order + 1, "group_width": 4,
                              "depths": [1], "widths": [8], "deviation": 0.0, "vary": "cardinality"})
 

@@ -217,7 +217,7 @@ def test_a_lower_resolution_trains_the_same_net_on_resized_images(tmp_path):
         rec = TrialRecord.from_trial(t)
         deployed = NetSpec.from_dict(dict(rec.spec))
         assert deployed.resolution == 16 and rec.flops == complexity(deployed).flops  # counts: the deployed net
-        assert rec.trained_spec_id == deployed.replace(resolution=8).id != rec.spec_id
+        assert rec.outcome.trained_spec_id == deployed.replace(resolution=8).id != rec.spec_id
         assert rec.budget["resolution"] == 8 and rec.split_hash.endswith("@8")
         # the stored budget keeps the keys and their order of earlier versions: epochs, fraction, resolution, batch
         assert json.dumps(t.user_attrs["budget"]) == '{"epochs": 1, "fraction": 1.0, "resolution": 8}'
@@ -228,7 +228,7 @@ def test_measure_agrees_with_the_rank_statistics_on_stored_records():
     proxy = [0.30, 0.41, 0.38, 0.36, 0.20, 0.45, 0.33]
 
     def recs(values, budget, role):
-        return [TrialRecord(i, "COMPLETE", val_acc=v, wall_time=2.0 if role == "proxy" else 9.0, spec_id=f"n{i}",
+        return [TrialRecord.of(i, "COMPLETE", val_acc=v, wall_time=2.0 if role == "proxy" else 9.0, spec_id=f"n{i}",
                             flops=1000 + i, tags={"fidelity": "m", "budget": budget, "role": role, "net": i})
                 for i, v in enumerate(values)]
 
@@ -249,7 +249,7 @@ def test_measure_agrees_with_the_rank_statistics_on_stored_records():
 
 def _data(proxy, refs, flops, params, name="m"):
     def recs(values, budget, role):
-        return [TrialRecord(i, "COMPLETE", val_acc=v, wall_time=2.0 if role == "proxy" else 9.0, spec_id=f"n{i}",
+        return [TrialRecord.of(i, "COMPLETE", val_acc=v, wall_time=2.0 if role == "proxy" else 9.0, spec_id=f"n{i}",
                             flops=flops[i], params=params[i],
                             tags={"fidelity": name, "budget": budget, "role": role, "net": i})
                 for i, v in enumerate(values)]

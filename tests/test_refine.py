@@ -86,7 +86,7 @@ def drawn(planted_file):
 
 
 def records(drawn, accuracy, test_acc=None) -> list[TrialRecord]:
-    return [TrialRecord(i, "COMPLETE", spec=s.spec.to_dict(), spec_id=s.spec.id, flops=s.complexity.flops,
+    return [TrialRecord.of(i, "COMPLETE", spec=s.spec.to_dict(), spec_id=s.spec.id, flops=s.complexity.flops,
                         val_acc=accuracy(s.spec), test_acc=None if test_acc is None else test_acc(s.spec))
             for i, s in enumerate(drawn)]
 
@@ -257,7 +257,7 @@ def test_two_rounds_end_to_end_then_resume_trains_nothing(planted_file, tmp_path
     assert info.space == str(out / "round-2.yaml") and info.proxy.get("corner") is None
     done = [r for r in recs if r.state == "COMPLETE"]
     assert len(done) == 16 and all(widths_non_decreasing(r.net) for r in done)
-    assert all(r.test_acc is None for r in done) and all(r.tags["round"] == 2 for r in done)
+    assert all(r.outcome.test_acc is None for r in done) and all(r.tags["round"] == 2 for r in done)
     refined = load_space(run.refined)
     assert refined.content_hash == load_space(out / "round-3.yaml").content_hash
     # the file holds the band and the input the nets were trained at: it samples in band with its own defaults

@@ -113,10 +113,10 @@ def test_a_study_with_rungs_is_judged_at_its_top_rung_only():
     info = StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 0,
                      rungs=({"epochs": 1, "fraction": 0.25}, {"epochs": 1, "fraction": 1.0}), eta=3)
     spec = {"x": 1}
-    recs = [TrialRecord(0, "COMPLETE", spec=spec, spec_id="a", flops=10, seed=0, val_acc=0.9, rung=0),
-            TrialRecord(1, "COMPLETE", spec=spec, spec_id="a", flops=10, seed=0, val_acc=0.6, rung=1, promoted_from=0),
-            TrialRecord(2, "COMPLETE", spec=spec, spec_id="b", flops=20, seed=0, val_acc=0.7, rung=1),
-            TrialRecord(3, "COMPLETE", spec=spec, spec_id="c", flops=5, seed=0, val_acc=0.8, rung=0)]
+    recs = [TrialRecord.of(0, "COMPLETE", spec=spec, spec_id="a", flops=10, seed=0, val_acc=0.9, rung=0),
+            TrialRecord.of(1, "COMPLETE", spec=spec, spec_id="a", flops=10, seed=0, val_acc=0.6, rung=1, promoted_from=0),
+            TrialRecord.of(2, "COMPLETE", spec=spec, spec_id="b", flops=20, seed=0, val_acc=0.7, rung=1),
+            TrialRecord.of(3, "COMPLETE", spec=spec, spec_id="c", flops=5, seed=0, val_acc=0.8, rung=0)]
     assert [n.number for n in study_nets(recs, info)] == [1, 2]
     plain = StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 0)
     assert [n.number for n in study_nets(recs, plain)] == [0, 1, 2, 3]

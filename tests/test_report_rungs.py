@@ -50,7 +50,7 @@ def make_rung_study(path, name: str = "rungs") -> None:
                                 objectives=("accuracy", "flops"), val_size=0.1, seed=0, rungs=RUNGS, eta=3),
                {"space": "resnet", "dataset": "synthetic", "flops": list(BAND)})
     for number, (net, rung, state, acc, flops, wall, source, dup) in enumerate(PLAN):
-        record = TrialRecord(number=number, state=state, spec=SPEC, spec_id=f"net-{net}", description=net,
+        record = TrialRecord.of(number, state, spec=SPEC, spec_id=f"net-{net}", description=net,
                              flops=int(flops), params=1000, dataset="synthetic", budget=RUNGS[rung], rung=rung,
                              promoted_from=source, duplicate_of=dup, val_acc=acc, wall_time=wall,
                              curve=(acc,) if acc is not None else (), fail_reason="nan" if state == "FAIL" else None)

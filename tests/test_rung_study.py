@@ -45,7 +45,7 @@ def assert_promotions_as_specified(records: list[TrialRecord], nets: int, sequen
     """Each (net, rung) trained once; rung 0 holds `nets` nets; every promotion came from the rung below and no
     promotion is due at the end; run one at a time, each promoted net was among the top floor(n / 3) of the n
     results its rung had when it was promoted."""
-    trained = [r for r in records if r.state in ("COMPLETE", "FAIL") and r.rung is not None and r.fail_reason is None]
+    trained = [r for r in records if r.state in ("COMPLETE", "FAIL") and r.rung is not None and r.outcome.fail_reason is None]
     assert Counter((r.spec_id, r.rung) for r in trained).most_common(1)[0][1] == 1  # each net once per rung
     by_rung = Counter(r.rung for r in trained if r.state == "COMPLETE")
     assert by_rung[0] == nets and by_rung[1] >= nets // 3 and by_rung[2] >= by_rung[1] // 3 >= 1
@@ -93,7 +93,7 @@ def test_a_resumed_rung_study_neither_loses_nor_repeats_a_promotion(tmp_path):
     cfg = config(tmp_path, trials=9)
     assert run_study(cfg, train_fn=interrupting).interrupted
     before = records_of(cfg)
-    assert [r.fail_reason for r in before if r.state == "FAIL"] == ["interrupted"]
+    assert [r.outcome.fail_reason for r in before if r.state == "FAIL"] == ["interrupted"]
     resumed = run_study(cfg, train_fn=rung_train)
     assert not resumed.interrupted
     records = records_of(cfg)

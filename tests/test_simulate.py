@@ -31,7 +31,7 @@ def bench():
 def test_replay_serves_the_recorded_results(fidelity_data):
     table = ReplayTable.from_fidelity(fidelity_data)
     reference = next(b for b, r in fidelity_data.roles.items() if r == "reference")
-    recorded = {r.spec_id: (r.val_acc, r.wall_time) for r in fidelity_data.budgets[reference] if r.state == "COMPLETE"}
+    recorded = {r.spec_id: (r.outcome.val_acc, r.outcome.wall_time) for r in fidelity_data.budgets[reference] if r.state == "COMPLETE"}
     assert table.work[-1] == 1.0 and len(table.pool) == len(recorded) == 16
     trace = simulate(FixedBudget(table, 1.0, "random", seed=3), table, compute=1e9, workers=2)
     # every net of the pool trained once at the reference budget, with exactly its recorded accuracy and seconds
@@ -48,7 +48,7 @@ def test_replay_rungs_use_the_recorded_proxy(fidelity_data):
     ladder = Ladder((work, 1.0), eta=4)
     trace = simulate(Rungs(table, ladder, seed=0), table, compute=1e9, workers=1)
     low = {k: a for k, r, a, _ in trace.jobs if r == 0}
-    recorded = {r.spec_id: r.val_acc for r in fidelity_data.budgets[proxy] if r.state == "COMPLETE"}
+    recorded = {r.spec_id: r.outcome.val_acc for r in fidelity_data.budgets[proxy] if r.state == "COMPLETE"}
     assert low == pytest.approx({k: recorded[k] for k in low}) and len(low) == 16
     promoted = [k for k, r, *_ in trace.jobs if r == 1]
     assert len(promoted) == len(set(promoted)) >= 16 // 4     # each once; ASHA never takes a promotion back

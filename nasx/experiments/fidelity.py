@@ -337,9 +337,9 @@ def _net_table(data: FidelityData) -> tuple[Any, dict[str, list[float]], dict[st
             for key in BASELINES:  # the counts the baselines rank by
                 if getattr(rec, key) is not None:
                     row[key] = getattr(rec, key)
-            if rec.state == "COMPLETE" and rec.val_acc is not None:
-                row[budget] = rec.val_acc
-                seconds.setdefault(budget, []).append(float(rec.wall_time or math.nan))
+            if rec.state == "COMPLETE" and rec.outcome.val_acc is not None:
+                row[budget] = rec.outcome.val_acc
+                seconds.setdefault(budget, []).append(float(rec.outcome.wall_time or math.nan))
                 device, dataset = rec.device or device, rec.dataset or dataset
                 done += 1
         missing[budget] = len(records) - done
@@ -355,10 +355,10 @@ def _ceiling(data: FidelityData, table: Any, reference: str, missing: dict[str, 
     ceiling = []
     for offset, records in sorted(data.ceiling.items()):
         label = f"{reference} seed +{offset}"
-        acc = {int(r.tags.get("net", -1)): r.val_acc for r in records if r.state == "COMPLETE" and r.val_acc is not None}
+        acc = {int(r.tags.get("net", -1)): r.outcome.val_acc for r in records if r.state == "COMPLETE" and r.outcome.val_acc is not None}
         table[label] = table["net"].map(acc).astype(float)
         both = table[[label, reference]].dropna() if reference in table else pd.DataFrame(columns=[label, reference])
-        spent = [float(r.wall_time or math.nan) for r in records if r.state == "COMPLETE"]
+        spent = [float(r.outcome.wall_time or math.nan) for r in records if r.state == "COMPLETE"]
         ceiling.append(agreement(label, "ceiling", data.costs.get(reference, math.nan),
                                  float(np.nanmean(spent)) if spent else math.nan, both[label].to_numpy(float),
                                  both[reference].to_numpy(float)))

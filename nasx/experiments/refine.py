@@ -396,7 +396,7 @@ def _nets(records: Sequence[TrialRecord], space: Space) -> tuple[list[_Net], dic
         excluded[why] = excluded.get(why, 0) + 1
 
     for r in records:
-        if r.state != "COMPLETE" or r.val_acc is None or r.spec is None:
+        if r.state != "COMPLETE" or r.outcome.val_acc is None or r.spec is None:
             leave("not complete")
             continue
         net = r.net
@@ -412,7 +412,7 @@ def _nets(records: Sequence[TrialRecord], space: Space) -> tuple[list[_Net], dic
             leave("not members of the space")
             continue
         seen.add(net.id)
-        nets.append(_Net(net, 1.0 - float(r.val_acc), float(r.flops or 0) or _flops(net), r.number))
+        nets.append(_Net(net, 1.0 - float(r.outcome.val_acc), float(r.flops or 0) or _flops(net), r.number))
     return nets, excluded, first_reason
 
 

@@ -140,9 +140,9 @@ class ReplayTable:
         for budget, records in data.budgets.items():
             work = data.costs[budget] / data.costs[reference]
             for rec in records:
-                if rec.state != "COMPLETE" or rec.val_acc is None or rec.spec_id is None:
+                if rec.state != "COMPLETE" or rec.outcome.val_acc is None or rec.spec_id is None:
                     continue
-                rows.append((rec.spec_id, work, int(rec.seed or 0), float(rec.val_acc), float(rec.wall_time or 0.0)))
+                rows.append((rec.spec_id, work, int(rec.seed or 0), float(rec.outcome.val_acc), float(rec.outcome.wall_time or 0.0)))
                 flops_of[rec.spec_id] = float(rec.flops)
         return cls(rows, flops_of, chance)
 

@@ -38,8 +38,8 @@ def ablation_rows(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
                      "complete": r.state == "COMPLETE", "seed": r.seed, "cardinality": t.get("cardinality"),
                      "group_width": t.get("group_width"), "depths": t.get("depths"), "widths": t.get("widths"),
                      "value": t.get("value"), "params": r.params, "flops": r.flops, "deviation": t.get("deviation"),
-                     "is_base": t.get("is_base", False), "val_acc": r.val_acc, "test_acc": r.test_acc,
-                     "images_per_s": r.images_per_s, "vary": t.get("vary"), "device": r.device,
+                     "is_base": t.get("is_base", False), "val_acc": r.outcome.val_acc, "test_acc": r.outcome.test_acc,
+                     "images_per_s": r.outcome.images_per_s, "vary": t.get("vary"), "device": r.device,
                      "dataset": r.dataset, "budget": r.budget, "template": t.get("template"),
                      "num_classes": (r.spec or {}).get("num_classes")})
     return rows

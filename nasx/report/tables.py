@@ -113,8 +113,8 @@ def trials_table(records: Sequence[TrialRecord], study: str = "", info: Optional
         for key in COLUMNS:
             row[key] = full[key]
         row["budget"] = budget_name(r.budget)
-        row["last_val_acc"] = r.curve[-1] if r.curve else None
-        row["curve"] = json.dumps([round(float(c), 6) for c in r.curve])
+        row["last_val_acc"] = r.outcome.curve[-1] if r.outcome.curve else None
+        row["curve"] = json.dumps([round(float(c), 6) for c in r.outcome.curve])
         row.update({k: v for k, v in full.items() if k.startswith(("tag_", "param_"))})
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else ["study", "number", "state", *COLUMNS, "budget", "last_val_acc",

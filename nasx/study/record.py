@@ -83,22 +83,10 @@ class TrialRecord:
     # promotion, the trial of the rung below whose net it retrains at this rung's budget
     rung: Optional[int] = None
     promoted_from: Optional[int] = None
-    # what came out: with prune_reason and fail_reason, the fields of an Outcome, kept flat as they are stored and
-    # tabulated (`outcome` reads them as one)
-    curve: tuple[float, ...] = ()  # validation accuracy after each epoch
-    train_loss: tuple[float, ...] = ()
-    val_acc: Optional[float] = None
-    test_acc: Optional[float] = None  # final numbers only; never read by a search
-    wall_time: Optional[float] = None
-    images_per_s: Optional[float] = None
-    epochs_run: Optional[int] = None
-    reason: Optional[str] = None  # the trainer's stop reason: completed, pruned, nan, oom, interrupted
-    peak_memory_bytes: Optional[int] = None
-    trained_spec_id: Optional[str] = None  # the id of the module the trainer built (equals spec_id)
-    # why a trial is not a plain complete one
+    # what came out (its fields are stored flat, under their own names, beside the record's)
+    outcome: Outcome = field(default_factory=Outcome)
+    # why a trial is not a plain complete one (with the outcome's prune_reason and fail_reason)
     duplicate_of: Optional[int] = None
-    prune_reason: Optional[str] = None
-    fail_reason: Optional[str] = None
     rejected: Optional[str] = None  # a drawn structure the space could not fit in the band (never trained)
     retry_of: Optional[int] = None
     retries: Optional[int] = None
@@ -131,18 +119,24 @@ class TrialRecord:
         for key in ("curve", "train_loss"):
             if key in data:
                 data[key] = tuple(float(v) for v in data[key] or ())
+        outcome = Outcome(**{k: data.pop(k) for k in _outcome_fields() if k in data})
         values = tuple(trial.values) if trial.values is not None else None
         return cls(number=trial.number, state=trial.state.name, values=values, choices=dict(trial.params),
-                   tags=tags, **data)
+                   tags=tags, outcome=outcome, **data)
+
+    @classmethod
+    def of(cls, number: int, state: str, **fields: Any) -> "TrialRecord":
+        """A record from flat fields as they are stored (the outcome's among the record's)."""
+        outcome = Outcome(**{k: fields.pop(k) for k in list(fields) if k in _outcome_set()})
+        return cls(number, state, outcome=outcome, **fields)
 
     def to_attrs(self) -> dict[str, Any]:
         """The user attributes that store this record (unset fields left out)."""
-        return _attrs({f: getattr(self, f) for f in _stored_fields()}, dict(self.tags))
+        return _attrs({**{f: getattr(self, f) for f in _record_fields()}, **self.outcome.fields()}, dict(self.tags))
 
-    @property
-    def outcome(self) -> Outcome:
-        """What training this trial's net gave (empty fields for a trial not trained yet)."""
-        return Outcome(**{name: getattr(self, name) for name in _outcome_fields()})
+    def get(self, name: str) -> Any:
+        """A stored field by name: the record's own, or its outcome's (a table's column)."""
+        return getattr(self.outcome if name in _outcome_set() else self, name)
 
     def retry_attrs(self) -> dict[str, Any]:
         """The user attributes of this trial's retry: the record whole (its net, seed, context, candidate and tags),
@@ -161,7 +155,7 @@ class TrialRecord:
     def row(self, fields: Optional[Sequence[str]] = None) -> dict[str, Any]:
         """A flat dict for tables: the fields (default: every one), curve as a list, tags as `tag_<name>`,
         choices as `param_<name>`."""
-        out = {name: getattr(self, name) for name in (_row_fields() if fields is None else fields)}
+        out = {name: self.get(name) for name in (_row_fields() if fields is None else fields)}
         for key in ("curve", "train_loss"):
             if key in out:
                 out[key] = list(out[key])
@@ -180,8 +174,25 @@ def _outcome_fields() -> tuple[str, ...]:
 
 
 @functools.cache
+def _outcome_set() -> frozenset[str]:
+    return frozenset(_outcome_fields())
+
+
+def _expanded(names: Sequence[str]) -> tuple[str, ...]:
+    """Field names with `outcome` replaced by the outcome's own fields, in place."""
+    return tuple(n for name in names for n in (_outcome_fields() if name == "outcome" else (name,)))
+
+
+@functools.cache
 def _row_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("tags", "choices"))
+    return _expanded([f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("tags", "choices")])
+
+
+@functools.cache
+def _record_fields() -> tuple[str, ...]:
+    """The record's own stored fields (its outcome's are stored beside them)."""
+    return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("number", "state", "values",
+                                                                                   "choices", "tags", "outcome"))
 
 
 @functools.cache
@@ -191,8 +202,7 @@ def _stored_set() -> frozenset[str]:
 
 @functools.cache
 def _stored_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("number", "state", "values",
-                                                                                   "choices", "tags"))
+    return _record_fields() + _outcome_fields()
 
 
 def _attrs(fields: Mapping[str, Any], tags: Mapping[str, Any]) -> dict[str, Any]:

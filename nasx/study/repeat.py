@@ -78,12 +78,12 @@ def study_nets(records: Sequence[TrialRecord], info: Optional[StudyInfo]) -> lis
     top = len(info.rungs) - 1 if info is not None and info.rungs else None
     nets = []
     for r in sorted(records, key=lambda r: r.number):
-        if r.state != "COMPLETE" or r.duplicate_of is not None or r.val_acc is None or r.spec is None:
+        if r.state != "COMPLETE" or r.duplicate_of is not None or r.outcome.val_acc is None or r.spec is None:
             continue
         if top is not None and r.rung != top:
             continue
         nets.append(StudyNet(r.number, r.spec_id, r.description or "", int(r.flops), int(r.seed or 0),
-                             float(r.val_acc), r.spec))
+                             float(r.outcome.val_acc), r.spec))
     return nets
 
 
@@ -99,8 +99,8 @@ def seed_values(nets: Sequence[StudyNet], repeats: Sequence[TrialRecord]) -> dic
     ids = {n.number: n.spec_id for n in nets}
     for r in repeats:
         of = r.tags.get(TAG)
-        if r.state == "COMPLETE" and r.val_acc is not None and of in out and r.spec_id == ids[of]:
-            out[of].append((int(r.seed), float(r.val_acc)))
+        if r.state == "COMPLETE" and r.outcome.val_acc is not None and of in out and r.spec_id == ids[of]:
+            out[of].append((int(r.seed), float(r.outcome.val_acc)))
     return {k: sorted(v) for k, v in out.items()}
 
 

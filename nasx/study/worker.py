@@ -514,7 +514,7 @@ class Worker:
             for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
                 peer = TrialRecord.from_trial(t)
                 if peer.duplicate_of is None:  # a net counts once, however often it was drawn
-                    peers.append((peer.flops if peer.flops is not None else math.inf, list(peer.curve)))
+                    peers.append((peer.flops if peer.flops is not None else math.inf, list(peer.outcome.curve)))
             reason = rule.check(report.epoch, report.epochs, report.val_acc, p.flops, peers)
             if reason:
                 verdict.append(reason)
