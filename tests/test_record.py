@@ -47,7 +47,7 @@ def frozen(state=TrialState.COMPLETE, **attrs):
 
 def test_a_record_round_trips_through_user_attributes():
     spec = nasx.zoo.get("resnet20")
-    rec = TrialRecord(3, "COMPLETE", spec=spec.to_dict(), spec_id=spec.id, flops=1, curve=(0.1, 0.2), seed=4,
+    rec = TrialRecord.of(3, "COMPLETE", spec=spec.to_dict(), spec_id=spec.id, flops=1, curve=(0.1, 0.2), seed=4,
                       tags={"setting": "32x4d"}, candidate_key="k")
     back = TrialRecord.from_trial(frozen(**rec.to_attrs()))
     assert back.outcome.curve == (0.1, 0.2) and back.tags == {"setting": "32x4d"} and back.net == spec
@@ -95,12 +95,14 @@ def test_an_outcome_is_stored_flat_under_the_keys_of_earlier_versions_and_read_b
     assert TrialRecord(0, "WAITING").outcome == Outcome()
     assert TrialRecord.of(3, "COMPLETE", val_acc=0.5, seed=1) == TrialRecord(3, "COMPLETE", seed=1,
                                                                             outcome=Outcome(val_acc=0.5))
-    assert back.row(["val_acc", "spec_id", "duplicate_of"]) == {"val_acc": 0.5, "spec_id": "abc", "duplicate_of": 7}
+    row = back.row(["val_acc", "spec_id", "duplicate_of"])  # a table's columns: the outcome's beside the record's
+    assert {k: row[k] for k in ("val_acc", "spec_id", "duplicate_of")} == {"val_acc": 0.5, "spec_id": "abc",
+                                                                          "duplicate_of": 7}
 
 
 def test_a_retry_copies_the_record_whole_but_what_the_lost_run_wrote():
     spec = nasx.zoo.get("resnet20")
-    lost = TrialRecord(5, "RUNNING", spec=spec.to_dict(), spec_id=spec.id, flops=9, seed=3, dataset="cifar10",
+    lost = TrialRecord.of(5, "RUNNING", spec=spec.to_dict(), spec_id=spec.id, flops=9, seed=3, dataset="cifar10",
                        budget={"epochs": 2, "fraction": 0.1}, candidate=spec.to_dict(), candidate_key="k",
                        tags={"setting": "a"}, retries=1, retry_of=2, curve=(0.1,), reason="interrupted",
                        fail_reason="lost", owner="h:1", process="p", heartbeat=1.0, worker=0, device="cpu:x",
