@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..experiments.fidelity import MIN_TAU, FidelityResult, load_fidelity, measure
-from .figures import RC, _subplots, log_axis, save
+from .figures import RC, subplots, log_axis, save
 from .page import html_page, html_table
 
 __all__ = ["write_fidelity_report"]
@@ -48,7 +48,7 @@ def _scatter(result: FidelityResult, out: Path) -> Optional[str]:
     with matplotlib.rc_context(RC):
         cols = min(3, len(proxies))
         rows = math.ceil(len(proxies) / cols)
-        fig, axes = _subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
         table = result.nets
         for ax, p in zip(axes.flat, proxies):
             both = table[[p.budget, result.reference]].dropna()
@@ -71,7 +71,7 @@ def _cost_vs_tau(result: FidelityResult, out: Path, min_tau: float) -> Optional[
         return None
     cheapest = result.cheapest(min_tau)
     with matplotlib.rc_context(RC):
-        fig, ax = _subplots(figsize=(6.0, 4.0))
+        fig, ax = subplots(figsize=(6.0, 4.0))
         for p in proxies:
             lo, hi = p.tau_ci
             err = None if lo != lo else [[max(0.0, p.tau - lo)], [max(0.0, hi - p.tau)]]  # float noise at tau = +-1

@@ -55,7 +55,7 @@ class Figure:
     file: Optional[str] = None
 
 
-def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any):
+def subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any):
     """A figure and its axes, drawn without pyplot: no backend is chosen, no global figure list is touched."""
     fig = MplFigure(figsize=figsize)
     return fig, fig.subplots(*args, **kwargs)
@@ -229,7 +229,7 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
     if not any(d.trials[key].notna().any() for d in datas):
         return Figure(f"accuracy_vs_{key}", f"Accuracy vs {what}", "No trial holds a net yet: nothing to draw.")
     several = len(datas) > 1
-    fig, ax = _subplots(figsize=(7.5, 4.8))
+    fig, ax = subplots(figsize=(7.5, 4.8))
     fail_tf = blended_transform_factory(ax.transData, ax.transAxes)
     for k, data in enumerate(datas):
         color = COLORS[k % len(COLORS)]
@@ -301,7 +301,7 @@ def vs_throughput(datas, out: Path) -> Figure:
     have = [d for d in datas if (_complete(d)["images_per_s"].astype(float) > 0).any()]
     if not have:
         return Figure(stem, title, "No throughput was recorded in these studies.")
-    fig, ax = _subplots(figsize=(7.5, 4.8))
+    fig, ax = subplots(figsize=(7.5, 4.8))
     for k, data in enumerate(datas):
         color = COLORS[k % len(COLORS)]
         done = _complete(data)
@@ -327,7 +327,7 @@ def edf_pair(errors: Sequence[Sequence[float]], flops: Sequence[Sequence[float]]
     the legend; the normalization's log-spaced FLOPs bins are shared by all samples. Returns (figure, bin edges)."""
     edges = log_bins([f for fs in flops for f in fs], bins)
     weights = [complexity_weights(fs, edges) for fs in flops]
-    fig, axes = _subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10, 4.2), sharey=True)
     for ax, normalized in zip(axes, (False, True)):
         for k, errs in enumerate(errors):
             w = weights[k] if normalized else None
@@ -461,7 +461,7 @@ def importance_figure(data, imp: Importances, out: Path) -> Figure:
     if not imp.values:
         return Figure(stem, title, imp.note)
     items = sorted(imp.values.items(), key=lambda kv: kv[1])[-15:]
-    fig, ax = _subplots(figsize=(7, 0.35 * len(items) + 1.3))
+    fig, ax = subplots(figsize=(7, 0.35 * len(items) + 1.3))
     ax.barh([k for k, _ in items], [v for _, v in items], color=COLORS[0])
     what = "share of variance" if imp.method == "fANOVA" else f"top {PED_ANOVA_QUANTILE:.0%} vs all, share"
     ax.set_xlabel(f"{imp.method} importance for validation accuracy ({what})")
@@ -483,7 +483,7 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
         return Figure(stem, title, "No sampled parameter varies across the complete trials.")
     cols = min(2, len(names))
     rows = math.ceil(len(names) / cols)
-    fig, axes = _subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
     for ax, name in itertools.zip_longest(axes.flat, names):
         if name is None:
             ax.set_visible(False)
@@ -527,7 +527,7 @@ def spread(x, wanted: bool):
 def curves_figure(datas, out: Path, limit: int = 10) -> Figure:
     """Per-epoch validation accuracy of the Pareto-optimal trials."""
     stem, title = "pareto_curves", "Training curves of the Pareto-optimal trials"
-    fig, ax = _subplots(figsize=(7.5, 4.5))
+    fig, ax = subplots(figsize=(7.5, 4.5))
     drawn, longest = 0, 1
     for k, data in enumerate(datas):
         front = _complete(data)
@@ -567,7 +567,7 @@ def hv_figure(data, curve: Optional[HvCurve], out: Path) -> Figure:
         return Figure(stem, title, "No complete trial at the study's top budget yet: no front, no hypervolume.")
     rows = curve.rows
     hours = rows["compute"].to_numpy(dtype=float) / 3600
-    fig, ax = _subplots(figsize=(7.5, 4.2))
+    fig, ax = subplots(figsize=(7.5, 4.2))
     ax.step(np.concatenate([[0.0], hours]), np.concatenate([[0.0], rows["hypervolume"].to_numpy(dtype=float)]),
             where="post", color=COLORS[0], lw=1.6)
     ax.set_xlabel("compute spent (device-hours: the summed wall time of the trained trials, in completion order)")

@@ -18,7 +18,7 @@ import matplotlib
 from ..stats import MC_LEVEL, bin_index, edf, log_bins, stratified_weights
 from ..experiments.refine import Evaluation, RefineRun, Round
 from ..study.config import redact
-from .figures import COLORS, RC, _subplots, edf_pair, save
+from .figures import COLORS, RC, subplots, edf_pair, save
 from ..units import human
 from .page import html_page, html_table
 
@@ -84,7 +84,7 @@ def _kept_figure(r: Round, out: Path) -> Optional[str]:
     if not kept:
         return None
     with matplotlib.rc_context(RC):
-        fig, axes = _subplots(1, len(kept), figsize=(4.2 * len(kept), 3.8), squeeze=False, sharey=True)
+        fig, axes = subplots(1, len(kept), figsize=(4.2 * len(kept), 3.8), squeeze=False, sharey=True)
         for ax, e in zip(axes[0], kept):
             edges = log_bins(list(e.subset_flops + e.rest_flops), max(1, min(10, e.nets // 10)))
             wa, wb = stratified_weights([bin_index(f, edges) for f in e.subset_flops],

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .figures import RC, Figure, _subplots, save
+from .figures import RC, Figure, subplots, save
 from .page import figure_html, html_page, html_table
 
 __all__ = ["write_simulation_report"]
@@ -28,7 +28,7 @@ def _hv_figure(result: Any, out: Path) -> Figure:
 
 
 def _draw_hv(result: Any, out: Path) -> Figure:
-    fig, ax = _subplots(figsize=(6.4, 4.0))
+    fig, ax = subplots(figsize=(6.4, 4.0))
     grid = np.linspace(0, result.compute, 200)
     for name in [o.strategy for o in result.outcomes]:
         curves = np.array([[t.hv_at(c) for c in grid] for t in result.traces if t.strategy == name])

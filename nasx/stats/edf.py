@@ -105,7 +105,7 @@ def ks_statistic(a: Sequence[float], b: Sequence[float], weights_a: Sequence[flo
 
 
 
-# KS permutation test (issue 14)
+# KS permutation test
 
 
 def _ks_labelled(values: np.ndarray, weights: np.ndarray, in_a: np.ndarray) -> np.ndarray:
@@ -134,7 +134,7 @@ def ks_permutation_pvalue(a: Sequence[float], b: Sequence[float], weights_a: Seq
     nets, pass the subset and its complement (unweighted, KS(subset, all) is KS(subset, complement) times a
     constant, so the p-value is the same). NaN when a sample is empty or has no weight.
 
-    Not for complexity-normalized samples whose FLOPs differ (issue 18): a relabelled value keeps the weight of its
+    Not for complexity-normalized samples whose FLOPs differ: a relabelled value keeps the weight of its
     original side, so the permuted statistic is not the normalized statistic of the permuted split, and the test
     rejects about 15% of true nulls at alpha 0.05 (docs/refine.md, Calibration); use ks_stratified_test."""
     av, bv = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
@@ -163,7 +163,7 @@ def ks_permutation_pvalue(a: Sequence[float], b: Sequence[float], weights_a: Seq
     return (1 + at_least) / (1 + valid)
 
 
-# The complexity-normalized KS test that holds its level (issue 18): labels permuted within FLOPs bins, the weights of
+# The complexity-normalized KS test that holds its level: labels permuted within FLOPs bins, the weights of
 # every permuted split recomputed, the Monte Carlo error of the p-value bounded before a decision is taken.
 
 MC_LEVEL = 0.999  # coverage of the Clopper-Pearson interval of a Monte Carlo p-value that a decision needs

@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["kendall_tau", "spearman_rho", "bootstrap_ci", "top_k_overlap", "top_k_range", "regret", "regret_range", "pair_arrays", "MAX_DEGENERATE"]
 
 
-# Rank agreement of a proxy with a reference (issue 13). Inputs are 1-D sequences of equal length; a NaN anywhere
+# Rank agreement of a proxy with a reference. Inputs are 1-D sequences of equal length; a NaN anywhere
 # gives NaN (a failed net has no rank), and so do fewer than 2 values: one net has no ranking to agree with.
 
 
