@@ -34,7 +34,7 @@ def front_of(name: str, storage: str):
     done = [r for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
             if r.state == "COMPLETE" and r.duplicate_of is None and (top is None or r.rung == top)]
     front = [done[i] for i in pareto_front([(r.values[0], r.values[1]) for r in done], (True, False))]
-    compute = sum(r.wall_time or 0.0 for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
+    compute = sum(r.outcome.wall_time or 0.0 for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
                   if r.duplicate_of is None)
     return read_config(study), info, sorted(front, key=lambda r: r.flops), len(done), compute
 
@@ -49,7 +49,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from nasx.experiments.simulate import hypervolume
+    from nasx.stats.pareto import hypervolume
     from nasx.net.spec import NetSpec
     from nasx.study import StudyConfig, run_study
     from nasx.study.record import TrialRecord, storage_url
@@ -90,8 +90,8 @@ def main() -> int:
     study = optuna.load_study(study_name=args.retrain, storage=open_storage(retrain.storage_url))
     test = {}
     for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False)):
-        if r.state == "COMPLETE" and r.test_acc is not None:
-            test[(r.spec_id, r.seed)] = r.test_acc
+        if r.state == "COMPLETE" and r.outcome.test_acc is not None:
+            test[(r.spec_id, r.seed)] = r.outcome.test_acc
     if band is None:
         flops = [r.flops for f in fronts.values() for r in f["front"]]
         band = (min(flops), max(flops))

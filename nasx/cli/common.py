@@ -28,6 +28,25 @@ def guard(prefix: str = "") -> Iterator[None]:
         fail(f"{prefix}{e}")
 
 
+@contextlib.contextmanager
+def study_errors(display, where: str) -> Iterator[None]:
+    """Run a study's work with its live display: a bad setting -> one line, exit 2; a full disk or a storage gone
+    read-only -> one line, exit 1 (what is stored stays stored); the display closed either way."""
+    from ..study.config import redact
+
+    try:
+        yield
+    except (NasxError, ValueError) as e:
+        display.close()
+        fail(str(e))
+    except OSError as e:
+        display.close()
+        fail(f"cannot write {redact(e.filename or where)} ({e.strerror or e}); free space there and run the same "
+             f"command again to resume", code=1)
+    finally:
+        display.close()
+
+
 def check_out(path, *, folder: bool = False, option: str = "--out") -> None:
     """Before any work, refuse (one line, exit 2) an output that cannot be written: a file where a folder is
     wanted or the reverse, a path under a file, a read-only or missing-permission place. Creates nothing."""

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, fail
+from .common import check_out, fail, study_errors
 
 
 class Schedule(str, Enum):
@@ -124,18 +124,9 @@ def register(app: typer.Typer) -> None:
                 display.note(proxy_note)
         except (NasxError, ValueError) as e:
             fail(str(e))
-        try:
+        with study_errors(display, cfg.storage_url):
             done = run_explore(cfg, references=references, progress=display.update, on_note=display.note,
                                repeats=repeats)
-        except (NasxError, ValueError) as e:
-            display.close()
-            fail(str(e))
-        except OSError as e:  # a full disk or a storage gone read-only mid-run: what is stored stays stored
-            display.close()
-            fail(f"cannot write {redact(e.filename or cfg.storage_url)} ({e.strerror or e}); free space there and run "
-                 f"the same command again to resume", code=1)
-        finally:
-            display.close()
         summary = done.study
         cfg = summary.config
         snap = summary.snapshot

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, fail
+from .common import check_out, fail, study_errors
 
 __all__ = ["register"]
 
@@ -36,8 +36,6 @@ def register(app: typer.Typer) -> None:
           nasx repeat resnext --repeats 2
           nasx repeat quick --repeats 3 --storage postgresql://USER:PASS@HOST/DB
         """
-        from ..errors import NasxError
-        from ..study.config import redact
         from ..study.repeat import repeat as run_repeat
         from .explore import Display
 
@@ -48,18 +46,9 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             check_out(out, folder=True)
         display = Display(f"{study}-repeats")
-        try:
+        with study_errors(display, storage or str(studies_dir)):
             done = run_repeat(study, repeats, storage=storage, studies_dir=str(studies_dir), device=device,
                               workers=workers, progress=display.update, on_note=display.note)
-        except (NasxError, ValueError) as e:
-            display.close()
-            fail(str(e))
-        except OSError as e:  # a full disk or a storage gone read-only mid-run: what is stored stays stored
-            display.close()
-            fail(f"cannot write {redact(e.filename or storage or str(studies_dir))} ({e.strerror or e}); free space "
-                 f"there and run the same command again to resume", code=1)
-        finally:
-            display.close()
         sigma = f"{100 * done.sigma:.2f} points" if done.sigma == done.sigma else "not known yet"
         typer.echo(f"study {study!r}: {len(done.front)} front net(s) and {len(done.near)} within seed noise of it "
                    f"repeated under {repeats} more seed(s) in {done.companion!r}; pooled seed std {sigma}")

@@ -345,8 +345,7 @@ class Worker:
                                            rung=due.rung + 1, promoted_from=due.number)
             ctx.study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             return ctx.study.ask(), False
-        lowest = sum(1 for r in records if r.rung == 0 and r.state in ("COMPLETE", "RUNNING", "WAITING")
-                     or r.state == "RUNNING" and r.rung is None)  # a new trial holds its rung once its net is stored
+        lowest = sum(1 for r in records if r.rung == 0 and r.state in ("COMPLETE", "RUNNING", "WAITING"))
         if lowest < self.cfg.trials:
             return ctx.study.ask(), False
         return None, not any(r.state == "RUNNING" for r in records)
