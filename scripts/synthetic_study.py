@@ -20,15 +20,24 @@ from typing import Any
 
 import numpy as np
 from optuna.storages.journal import BaseJournalBackend
+from optuna.storages.journal._base import BaseJournalSnapshot
 
 __all__ = ["make_study"]
 
 
-class _Logs(BaseJournalBackend):
-    """An in-memory journal backend: the whole study is appended to the file in one write (one fsync, not one a trial)."""
+class _Logs(BaseJournalBackend, BaseJournalSnapshot):
+    """An in-memory journal backend: the whole study is appended to the file in one write (one fsync, not one a trial);
+    it keeps the last snapshot Optuna hands it (every 100 trials), saved beside the journal as a study's workers save it."""
 
     def __init__(self) -> None:
         self.logs: list[dict[str, Any]] = []
+        self.snapshot: bytes | None = None
+
+    def save_snapshot(self, snapshot: bytes) -> None:
+        self.snapshot = snapshot
+
+    def load_snapshot(self) -> bytes | None:
+        return None
 
     def read_logs(self, log_number_from: int):
         return self.logs[log_number_from:]
@@ -86,6 +95,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     from nasx.study.record import StudyInfo, TrialRecord, write_info
     from nasx.space import load_space
     from nasx.space.sampling import Rejected, suggest
+    from nasx.study.snapshot import SnapshotJournal
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -153,6 +163,8 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     JournalFileBackend(str(path)).append_logs(logs.logs)
+    if logs.snapshot is not None:
+        SnapshotJournal(str(path)).save_snapshot(logs.snapshot)
     return time.perf_counter() - started
 
 

@@ -179,7 +179,13 @@ def test_repeat_trains_the_front_under_k_more_seeds_then_the_nets_near_it_and_re
     assert CALLS == [] and again.runs == [] and not again.interrupted
     # the page: the repeats table, and every seed's accuracy in repeats.csv (the study's other figures left out)
     monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args: [])
+    from nasx.study import storage as storage_module
+
+    opened = []
+    real_open = storage_module.open_storage
+    monkeypatch.setattr(storage_module, "open_storage", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
     index = write_report(["tiny"], storage=cfg.storage_url, out=tmp_path / "report")
+    assert len(opened) == 1  # the companion study is read through the study's storage, not replayed again
     page = index.read_text()
     assert "Repeats under more seeds" in page and "P(front)" in page and "repeats-tiny.png" in page
     csv = pd.read_csv(tmp_path / "report" / "repeats.csv")

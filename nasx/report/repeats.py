@@ -86,7 +86,8 @@ class RepeatsSection:
 def _load(data: StudyData, storage: Optional[str], studies_dir: str | Path) -> Optional[list[TrialRecord]]:
     """The records of the study's companion `<study>-repeats` in the study's storage, or None if it has none."""
     try:
-        return load_study(repeats_name(data.name), storage_url(data.name, storage, studies_dir), studies_dir).records
+        return load_study(repeats_name(data.name), storage_url(data.name, storage, studies_dir), studies_dir,
+                          data.opened).records
     except ReportError:
         return None
 

@@ -44,6 +44,7 @@ class StudyData:
     trials: Any  # pandas.DataFrame, one row per trial
     records: list[TrialRecord] = field(repr=False, default_factory=list)
     study: Any = field(repr=False, default=None)
+    opened: Any = field(repr=False, default=None)  # the Optuna storage it was read through (its companions share it)
     completed: dict[int, Any] = field(repr=False, default_factory=dict)  # trial number -> datetime_complete
 
     @property
@@ -68,21 +69,25 @@ class ZooRef:
     measured_in: str = ""  # "study #trial" where the accuracy comes from
 
 
-def load_study(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies") -> StudyData:
-    """Read a stored study into a StudyData; ReportError if there is no such study."""
+def load_study(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies",
+               opened: Any = None) -> StudyData:
+    """Read a stored study into a StudyData (through `opened`, a storage already open on it, when given); ReportError
+    if there is no such study."""
     from ..study.config import StudyError
     from ..study.storage import load_existing
 
     url = storage_url(name, storage, studies_dir)
     try:
-        study = load_existing(name, url)
+        study = load_existing(name, url, opened)
     except StudyError as e:
         raise ReportError(str(e)) from None
     frozen = study.get_trials(deepcopy=False)
     records = [TrialRecord.from_trial(t) for t in frozen]
     info = read_info(study)
     return StudyData(name=name, storage=redact(url), info=info, trials=trials_table(records, name, info),
-                     records=records, study=study, completed={t.number: t.datetime_complete for t in frozen})
+                     records=records, study=study,
+                     opened=opened or study._storage,  # Optuna's Study has no public handle to its storage
+                     completed={t.number: t.datetime_complete for t in frozen})
 
 
 def budget_name(budget: Optional[Any]) -> Optional[str]:

@@ -75,21 +75,22 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise StudyError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+
+    from .snapshot import SnapshotJournal
 
     path = journal_path(url)
     if read_only:
         if not path.is_file():
             raise StudyError(f"no journal at {path} (give --storage?)")
         # Optuna creates the file only when it is missing, and reads a cut last record as absent
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(SnapshotJournal(str(path), writable=False))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _file_lock(path.with_suffix(".lock")):
             note = repair_journal(path)
         if note and warn is not None:
             warn(note)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(SnapshotJournal(str(path)))
     except OSError as e:
         raise StudyError(f"cannot open storage {path}: {e.strerror}") from None
 
@@ -234,15 +235,17 @@ def open_study(cfg: StudyConfig, storage: Any, space_hash: Optional[str] = None)
     return study
 
 
-def load_existing(name: str, url: str):
-    """The stored study `name` at `url` (never created here); StudyError naming the storage if it is not there."""
+def load_existing(name: str, url: str, opened: Any = None):
+    """The stored study `name` at `url` (never created here), read through `opened` when given (a storage already
+    open on `url`: another study of the same journal is not read again); StudyError naming the storage if it is not
+    there."""
     import optuna
 
     from .config import redact
 
-    if not is_rdb(url) and not journal_path(url).is_file():
+    if opened is None and not is_rdb(url) and not journal_path(url).is_file():
         raise StudyError(f"unknown study {name!r}: no storage at {journal_path(url)} (give --storage?)")
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(url, read_only=True))
+        return optuna.load_study(study_name=name, storage=opened or open_storage(url, read_only=True))
     except KeyError:
         raise StudyError(f"unknown study {name!r} in {redact(url)}") from None
