@@ -32,9 +32,10 @@ class _Logs(BaseJournalBackend, BaseJournalSnapshot):
     def __init__(self) -> None:
         self.logs: list[dict[str, Any]] = []
         self.snapshot: bytes | None = None
+        self.records = 0
 
     def save_snapshot(self, snapshot: bytes) -> None:
-        self.snapshot = snapshot
+        self.snapshot, self.records = snapshot, len(self.logs)
 
     def load_snapshot(self) -> bytes | None:
         return None
@@ -163,8 +164,11 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     JournalFileBackend(str(path)).append_logs(logs.logs)
-    if logs.snapshot is not None:
-        SnapshotJournal(str(path)).save_snapshot(logs.snapshot)
+    if logs.snapshot is not None:  # saved as the worker that took it saves it: having read the records it holds
+        backend = SnapshotJournal(str(path))
+        for _ in zip(range(logs.records), backend.read_logs(0)):
+            pass
+        backend.save_snapshot(logs.snapshot)
     return time.perf_counter() - started
 
 

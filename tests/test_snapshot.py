@@ -57,7 +57,9 @@ def test_a_study_opens_from_its_snapshot_and_reads_what_a_replay_reads(tmp_path,
     _write(path, 250)
     assert snapshot_path(path).is_file()
     trials, start = _opened(path, reads)
-    assert start > 0  # the snapshot's records were not read again
+    header = json.loads(snapshot_path(path).read_bytes().split(b"\n", 1)[0])
+    assert start == header["records"] > 200  # the snapshot's records were not read again
+    assert path.read_bytes()[header["offset"] - 1:header["offset"]] == b"\n"  # where the next records start
     full = _replayed(path)
     assert len(trials) == 250
     assert [(t.number, t.state, t.values, t.params, t.user_attrs, t.datetime_start) for t in trials] == \

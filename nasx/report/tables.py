@@ -7,6 +7,7 @@ Read-only: studies are read through `nasx.study.record.TrialRecord`, never train
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,16 @@ def budget_name(budget: Optional[Any]) -> Optional[str]:
     if not budget:
         return None
     try:
-        return Proxy(**dict(budget)).name
+        return _proxy_name(tuple(sorted(dict(budget).items())))
+    except TypeError:  # a value that is not hashable: no budget a Proxy could make
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _proxy_name(items: tuple) -> Optional[str]:
+    """budget_name of a budget's sorted items (a study holds a few budgets, read once each)."""
+    try:
+        return Proxy(**dict(items)).name
     except (ProxyError, TypeError):
         return None
 
@@ -111,19 +121,17 @@ def trials_table(records: Sequence[TrialRecord], study: str = "", info: Optional
     rungs, the top rung's in one with) and `pareto` (on the front of the study's points)."""
     import pandas as pd
 
+    head = ["study", "number", "state", *COLUMNS, "budget", "last_val_acc", "curve"]
     rows = []
     for r in records:
-        full = r.row(COLUMNS)
-        row: dict[str, Any] = {"study": study, "number": r.number, "state": r.state}
-        for key in COLUMNS:
-            row[key] = full[key]
-        row["budget"] = budget_name(r.budget)
-        row["last_val_acc"] = r.outcome.curve[-1] if r.outcome.curve else None
-        row["curve"] = json.dumps([round(float(c), 6) for c in r.outcome.curve])
-        row.update({k: v for k, v in full.items() if k.startswith(("tag_", "param_"))})
+        curve = r.outcome.curve
+        row: dict[str, Any] = {"study": study, "number": r.number, "state": r.state, **r.row(COLUMNS),
+                               "budget": budget_name(r.budget), "last_val_acc": curve[-1] if curve else None,
+                               "curve": json.dumps([round(float(c), 6) for c in curve])}
         rows.append(row)
-    df = pd.DataFrame(rows, columns=None if rows else ["study", "number", "state", *COLUMNS, "budget", "last_val_acc",
-                                                       "curve"])
+    df = pd.DataFrame(rows, columns=None if rows else head)
+    fixed = set(head)
+    df = df[head + [c for c in df.columns if c not in fixed]]  # tag_* and param_* after the fixed columns
     for key in ("number", "flops", "params", "acts", "epochs_run", "seed", "duplicate_of", "rung", "promoted_from"):
         df[key] = df[key].astype("Int64")  # whole numbers stay whole beside the missing ones
     for key in ("val_acc", "test_acc", "wall_time", "images_per_s", "last_val_acc"):

@@ -102,12 +102,15 @@ class TrialRecord:
     @classmethod
     def from_trial(cls, trial: Any) -> "TrialRecord":
         """The record of an Optuna (frozen) trial."""
-        known = _stored_set()
+        own, of_outcome = _record_set(), _outcome_set()
         data: dict[str, Any] = {}
+        out: dict[str, Any] = {}
         tags: dict[str, Any] = {}
         unknown = []
         for k, v in trial.user_attrs.items():  # one pass: a report reads 10,000 of these
-            if k in known:
+            if k in of_outcome:
+                out[k] = v
+            elif k in own:
                 data[k] = v
             elif k.startswith(_TAG):
                 tags[k[len(_TAG):]] = v
@@ -117,9 +120,9 @@ class TrialRecord:
             raise RecordError(f"trial {trial.number} holds {', '.join(sorted(unknown))}, which this version of "
                               f"nasx does not know; upgrade nasx or write the study anew")
         for key in ("curve", "train_loss"):
-            if key in data:
-                data[key] = tuple(float(v) for v in data[key] or ())
-        outcome = Outcome(**{k: data.pop(k) for k in _outcome_fields() if k in data})
+            if key in out:
+                out[key] = tuple(map(float, out[key] or ()))
+        outcome = Outcome(**out)
         values = tuple(trial.values) if trial.values is not None else None
         return cls(number=trial.number, state=trial.state.name, values=values, choices=dict(trial.params),
                    tags=tags, outcome=outcome, **data)
@@ -193,6 +196,11 @@ def _record_fields() -> tuple[str, ...]:
     """The record's own stored fields (its outcome's are stored beside them)."""
     return tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name not in ("number", "state", "values",
                                                                                    "choices", "tags", "outcome"))
+
+
+@functools.cache
+def _record_set() -> frozenset[str]:
+    return frozenset(_record_fields())
 
 
 @functools.cache

@@ -68,6 +68,11 @@ class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
         if first is None:
             return
         header = {**_versions(), "first_record": first, "journal_size": self._journal.stat().st_size}
+        # where the records after the snapshot start: the last record this process read, which its replay (the
+        # snapshot) has just applied; a reader seeks there instead of reading every line before it
+        offsets = getattr(self, "_log_number_offset", None)  # JournalFileBackend's map: record number -> byte
+        if offsets:
+            header["records"], header["offset"] = max(offsets.items())
         target = snapshot_path(self._journal)
         tmp = None
         try:
@@ -84,6 +89,17 @@ class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
 
+    def _seek_to(self, records: Optional[int], offset: Optional[int]) -> None:
+        """Let the next read of the records from number `records` on start at byte `offset` (when that byte ends a
+        line, as it must)."""
+        offsets = getattr(self, "_log_number_offset", None)
+        if not isinstance(offsets, dict) or not isinstance(records, int) or not isinstance(offset, int) or offset <= 0:
+            return
+        with open(self._journal, "rb") as f:
+            f.seek(offset - 1)
+            if f.read(1) == b"\n":
+                offsets[records] = offset
+
     def load_snapshot(self) -> Optional[bytes]:
         """The saved replay state, or None when there is none or it does not belong to this journal as it is now."""
         path = snapshot_path(self._journal)
@@ -98,6 +114,8 @@ class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
                     or header.get("first_record") != _first_record_hash(self._journal)
                     or self._journal.stat().st_size < int(header.get("journal_size", 1 << 62))):
                 return None
-            return zlib.decompress(body)
+            state = zlib.decompress(body)
+            self._seek_to(header.get("records"), header.get("offset"))
+            return state
         except (OSError, ValueError, zlib.error):
             return None
