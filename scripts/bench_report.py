@@ -1,4 +1,5 @@
-"""Where `nasx report` spends its time on one stored study: Optuna's own load, nasx's tables, importances, each
+"""Where `nasx report` spends its time on one stored study: Optuna's own load (a full replay of the journal, and from
+the snapshot that the study's workers saved), nasx's tables, importances, each
 figure (drawn here one after the other, in this process), the page (its figures drawn by forked processes, whose CPU
 is counted apart); seconds of wall and CPU per phase, and the peak resident memory.
 
@@ -35,13 +36,18 @@ def main() -> None:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = str(args.studies_dir / f"{args.study}.journal")
-    with phase("optuna: load_study + get_trials"):
+    with phase("optuna: load_study + get_trials, replay"):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
         study = optuna.load_study(study_name=args.study, storage=JournalStorage(JournalFileBackend(url)))
         n = len(study.get_trials(deepcopy=False))
-    with phase("nasx: load_study (records, table)"):
+    with phase("optuna: the same from the snapshot"):
+        from nasx.study.storage import open_storage
+
+        study = optuna.load_study(study_name=args.study, storage=open_storage(url, read_only=True))
+        study.get_trials(deepcopy=False)
+    with phase("nasx: load_study (snapshot, records, table)"):
         from nasx.report.tables import load_study
 
         data = load_study(args.study, studies_dir=args.studies_dir)

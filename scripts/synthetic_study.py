@@ -96,7 +96,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     from nasx.study.record import StudyInfo, TrialRecord, write_info
     from nasx.space import load_space
     from nasx.space.sampling import Rejected, suggest
-    from nasx.study.snapshot import SnapshotJournal
+    from nasx.study.journal_snapshot import SnapshotJournal
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)

@@ -76,7 +76,7 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
             raise StudyError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
     from optuna.storages import JournalStorage
 
-    from .snapshot import SnapshotJournal
+    from .journal_snapshot import SnapshotJournal
 
     path = journal_path(url)
     if read_only:
