@@ -137,3 +137,60 @@ def test_figures_drawn_in_forked_processes_come_back_in_order_and_a_dead_child_i
     if threading.active_count() == 1:  # a forked child drew the other share
         assert len(set(pids.values())) == 2
     assert [f.stem for fs in _run(jobs, 1) for f in fs] == ["f0", "f1", "dies", "f3"]
+
+
+def _page_figures(index) -> list[str]:
+    """The page's figure sources and left-out captions, in page order."""
+    import re
+
+    page = index.read_text()
+    return re.findall(r"src='([^']+\.svg)'", page) + re.findall(r"Not drawn: [^<]*", page)
+
+
+def test_a_report_drawn_with_an_early_drawer_equals_one_drawn_without(tmp_path, monkeypatch):
+    import threading
+
+    from nasx.report import drawer as drawer_module
+
+    make_rung_study(tmp_path / "rungs.journal")
+    started = []
+    real_start = drawer_module.Drawer.start.__func__
+
+    def start(cls):
+        d = real_start(cls)
+        started.append(d)
+        return d
+
+    monkeypatch.setattr(drawer_module.Drawer, "start", classmethod(start))
+    with_drawer = write_report(["rungs"], studies_dir=tmp_path, out=tmp_path / "with")
+    monkeypatch.setattr(drawer_module.Drawer, "start", classmethod(lambda cls: None))
+    without = write_report(["rungs"], studies_dir=tmp_path, out=tmp_path / "without")
+    assert _page_figures(with_drawer) == _page_figures(without) and len(_page_figures(without)) >= 5
+    assert not [f for f in _page_figures(without) if f.startswith("Not drawn")]
+    if threading.active_count() == 1:  # a drawer ran (fork is refused beside other threads) and was waited for
+        assert started and started[0] is not None
+        with pytest.raises(ChildProcessError):
+            __import__("os").waitpid(started[0].pid, __import__("os").WNOHANG)
+
+
+def test_a_drawer_that_dies_costs_nothing_and_a_failed_report_leaves_no_drawer(tmp_path, monkeypatch):
+    import os
+
+    from nasx.report import ReportError
+    from nasx.report import drawer as drawer_module
+
+    make_rung_study(tmp_path / "rungs.journal")
+    monkeypatch.setattr(drawer_module, "_serve", lambda down, up: os._exit(3))  # the child dies at once
+    index = write_report(["rungs"], studies_dir=tmp_path, out=tmp_path / "out")
+    figs = _page_figures(index)
+    assert len(figs) >= 5 and not [f for f in figs if f.startswith("Not drawn")]
+    monkeypatch.undo()
+    started = []
+    real_start = drawer_module.Drawer.start.__func__
+    monkeypatch.setattr(drawer_module.Drawer, "start",
+                        classmethod(lambda cls: started.append(real_start(cls)) or started[-1]))
+    with pytest.raises(ReportError):
+        write_report(["no-such-study"], studies_dir=tmp_path, out=tmp_path / "none")
+    for d in filter(None, started):  # the drawer given nothing has left and was waited for
+        with pytest.raises(ChildProcessError):
+            os.waitpid(d.pid, os.WNOHANG)
