@@ -78,10 +78,12 @@ def _save(fig, out: Path, stem: str) -> str:
     return save(fig, out, stem, STUDY_FORMATS)
 
 
-def page_jobs(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
-              curves: Sequence[Optional[HvCurve]]) -> list[tuple[float, bool, Callable[[], list[Figure]]]]:
-    """The study page's figures as jobs, in page order: (relative cost, needs the Optuna study, job). The costs,
-    measured at 1,000 trials, only balance the processes that draw; the importance jobs read `data.study`."""
+def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
+                curves: Optional[Sequence[Optional[HvCurve]]] = None, workers: Optional[int] = None) -> list[Figure]:
+    """Every figure of the report, in page order; one that cannot be drawn is a Figure that says why. `curves`:
+    each study's hypervolume against compute (tables.hv_vs_compute), computed here when not given; `workers`:
+    processes that draw (default: the usable cores, at most 4; see `_run`)."""
+    curves = list(curves) if curves is not None else [hv_vs_compute(d) for d in datas]
 
     def importances(data) -> list[Figure]:
         imp = param_importances(data.study)
@@ -90,45 +92,23 @@ def page_jobs(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
                 _guarded(error_vs_params, data, imp.values, out, stem=f"error_vs_params-{data.name}",
                          title=f"Error vs the most important parameters ({data.name})")]
 
-    return [(1.0, False, lambda: [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops",
-                                           title="Accuracy vs FLOPs")]),
-            (1.2, False, lambda: [_guarded(vs_complexity, datas, zoo, out, "params", stem="accuracy_vs_params",
-                                           title="Accuracy vs parameters")]),
-            (0.6, False, lambda: [_guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput",
-                                           title="Accuracy vs measured throughput")]),
-            (0.8, False, lambda: [_guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]),
-            *[(2.2, True, functools.partial(importances, data)) for data in datas],
-            (0.4, False, lambda: [_guarded(curves_figure, datas, out, stem="pareto_curves",
-                                           title="Training curves of the Pareto-optimal trials")]),
-            *[(0.3, False, functools.partial(lambda d, c: [_guarded(hv_figure, d, c, out, stem=f"hv_vs_compute-{d.name}",
-                                                                   title=f"Hypervolume of the front against compute "
-                                                                         f"({d.name})")], data, curve))
+    # (relative cost, job): the costs, measured at 1,000 trials, only balance the processes
+    jobs = [(1.0, lambda: [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops",
+                                    title="Accuracy vs FLOPs")]),
+            (1.2, lambda: [_guarded(vs_complexity, datas, zoo, out, "params", stem="accuracy_vs_params",
+                                    title="Accuracy vs parameters")]),
+            (0.6, lambda: [_guarded(vs_throughput, datas, out, stem="accuracy_vs_throughput",
+                                    title="Accuracy vs measured throughput")]),
+            (0.8, lambda: [_guarded(edf_figure, datas, out, stem="error_edf", title="Error EDFs")]),
+            *[(2.2, functools.partial(importances, data)) for data in datas],
+            (0.4, lambda: [_guarded(curves_figure, datas, out, stem="pareto_curves",
+                                    title="Training curves of the Pareto-optimal trials")]),
+            *[(0.3, functools.partial(lambda d, c: [_guarded(hv_figure, d, c, out, stem=f"hv_vs_compute-{d.name}",
+                                                            title=f"Hypervolume of the front against compute "
+                                                                  f"({d.name})")], data, curve))
               for data, curve in zip(datas, curves)]]
-
-
-def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
-                curves: Optional[Sequence[Optional[HvCurve]]] = None, workers: Optional[int] = None,
-                drawer: Optional[Any] = None) -> list[Figure]:
-    """Every figure of the report, in page order; one that cannot be drawn is a Figure that says why. `curves`:
-    each study's hypervolume against compute (tables.hv_vs_compute), computed here when not given; `workers`:
-    processes that draw (default: the usable cores, at most 4; see `_run`); `drawer`: a `drawer.Drawer` started
-    before matplotlib was imported, which takes the larger share of the jobs that do not need the Optuna study."""
-    curves = list(curves) if curves is not None else [hv_vs_compute(d) for d in datas]
-    jobs = page_jobs(datas, zoo, out, curves)
-    workers = _workers(workers, len(jobs))
-    theirs: list[int] = []
-    if drawer is not None:
-        theirs = drawer.share(jobs, workers)
-        drawer.send(datas, zoo, out, curves, theirs)
-    mine = [i for i in range(len(jobs)) if i not in theirs]
     with matplotlib.rc_context(RC):
-        others = max(1, workers - 1) if theirs else workers  # the drawer is one of the processes
-        results = dict(zip(mine, _run([(jobs[i][0], jobs[i][2]) for i in mine], others)))
-        if theirs:
-            got = drawer.collect()
-            for i in theirs:  # a drawer that failed: its share is drawn here
-                results[i] = got[i] if got is not None and i in got else jobs[i][2]()
-    return [fig for i in range(len(jobs)) for fig in results[i]]
+        return [fig for figs in _run(jobs, _workers(workers, len(jobs))) for fig in figs]
 
 
 def _workers(asked: Optional[int], jobs: int) -> int:

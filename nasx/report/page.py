@@ -123,23 +123,12 @@ def rungs_text(d: StudyData) -> Optional[str]:
 def write_report(studies: list[str], storage: str | None = None, out: str | Path | None = None,
                  studies_dir: str | Path = "studies", references: Sequence[str] = ()) -> Path:
     """Write the report of one or more studies (and zoo accuracies from `references` studies); return index.html."""
-    from .drawer import Drawer
+    import pandas as pd
+
+    from . import figures as figs
 
     if not studies:
         raise ReportError("no study given")
-    drawer = Drawer.start()  # imports matplotlib on another core while the studies are read
-    try:
-        return _write_report(studies, storage, out, studies_dir, references, drawer)
-    finally:
-        if drawer is not None:
-            drawer.close()
-
-
-def _write_report(studies: list[str], storage: str | None, out: str | Path | None, studies_dir: str | Path,
-                  references: Sequence[str], drawer: Any) -> Path:
-    """write_report's steps: read the studies, write the tables, draw the figures (`drawer`: see .drawer), the page."""
-    import pandas as pd
-
     datas = [load_study(name, storage, studies_dir) for name in studies]
     refs_data = [load_study(name, storage, studies_dir) for name in references]
     for ref in refs_data:
@@ -171,9 +160,7 @@ def _write_report(studies: list[str], storage: str | None, out: str | Path | Non
     (pd.concat(hv_rows, ignore_index=True) if hv_rows else
      pd.DataFrame(columns=["study", "trial", "state", "rung", "completed", "wall_time", "compute", "hypervolume"])
      ).to_csv(out / "hv_vs_compute.csv", index=False)
-    from . import figures as figs
-
-    figures = figs.all_figures(datas, zoo, out, curves, drawer=drawer)
+    figures = figs.all_figures(datas, zoo, out, curves)
     from .repeats import repeats_sections  # the nets repeated under more seeds (nasx repeat), where a study has them
 
     repeats = repeats_sections(datas, storage, studies_dir, out)
