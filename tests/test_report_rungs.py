@@ -137,3 +137,27 @@ def test_figures_drawn_in_forked_processes_come_back_in_order_and_a_dead_child_i
     if threading.active_count() == 1:  # a forked child drew the other share
         assert len(set(pids.values())) == 2
     assert [f.stem for fs in _run(jobs, 1) for f in fs] == ["f0", "f1", "dies", "f3"]
+
+
+def test_importances_of_a_rung_study_use_its_lowest_rung_only(rung_report):
+    from optuna.distributions import FloatDistribution
+
+    from nasx.report.figures import importance_rows, param_importances
+
+    root, index = rung_report
+    rows, scope = importance_rows(load_study("rungs", studies_dir=root))
+    assert sorted(rows["number"]) == [n for n, p in enumerate(PLAN) if p[1] == 0 and p[2] == "COMPLETE"]
+    assert scope == "of rung 0 (e1-f0.125), where every net trained"
+    # two budgets whose accuracy follows different parameters: the importances of the chosen trials follow theirs
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dist = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
+    rng = __import__("numpy").random.default_rng(0)
+    for i in range(60):
+        x, y = float(rng.uniform()), float(rng.uniform())
+        acc = 0.3 + 0.5 * x if i < 30 else 0.3 + 0.5 * y
+        study.add_trial(create_trial(values=[acc, 1e6], params={"x": x, "y": y}, distributions=dist))
+    low = param_importances(study, set(range(30)), scope)
+    assert low.trials == 30 and low.values["x"] > 0.8 and scope in low.describe()
+    top = param_importances(study, set(range(30, 60)), "of the top")
+    assert top.values["y"] > 0.8
+    assert param_importances(study).trials == 60 and param_importances(study).scope == ""

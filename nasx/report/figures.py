@@ -86,11 +86,12 @@ def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
     curves = list(curves) if curves is not None else [hv_vs_compute(d) for d in datas]
 
     def importances(data) -> list[Figure]:
-        imp = param_importances(data.study)
+        rows, scope = importance_rows(data)
+        imp = param_importances(data.study, set(rows["number"].astype(int)) if scope else None, scope)
         return [_guarded(importance_figure, data, imp, out, stem=f"importance-{data.name}",
                          title=f"Parameter importances ({data.name})"),
-                _guarded(error_vs_params, data, imp.values, out, stem=f"error_vs_params-{data.name}",
-                         title=f"Error vs the most important parameters ({data.name})")]
+                _guarded(error_vs_params, data, imp.values, out, rows if scope else None,
+                         stem=f"error_vs_params-{data.name}", title=f"Error vs the most important parameters ({data.name})")]
 
     # (relative cost, job): the costs, measured at 1,000 trials, only balance the processes
     jobs = [(1.0, lambda: [_guarded(vs_complexity, datas, zoo, out, "flops", stem="accuracy_vs_flops",
@@ -370,36 +371,58 @@ class Importances:
     method: str  # "fANOVA", "PED-ANOVA" or "" when none was computed
     note: str  # why there are none, or what was left out
     trials: int = 0  # complete trials the method saw
+    scope: str = ""  # which trials, when not every complete one (a study with rungs: its lowest rung's)
 
     def describe(self) -> str:
         """The method in words, for captions and the page."""
+        scope = f" {self.scope}" if self.scope else ""
         if self.method == "fANOVA":
-            return (f"Optuna's fANOVA evaluator (seed 0) on the {self.trials} complete trials: each parameter's "
+            return (f"Optuna's fANOVA evaluator (seed 0) on the {self.trials} complete trials{scope}: each parameter's "
                     f"share of the variance of validation accuracy (few trials make these rough)")
-        return (f"Optuna's PED-ANOVA evaluator on the {self.trials} complete trials: how far each parameter's "
+        return (f"Optuna's PED-ANOVA evaluator on the {self.trials} complete trials{scope}: how far each parameter's "
                 f"distribution among the top {PED_ANOVA_QUANTILE:.0%} by validation accuracy lies from its "
                 f"distribution among all of them (shares of the total; fANOVA, the method up to "
                 f"{FANOVA_MAX_TRIALS} complete trials, grows too slow beyond)")
 
 
-def param_importances(study) -> Importances:
+def importance_rows(data) -> tuple[Any, str]:
+    """The complete trials importances are computed on, and their scope in words ("" for every complete trial). In a
+    study with rungs: the lowest rung's, the one budget every net trained at (a parameter would otherwise be
+    credited with the budget's effect on accuracy)."""
+    t = data.trials
+    done = t[t["state"] == "COMPLETE"]
+    if data.info is None or not data.info.rungs:
+        return done, ""
+    from .tables import budget_name
+
+    return done[done["rung"] == 0], f"of rung 0 ({budget_name(data.info.rungs[0]) or '?'}), where every net trained"
+
+
+def param_importances(study, numbers: Optional[set[int]] = None, scope: str = "") -> Importances:
     """Importances of the sampled parameters for accuracy: fANOVA up to FANOVA_MAX_TRIALS complete trials,
-    PED-ANOVA above (fANOVA's time grows with the trials: minutes at 1,000; PED-ANOVA takes seconds at 10,000)."""
+    PED-ANOVA above (fANOVA's time grows with the trials: minutes at 1,000; PED-ANOVA takes seconds at 10,000).
+    `numbers`: only these trials (copied into an in-memory study), described by `scope`."""
     import warnings
 
     from optuna.trial import TrialState
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if numbers is not None:
+        import optuna
+
+        done = [t for t in done if t.number in numbers]
+        study = optuna.create_study(directions=study.directions)  # in memory: what the evaluators read
+        study.add_trials(done)
     n = len(done)
     if n < MIN_IMPORTANCE_TRIALS:
-        return Importances({}, "", f"Too few complete trials for importances ({n} < {MIN_IMPORTANCE_TRIALS}).", n)
+        return Importances({}, "", f"Too few complete trials for importances ({n} < {MIN_IMPORTANCE_TRIALS}).", n, scope)
     names = set().union(*(t.params for t in done))
     shared = set.intersection(*(set(t.params) for t in done))
     fanova = n <= FANOVA_MAX_TRIALS
     used = shared if fanova else names  # fANOVA needs a parameter in every trial; PED-ANOVA takes conditional ones
     if not any(len({json.dumps(t.params.get(k), default=str) for t in done}) > 1 for k in used):
         return Importances({}, "", "No sampled parameter varies across the complete trials (a fixed-candidate "
-                                   "study has none).", n)
+                                   "study has none).", n, scope)
     if fanova:
         from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
@@ -413,13 +436,13 @@ def param_importances(study) -> Importances:
             warnings.simplefilter("ignore")
             result = get_param_importances(study, evaluator=evaluator, target=target)
     except ImportError:
-        return Importances({}, method, "fANOVA importances need scikit-learn (pip install scikit-learn).", n)
+        return Importances({}, method, "fANOVA importances need scikit-learn (pip install scikit-learn).", n, scope)
     except (ValueError, RuntimeError) as e:
-        return Importances({}, method, f"{method} failed: {e}", n)
+        return Importances({}, method, f"{method} failed: {e}", n, scope)
     left_out = sorted(names - used)
     note = (f"Conditional parameters (not sampled in every trial) are left out: {', '.join(left_out)}."
             if left_out else "")
-    return Importances({k: float(v) for k, v in result.items()}, method, note, n)
+    return Importances({k: float(v) for k, v in result.items()}, method, note, n, scope)
 
 
 _OPTUNA_IMPORTANCE = "optuna.importance"
@@ -471,10 +494,11 @@ def importance_figure(data, imp: Importances, out: Path) -> Figure:
     return Figure(stem, title, caption, _save(fig, out, stem))
 
 
-def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4) -> Figure:
-    """Validation error against each of the most important sampled parameters."""
+def error_vs_params(data, importances: dict[str, float], out: Path, rows: Optional[Any] = None, top: int = 4) -> Figure:
+    """Validation error against each of the most important sampled parameters, over `rows` (the trials the
+    importances were computed on; default: the study's points)."""
     stem, title = f"error_vs_params-{data.name}", f"Error vs the most important parameters ({data.name})"
-    done = _complete(data)
+    done = _complete(data) if rows is None else rows
     names = [k for k, _ in sorted(importances.items(), key=lambda kv: -kv[1])][:top]
     if not names:
         names = [c[len("param_"):] for c in done.columns if c.startswith("param_") and done[c].nunique() > 1][:top]
@@ -506,7 +530,9 @@ def error_vs_params(data, importances: dict[str, float], out: Path, top: int = 4
         ax.grid(True, alpha=0.25)
     fig.suptitle(title)
     fig.subplots_adjust(hspace=0.45, wspace=0.25)  # fixed gaps: tight_layout's pass took a third of the figure's time
-    caption = "Each complete trial's validation error against the sampled value of a parameter."
+    caption = ("Each complete trial's validation error against the sampled value of a parameter." if rows is None else
+               "The validation error of each trial the importances were computed on, against the sampled value of a "
+               "parameter.")
     if len(done) > DENSE:
         caption += (f" Beyond {DENSE} trials, dots of a parameter with at most {FEW_LEVELS} values are spread "
                     f"sideways (up to a third of the gap between values) so that their density shows.")
