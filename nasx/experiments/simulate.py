@@ -110,7 +110,7 @@ class PlantedBenchmark:
         return 0.40 + 0.06 * self._x(key) + 0.015 * math.tanh((depth - 5) / 2) + 0.025 * _unit_normal("net", key)
 
     def observe(self, key: str, work: float, seed: int) -> tuple[float, float]:
-        w = min(work, 1.0)
+        w = min(float(work), 1.0)  # an int work of 1 draws the same noise as 1.0
         s = self.proxy_noise
         acc = (self.truth(key) - 0.12 * (1 - w ** 0.35)
                + s * 0.035 * math.log(1 / w) / math.log(9) * _unit_normal("budget", key, round(w, 9))
