@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -103,7 +104,7 @@ def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int
         fail(f"--rungs {rungs!r}: {e}")
     if abs(ladder.work[-1] - 1.0) > 1e-9:
         fail(f"--rungs {rungs!r}: the last rung is the top budget, write it as 1")
-    make = lambda: PlantedBenchmark(sp, (float(band[0]), float(band[1])), proxy_noise=proxy_noise)  # noqa: E731
+    make = partial(PlantedBenchmark, sp, (float(band[0]), float(band[1])), proxy_noise=proxy_noise)
     taus = {w: make().proxy_tau(w) for w in dict.fromkeys((1 / 9, ladder.work[0]))}
     setup = [f"planted benchmark: nets of {space}" + (f" ({corner} corner)" if corner and corner != "none" else "")
              + f" in {flops} FLOPs, accuracies as docs/simulate.md states",

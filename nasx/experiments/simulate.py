@@ -62,7 +62,7 @@ class PlantedBenchmark:
     makes a cheap budget rank worse than the top one: the (net, w) term and the seed term's excess over its
     top-budget size 0.015; at w = 1 both are untouched (u's weight is 0 there, the seed term is 0.015 e for
     every S), so fixed-budget search sees the same results under every S. S = 1 is the measured shape (at
-    w = 1/9 a proxy ranks the nets with Kendall tau about 0.3 against one seed of the top budget, as measured);
+    w = 1/9 a proxy ranks the nets with Kendall tau about 0.37 against one seed of the top budget; measured: 0.19-0.31);
     S = 0 leaves a cheap budget only the top budget's seed noise and a shift all nets share. The 3 s fixed
     cost follows the committed fidelity run (docs/simulate.md: seconds = a FLOPs w + b fitted to its 64
     trainings gives b = 2.4 s, 95% interval 0.4-4.1 s)."""
