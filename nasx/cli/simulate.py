@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", "-w", min=1, help="Simulated workers."),
         seeds: int = typer.Option(20, "--seeds", min=1, help="Runs per strategy."),
         first_seed: int = typer.Option(0, "--first-seed", min=0, help="Seeds are FIRST, ..., FIRST + SEEDS - 1 (fresh seeds confirm a ladder chosen on others)."),
+        proxy_noise: float = typer.Option(1.0, "--proxy-noise", help="Planted benchmark: scale of the noise that makes a cheap budget rank worse than the top one (1: the measured CPU proxies; 0: only the top budget's seed noise). The page states the Kendall tau it gives at 1/9 of the top budget."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default reports/simulate-SPACE/)."),
     ) -> None:
         """Compare search strategies at equal compute: compute each needs to reach random search's hypervolume.
@@ -38,6 +40,7 @@ def register(app: typer.Typer) -> None:
         \b
         nasx simulate                                   # planted benchmark, resnext's cpu corner
         nasx simulate --rungs 0.25,1 --eta 4 --seeds 20
+        nasx simulate --proxy-noise 0.25 --strategies random,rungs   # a cheap budget that ranks better
         nasx simulate --replay resnext-cpu --rungs e1-f0.125,e1-f0.5 --eta 4
         """
         from ..experiments.simulate import STRATEGIES, compare
@@ -46,9 +49,13 @@ def register(app: typer.Typer) -> None:
         unknown = [s for s in names if s not in STRATEGIES]
         if unknown or not names:
             fail(f"--strategies: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(STRATEGIES)})")
+        if not proxy_noise >= 0:
+            fail(f"--proxy-noise {proxy_noise:g}: must be >= 0 (1: the measured CPU proxies, 0: no proxy noise)")
+        if replay and proxy_noise != 1.0:
+            fail("--proxy-noise scales the planted benchmark's noise; --replay serves recorded results as they are")
         with guard():
             make_oracle, ladder, setup = (_replay(replay, storage, rungs, eta) if replay else
-                                          _planted(space, corner, flops, rungs, eta))
+                                          _planted(space, corner, flops, rungs, eta, proxy_noise))
             if replay and any(n in ("nsga2", "tpe") for n in names):
                 fail("--replay serves a fixed pool of nets: use --strategies random,rungs")
             folder = Path(out) if out else Path("reports") / f"simulate-{replay or space}"
@@ -82,7 +89,7 @@ def _fraction(text: str) -> float:
     return float(num) / float(den) if den else float(num)
 
 
-def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int):
+def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int, proxy_noise: float = 1.0):
     from ..study.rungs import Ladder
     from ..experiments.simulate import PlantedBenchmark
     from ..space import load_space, parse_band
@@ -97,9 +104,19 @@ def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int
         fail(f"--rungs {rungs!r}: {e}")
     if abs(ladder.work[-1] - 1.0) > 1e-9:
         fail(f"--rungs {rungs!r}: the last rung is the top budget, write it as 1")
+    make = partial(PlantedBenchmark, sp, (float(band[0]), float(band[1])), proxy_noise=proxy_noise)
+    taus = {w: make().proxy_tau(w) for w in dict.fromkeys((1 / 9, ladder.work[0]))}
     setup = [f"planted benchmark: nets of {space}" + (f" ({corner} corner)" if corner and corner != "none" else "")
-             + f" in {flops} FLOPs, accuracies as docs/simulate.md states"]
-    return (lambda: PlantedBenchmark(sp, (float(band[0]), float(band[1])))), ladder, setup
+             + f" in {flops} FLOPs, accuracies as docs/simulate.md states",
+             f"proxy noise scale {proxy_noise:g} (1: the measured CPU proxies): Kendall tau against one seed of the top "
+             "budget, 300 nets, " + ", ".join(f"{tau:.2f} at work {_name(w)}" for w, tau in taus.items())]
+    return make, ladder, setup
+
+
+def _name(work: float) -> str:
+    """1/9 for a unit fraction's work, else its value (0.3)."""
+    inverse = 1 / work
+    return f"1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 else f"{work:.3g}"
 
 
 def _replay(name: str, storage: Optional[str], rungs: str, eta: int):
