@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import CountsLine, fail
+from .common import CountsLine, exit_if_interrupted, fail
 
 
 class Axis(str, Enum):
@@ -82,9 +82,7 @@ def register(app: typer.Typer) -> None:
         snap = summary.snapshot
         typer.echo(f"study ablation-{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s; "
                    f"stored in {redact(summary.config.storage_url)}")
-        if summary.interrupted:
-            typer.echo("interrupted: run the same command again to resume", err=True)
-            raise typer.Exit(130)
+        exit_if_interrupted(summary.interrupted)
         try:
             folder = write_ablation_report(name, storage=summary.config.storage_url, out=out,
                                            command=" ".join(["nasx", *map(shlex.quote, sys.argv[1:])]))

@@ -10,13 +10,34 @@ import typer
 
 from ..errors import NasxError
 
-__all__ = ["CountsLine", "fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks"]
+__all__ = ["CountsLine", "fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks", "exit_if_interrupted",
+           "report_after_run"]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one line to stderr and exit non-zero."""
     typer.echo(f"nasx: error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def exit_if_interrupted(interrupted: bool) -> None:
+    """After a run stopped by Ctrl-C or SIGTERM: say how to resume, exit 130 (what was trained is stored)."""
+    if interrupted:
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        raise typer.Exit(130)
+
+
+def report_after_run(study: str, storage: Optional[str], out, references: list[str], studies_dir=None) -> None:
+    """The study's page after a run (also after an interrupt: the page of what is there); a report that fails is a
+    warning line, since the run's results are stored."""
+    from ..report import write_report
+
+    where = {} if studies_dir is None else {"studies_dir": studies_dir}
+    try:
+        index = write_report([study], storage=storage, out=out, references=references, **where)
+        typer.echo(f"report: {index}")
+    except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
+        typer.echo(f"nasx: warning: no report ({e}); try `nasx report {study}`", err=True)
 
 
 @contextlib.contextmanager

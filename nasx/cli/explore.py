@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, fail, study_errors
+from .common import check_out, exit_if_interrupted, fail, report_after_run, study_errors
 
 
 class Schedule(str, Enum):
@@ -138,17 +138,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  trial {point.number:>4}  acc {point.val_acc:7.2%}  FLOPs {point.flops:>14,}  "
                            f"{point.description}")
         if report:
-            from ..report import write_report
-
-            try:  # also after an interrupt: the page of what is there, saying what is not
-                index = write_report([cfg.name], storage=cfg.storage_url, out=out,
-                                     references=[done.reference_study] if done.reference_study else [])
-                typer.echo(f"report: {index}")
-            except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
-                typer.echo(f"nasx: warning: no report ({e}); try `nasx report {cfg.name}`", err=True)
-        if done.interrupted:
-            typer.echo("interrupted: run the same command again to resume", err=True)
-            raise typer.Exit(130)
+            report_after_run(cfg.name, cfg.storage_url, out, [done.reference_study] if done.reference_study else [])
+        exit_if_interrupted(done.interrupted)
         if snap.failed and not snap.complete:
             fail(f"study {cfg.name!r}: every trial failed ({snap.failed}), none complete; the reasons are in the "
                  f"trials' fail_reason (`nasx report {cfg.name}`, trials.csv)", code=1)

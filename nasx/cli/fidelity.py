@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import CountsLine, check_out, fail
+from .common import CountsLine, check_out, exit_if_interrupted, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -88,9 +88,7 @@ def _train(plan, cfg, name: str, notes: list[str]) -> None:
         fail(str(e))
     wall = sum(s.wall_time for s in summaries)
     typer.echo(f"trained in {wall:.0f} s; stored in {redact(summaries[0].config.storage_url)}")
-    if summaries and summaries[-1].interrupted:
-        typer.echo("interrupted: run the same command again to resume", err=True)
-        raise typer.Exit(130)
+    exit_if_interrupted(bool(summaries) and summaries[-1].interrupted)
 
 
 def _say_result(result, min_tau: float, folder) -> None:

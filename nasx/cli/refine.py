@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import CountsLine, fail, guard
+from .common import CountsLine, exit_if_interrupted, fail, guard
 
 __all__ = ["register"]
 
@@ -79,9 +79,7 @@ def register(app: typer.Typer) -> None:
             run = run_refine(space, name=name, config=cfg, corner=corner, samples=samples, rounds=rounds, study=study,
                              out=out, options=options, progress=CountsLine(by_study=True),
                              on_note=lambda line: typer.echo(line, err=True), check_seeds=check_seeds)
-        if run.interrupted:
-            typer.echo("interrupted: run the same command again to resume", err=True)
-            raise typer.Exit(130)
+        exit_if_interrupted(run.interrupted)
         with guard():
             folder = write_refine_report(run, command=" ".join(["nasx", *map(shlex.quote, sys.argv[1:])]))
         for r in run.rounds:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, fail, study_errors
+from .common import check_out, exit_if_interrupted, fail, report_after_run, study_errors
 
 __all__ = ["register"]
 
@@ -53,7 +53,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"study {study!r}: {len(done.front)} front net(s) and {len(done.near)} within seed noise of it "
                    f"repeated under {repeats} more seed(s) in {done.companion!r}; pooled seed std {sigma}")
         if report:
-            from ..report import write_report
             from ..study.config import StudyConfig
             from ..study.record import storage_url
             from ..study.references import references_config
@@ -61,11 +60,5 @@ def register(app: typer.Typer) -> None:
 
             zoo = references_config(StudyConfig(study=study)).name  # the study's zoo references, where it has them
             refs = [zoo] if has_study(zoo, storage_url(study, storage, studies_dir)) else []
-            try:
-                index = write_report([study], storage=storage, out=out, studies_dir=studies_dir, references=refs)
-                typer.echo(f"report: {index}")
-            except Exception as e:  # noqa: BLE001 - the repeats are saved; a report problem must not hide that
-                typer.echo(f"nasx: warning: no report ({e}); try `nasx report {study}`", err=True)
-        if done.interrupted:
-            typer.echo("interrupted: run the same command again to resume", err=True)
-            raise typer.Exit(130)
+            report_after_run(study, storage, out, refs, studies_dir)
+        exit_if_interrupted(done.interrupted)

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import check_out, fail, guard
+from .common import check_out, exit_if_interrupted, fail, guard
 
 __all__ = ["register", "edf_study_name"]
 
@@ -132,9 +132,7 @@ def register(app: typer.Typer) -> None:
                 summary = run_fixed(cfg, nets)
                 snap = summary.snapshot
                 typer.echo(f"{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s", err=True)
-                if summary.interrupted:
-                    typer.echo("interrupted: run the same command again to resume", err=True)
-                    raise typer.Exit(130)
+                exit_if_interrupted(summary.interrupted)
                 names.append(study)
             index = write_report(names, storage=storage, out=out)
         typer.echo(f"report: {index}")
