@@ -29,6 +29,43 @@ def nasx_offline_cache(tmp_path_factory):
     mp.undo()
 
 
+def _on_this_machine(address) -> bool:
+    """A socket address on this machine: a Unix socket, localhost or a loopback IP (PostgreSQL of .ci/run)."""
+    import ipaddress
+
+    if not isinstance(address, tuple):
+        return True  # a Unix socket's path
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_sockets():
+    """No test reaches beyond this machine (CI has no network): a connection to another host fails at once,
+    naming the address, instead of hanging until a timeout. Processes a test starts are not covered."""
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(address):
+        raise OSError(f"a test tried the network: {address!r}")
+
+    def connect(self, address):
+        return real_connect(self, address) if _on_this_machine(address) else refuse(address)
+
+    def connect_ex(self, address):
+        return real_connect_ex(self, address) if _on_this_machine(address) else refuse(address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for the data/train/bench modules (they opt in with `pytestmark`): on a shared

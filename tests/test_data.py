@@ -316,6 +316,23 @@ def no_network(monkeypatch):
     return calls
 
 
+def test_a_connection_to_another_host_is_refused_at_once():
+    """The suite's guard (conftest.offline_sockets): an address off this machine fails at once; loopback does not."""
+    import socket
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(OSError, match="a test tried the network"):
+        socket.create_connection(("192.0.2.1", 80), timeout=5)  # TEST-NET-1: never routed
+    assert time.perf_counter() - started < 1
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    with socket.create_connection(server.getsockname(), timeout=5):
+        pass
+    server.close()
+
+
 def test_missing_dataset_is_one_clear_line(tmp_path, no_network, monkeypatch):
     monkeypatch.setenv("NASX_DATA", str(tmp_path))
     with pytest.raises(data.DataNotFound) as info:

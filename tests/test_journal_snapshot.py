@@ -111,3 +111,35 @@ def test_a_snapshot_that_cannot_be_written_costs_nothing(tmp_path, monkeypatch):
     SnapshotJournal(str(path)).save_snapshot(b"state")  # no exception
     SnapshotJournal(str(path), writable=False).save_snapshot(b"state")
     assert not [p.name for p in tmp_path.iterdir() if ".snapshot" in p.name]
+
+
+def _add_trials(path: str, n: int, barrier) -> None:
+    """One writer process: wait for the others, then add n trials to the shared study (snapshots on the way)."""
+    study = optuna.load_study(study_name="s", storage=open_storage(path))
+    barrier.wait()
+    for i in range(n):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, values=[i / n, float(i)], params={"depth": i % 7},
+                                     distributions={"depth": IntDistribution(0, 6)}, user_attrs={"flops": i}))
+
+
+def test_writers_racing_on_one_journal_leave_a_snapshot_that_reads_as_the_replay(tmp_path, reads):
+    """Three processes add 80 trials each at the same instant; snapshots are saved by whichever creates each hundredth
+    trial, renamed into place whole; the study read from the last one equals the full replay."""
+    import multiprocessing as mp
+
+    path = tmp_path / "s.journal"
+    _write(path, 1)
+    spawn = mp.get_context("spawn")
+    barrier = spawn.Barrier(3)
+    procs = [spawn.Process(target=_add_trials, args=(str(path), 80, barrier)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert snapshot_path(path).is_file() and not list(tmp_path.glob("*.tmp"))
+    trials, start = _opened(path, reads)
+    full = _replayed(path)
+    assert len(trials) == 241 and start > 0
+    assert [(t.number, t.values, t.params, t.user_attrs) for t in trials] == \
+        [(t.number, t.values, t.params, t.user_attrs) for t in full]

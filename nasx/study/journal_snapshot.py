@@ -67,7 +67,11 @@ class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
         first = _first_record_hash(self._journal)
         if first is None:
             return
-        header = {**_versions(), "first_record": first, "journal_size": self._journal.stat().st_size}
+        try:
+            size = self._journal.stat().st_size
+        except OSError:
+            return  # a cache: the journal alone still holds every record
+        header = {**_versions(), "first_record": first, "journal_size": size}
         # where the records after the snapshot start: the last record this process read, which its replay (the
         # snapshot) has just applied; a reader seeks there instead of reading every line before it
         offsets = getattr(self, "_log_number_offset", None)  # JournalFileBackend's map: record number -> byte
