@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -16,7 +18,7 @@ from typer.testing import CliRunner
 import nasx
 from nasx.net import zoo
 from nasx.cli.space import register
-from nasx.space import SpaceError, load_space, parse_band, parse_count, shipped_spaces
+from nasx.space import SpaceError, known_spaces, load_space, parse_band, parse_count, shipped_spaces
 from nasx.space.sampling import Rejected, sample, suggest
 from nasx.net.fit import InputShape
 from nasx.net.regnet import RuleStage
@@ -528,3 +530,77 @@ def test_cli_bad_input_is_one_line_exit_2(cli, tmp_path, args, message):
     assert "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nasx: error:") and message in lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Where names are found: the package's spaces, then $NASX_SPACES_PATH
+
+
+def test_shipped_spaces_are_package_data_and_spaces_dir_of_a_checkout_points_there():
+    import nasx.space.parse as parse
+
+    shipped = Path(str(parse.SPACES_DIR))
+    assert shipped == Path(nasx.__file__).parent / "spaces"
+    assert sorted(p.stem for p in shipped.glob("*.yaml")) == shipped_spaces()
+    checkout = Path(nasx.__file__).parent.parent / "spaces"  # the top-level path of a checkout: a symlink
+    assert checkout.is_symlink() and checkout.resolve() == shipped.resolve()
+
+
+def test_search_path_folders_come_first_in_order_then_the_shipped(tmp_path, monkeypatch):
+    team, other = tmp_path / "team", tmp_path / "other"
+    team.mkdir(), other.mkdir()
+    (team / "tiny.yaml").write_text(GOOD)
+    (other / "tiny.yaml").write_text(GOOD.replace("count: 2", "count: 3"))  # shadowed by team's
+    (other / "resnet.yaml").write_text(GOOD.replace("name: tiny", "name: resnet"))  # stands in for the shipped
+    (other / "notes.txt").write_text("not a space")
+    monkeypatch.setenv("NASX_SPACES_PATH", os.pathsep.join([str(team), "", str(tmp_path / "missing"), str(other)]))
+    known = known_spaces()
+    assert list(known) == sorted({"tiny", *shipped_spaces()})
+    assert Path(str(known["tiny"])) == team / "tiny.yaml" and Path(str(known["resnet"])) == other / "resnet.yaml"
+    tiny = load_space("tiny")
+    assert tiny.source == str(team / "tiny.yaml") and tiny.stages["count"].values == (2,)
+    assert load_space("resnet").source == str(other / "resnet.yaml")
+    assert load_space("vgg").name == "vgg"  # the shipped ones still reach
+    with pytest.raises(SpaceError, match="NASX_SPACES_PATH folders and the shipped spaces: classic, inception"):
+        load_space("nope")
+    monkeypatch.delenv("NASX_SPACES_PATH")
+    assert "tiny" not in known_spaces() and load_space("resnet").source.endswith(os.path.join("spaces", "resnet.yaml"))
+
+
+def test_cli_spaces_lists_the_search_path_and_fails_when_nothing_is_found(cli, tmp_path, monkeypatch):
+    import nasx.space.parse as parse
+
+    (tmp_path / "tiny.yaml").write_text(GOOD)
+    monkeypatch.setenv("NASX_SPACES_PATH", str(tmp_path))
+    listed = cli("spaces")
+    assert listed.exit_code == 0 and [line.split()[0] for line in listed.stdout.splitlines()[1:]] == \
+        sorted({"tiny", *shipped_spaces()})
+    monkeypatch.setenv("NASX_SPACES_PATH", str(tmp_path / "missing"))
+    monkeypatch.setattr(parse, "SPACES_DIR", tmp_path / "empty")  # an install that lost its package data
+    result = cli("spaces")
+    assert result.exit_code == 2 and result.stdout == ""
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("nasx: error: no design spaces found") and "NASX_SPACES_PATH" in line
+
+
+def test_cli_sample_corner_and_json(cli):
+    from nasx.cli.net import count
+
+    result = cli("sample", "--space", "resnext", "--corner", "cpu", "-n", "3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    corner = load_space("resnext").corner("cpu")
+    assert len(rows) == 3 and len({r["id"] for r in rows}) == 3
+    app = typer.Typer()
+    app.command()(count)
+    for r in rows:
+        spec = NetSpec.from_dict(r["spec"])
+        assert 10_000_000 <= r["flops"] <= 30_000_000 and corner.contains(spec), corner.why_not(spec)
+        assert 2 <= len(spec.stages) <= 3 and all(s.depth <= 3 for s in spec.stages)
+        counted = json.loads(CliRunner().invoke(app, ["resnext29_8x64d", "--format", "json"]).stdout)
+        assert set(r) == set(counted) - {"target"} | {"spec"}  # the same fields as `nasx count --format json`
+        assert r["id"] == spec.id and r["flops"] == nasx.complexity(spec).flops
+    whole = json.loads(cli("sample", "--space", "resnext", "--corner", "none", "-n", "3", "--format", "json").stdout)
+    assert all(r["flops"] >= 100_000_000 for r in whole)  # the whole space's band, 100M:1G
+    bad = cli("sample", "--space", "resnext", "--corner", "gpu", "-n", "1")
+    assert bad.exit_code == 2 and "no corner 'gpu' (corners: cpu)" in bad.output

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from enum import Enum
-from typing import Iterator, NoReturn, Optional
+from typing import Any, Iterator, NoReturn, Optional
 
 import typer
 
 from ..errors import NasxError
 
-__all__ = ["CountsLine", "fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks", "exit_if_interrupted",
+__all__ = ["CountsLine", "fail", "echo_json", "corner_option", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks", "exit_if_interrupted",
            "report_after_run"]
 
 
@@ -102,6 +103,17 @@ class TableFormat(str, Enum):
 class CountFormat(str, Enum):
     table = "table"
     json = "json"
+
+
+def echo_json(data: Any) -> None:
+    """A command's `--format json` output: indented JSON on stdout (`nasx zoo`, `count`, `sample`)."""
+    typer.echo(json.dumps(data, indent=1))
+
+
+def corner_option(default: str) -> Any:
+    """The `--corner` option of the commands that draw from a space; `default` says what none given means."""
+    return typer.Option(None, "--corner", help=f"Draw from a named corner of the space file (e.g. cpu: see its "
+                                               f"`corners:`); `none`: the whole space. Default: {default}.")
 
 
 def tqdm_hooks():

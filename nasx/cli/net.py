@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Optional
 
 import typer
 
 from ..units import human
-from .common import CountFormat, TableFormat, fail
+from .common import CountFormat, TableFormat, echo_json, fail
 
 __all__ = ["register"]
 
@@ -34,7 +33,7 @@ def zoo(
         rows.append({"name": name, "dataset": entry.dataset, "id": spec.id, **cx.to_dict(),
                      "published_params": entry.published_params, "reference": entry.reference})
     if format is TableFormat.json:
-        typer.echo(json.dumps(rows, indent=1))
+        echo_json(rows)
     elif format is TableFormat.csv:
         import csv
 
@@ -74,7 +73,7 @@ def count(
         mismatch = [k for k in ("flops", "params", "acts") if measured[k] != out[k]]
         out["verify_ok"] = not mismatch
     if format is CountFormat.json:
-        typer.echo(json.dumps(out, indent=1))
+        echo_json(out)
     else:
         typer.echo(f"{target}  ({spec.describe()}, id {spec.id})")
         typer.echo(f"  input   {cx.resolution}x{cx.resolution}")

@@ -8,11 +8,14 @@ from typing import Optional
 
 import typer
 
+from .common import corner_option, echo_json, fail
+
 __all__ = ["register"]
 
 
 class SampleFormat(str, Enum):
     table = "table"
+    json = "json"
     jsonl = "jsonl"
 
 
@@ -20,21 +23,26 @@ class SampleFormat(str, Enum):
 def register(app: typer.Typer) -> None:
     """Add `spaces` and `sample` to the nasx app."""
     from ..units import human
-    from .common import fail
 
     @app.command()
     def spaces() -> None:
-        """List the shipped design spaces: name, structural size, default band, description.
+        """List the design spaces a --space name reaches: name, structural size, default band, description.
 
+        The shipped spaces, and before them those in the folders of $NASX_SPACES_PATH (separated by
+        the system's path separator, `:` on Linux and macOS): the first folder holding a name wins.
         Size counts distinct structures (stage count, depths, branch types, block choices, stem and
         head choices) with widths left out, since the sampler solves them from the FLOPs band;
         ∞ where a structural choice is continuous.
         """
         from ..errors import NasxError
-        from ..space import load_space, shipped_spaces
+        from ..space import SPACES_DIR, SPACES_PATH_VAR, known_spaces, load_space
 
+        names = known_spaces()
+        if not names:
+            fail(f"no design spaces found (none shipped in {SPACES_DIR}, none in ${SPACES_PATH_VAR}): a broken "
+                 f"install? reinstall nasx, or pass a space file by path")
         typer.echo(f"{'name':<10} {'structures':>26} {'input':>7} {'default band':>18}  description")
-        for name in shipped_spaces():
+        for name in names:
             try:
                 space = load_space(name)
             except NasxError as e:
@@ -46,13 +54,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def sample(
-        space: str = typer.Option(..., "--space", "-s", help="A shipped space name (see `nasx spaces`) or a space .yaml file."),
+        space: str = typer.Option(..., "--space", "-s", help="A space name (see `nasx spaces`) or a space .yaml file."),
+        corner: Optional[str] = corner_option("the whole space"),
         n: int = typer.Option(10, "-n", help="How many distinct members to draw."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
         params: Optional[str] = typer.Option(None, "--params", help="Parameter band LO:HI, e.g. 500k:2M."),
         resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Input side (default: the space's)."),
         seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same members."),
-        format: SampleFormat = typer.Option(SampleFormat.table, "--format", "-f", help="table or jsonl (one member per line)."),
+        format: SampleFormat = typer.Option(SampleFormat.table, "--format", "-f", help="table, json (a list, as `nasx count --format json` gives one net, plus its spec) or jsonl (one member per line)."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr for n >= 100."),
     ) -> None:
         """Draw n distinct members of a space with analytic counts inside the FLOPs/params band."""
@@ -63,7 +72,7 @@ def register(app: typer.Typer) -> None:
         if n < 1:
             fail(f"-n: {n} must be >= 1")
         try:
-            loaded = load_space(space)
+            loaded = load_space(space).with_corner(corner)
             if resolution is not None:
                 if resolution < 1:
                     fail(f"--resolution: {resolution} must be >= 1")
@@ -81,6 +90,9 @@ def register(app: typer.Typer) -> None:
                     bar.close()
         except NasxError as e:
             fail(str(e))
+        if format is SampleFormat.json:
+            echo_json([s.to_dict() for s in run])
+            return
         if format is SampleFormat.jsonl:
             typer.echo("\n".join(json.dumps(s.to_dict(), separators=(",", ":")) for s in run))
             return

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 from itertools import product
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import units
 from ..errors import NasxError
@@ -38,6 +40,9 @@ from ..net.spec import (
     paths_from,
 )
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # a pathlib.Path, or a file in a zipped package
+
 __all__ = [
     "SpaceError",
     "Dist",
@@ -46,15 +51,19 @@ __all__ = [
     "Space",
     "Membership",
     "SPACES_DIR",
+    "SPACES_PATH_VAR",
     "load_space",
     "shipped_spaces",
+    "known_spaces",
     "parse_count",
     "parse_band",
     "overlay",
     "mapping_hash",
 ]
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "spaces"
+SPACES_DIR: Traversable = resources.files("nasx").joinpath("spaces")  # package data (pyproject.toml), in a wheel too
+WHOLE_SPACE = "none"  # the corner name that asks for the whole space
+SPACES_PATH_VAR = "NASX_SPACES_PATH"  # folders of a team's own spaces, os.pathsep-separated, searched before SPACES_DIR
 
 
 class SpaceError(NasxError, ValueError):
@@ -358,6 +367,10 @@ class Space:
     corners: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # name -> overrides
     data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the file's mapping
     corner_name: str | None = None  # set on a space that is one of its file's corners
+
+    def with_corner(self, name: str | None) -> "Space":
+        """The named corner, or the whole space for None or "none" (what a `--corner` option hands over)."""
+        return self if name in (None, WHOLE_SPACE) else self.corner(name)
 
     def corner(self, name: str) -> "Space":
         """The named corner of the space: the file's mapping with the corner's keys laid over it (a sub-space
@@ -850,13 +863,14 @@ def mapping_hash(data: Any) -> str:
 
 
 def load_space(name_or_path: str | Path) -> Space:
-    """A shipped space by name (see `shipped_spaces`) or a space file by path."""
-    path = Path(name_or_path)
+    """A space by name (see `known_spaces`: $NASX_SPACES_PATH, then the shipped ones) or a space file by path."""
+    path: Traversable = Path(name_or_path)
     if not path.suffix and not path.exists():
-        path = SPACES_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            known = ", ".join(shipped_spaces()) or "none found"
-            raise SpaceError(f"{name_or_path!r}: no such space (shipped: {known})")
+        known = known_spaces()
+        if str(name_or_path) not in known:
+            where = f"{SPACES_PATH_VAR} folders and the shipped spaces" if _search_path() else "shipped"
+            raise SpaceError(f"{name_or_path!r}: no such space ({where}: {', '.join(known) or 'none found'})")
+        path = known[str(name_or_path)]
     source = str(path)
     try:
         text = path.read_text()
@@ -875,6 +889,28 @@ def load_space(name_or_path: str | Path) -> Space:
         raise SpaceError(f"{source}: malformed space file ({type(e).__name__}: {e})") from None
 
 
+def _search_path() -> list[Path]:
+    """The folders named by $NASX_SPACES_PATH, in order (empty entries skipped)."""
+    return [Path(p).expanduser() for p in os.environ.get(SPACES_PATH_VAR, "").split(os.pathsep) if p.strip()]
+
+
+def _yaml_files(folder: Traversable) -> dict[str, Traversable]:
+    """name -> file of each *.yaml in a folder (a path or package data); none where the folder is missing."""
+    if not folder.is_dir():
+        return {}
+    return {p.name[:-5]: p for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml") and p.is_file()}
+
+
 def shipped_spaces() -> list[str]:
-    """Names of the spaces in the repository's spaces/ folder."""
-    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml")) if SPACES_DIR.is_dir() else []
+    """Names of the spaces shipped inside the package (nasx/spaces/)."""
+    return sorted(_yaml_files(SPACES_DIR))
+
+
+def known_spaces() -> dict[str, Traversable]:
+    """Every space a name reaches, name -> file, sorted by name: the $NASX_SPACES_PATH folders first (the first
+    folder holding a name wins, so a team's file can stand in for a shipped one), then the shipped spaces."""
+    found: dict[str, Traversable] = {}
+    for folder in [*_search_path(), SPACES_DIR]:
+        for name, path in _yaml_files(folder).items():
+            found.setdefault(name, path)
+    return dict(sorted(found.items()))
