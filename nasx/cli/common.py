@@ -110,10 +110,11 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=1))
 
 
-def corner_option(default: str) -> Any:
-    """The `--corner` option of the commands that draw from a space; `default` says what none given means."""
-    return typer.Option(None, "--corner", help=f"Draw from a named corner of the space file (e.g. cpu: see its "
-                                               f"`corners:`); `none`: the whole space. Default: {default}.")
+def corner_option(default: str, value: Optional[str] = None) -> Any:
+    """The `--corner` option of the commands that draw from a space (`Space.with_corner` reads it); `default` says
+    what none given means."""
+    return typer.Option(value, "--corner", help=f"Draw from a named corner of the space file (e.g. cpu: see its "
+                                                f"`corners:`); `none`: the whole space. Default: {default}.")
 
 
 def tqdm_hooks():

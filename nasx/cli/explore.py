@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, exit_if_interrupted, fail, report_after_run, study_errors
+from .common import check_out, corner_option, exit_if_interrupted, fail, report_after_run, study_errors
 
 
 class Schedule(str, Enum):
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
         resolution: Optional[int] = typer.Option(None, "--resolution", help="Train at this image side, a cheaper proxy (FLOPs on the chart stay the deployed net's at the data's side)."),
         proxy: Optional[str] = typer.Option(None, "--proxy", help="The proxy budget by name: e1-f0.25 (1 epoch on a quarter of the training split), -r24 (at 24 px) and -b128 (batch 128) optional; a fidelity run's budget FIDELITY:BUDGET; or a fidelity run FIDELITY (its cheapest proxy with Kendall tau >= 0.7; see `nasx fidelity`)."),
-        corner: Optional[str] = typer.Option(None, "--corner", help="Search a named corner of the space file (default on a CPU: `cpu` where the space has one); `none`: the whole space."),
+        corner: Optional[str] = corner_option("on a CPU, `cpu` where the space has one"),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
         params: Optional[str] = typer.Option(None, "--params", help="Parameter band LO:HI, e.g. 0.5M:2M."),
         sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="nsga2 (default), tpe or random."),

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import CountsLine, check_out, exit_if_interrupted, fail
+from .common import CountsLine, check_out, corner_option, exit_if_interrupted, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def fidelity(
         space: str = typer.Option("resnext", "--space", "-s", help="Space to draw the nets from (a shipped name or a YAML file)."),
-        corner: Optional[str] = typer.Option(None, "--corner", help="Draw from a named corner of the space (default on a CPU: `cpu` where the space has one); `none`: the whole space."),
+        corner: Optional[str] = corner_option("on a CPU, `cpu` where the space has one"),
         samples: Optional[int] = typer.Option(None, "--samples", "-n", min=4, help="Nets drawn i.i.d. in the band (default: 16 on a CPU, 32 on a GPU)."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI (default: the space's, or its corner's)."),
         from_study: Optional[str] = typer.Option(None, "--from-study", help="Take the nets of this study's complete trials instead of drawing (the first --samples of them)."),

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import CountsLine, exit_if_interrupted, fail, guard
+from .common import CountsLine, corner_option, exit_if_interrupted, fail, guard
 
 __all__ = ["register"]
 
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def refine(
         space: Optional[str] = typer.Option(None, "--space", "-s", help="A shipped space or a space YAML file to sample (with --study: default, the study's own)."),
-        corner: Optional[str] = typer.Option(None, "--corner", help="A named corner of the space file (e.g. cpu); flattened into the refined file."),
+        corner: Optional[str] = corner_option("the whole space; a corner is flattened into the refined file"),
         study: Optional[str] = typer.Option(None, "--study", help="Refine an existing study (nasx edf, explore, or an earlier round) instead of sampling round 1."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI every round samples in, e.g. 10M:30M (default: the space's)."),
         samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Nets per round (default 48; with --study, its complete nets)."),

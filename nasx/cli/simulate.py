@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail, guard
+from .common import corner_option, fail, guard
 
 DEFAULT_STRATEGIES = "random,nsga2,rungs"
 
@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
         space: str = typer.Option("resnext", "--space", "-s", help="Space of the planted benchmark's nets."),
-        corner: Optional[str] = typer.Option("cpu", "--corner", help="The space's corner (default cpu; 'none': the whole space)."),
+        corner: Optional[str] = corner_option("cpu", "cpu"),
         flops: str = typer.Option("10M:30M", "--flops", help="FLOPs band of the nets, LOW:HIGH."),
         replay: Optional[str] = typer.Option(None, "--replay", help="Replay a stored fidelity run (its name) instead of the planted benchmark: its budgets are the rungs, its reference the top."),
         storage: Optional[str] = typer.Option(None, "--storage", help="With --replay: the fidelity run's storage, a journal path or postgresql URL (default: its journal in studies/)."),
@@ -94,9 +94,7 @@ def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int
     from ..experiments.simulate import PlantedBenchmark
     from ..space import load_space, parse_band
 
-    sp = load_space(space)
-    if corner and corner != "none":
-        sp = sp.corner(corner)
+    sp = load_space(space).with_corner(corner or None)
     band = parse_band(flops, "--flops")
     try:
         ladder = Ladder(tuple(_fraction(r) for r in rungs.split(",") if r.strip()), eta)
