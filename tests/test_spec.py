@@ -193,7 +193,7 @@ def test_simple_stem_is_a_strided_3x3_conv_bn_relu():
 def test_batchnorm_eps_and_momentum_are_spec_fields_left_out_at_their_defaults():
     spec = nasx.zoo.get("resnext29_8x64d")
     assert "bn_eps" not in spec.to_dict() and "bn_momentum" not in spec.to_dict()
-    assert spec.id == "732d0e817bd6"  # the id this net had before the fields existed (README)
+    assert spec.id == "732d0e817bd6"  # the id this net had before the fields existed (docs/zoo.md, "A tour")
     tuned = spec.replace(bn_eps=1e-3, bn_momentum=0.01)
     assert tuned.to_dict()["bn_eps"] == 1e-3 and tuned.id != spec.id
     assert NetSpec.from_json(tuned.to_json()) == tuned and NetSpec.from_yaml(tuned.to_yaml()) == tuned

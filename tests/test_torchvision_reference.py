@@ -1,6 +1,6 @@
 """Against torchvision and timm themselves (skipped where they are not installed, as in CI): the same
 parameter count, the same fvcore FLOPs at two resolutions, and the same function once the reference's
-weights are copied in by position. Side environment and versions: README, "Checked against ...".
+weights are copied in by position. Side environment and versions: docs/zoo.md, "The zoo is checked against torchvision and timm".
 """
 
 from __future__ import annotations
