@@ -70,6 +70,27 @@ def test_report_has_every_figure_and_table(studies):
     assert r20 == nasx.complexity(nasx.zoo.get("resnet20").replace(resolution=16, num_classes=10)).flops
 
 
+def test_report_formats_writes_each_figure_once_per_format_and_shows_the_first(studies, tmp_path):
+    root, storage, _ = studies
+    out = tmp_path / "both"
+    result = CliRunner().invoke(app(), ["report", "small", "--storage", storage, "--out", str(out),
+                                        "--formats", "png,svg"])
+    assert result.exit_code == 0, result.output
+    page = (out / "index.html").read_text()
+    written = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".svg"))
+    assert written == sorted(f"{stem}.{fmt}" for stem in FIGURES for fmt in ("png", "svg"))
+    for stem in FIGURES:
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        assert (out / f"{stem}.svg").read_text()[:200].lstrip().startswith("<?xml"), stem
+        assert f"src='{stem}.png'" in page and f"(<a href='{stem}.svg'>SVG</a>)" in page, stem
+    for formats, message in (("gif", "'gif': give one or more of svg, png"), ("svg,svg", "a format given twice"),
+                             ("", "none given")):
+        bad = CliRunner().invoke(app(), ["report", "small", "--storage", storage, "--out", str(tmp_path / "x"),
+                                         "--formats", formats])
+        assert bad.exit_code == 2 and message in bad.output and len(bad.output.strip().splitlines()) == 1
+        assert not (tmp_path / "x").exists()
+
+
 def test_trials_csv_has_one_row_per_trial_and_the_right_columns(studies):
     root, storage, index = studies
     df = pd.read_csv(index.parent / "trials.csv")

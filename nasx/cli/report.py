@@ -31,10 +31,15 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: reports/STUDY/)."),
         reference: List[str] = typer.Option([], "--reference", help="A study on the same proxy whose trials give zoo nets a measured accuracy."),
         studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
+        formats: str = typer.Option("svg", "--formats", help="The figures' formats, comma-separated: svg, png or "
+                                    "both (png,svg); each figure is written once per format, the page shows the first."),
     ) -> None:
-        """Write index.html, the figures (PNG, SVG) and trials.csv / pareto.csv of stored studies."""
+        """Write index.html, the figures (SVG; PNG too with --formats) and trials.csv / pareto.csv of stored studies."""
         from ..report import write_report
+        from ..report.figures import parse_formats
 
+        with guard():
+            chosen = parse_formats(formats)
         if out is not None:
             check_out(out, folder=True)
         # while the report is written, Python's cyclic collector is off: it would walk the ~10^6 objects of a loaded
@@ -44,7 +49,7 @@ def register(app: typer.Typer) -> None:
         try:
             with guard():
                 index = write_report(list(studies), storage=storage, out=out, studies_dir=studies_dir,
-                                     references=list(reference))
+                                     references=list(reference), formats=chosen)
         finally:
             if collecting:
                 gc.enable()

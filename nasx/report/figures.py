@@ -1,9 +1,9 @@
 """The report's figures (matplotlib's object API, no pyplot): accuracy vs FLOPs/params/throughput, error EDFs,
 importances, curves, the hypervolume against compute.
 
-Each function draws one figure from the studies' trial tables and saves it once, as SVG (the page shows it;
-the other pages' figures are PNG with an SVG beside); it returns a `Figure` naming the file, or one with no
-file and a caption that says why the figure was left out.
+Each function draws one figure from the studies' trial tables and saves it once per format of its `Target` (SVG
+unless asked otherwise; the page shows the first format and links the others); it returns a `Figure` naming the
+file, or one with no file and a caption that says why the figure was left out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import pickle
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -29,9 +29,9 @@ from matplotlib.transforms import blended_transform_factory
 
 from ..units import human
 from ..stats import complexity_weights, edf, ks_statistic, log_bins, pareto_front
-from .tables import HvCurve, hv_vs_compute, study_points
+from .tables import HvCurve, ReportError, hv_vs_compute, study_points
 
-__all__ = ["Figure", "Importances", "all_figures", "param_importances", "hv_figure", "save", "MIN_IMPORTANCE_TRIALS",
+__all__ = ["Figure", "Target", "FIGURE_FORMATS", "parse_formats", "Importances", "all_figures", "param_importances", "hv_figure", "save", "MIN_IMPORTANCE_TRIALS",
            "FANOVA_MAX_TRIALS", "PED_ANOVA_QUANTILE", "STUDY_FORMATS"]
 
 MIN_IMPORTANCE_TRIALS = 4
@@ -41,7 +41,8 @@ COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 FEW_LEVELS = 12  # a parameter with at most this many values gets its dots spread sideways when dense
 DENSE = 300  # up to this many points a scatter keeps full-size, opaque vector dots; beyond, smaller, lighter ones
 # that the SVG holds as one image, not one path per dot
-STUDY_FORMATS = ("svg",)  # the study page's figures: written once, as SVG (a PNG too doubled the figures' time)
+STUDY_FORMATS = ("svg",)  # the study page's figures by default: SVG alone (a PNG too doubled the figures' time)
+FIGURE_FORMATS = ("svg", "png")  # what `nasx report --formats` takes: the formats a browser shows in a page
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100}
 
 
@@ -53,6 +54,27 @@ class Figure:
     title: str
     caption: str
     file: Optional[str] = None
+    also: tuple[str, ...] = ()  # the same figure in the other formats asked for, linked under it
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a page's figures go: the folder, and the formats each figure is written in (the page shows the first)."""
+
+    folder: Path
+    formats: tuple[str, ...] = STUDY_FORMATS
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """'png,svg' -> ('png', 'svg'): figure formats, each once, in the order given; ReportError otherwise."""
+    formats = tuple(f.strip().lower().lstrip(".") for f in text.split(",")) if text.strip() else ()
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
+    if not formats or unknown:
+        raise ReportError(f"--formats {text!r}: {', '.join(map(repr, unknown)) or 'none given'}: "
+                          f"give one or more of {', '.join(FIGURE_FORMATS)}, comma-separated")
+    if len(set(formats)) < len(formats):
+        raise ReportError(f"--formats {text!r}: a format given twice")
+    return formats
 
 
 def subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any):
@@ -73,17 +95,21 @@ def save(fig, out: Path, stem: str, formats: Sequence[str] = ("png", "svg")) -> 
     return f"{stem}.{formats[0]}"
 
 
-def _save(fig, out: Path, stem: str) -> str:
-    """A study page's figure, saved in STUDY_FORMATS."""
-    return save(fig, out, stem, STUDY_FORMATS)
+def _save(fig, out: Path | Target, stem: str) -> str:
+    """A study page's figure, saved in the target's formats (a bare folder: STUDY_FORMATS)."""
+    target = out if isinstance(out, Target) else Target(Path(out))
+    return save(fig, target.folder, stem, target.formats)
 
 
 def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
-                curves: Optional[Sequence[Optional[HvCurve]]] = None, workers: Optional[int] = None) -> list[Figure]:
-    """Every figure of the report, in page order; one that cannot be drawn is a Figure that says why. `curves`:
-    each study's hypervolume against compute (tables.hv_vs_compute), computed here when not given; `workers`:
-    processes that draw (default: the usable cores, at most 4; see `_run`)."""
+                curves: Optional[Sequence[Optional[HvCurve]]] = None, workers: Optional[int] = None,
+                formats: Sequence[str] = STUDY_FORMATS) -> list[Figure]:
+    """Every figure of the report, in page order, each written once per format; one that cannot be drawn is a
+    Figure that says why. `curves`: each study's hypervolume against compute (tables.hv_vs_compute), computed here
+    when not given; `workers`: processes that draw (default: the usable cores, at most 4; see `_run`)."""
     curves = list(curves) if curves is not None else [hv_vs_compute(d) for d in datas]
+    formats = tuple(formats)
+    folder, out = Path(out), Target(Path(out), formats)
 
     def importances(data) -> list[Figure]:
         rows, scope = importance_rows(data)
@@ -109,7 +135,9 @@ def all_figures(datas: Sequence[Any], zoo: Sequence[Any], out: Path,
                                                                   f"({d.name})")], data, curve))
               for data, curve in zip(datas, curves)]]
     with matplotlib.rc_context(RC):
-        return [fig for figs in _run(jobs, _workers(workers, len(jobs))) for fig in figs]
+        drawn = [fig for figs in _run(jobs, _workers(workers, len(jobs))) for fig in figs]
+    return [replace(f, also=tuple(f"{f.stem}.{x}" for x in formats[1:] if (folder / f"{f.stem}.{x}").is_file()))
+            if f.file else f for f in drawn]
 
 
 def _workers(asked: Optional[int], jobs: int) -> int:

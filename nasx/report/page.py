@@ -45,7 +45,10 @@ def html_page(title: str, parts: Sequence[str]) -> str:
 def figure_html(fig: Any) -> str:
     e = html.escape
     if fig.file:
-        svg = f" (<a href='{e(fig.stem)}.svg'>SVG</a>)" if fig.file.endswith(".png") else ""
+        # the same figure in the other formats: a study page's `also`; the other pages write an SVG beside a PNG
+        others = getattr(fig, "also", ()) or ((f"{fig.stem}.svg",) if fig.file.endswith(".png") else ())
+        links = ", ".join(f"<a href='{e(f)}'>{e(f.rpartition('.')[2].upper())}</a>" for f in others)
+        svg = f" ({links})" if links else ""
         return (f"<figure id='{e(fig.stem)}'><h3>{e(fig.title)}</h3><img src='{e(fig.file)}' alt='{e(fig.title)}'>"
                 f"<figcaption>{e(fig.caption)}{svg}</figcaption></figure>")
     return f"<h3>{e(fig.title)}</h3><p class='note'>{e(fig.caption)}</p>"
@@ -121,8 +124,10 @@ def rungs_text(d: StudyData) -> Optional[str]:
 
 
 def write_report(studies: list[str], storage: str | None = None, out: str | Path | None = None,
-                 studies_dir: str | Path = "studies", references: Sequence[str] = ()) -> Path:
-    """Write the report of one or more studies (and zoo accuracies from `references` studies); return index.html."""
+                 studies_dir: str | Path = "studies", references: Sequence[str] = (),
+                 formats: Sequence[str] | None = None) -> Path:
+    """Write the report of one or more studies (and zoo accuracies from `references` studies), each figure once per
+    format (default: figures.STUDY_FORMATS, SVG; the page shows the first and links the others); return index.html."""
     import pandas as pd
 
     from . import figures as figs
@@ -160,7 +165,7 @@ def write_report(studies: list[str], storage: str | None = None, out: str | Path
     (pd.concat(hv_rows, ignore_index=True) if hv_rows else
      pd.DataFrame(columns=["study", "trial", "state", "rung", "completed", "wall_time", "compute", "hypervolume"])
      ).to_csv(out / "hv_vs_compute.csv", index=False)
-    figures = figs.all_figures(datas, zoo, out, curves)
+    figures = figs.all_figures(datas, zoo, out, curves, formats=figs.STUDY_FORMATS if formats is None else formats)
     from .repeats import repeats_sections  # the nets repeated under more seeds (nasx repeat), where a study has them
 
     repeats = repeats_sections(datas, storage, studies_dir, out)
