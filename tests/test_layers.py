@@ -23,6 +23,7 @@ LAYERS = {
     "report.ablation": 6, "report.fidelity": 6, "report.refine": 6, "experiments.simulate": 6, "report.simulate": 6, "report.repeats": 6,
     "cli.common": 7, "cli.net": 7, "cli.space": 7, "cli.train": 7, "cli.explore": 7, "cli.report": 7,
     "cli.ablate": 7, "cli.fidelity": 7, "cli.refine": 7, "cli.simulate": 7, "cli.repeat": 7, "cli.app": 7,
+    "study.synthetic": 5,  # a study of made-up results (tests, examples, runs at scale)
 }
 
 

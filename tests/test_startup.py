@@ -4,7 +4,6 @@ importance method named on the page. Times are measured in docs/benchmarks.md, n
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -44,10 +43,9 @@ def imported_by(args: list[str], cwd: Path, watch=HEAVY) -> tuple[int, list[str]
 
 
 def synthetic():
-    """scripts/synthetic_study.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("synthetic_study", ROOT / "scripts" / "synthetic_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """nasx.study.synthetic: studies of made-up results (scripts/synthetic_study.py is its command)."""
+    from nasx.study import synthetic as module
+
     return module
 
 
