@@ -94,3 +94,21 @@ def test_no_import_circle():
     for m in sorted(g):
         visit(m)
     assert not cycles, cycles
+
+
+def test_lazy_faces_show_type_checkers_every_public_name():
+    """A package face that imports its names on first use (PEP 562) imports each of them under `if TYPE_CHECKING:`
+    too (or at once), so that type checkers and editors see all of `__all__`."""
+    import importlib
+
+    faces = [p for p in ROOT.rglob("__init__.py") if "def __getattr__" in p.read_text()]
+    assert {module_name(p) or "nasx" for p in faces} >= {"nasx", "study", "train"}
+    for path in faces:
+        seen = set()
+        for node in ast.parse(path.read_text()).body:
+            checking = isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+            for stmt in node.body if checking else [node]:
+                if isinstance(stmt, ast.ImportFrom) and stmt.module != "__future__" and stmt.module != "typing":
+                    seen.update(a.asname or a.name for a in stmt.names)
+        module = importlib.import_module(".".join(filter(None, ["nasx", module_name(path)])))
+        assert set(module.__all__) <= seen, f"{path.relative_to(ROOT)}: {sorted(set(module.__all__) - seen)}"

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from .proxy import MIN_RESOLUTION, Proxy, ProxyError
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from .trainer import (REASONS,  # noqa: F401 EpochReport, Pruned, Trainer, TrainConfig, TrainResult, augment, resolve_device,
-                          train)
+    from .trainer import (REASONS, EpochReport, Pruned, Trainer, TrainConfig, TrainResult, augment,  # noqa: F401
+                          resolve_device, train)
 
 _TRAINER = ("TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment", "resolve_device",
             "REASONS")
