@@ -459,9 +459,6 @@ class MultiBranchBlock:
         """Channels of the concatenation for a w_in-channel input."""
         return sum(p.w_out(w_in) for p in self.paths)
 
-    def w_block_out(self, w_in: int, w_out: int) -> int:
-        return w_out if self.residual else self.w_concat(w_in)
-
     def _check(self, where: str) -> None:
         if not isinstance(self.paths, tuple) or not self.paths:
             raise SpecError(f"{where}.paths: at least one path")
@@ -773,14 +770,6 @@ class NetSpec:
         if isinstance(block, AggregatedBlock):
             return block.w_b
         return int(round(stage.width * block.bottleneck_ratio))
-
-    def out_width(self) -> int:
-        """Channels entering the head."""
-        w = self.stem_width
-        for stage in self.stages:
-            if stage.depth > 0:
-                w = stage.width
-        return w
 
     def describe(self) -> str:
         """A short human description, e.g. `aggregated 3 stages d=(3,3,3) w=(256,512,1024) C=8 gw=64`."""
