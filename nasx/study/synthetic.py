@@ -93,7 +93,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     from ..space import load_space
     from ..space.sampling import Rejected, suggest
     from .journal_snapshot import SnapshotJournal
-    from .record import StudyInfo, TrialRecord, write_info
+    from .record import StudyInfo, TrialRecord, write_by_id, write_info
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -102,7 +102,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
                "versions": {"nasx": "synthetic", "torch": "-", "optuna": optuna.__version__, "python": "-"},
                "owner": "synthetic:0", "budget": {"epochs": epochs, "fraction": 1.0}, "seed": seed}
     first: dict[str, tuple[int, list[float]]] = {}  # spec id -> (first complete trial, its curve)
-    trials = []
+    trials, stored = [], []  # the frozen trials, and the user attributes each holds (a record's, no tags)
     for number in range(n):
         drawn = _DrawnTrial(rng)
         attrs: dict[str, Any]
@@ -110,6 +110,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
             sample = suggest(sp, drawn)
         except Rejected as e:
             attrs = TrialRecord(number=number, state="PRUNED", rejected=e.reason).to_attrs()
+            stored.append(attrs)
             trials.append(create_trial(state=TrialState.PRUNED, params=drawn.params,
                                        distributions=drawn.distributions, user_attrs=attrs))
             continue
@@ -136,6 +137,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
         out.update(train_loss=[2.3 * (1 - c) for c in out["curve"]], wall_time=float(1e-7 * cx.flops),
                    images_per_s=float(1e11 / cx.flops))
         attrs = TrialRecord.of(number, state.name, **net, **out).to_attrs()
+        stored.append(attrs)
         trials.append(create_trial(state=state, values=values, params=drawn.params,
                                    distributions=drawn.distributions, user_attrs=attrs))
     logs = _Logs()
@@ -145,16 +147,15 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     write_info(study, info, {"space": space, "dataset": "synthetic", "epochs": epochs, "trials": n, "seed": seed})
     if as_workers:
         storage, study_id = study._storage, study._study_id
-        for t in trials:
+        for t, attrs in zip(trials, stored):
             tid = storage.create_new_trial(study_id)
             for key, value in t.params.items():
                 dist = t.distributions[key]
                 storage.set_trial_param(tid, key, dist.to_internal_repr(value), dist)
-            curve = t.user_attrs.get("curve", [])
+            curve = attrs.get("curve", [])
             for epoch in range(1, len(curve)):
-                storage.set_trial_user_attr(tid, "curve", curve[:epoch])
-            for key, value in t.user_attrs.items():
-                storage.set_trial_user_attr(tid, key, value)
+                write_by_id(storage, tid, curve=curve[:epoch])
+            write_by_id(storage, tid, **attrs)
             storage.set_trial_state_values(tid, t.state, t.values)
     else:
         study.add_trials(trials)
