@@ -27,6 +27,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from ..study.record import COMPLETE, FAIL, PRUNED
 from ..units import human
 from ..stats import complexity_weights, edf, ks_statistic, log_bins, pareto_front
 from .tables import HvCurve, ReportError, hv_vs_compute, study_points
@@ -223,7 +224,7 @@ def _complete(data):
 def _lower_rungs(data):
     """Complete trials of a study's lower rungs (smaller budgets), by rung: [(rung, its budget name, rows)]."""
     t = data.trials
-    low = t[(t["state"] == "COMPLETE") & ~t["top_budget"].astype(bool) & t["rung"].notna()]
+    low = t[(t["state"] == COMPLETE) & ~t["top_budget"].astype(bool) & t["rung"].notna()]
     return [(int(k), str(g["budget"].dropna().iloc[0]) if g["budget"].notna().any() else "?", g)
             for k, g in low.groupby("rung", sort=True)]
 
@@ -275,12 +276,12 @@ def vs_complexity(datas, zoo, out: Path, key: str) -> Figure:
         if front:
             _step_front(ax, [x[i] for i in front], [y[i] for i in front], False, color,
                         f"Pareto front{' ' + data.name if several else ''}")
-        pruned = t[(t["state"] == "PRUNED") & t["last_val_acc"].notna() & t[key].notna()]
+        pruned = t[(t["state"] == PRUNED) & t["last_val_acc"].notna() & t[key].notna()]
         if len(pruned):
             ax.scatter(pruned[key].astype(float), 100 * pruned["last_val_acc"].astype(float), marker="x",
                        color=color, label=f"pruned (last epoch){' ' + data.name if several else ''}",
                        **dots(len(pruned), alpha=0.5))
-        failed = t[(t["state"] == "FAIL") & t[key].notna()]
+        failed = t[(t["state"] == FAIL) & t[key].notna()]
         if len(failed):
             ax.scatter(failed[key].astype(float), [0.02] * len(failed), transform=fail_tf, marker="v", s=30,
                        color="crimson", label=f"failed{' ' + data.name if several else ''}", zorder=4)
@@ -418,7 +419,7 @@ def importance_rows(data) -> tuple[Any, str]:
     study with rungs: the lowest rung's, the one budget every net trained at (a parameter would otherwise be
     credited with the budget's effect on accuracy)."""
     t = data.trials
-    done = t[t["state"] == "COMPLETE"]
+    done = t[t["state"] == COMPLETE]
     if data.info is None or not data.info.rungs:
         return done, ""
     from .tables import budget_name

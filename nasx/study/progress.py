@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
 from ..stats import pareto_front
-from .record import TrialRecord, read_info
+from .record import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, TrialRecord, read_info
 
 __all__ = ["Snapshot", "FrontPoint", "RunningTrial", "snapshot"]
 
@@ -72,10 +72,10 @@ def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
     now = time.time()
     for t in study.get_trials(deepcopy=False):
         rec = TrialRecord.from_trial(t)
-        if rec.state == "COMPLETE":
+        if rec.state == COMPLETE:
             snap.complete += 1
             done.append(rec)
-        elif rec.state == "RUNNING":
+        elif rec.state == RUNNING:
             snap.running += 1
             p = rec.progress or {}
             started = p.get("started")
@@ -83,14 +83,14 @@ def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
                 rec.number, rec.description or "", int(p.get("epoch", 0)), int(p.get("epochs", 0)),
                 int(p.get("step", 0)), int(p.get("steps", 0)),
                 float(p.get("at", now) - started) if started is not None else 0.0))
-        elif rec.state == "PRUNED":
+        elif rec.state == PRUNED:
             if rec.rejected is not None:
                 snap.rejected += 1
             else:
                 snap.pruned += 1
-        elif rec.state == "FAIL":
+        elif rec.state == FAIL:
             snap.failed += 1
-        elif rec.state == "WAITING":
+        elif rec.state == WAITING:
             snap.waiting += 1
     if top is not None:
         snap.rungs = tuple(sum(1 for r in done if r.rung == k) for k in range(top + 1))

@@ -27,6 +27,7 @@ __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write
            "device_name", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+COMPLETE, PRUNED, FAIL, RUNNING, WAITING = STATES  # a record's state: the name of its Optuna TrialState
 _TAG = "tag_"
 
 

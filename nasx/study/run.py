@@ -16,7 +16,7 @@ from ..net.spec import NetSpec
 from . import record
 from .config import StudyConfig, check_resolution, resolve, study_space
 from .progress import Snapshot, snapshot
-from .record import TrialRecord
+from .record import WAITING, TrialRecord
 from .storage import open_storage, open_study, study_lock
 from .worker import Worker, owner_id, reap_stale
 
@@ -97,7 +97,7 @@ def _check_queue(study: Any, name: str, keys: set[str]) -> None:
     from .config import StudyError
 
     foreign = {r.candidate_key for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
-               if r.state == "WAITING" and r.candidate_key is not None} - keys
+               if r.state == WAITING and r.candidate_key is not None} - keys
     if foreign:
         raise StudyError(f"study {name!r} holds {len(foreign)} queued net(s) that are not among these candidates "
                          f"(another plan?); use another name, or the same plan to resume it")
