@@ -478,15 +478,18 @@ _OPTUNA_IMPORTANCE = "optuna.importance"
 
 
 def _ped_anova():
-    """Optuna's PedAnovaImportanceEvaluator and get_param_importances, imported without scikit-learn.
+    """Optuna's PedAnovaImportanceEvaluator and get_param_importances, without paying for scikit-learn when it can.
 
     `optuna.importance` imports scikit-learn (and with it scipy.stats: ~2 s, a third of a 1,000-trial report) for
-    fANOVA, which PED-ANOVA does not use. Where neither is imported yet, the package is imported once with
-    scikit-learn marked absent (Optuna's optional import then skips it), and the modules that saw it absent are
-    taken back out of sys.modules: a later `import optuna.importance` (fANOVA) imports them afresh, with it."""
+    fANOVA, which PED-ANOVA does not use. Only in a process where this is the one Python thread (the `nasx report`
+    command, a forked figure process), and where neither is imported yet, the package is imported with
+    scikit-learn marked absent (Optuna's optional import then skips it) and sys.modules is put back before anything
+    else runs: the modules that saw it absent are taken out, so a later `import optuna.importance` (fANOVA) imports
+    them afresh, with it. Beside other threads (a notebook, a server), which could import while it is marked
+    absent, the package is imported as it is, scikit-learn and all."""
     import importlib
 
-    if _OPTUNA_IMPORTANCE in sys.modules or "sklearn" in sys.modules:
+    if _OPTUNA_IMPORTANCE in sys.modules or "sklearn" in sys.modules or threading.active_count() > 1:
         module = importlib.import_module(_OPTUNA_IMPORTANCE)
         return module.PedAnovaImportanceEvaluator, module.get_param_importances
     import optuna
