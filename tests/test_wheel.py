@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """The wheel of this checkout, built offline from a copy of it (a build leaves build/ and *.egg-info behind)."""
+    pytest.importorskip("setuptools", minversion="70.1", reason="the build backend (pip install -e '.[dev]')")
     work = tmp_path_factory.mktemp("wheel")
     src = work / "src"
     src.mkdir()
