@@ -178,7 +178,7 @@ def test_repeat_trains_the_front_under_k_more_seeds_then_the_nets_near_it_and_re
     again = repeat("tiny", 2, storage=cfg.storage_url, train_fn=noisy_train)
     assert CALLS == [] and again.runs == [] and not again.interrupted
     # the page: the repeats table, and every seed's accuracy in repeats.csv (the study's other figures left out)
-    monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args: [])
+    monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args, **kwargs: [])
     from nasx.study import storage as storage_module
 
     opened = []
