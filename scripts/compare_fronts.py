@@ -10,8 +10,8 @@ The fronts are what each study reports (a study with rungs: its top rung's); the
 (0.9, 1.1 x the band's top)), of each seed's accuracies and of their mean.
 
 An experiment script, not a nasx command: it made the committed comparison in reports/examples/rungs-vs-default-cpu/
-(its run.sh, compare.md; docs/rungs.md) and stays here as the record of how; the studies are read through nasx's
-stored-study reader and trained through nasx's fixed studies, so it holds only the experiment's own steps.
+(its run.sh, compare.md; docs/rungs.md) and stays here as the record of how. It reads the studies and trains through
+nasx's own API, so it holds only the experiment's own steps.
 """
 
 from __future__ import annotations
