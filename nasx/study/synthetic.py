@@ -109,7 +109,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
         try:
             sample = suggest(sp, drawn)
         except Rejected as e:
-            attrs = TrialRecord(number=number, state="PRUNED", rejected=e.reason).to_attrs()
+            attrs = TrialRecord(number=number, state=TrialState.PRUNED.name, rejected=e.reason).to_attrs()
             stored.append(attrs)
             trials.append(create_trial(state=TrialState.PRUNED, params=drawn.params,
                                        distributions=drawn.distributions, user_attrs=attrs))
