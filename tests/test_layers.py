@@ -18,7 +18,7 @@ LAYERS = {
     "space.parse": 3, "space.sampling": 3, "space.edit": 3, "train.proxy": 3, "train.trainer": 3, "train.cores": 3, "train.bench": 3,
     "study.record": 4, "study.rungs": 4, "study.journal_snapshot": 4,
     "study.prune": 5, "study.config": 5, "study.storage": 5, "study.progress": 5, "study.worker": 5,
-    "study.run": 5, "study.references": 5, "study.explore": 5, "study.fixed": 5, "study.repeat": 5,
+    "study.run": 5, "study.references": 5, "study.explore": 5, "study.fixed": 5, "study.repeat": 5, "study.store": 5,
     "experiments.ablate": 6, "experiments.fidelity": 6, "experiments.refine": 6, "report.tables": 6, "report.figures": 6, "report.page": 6,
     "report.ablation": 6, "report.fidelity": 6, "report.refine": 6, "experiments.simulate": 6, "report.simulate": 6, "report.repeats": 6,
     "cli.common": 7, "cli.net": 7, "cli.space": 7, "cli.train": 7, "cli.explore": 7, "cli.report": 7,

@@ -102,10 +102,11 @@ def test_the_trial_record_imports_neither_optuna_nor_the_worker(tmp_path):
 @pytest.mark.slow
 def test_report_of_400_trials_names_its_importance_method(tmp_path):
     from nasx.report import write_report
+    from nasx.study.record import Shelf
     from nasx.report.figures import FANOVA_MAX_TRIALS
 
     synthetic().make_study(tmp_path / "big.journal", "big", 400, space="resnext", seed=1)
-    index = write_report(["big"], storage=str(tmp_path / "big.journal"), out=tmp_path / "out")
+    index = write_report(["big"], Shelf(str(tmp_path / "big.journal")), out=tmp_path / "out")
     page = index.read_text()
     assert "PED-ANOVA evaluator on the" in page and f"fANOVA, the method up to {FANOVA_MAX_TRIALS} complete" in page
     assert (tmp_path / "out" / "importance-big.svg").stat().st_size > 10_000

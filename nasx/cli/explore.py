@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import NasxError
         from ..space import parse_band
         from ..study import StudyConfig, explore as run_explore, load_config, redact
+        from ..study.record import Shelf
 
         if repeats < 0:
             fail(f"--repeats {repeats}: must be a whole number >= 0 (0: no repeats)")
@@ -138,7 +139,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  trial {point.number:>4}  acc {point.val_acc:7.2%}  FLOPs {point.flops:>14,}  "
                            f"{point.description}")
         if report:
-            report_after_run(cfg.name, cfg.storage_url, out, [done.reference_study] if done.reference_study else [])
+            report_after_run(cfg.name, Shelf(cfg.storage_url), out, [done.reference_study] if done.reference_study else [])
         exit_if_interrupted(done.interrupted)
         if snap.failed and not snap.complete:
             fail(f"study {cfg.name!r}: every trial failed ({snap.failed}), none complete; the reasons are in the "

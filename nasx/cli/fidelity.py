@@ -112,7 +112,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     import torch
 
     from .. import data as nasx_data
-    from ..experiments.fidelity import default_budgets, plan_fidelity, study_nets
+    from ..experiments.fidelity import default_budgets, plan_fidelity
     from ..space import load_space, parse_band
     from ..study import StudyConfig
     from ..study.fixed import draw
@@ -129,7 +129,9 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     shape = nasx_data.input_shape(dataset, data_dir=data_dir)  # a missing dataset: one line; nothing decoded
     n = samples or (32 if cuda else 16)
     if from_study:
-        nets = study_nets(from_study, storage, n)
+        from ..study.store import open_study
+
+        nets = open_study(from_study, storage).nets(n=n)  # every distinct net it trained, rungs included
     else:
         sp = load_space(space)
         chosen = corner if corner is not None else ("cpu" if not cuda and "cpu" in sp.corners else None)

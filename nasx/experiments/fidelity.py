@@ -27,7 +27,7 @@ from ..net.spec import NetSpec
 from ..train.proxy import Proxy, ProxyError
 
 __all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
-           "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
+           "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
 MIN_TAU = 0.7  # default threshold: tau 0.7 = 85% of the pairs of nets ordered as the reference orders them
@@ -96,35 +96,14 @@ def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Proxy], 
     return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native, ceiling_seeds)
 
 
-def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
-               studies_dir: str = "studies") -> list[NetSpec]:
-    """The distinct nets of a study's complete trials in trial order (the first n)."""
-    from ..study.record import TrialRecord, storage_url
-    from ..study.config import StudyError
-    from ..study.storage import load_existing
-
-    try:
-        loaded = load_existing(study, storage_url(study, storage, studies_dir))
-    except StudyError as e:
-        raise FidelityError(str(e)) from None
-    records = [TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)]
-    nets: dict[str, NetSpec] = {}
-    for rec in sorted(records, key=lambda r: r.number):
-        if rec.state == "COMPLETE" and rec.spec is not None and rec.duplicate_of is None:
-            nets.setdefault(rec.spec_id, rec.net)
-    out = list(nets.values())
-    return out[:n] if n is not None else out
-
-
 def budget_study(name: str, budget: Proxy, seed_offset: int = 0) -> str:
     """The study of one budget; the reference's extra seeds (the ceiling) are studies of their own."""
     return f"fidelity-{name}-{budget.name}" + (f"-s{seed_offset}" if seed_offset else "")
 
 
-def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> str:
-    from ..study.record import storage_url
-
-    return storage_url(f"fidelity-{name}", storage, studies_dir)
+def fidelity_storage(name: str, shelf: Any) -> str:
+    """The storage of fidelity run `name` on `shelf` (a nasx.study.record.Shelf): its budgets' studies lie there."""
+    return shelf.url(f"fidelity-{name}")
 
 
 def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable[[str, Any], None]] = None,
@@ -136,7 +115,7 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
     running budget."""
     from ..study.fixed import run_fixed
 
-    storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
+    storage = fidelity_storage(plan.name, config.shelf)
     summaries = []
     runs = [(b, 0) for b in plan.budgets] + [(plan.reference, k) for k in range(1, plan.ceiling_seeds)]
     for budget, offset in runs:
@@ -230,26 +209,20 @@ class FidelityData:
     ceiling: dict = dataclasses.field(default_factory=dict)  # seed offset -> the reference's records with that seed
 
 
-def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> FidelityData:
-    """Read the studies `fidelity-<name>-*` of a fidelity run (FidelityError if there are none)."""
-    import optuna
-
-    from ..study.record import TrialRecord
+def load_fidelity(name: str, storage: Optional[str] = None) -> FidelityData:
+    """Read the studies `fidelity-<name>-*` of a fidelity run in `storage` (default its journal in studies/);
+    FidelityError if there are none."""
     from ..study.config import redact
-    from ..study.storage import is_rdb, journal_path, open_storage
+    from ..study.record import Shelf
+    from ..study.storage import is_rdb, journal_path
+    from ..study.store import open_studies
 
-    url = fidelity_storage(name, storage, studies_dir)
+    url = fidelity_storage(name, Shelf(storage))
     if not is_rdb(url) and not journal_path(url).is_file():
         raise FidelityError(f"no fidelity run {name!r}: no storage at {journal_path(url)} (give --storage?)")
-    store = open_storage(url, read_only=True)
-    prefix = f"fidelity-{name}-"
     budgets, roles, costs, ceiling = {}, {}, {}, {}
-    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
-        if not summary.study_name.startswith(prefix):
-            continue
-        study = optuna.load_study(study_name=summary.study_name, storage=store)
-        records = [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
-        tagged = [r for r in records if r.tags.get("fidelity") == name]
+    for study in open_studies(url, prefix=f"fidelity-{name}-"):
+        tagged = [r for r in study.records if r.tags.get("fidelity") == name]
         if not tagged:
             continue
         budget = str(tagged[0].tags.get("budget"))
@@ -366,8 +339,7 @@ def _ceiling(data: FidelityData, table: Any, reference: str, missing: dict[str, 
     return ceiling
 
 
-def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",
-                  min_tau: float = MIN_TAU) -> tuple[Proxy, str]:
+def resolve_proxy(text: str, storage: Optional[str] = None, min_tau: float = MIN_TAU) -> tuple[Proxy, str]:
     """The budget `explore --proxy` names, and a note on where it came from: a budget (`e1-f0.25`), a fidelity
     run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy whose tau interval's lower
     bound reaches min_tau and whose tau beats FLOPs and params alone)."""
@@ -377,7 +349,7 @@ def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "
             return Proxy.parse(text), f"proxy {Proxy.parse(text).name}"
         except ProxyError:
             pass
-    data = load_fidelity(name, storage, studies_dir)
+    data = load_fidelity(name, storage)
     if sep:
         if budget not in data.budgets:
             raise FidelityError(f"--proxy {text}: fidelity run {name!r} has no budget {budget!r} "

@@ -13,7 +13,7 @@ from ..errors import NasxError
 from ..train.cores import cpu_cores
 from ..train.proxy import MIN_RESOLUTION, Proxy, ProxyError
 from .prune import PruneRule
-from .record import storage_url
+from .record import Shelf
 
 __all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution", "asha_ladder",
            "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]
@@ -93,8 +93,13 @@ class StudyConfig:
         return self.study or Path(self.space).stem
 
     @property
+    def shelf(self) -> Shelf:
+        """Where this study and its companions (zoo references, repeats) are stored."""
+        return Shelf(self.storage, self.studies_dir)
+
+    @property
     def storage_url(self) -> str:
-        return storage_url(self.name, self.storage, self.studies_dir)
+        return self.shelf.url(self.name)
 
     @property
     def proxy(self) -> Proxy:

@@ -23,7 +23,7 @@ from ..net.spec import NetSpec
 from ..train.proxy import Proxy, ProxyError
 
 __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
-           "candidate_attrs", "read_info", "read_config", "write_info", "take_worker_number", "storage_url", "versions",
+           "candidate_attrs", "read_info", "read_config", "write_info", "take_worker_number", "Shelf", "versions",
            "device_name", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -274,6 +274,21 @@ class StudyInfo:
         except (ProxyError, TypeError):
             return None
 
+    @property
+    def top_rung(self) -> Optional[int]:
+        """The top rung of a study with rungs (len(rungs) - 1), None for a study without."""
+        return len(self.rungs) - 1 if self.rungs else None
+
+    @property
+    def top_budget(self) -> Optional[Proxy]:
+        """The budget its points trained on: its top rung's, or (no rungs) its one budget (None if it stores none)."""
+        if not self.rungs:
+            return self.budget
+        try:
+            return Proxy(**dict(self.rungs[-1]))
+        except (ProxyError, TypeError):
+            return None
+
     def differences(self, stored: "StudyInfo") -> list[tuple[str, Any, Any]]:
         """(field, stored value, this value) for each field that differs; a field the stored info lacks is not compared."""
         out = []
@@ -340,9 +355,17 @@ def take_worker_number(study: Any) -> int:
     return number
 
 
-def storage_url(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies") -> str:
-    """The storage of a study: the URL given, else its journal file `studies_dir/<name>.journal`."""
-    return storage or str(Path(studies_dir) / f"{name}.journal")
+@dataclass(frozen=True)
+class Shelf:
+    """Where stored studies lie: one storage URL that holds them all (a database, a shared journal), else a journal
+    file per study, `<folder>/<name>.journal`."""
+
+    storage: Optional[str] = None
+    folder: str | Path = "studies"
+
+    def url(self, name: str) -> str:
+        """The storage of study `name`."""
+        return self.storage or str(Path(self.folder) / f"{name}.journal")
 
 
 def versions() -> dict[str, str]:
