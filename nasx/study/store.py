@@ -39,9 +39,9 @@ class StoredStudy:
     from (for parameter importances; None for a study built from records)."""
 
     name: str
-    records: tuple[TrialRecord, ...]
+    records: tuple[TrialRecord, ...] = field(repr=False)
     info: Optional[StudyInfo] = None
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(repr=False, default_factory=dict)
     storage: str = ""  # the storage URL, passwords redacted (for pages and messages)
     completed: Mapping[int, Any] = field(repr=False, default_factory=dict)  # trial number -> datetime_complete
     study: Any = field(repr=False, compare=False, default=None)
