@@ -188,3 +188,26 @@ def test_a_fashion_mnist_study_stores_counts_and_exports_the_net_it_trained(tmp_
     assert res.exit_code == 0, res.output
     row = __import__("pandas").read_csv(tmp_path / "r" / "trials.csv").query("state == 'COMPLETE'").iloc[0]
     assert (row["spec_id"], int(row["flops"])) == (rec.spec_id, rec.flops)
+
+
+def test_study_info_carries_a_schema_and_one_upgrade_reads_the_versions_before_it():
+    """The stored info names its schema; an info stored before the key (schema 0: the corner in the proxy, fields
+    the earliest studies lacked) reads as the current schema stores it, and a newer schema is one line."""
+    from nasx.study.record import SCHEMA, upgrade
+
+    now = StudyInfo("resnext", "cifar10", 1, 0.5, ("accuracy", "flops"), 2000, 0, "h", {"batch_size": 128}, "cpu")
+    stored = now.to_attrs()
+    assert stored["schema"] == SCHEMA == 1 and stored["rungs"] == [] and stored["eta"] is None
+    assert StudyInfo.from_attrs(stored) == now
+    zero = {"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.5, "objectives": ["accuracy", "flops"],
+            "val_size": 2000, "seed": 0, "space_hash": "h", "proxy": {"batch_size": 128, "corner": "cpu"}}
+    assert upgrade(zero) == stored
+    assert StudyInfo.from_attrs(zero) == now and now.differences(StudyInfo.from_attrs(zero)) == []
+    bare = StudyInfo.from_attrs({"space": "resnext"})
+    assert (bare.dataset, bare.objectives, bare.seed, bare.epochs, bare.schema) == ("?", ("accuracy", "flops"), 0,
+                                                                                   None, SCHEMA)
+    with pytest.raises(RecordError, match=r"^the study was written by a newer nasx \(study info schema 2; this "
+                                          r"version reads up to 1\); upgrade nasx$"):
+        StudyInfo.from_attrs({**stored, "schema": 2})
+    with pytest.raises(RecordError, match="not a version nasx wrote"):
+        upgrade({**stored, "schema": "1"})

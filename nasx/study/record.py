@@ -4,9 +4,9 @@ A trial's user attributes hold the net (spec JSON, id, counts), where and how it
 dataset, split hash, device, versions, budget) and what came out (the per-epoch validation curve,
 accuracy, time, images/s, a stop reason: one `Outcome`). The study writes them (`write`,
 `write_outcome`, `write_by_id`, `candidate_attrs`, `TrialRecord.retry_attrs`); everything else reads
-`TrialRecord.from_trial`. The study's own attributes (what it was made with) are a `StudyInfo`. Stored
-keys are the field names (tags as `tag_<name>`), as in every earlier version, so studies written before
-this module still load.
+`TrialRecord.from_trial`. Stored keys are the field names (tags as `tag_<name>`). The study's own attributes
+(what it was made with) are a `StudyInfo`, stored with a schema version (`SCHEMA`); `upgrade` reads every
+earlier one.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from ..net.spec import NetSpec
 from ..train.proxy import Proxy, ProxyError
 
 __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
-           "candidate_attrs", "read_info", "read_config", "write_info", "take_worker_number", "Shelf", "versions",
-           "device_name", "STATES"]
+           "candidate_attrs", "SCHEMA", "upgrade", "read_info", "read_config", "write_info", "take_worker_number",
+           "Shelf", "versions", "device_name", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _TAG = "tag_"
@@ -249,6 +249,10 @@ def candidate_attrs(spec: NetSpec, key: str, seed: int, tags: Mapping[str, Any],
 # The study's own record
 
 
+SCHEMA = 1
+"""The version of the stored study info (its `schema` key); a study stored before the key has version 0."""
+
+
 @dataclass(frozen=True)
 class StudyInfo:
     """What a study was made with; a resumed study must match it (else it would mix two experiments)."""
@@ -265,10 +269,11 @@ class StudyInfo:
     corner: Optional[str] = None  # the corner of the space file searched (None: the whole file)
     rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Proxy.to_dict), lowest first
     eta: Optional[int] = None  # successive halving: a rung promotes the top 1/eta of its nets
+    schema: int = SCHEMA  # the version of this stored form (see `upgrade`)
 
     @property
     def budget(self) -> Optional[Proxy]:
-        """The proxy budget the study trained on (None when a study of an early version lacks epochs or fraction)."""
+        """The proxy budget the study trained on (None when the stored info names no epochs or fraction)."""
         try:
             return Proxy(self.epochs, self.fraction, self.proxy.get("resolution"), self.proxy.get("batch_size"))
         except (ProxyError, TypeError):
@@ -290,42 +295,69 @@ class StudyInfo:
             return None
 
     def differences(self, stored: "StudyInfo") -> list[tuple[str, Any, Any]]:
-        """(field, stored value, this value) for each field that differs; a field the stored info lacks is not compared."""
+        """(field, stored value, this value) for each field that differs; a space hash that either side does not
+        know (None) is not compared."""
         out = []
         for f in dataclasses.fields(self):
             mine, theirs = getattr(self, f.name), getattr(stored, f.name)
             if f.name == "space_hash" and (theirs is None or mine is None):
-                continue  # a study written before space hashes were stored, or a caller that does not know it
+                continue
             if mine != theirs:
                 out.append((f.name, theirs, mine))
         return out
 
     def to_attrs(self) -> dict[str, Any]:
+        """The stored form (the study's `nasx` attribute), at the current schema."""
         d = dataclasses.asdict(self)
         d["objectives"] = list(self.objectives)
         d["proxy"] = dict(self.proxy)
         d["rungs"] = [dict(r) for r in self.rungs]
-        if not self.rungs:  # a study without rungs stores what earlier versions stored
-            d.pop("rungs")
-            d.pop("eta")
         return d
 
     @classmethod
     def from_attrs(cls, data: Mapping[str, Any]) -> "StudyInfo":
+        """The info of a stored form of any schema up to the current one (`upgrade`); keys it does not know are
+        left out."""
+        data = upgrade(data)
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["objectives"] = tuple(kwargs.get("objectives") or ("accuracy", "flops"))
-        kwargs.setdefault("seed", 0)
-        for key in ("space", "dataset"):
-            kwargs.setdefault(key, "?")
-        for key in ("epochs", "fraction", "val_size"):
-            kwargs.setdefault(key, None)
-        proxy = dict(kwargs.get("proxy") or {})
-        if "corner" in proxy:  # stored before the corner left the proxy: the space's, not the budget's
-            kwargs.setdefault("corner", proxy.pop("corner"))
-        kwargs["proxy"] = proxy
-        kwargs["rungs"] = tuple(dict(r) for r in kwargs.get("rungs") or ())
+        kwargs["objectives"] = tuple(kwargs["objectives"])
+        kwargs["proxy"] = dict(kwargs["proxy"])
+        kwargs["rungs"] = tuple(dict(r) for r in kwargs["rungs"])
         return cls(**kwargs)
+
+
+def upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored study info of any schema as the current schema stores it, one step a version (RecordError for a
+    schema newer than this nasx reads)."""
+    out = dict(data)
+    version = out.get("schema", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise RecordError(f"study info schema {version!r}: not a version nasx wrote")
+    if version > SCHEMA:
+        raise RecordError(f"the study was written by a newer nasx (study info schema {version}; this version reads up "
+                          f"to {SCHEMA}); upgrade nasx")
+    for step in _UPGRADES[version:]:
+        out = step(out)
+    return {**out, "schema": SCHEMA}
+
+
+def _schema_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 0 (no `schema` key) to 1: every field present (objectives accuracy and FLOPs, seed 0, space and dataset
+    "?", epochs, fraction and validation size None where the earliest studies stored none; no rungs), and the
+    corner, once kept in the proxy (batch size, resolution), as the space's own field."""
+    out = {"objectives": ["accuracy", "flops"], "seed": 0, "space": "?", "dataset": "?", "epochs": None,
+           "fraction": None, "val_size": None, "rungs": [], "eta": None, **data}
+    out["objectives"] = out["objectives"] or ["accuracy", "flops"]
+    proxy = dict(out.get("proxy") or {})
+    if "corner" in proxy:
+        out.setdefault("corner", proxy.pop("corner"))
+    out["proxy"] = proxy
+    out["rungs"] = out["rungs"] or []
+    return out
+
+
+_UPGRADES = (_schema_0_to_1,)  # _UPGRADES[k] takes a stored info from schema k to k + 1
 
 
 _INFO, _CONFIG, _WORKERS = "nasx", "config", "workers"
