@@ -19,7 +19,7 @@ import nasx
 from nasx.net.complexity import complexity
 from nasx.study import record
 from nasx.study.record import Outcome, RecordError, StudyInfo, TrialRecord
-from nasx.train.proxy import Proxy
+from nasx.train.budget import Budget
 from nasx.study import StudyConfig, open_storage, run_study
 from nasx.train import Trainer, train
 
@@ -126,7 +126,7 @@ def test_a_study_info_that_kept_the_corner_in_its_proxy_loads_as_the_space_s_cor
                     corner="cpu")
     assert old == now and old.differences(now) == [] and dict(old.proxy) == {"batch_size": 128, "resolution": 24}
     assert StudyInfo.from_attrs(now.to_attrs()) == now and now.to_attrs()["corner"] == "cpu"
-    assert now.budget == Proxy(1, 0.5, resolution=24, batch_size=128)
+    assert now.budget == Budget(1, 0.5, resolution=24, batch_size=128)
     whole = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128}})
     assert whole.corner is None and [d[0] for d in whole.differences(now)] == ["proxy", "corner"]
     assert StudyInfo.from_attrs({"space": "resnext"}).budget is None  # an early study without epochs: no budget

@@ -76,7 +76,7 @@ def test_export_reads_a_study_without_torch_or_matplotlib(tmp_path):
 
 def test_nasx_package_imports_no_torch_until_build(tmp_path):
     probe = ("import sys, nasx, nasx.net.spec, nasx.net.complexity, nasx.space, nasx.space.sampling, nasx.study.record, "
-             "nasx.report, nasx.train.proxy, nasx.study.config; n = nasx.complexity('resnet20').params; "
+             "nasx.report, nasx.train.budget, nasx.study.config; n = nasx.complexity('resnet20').params; "
              "before = 'torch' in sys.modules; "
              "nasx.build('resnet20'); print(n, before, 'torch' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..errors import NasxError
 from ..net.spec import NetSpec
-from ..train.proxy import Proxy, ProxyError
+from ..train.budget import Budget, BudgetError
 
 __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
            "candidate_attrs", "SCHEMA", "upgrade", "read_info", "read_config", "write_info", "take_worker_number",
@@ -267,16 +267,16 @@ class StudyInfo:
     space_hash: Optional[str] = None  # the space file's content: a changed file is another experiment
     proxy: Mapping[str, Any] = field(default_factory=dict)  # batch size, resolution when not the defaults
     corner: Optional[str] = None  # the corner of the space file searched (None: the whole file)
-    rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Proxy.to_dict), lowest first
+    rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Budget.to_dict), lowest first
     eta: Optional[int] = None  # successive halving: a rung promotes the top 1/eta of its nets
     schema: int = SCHEMA  # the version of this stored form (see `upgrade`)
 
     @property
-    def budget(self) -> Optional[Proxy]:
+    def budget(self) -> Optional[Budget]:
         """The proxy budget the study trained on (None when the stored info names no epochs or fraction)."""
         try:
-            return Proxy(self.epochs, self.fraction, self.proxy.get("resolution"), self.proxy.get("batch_size"))
-        except (ProxyError, TypeError):
+            return Budget(self.epochs, self.fraction, self.proxy.get("resolution"), self.proxy.get("batch_size"))
+        except (BudgetError, TypeError):
             return None
 
     @property
@@ -285,13 +285,13 @@ class StudyInfo:
         return len(self.rungs) - 1 if self.rungs else None
 
     @property
-    def top_budget(self) -> Optional[Proxy]:
+    def top_budget(self) -> Optional[Budget]:
         """The budget its points trained on: its top rung's, or (no rungs) its one budget (None if it stores none)."""
         if not self.rungs:
             return self.budget
         try:
-            return Proxy(**dict(self.rungs[-1]))
-        except (ProxyError, TypeError):
+            return Budget(**dict(self.rungs[-1]))
+        except (BudgetError, TypeError):
             return None
 
     def differences(self, stored: "StudyInfo") -> list[tuple[str, Any, Any]]:

@@ -20,7 +20,7 @@ from ..errors import NasxError
 from ..net.spec import NetSpec
 from ..stats.noise import front_accuracy_at, pooled_std
 from ..stats.pareto import pareto_mask
-from ..train.proxy import Proxy
+from ..train.budget import Budget
 from .config import StudyConfig
 from .progress import Snapshot
 from .record import Shelf, StudyInfo, TrialRecord
@@ -63,7 +63,7 @@ def repeats_name(study: str) -> str:
     return f"{study}{SUFFIX}"
 
 
-def top_budget(info: StudyInfo) -> Proxy:
+def top_budget(info: StudyInfo) -> Budget:
     """The study's top budget: its top rung's proxy, or (no rungs) the proxy it trained on."""
     budget = info.top_budget
     if budget is None:
@@ -128,7 +128,7 @@ def repeats_config(study: str, settings: Mapping[str, Any], info: StudyInfo, url
         kept["objectives"] = tuple(kept["objectives"])
     cfg = StudyConfig(**kept, **{k: v for k, v in run.items() if v is not None}, study=repeats_name(study),
                       storage=url, fixed=True, prune=False, sampler="random")
-    return cfg.with_proxy(top_budget(info)).check()
+    return cfg.with_budget(top_budget(info)).check()
 
 
 @dataclass
@@ -186,7 +186,7 @@ def repeat(study: str, k: int, *, shelf: Shelf = Shelf(), settings: Optional[Map
     if not _finished(first, _companion_records(url, cfg.name)):
         if on_note is not None:
             on_note(f"repeating the {len(front)} net(s) of the front of {study!r} under {k} more seed(s) "
-                    f"({cfg.proxy.name}) in {cfg.name!r}")
+                    f"({cfg.budget.name}) in {cfg.name!r}")
         runs.append(run_study(cfg, progress=progress, candidates=first, on_note=on_note, train_fn=train_fn))
         if runs[-1].interrupted:
             return RepeatRun(study, cfg.name, k, front, [], math.nan, runs, True)

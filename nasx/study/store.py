@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..net.spec import NetSpec
 from ..stats.pareto import pareto_mask
-from ..train.proxy import Proxy, ProxyError
+from ..train.budget import Budget, BudgetError
 from .config import StudyError, redact
 from .record import Shelf, StudyInfo, TrialRecord, read_config, read_info
 
@@ -54,7 +54,7 @@ class StoredStudy:
         return self.info.top_rung if self.info is not None else None
 
     @property
-    def top_budget(self) -> Optional[Proxy]:
+    def top_budget(self) -> Optional[Budget]:
         """The budget its points trained on: the top rung's, or the study's one budget (None if it stores none)."""
         return self.info.top_budget if self.info is not None else None
 
@@ -165,12 +165,12 @@ def _read(name: str, url: str, opened: Any = None) -> StoredStudy:
 
 
 def budget_name(budget: Optional[Any]) -> Optional[str]:
-    """A stored budget (Proxy.to_dict) by its name, e1-f0.25; None when there is none or it does not parse."""
+    """A stored budget (Budget.to_dict) by its name, e1-f0.25; None when there is none or it does not parse."""
     if not budget:
         return None
     try:
         return _proxy_name(tuple(sorted(dict(budget).items())))
-    except TypeError:  # a value that is not hashable: no budget a Proxy could make
+    except TypeError:  # a value that is not hashable: no budget a Budget could make
         return None
 
 
@@ -178,8 +178,8 @@ def budget_name(budget: Optional[Any]) -> Optional[str]:
 def _proxy_name(items: tuple) -> Optional[str]:
     """budget_name of a budget's sorted items (a study holds a few budgets, read once each)."""
     try:
-        return Proxy(**dict(items)).name
-    except (ProxyError, TypeError):
+        return Budget(**dict(items)).name
+    except (BudgetError, TypeError):
         return None
 
 
