@@ -57,11 +57,9 @@ def main() -> int:
     first = fronts[args.study[0]]
     cfg0, info0 = first["config"], first["info"]
     band = tuple(cfg0["flops"]) if cfg0.get("flops") else None
-    retrain = StudyConfig(space=info0.space, dataset=info0.dataset, corner=info0.corner, epochs=info0.epochs,
-                          fraction=info0.fraction, batch_size=info0.proxy.get("batch_size"),
-                          resolution=info0.proxy.get("resolution"), val_size=info0.val_size, seed=info0.seed,
-                          device="cpu", workers=args.workers, threads=1, test=True, study=args.retrain,
-                          storage=shelf.url(args.retrain), data_dir=cfg0.get("data_dir"))
+    retrain = StudyConfig(space=info0.space, dataset=info0.dataset, corner=info0.corner, val_size=info0.val_size,
+                          seed=info0.seed, device="cpu", workers=args.workers, threads=1, test=True, study=args.retrain,
+                          storage=shelf.url(args.retrain), data_dir=cfg0.get("data_dir")).with_budget(info0.top_budget)
     nets = {}
     for name, f in fronts.items():
         for r in f["front"]:

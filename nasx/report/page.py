@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from ..study.record import Shelf
 from ..units import human
-from .tables import (ReportError, StudyData, ZooRef, budget_name, hv_vs_compute, pareto_table, study_input,
+from .tables import (ReportError, StudyData, ZooRef, hv_vs_compute, pareto_table, study_input,
                      zoo_references)
 
 __all__ = ["write_report", "render", "default_out", "html_page", "html_table", "STYLE"]
@@ -61,7 +61,7 @@ def commands(data: StudyData, number: int, storage_default: bool) -> str:
     storage = "" if storage_default else f" --storage {data.storage}"
     info = data.info
     dataset = info.dataset if info else "cifar10"
-    epochs = info.epochs if info and info.epochs else 1
+    epochs = info.budget.epochs if info and info.budget else 1
     return (f"nasx export {data.name} --trial {number} --out net.yaml{storage} && "
             f"nasx train net.yaml --dataset {dataset} --epochs {epochs}")
 
@@ -113,8 +113,9 @@ def rungs_text(d: StudyData) -> Optional[str]:
     t = d.trials
     trained = t[t["state"].isin(("COMPLETE", "PRUNED", "FAIL")) & t["rejected"].isna()] if len(t) else t
     counts = trained["rung"].value_counts().to_dict() if len(trained) else {}
-    parts = [f"rung {k} ({budget_name(r) or '?'}): {int(counts.get(k, 0))} net{'s' if counts.get(k, 0) != 1 else ''}"
-             for k, r in enumerate(i.rungs)]
+    names = [b.name for b in i.ladder.budgets] if i.ladder else ["?"] * len(i.rungs)
+    parts = [f"rung {k} ({name}): {int(counts.get(k, 0))} net{'s' if counts.get(k, 0) != 1 else ''}"
+             for k, name in enumerate(names)]
     return (f"Study {d.name} trains in {len(i.rungs)} rungs (successive halving, eta {i.eta}: a rung promotes the "
             f"top 1/{i.eta} of its nets): {'; '.join(parts)}. The front, the charts' dots, the summary and the "
             f"hypervolume use the top rung's results only.")

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..errors import NasxError
 from ..net.spec import NetSpec
-from ..train.budget import Budget, BudgetError
+from ..train.budget import Budget, BudgetError, Ladder
 
 __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
            "candidate_attrs", "SCHEMA", "upgrade", "read_info", "read_config", "write_info", "take_worker_number",
@@ -280,6 +280,16 @@ class StudyInfo:
             return None
 
     @property
+    def ladder(self) -> Optional[Ladder]:
+        """The rungs it climbed (None: no rungs, or rungs stored that no Ladder makes)."""
+        if not self.rungs:
+            return None
+        try:
+            return Ladder(tuple(Budget(**dict(r)) for r in self.rungs), self.eta or 3)
+        except (BudgetError, TypeError):
+            return None
+
+    @property
     def top_rung(self) -> Optional[int]:
         """The top rung of a study with rungs (len(rungs) - 1), None for a study without."""
         return len(self.rungs) - 1 if self.rungs else None
@@ -289,10 +299,8 @@ class StudyInfo:
         """The budget its points trained on: its top rung's, or (no rungs) its one budget (None if it stores none)."""
         if not self.rungs:
             return self.budget
-        try:
-            return Budget(**dict(self.rungs[-1]))
-        except (BudgetError, TypeError):
-            return None
+        ladder = self.ladder
+        return ladder.budgets[-1] if ladder is not None else None
 
     def differences(self, stored: "StudyInfo") -> list[tuple[str, Any, Any]]:
         """(field, stored value, this value) for each field that differs; a space hash that either side does not
