@@ -359,3 +359,21 @@ def test_the_real_trainer_runs_a_tiny_fidelity_study_with_a_resolution_proxy(tmp
     nets_table = pd.read_csv(tmp_path / "reports" / "fidelity-real" / "nets.csv")
     assert len(nets_table) == 4 and nets_table["e1-f1"].notna().all()
     assert (nets_table["e1-f1"] > 0.1).any()  # synthetic data is learnable: above chance
+
+
+def test_a_plain_proxy_budget_is_read_without_the_fidelity_experiment(tmp_path):
+    """`--proxy e1-f0.25` is a Budget parsed where the flag is read; only a fidelity run's name needs the fidelity
+    experiment (which measures the run to pick its budget)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import sys; sys.argv = ['nasx', 'explore', '--proxy', 'e1-f0.25', '--dataset', 'imagefolder:/nonexistent', "
+             "'--no-report', '--device', 'cpu']\nfrom nasx.cli.app import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+             "    print(e.code, 'nasx.experiments.fidelity' in sys.modules)")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert "nasx: note: proxy e1-f0.25" in out.stderr and "/nonexistent does not exist" in out.stderr

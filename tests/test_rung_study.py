@@ -182,3 +182,16 @@ def test_explore_refuses_bad_rung_options_in_one_line(tmp_path, monkeypatch, arg
     result = CliRunner().invoke(app, ["explore", "--dataset", "synthetic", "--no-report", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_study_file_s_rungs_are_read_into_a_ladder_once(tmp_path):
+    from nasx.study import load_config
+
+    path = tmp_path / "s.yaml"
+    path.write_text("dataset: synthetic\nrungs: e1-f0.125,e1-f0.5\neta: 4\n")
+    cfg = load_config(path)
+    assert cfg.rungs == Ladder((Budget(1, 0.125), Budget(1, 0.5)), 4) and cfg.eta is None
+    assert cfg.to_dict()["rungs"] == "e1-f0.125,e1-f0.5" and cfg.to_dict()["eta"] == 4  # its stored settings
+    path.write_text("dataset: synthetic\nrungs: [e1-f0.5, e1-f0.125]\n")
+    with pytest.raises(StudyError, match=r"s\.yaml: rungs: rungs: e1-f0.5,e1-f0.125: each budget must cost more"):
+        load_config(path)
