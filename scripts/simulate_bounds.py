@@ -15,9 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from nasx.experiments.simulate import PlantedBenchmark, compare
+from nasx.experiments.simulate import PlantedBenchmark, compare, planted_ladder
 from nasx.space import load_space
-from nasx.train.budget import Budget, Ladder
 
 
 class PerfectProxy(PlantedBenchmark):
@@ -49,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     kind = {"perfect": PerfectProxy, "no-fixed-cost": NoFixedCost}[args.bound]
     space, band = load_space("resnext").corner("cpu"), (10e6, 30e6)
-    ladder = Ladder(tuple(Budget(1, float(Fraction(r))) for r in args.rungs.split(",")), args.eta)  # shares of one pass
+    ladder = planted_ladder([Fraction(r) for r in args.rungs.split(",")], args.eta)
     result = compare(lambda: kind(space, band, proxy_noise=args.proxy_noise), ["random", "rungs"], ladder,
                      args.compute, args.seeds, first_seed=args.first_seed)
     random_, rungs = result.outcome("random"), result.outcome("rungs")

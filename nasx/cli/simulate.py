@@ -92,9 +92,9 @@ def _fraction(text: str) -> float:
 
 
 def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int, proxy_noise: float = 1.0):
-    from ..experiments.simulate import PlantedBenchmark
+    from ..experiments.simulate import PlantedBenchmark, planted_ladder
     from ..space import load_space, parse_band
-    from ..train.budget import Budget, BudgetError, Ladder
+    from ..train.budget import BudgetError
 
     sp = load_space(space)
     if corner and corner != "none":
@@ -102,7 +102,7 @@ def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int
     band = parse_band(flops, "--flops")
     try:
         shares = [_fraction(r) for r in rungs.split(",") if r.strip()]
-        ladder = Ladder(tuple(Budget(1, min(share, 1.0)) for share in shares), eta)  # shares of one pass: 1/9 is e1-f0.111
+        ladder = planted_ladder(shares, eta)
     except (BudgetError, ValueError) as e:
         fail(f"--rungs {rungs!r}: {e}")
     if abs(shares[-1] - 1.0) > 1e-9:

@@ -22,9 +22,9 @@ import numpy as np
 
 from ..stats.pareto import hypervolume
 from ..study.rungs import RungResult, due_promotions
-from ..train.budget import Ladder
+from ..train.budget import Budget, Ladder
 
-__all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "Job", "Trace", "FixedBudget", "Rungs", "simulate", "compare",
+__all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "planted_ladder", "Job", "Trace", "FixedBudget", "Rungs", "simulate", "compare",
            "Comparison", "StrategyOutcome", "make_strategy",
            "hypervolume", "compute_to_reach", "STRATEGIES"]
 
@@ -131,6 +131,12 @@ class PlantedBenchmark:
         keys = [k for k in keys if k is not None]
         return float(kendalltau([self.observe(k, work, 0)[0] for k in keys],
                                 [self.observe(k, 1.0, 0)[0] for k in keys]).statistic)
+
+
+def planted_ladder(shares: Sequence[float], eta: int) -> Ladder:
+    """The planted benchmark's rungs: a pass over each share of the training split (work 1/9 is e1-f0.111), lowest
+    first; the top one, 1, is one whole pass (BudgetError for a ladder that cannot be)."""
+    return Ladder(tuple(Budget(1, min(float(share), 1.0)) for share in shares), eta)
 
 
 @dataclass
