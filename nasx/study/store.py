@@ -1,12 +1,7 @@
 """The one reader of stored studies: `open_study` gives a `StoredStudy` (its records, info, settings, top rung,
 points, front and nets, and its trials as a pandas DataFrame) to the report, the experiments, `nasx repeat`, the
-scripts and users in a notebook.
-
-    >>> import nasx
-    >>> study = nasx.open_study("resnext")            # studies/resnext.journal  # doctest: +SKIP
-    >>> study.trials_frame()[["number", "val_acc", "flops"]]                      # doctest: +SKIP
-
-Read-only: nothing here trains or writes a study.
+scripts and users in a notebook (`nasx.open_study`, docs/python-api.md). Read-only: nothing here trains or writes a
+study.
 """
 
 from __future__ import annotations
