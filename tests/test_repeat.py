@@ -19,8 +19,8 @@ from nasx.stats.noise import front_accuracy_at, front_probabilities, pooled_std
 from nasx.study import StudyConfig, open_storage, run_study
 from nasx.study.record import Shelf, StudyInfo, TrialRecord
 from nasx.study.store import StoredStudy
-from nasx.study.repeat import (PHASE, TAG, RepeatError, StudyNet, front_nets, near_front, repeat, repeats_name,
-                               seed_values, study_nets)
+from nasx.study.repeat import (PHASE, TAG, RepeatError, RepeatRun, StudyNet, front_nets, near_front, repeat,
+                               repeats_name, seed_values, study_nets)
 from nasx.train import TrainResult
 from study_fakes import curve_train
 
@@ -228,3 +228,25 @@ def test_the_cli_says_bad_input_in_one_line(tmp_path):
             "--study", "x", "--storage", str(tmp_path / "x.journal"), "--no-report"]
     assert ">= 0" in one_error_line(runner.invoke(app, args))
     assert not (tmp_path / "x.journal").exists()
+
+
+def test_the_page_after_nasx_repeat_reads_the_zoo_references_from_the_study_s_own_journal(tmp_path, monkeypatch):
+    """A study with zoo references (STUDY-zoo, in the study's journal, as explore makes them) repeated without
+    --storage: the page after the run reads its references from that journal (not from a STUDY-zoo.journal)."""
+    import nasx.study.repeat as repeat_module
+    from nasx.data import input_shape
+    from nasx.study.references import reference_nets, run_references
+
+    cfg = tiny(tmp_path, storage=None, studies_dir=str(tmp_path), trials=3)
+    run_study(cfg, train_fn=noisy_train)
+    nets = reference_nets(input_shape("synthetic"), None)[:1]
+    run_references(cfg, nets, train_fn=noisy_train)
+    monkeypatch.setattr(repeat_module, "repeat", lambda study, k, **_: RepeatRun(study, repeats_name(study), k, [], [],
+                                                                                  math.nan, [], False))
+    monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args: [])
+    result = runner.invoke(app, ["repeat", "tiny", "--repeats", "1", "--studies-dir", str(tmp_path), "--device", "cpu",
+                                 "--out", str(tmp_path / "page")])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    zoo = pd.read_csv(tmp_path / "page" / "zoo.csv")
+    assert zoo.loc[zoo["name"] == nets[0][0], "val_acc"].notna().all()  # measured in tiny-zoo
+    assert not (tmp_path / "tiny-zoo.journal").exists()
