@@ -3,7 +3,7 @@
     spec = nasx.zoo.get("resnext50_32x4d")      # or any NetSpec
     model = nasx.build(spec, num_classes=10)    # a plain torch.nn.Module
     cx = nasx.complexity(spec, resolution=224)  # flops (fvcore's count), params, acts; no model built
-    study = nasx.open_study("resnext")          # a stored study: .trials_frame(), .front(), .nets() (docs/python-api.md)
+    study = nasx.open_study("resnext")          # a stored study: .trials_frame(), .front(), .nets()
 
 The modules behind them live in `nasx.net` (`nasx.net.spec`, `nasx.net.build`, `nasx.net.complexity`,
 `nasx.net.zoo`), so these names stay the functions. They are imported on first use (PEP 562), so that

@@ -64,7 +64,8 @@ def test_ladder_checks_and_retrain_overhead():
     assert ladder.work() == pytest.approx((1 / 9, 1 / 3, 1.0)) and ladder.top == 2 and len(ladder) == 3
     assert ladder.retrain_overhead() == pytest.approx(13 / 9)
     # the --schedule asha ladder: shares to 3 significant digits, so its names read as flags
-    assert Ladder.geometric(Budget(1, 0.5, batch_size=64), 3, digits=3).names == "e1-f0.0556-b64,e1-f0.167-b64,e1-f0.5-b64"
+    asha = Ladder.geometric(Budget(1, 0.5, batch_size=64), 3, digits=3)
+    assert asha.names == "e1-f0.0556-b64,e1-f0.167-b64,e1-f0.5-b64"
     # work at the data's side: a rung at 24 px of a 32 px dataset costs (24/32)^2 of the same rung at 32 px
     sides = Ladder.parse("e1-f0.5-r24,e1-f0.5", eta=2)
     assert sides.work(32) == pytest.approx((0.5625, 1.0)) and sides.eta == 2

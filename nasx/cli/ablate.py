@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         factor: float = typer.Option(2.0, "--factor", help="With --vary scale: the complexity multiple (Table 4: 2)."),
         values: Optional[str] = typer.Option(None, "--values", help="Comma-separated axis values (cardinalities, multipliers or ratios); default: the axis's."),
         seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per setting (3 or more let the page say whether a trend exceeds seed noise)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Budget budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
         fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.02 on a CPU)."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
         trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Complete trials wanted (default: 40 on a GPU; on a CPU 10 per worker, ended by the 11-minute timeout)."),
         timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds after which no new trial starts."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Budget budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
         fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
         resolution: Optional[int] = typer.Option(None, "--resolution", help="Train at this image side, a cheaper proxy (FLOPs on the chart stay the deployed net's at the data's side)."),
@@ -144,7 +144,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  trial {point.number:>4}  acc {point.val_acc:7.2%}  FLOPs {point.flops:>14,}  "
                            f"{point.description}")
         if report:
-            report_after_run(cfg.name, Shelf(cfg.storage_url), out, [done.reference_study] if done.reference_study else [])
+            references = [done.reference_study] if done.reference_study else []
+            report_after_run(cfg.name, Shelf(cfg.storage_url), out, references)
         exit_if_interrupted(done.interrupted)
         if snap.failed and not snap.complete:
             fail(f"study {cfg.name!r}: every trial failed ({snap.failed}), none complete; the reasons are in the "

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI every round samples in, e.g. 10M:30M (default: the space's)."),
         samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Nets per round (default 48; with --study, its complete nets)."),
         rounds: int = typer.Option(1, "--rounds", "-r", min=1, help="Rounds of sample -> train -> refine; round k+1 samples round k's refined space (kept nothing: the same space, judged pooled)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Budget budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
         fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
         val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation images held out of the training split: a share (0.1, the default) or a count."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),

@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         space: List[str] = typer.Option(..., "--space", "-s", help="A space to sample (repeat: --space resnet --space resnext)."),
         n: int = typer.Option(..., "-n", "--samples", min=1, help="Models sampled i.i.d. from each space."),
         flops: str = typer.Option(..., "--flops", help="FLOPs band LO:HI, e.g. 100M:150M."),
-        epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Budget budget in epochs."),
+        epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Proxy budget in epochs."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
         fraction: float = typer.Option(1.0, "--fraction", help="Share of the training split per epoch."),

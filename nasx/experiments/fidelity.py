@@ -1,4 +1,4 @@
-"""Budget fidelity: does a short proxy rank nets the way a longer reference training does?
+"""Proxy fidelity: does a short proxy rank nets the way a longer reference training does?
 
 A fidelity run draws N nets (from a space in a FLOPs band, or the nets of a study), trains each under one or
 more proxy budgets and one reference budget, and measures per proxy, against the reference, over the same

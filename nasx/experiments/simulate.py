@@ -24,9 +24,9 @@ from ..stats.pareto import hypervolume
 from ..study.rungs import RungResult, due_promotions
 from ..train.budget import Budget, Ladder
 
-__all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "planted_ladder", "Job", "Trace", "FixedBudget", "Rungs", "simulate", "compare",
-           "Comparison", "StrategyOutcome", "make_strategy",
-           "hypervolume", "compute_to_reach", "STRATEGIES"]
+__all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "planted_ladder", "Job", "Trace", "FixedBudget", "Rungs",
+           "simulate", "compare", "Comparison", "StrategyOutcome", "make_strategy", "hypervolume", "compute_to_reach",
+           "STRATEGIES"]
 
 STRATEGIES = ("random", "nsga2", "tpe", "rungs")
 

@@ -18,8 +18,8 @@ from ..train.budget import Budget, BudgetError
 from .config import StudyError, redact
 from .record import Shelf, StudyInfo, TrialRecord, read_config, read_info
 
-__all__ = ["StoredStudy", "Shelf", "open_study", "open_studies", "has_study", "trials_table", "study_points", "pareto_table",
-           "budget_name", "COLUMNS"]
+__all__ = ["StoredStudy", "Shelf", "open_study", "open_studies", "has_study", "trials_table", "study_points",
+           "pareto_table", "budget_name", "COLUMNS"]
 
 # record fields copied into the trials table, in this order
 COLUMNS = ("spec_id", "description", "flops", "params", "acts", "val_acc", "test_acc", "epochs_run", "wall_time",

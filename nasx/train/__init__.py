@@ -1,6 +1,6 @@
-"""Training: the proxy budget (`proxy`: no torch), the trainer (`trainer`) and its benchmarks (`bench`).
+"""Training: the budget and its ladder of rungs (`budget`: no torch), the trainer (`trainer`), its benchmarks (`bench`).
 
-`from nasx.train import train, TrainConfig, Budget, ...` works as before; the trainer's names are imported on first
+`from nasx.train import train, TrainConfig, Budget, Ladder, ...` works; the trainer's names are imported on first
 use (PEP 562), so that `nasx.train.budget` (read by studies, records and reports) never pays for torch. Code that
 replaces the trainer (tests) patches `nasx.train.trainer.train`, the one the study worker calls.
 """
