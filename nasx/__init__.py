@@ -3,6 +3,7 @@
     spec = nasx.zoo.get("resnext50_32x4d")      # or any NetSpec
     model = nasx.build(spec, num_classes=10)    # a plain torch.nn.Module
     cx = nasx.complexity(spec, resolution=224)  # flops (fvcore's count), params, acts; no model built
+    study = nasx.open_study("resnext")          # a stored study: .trials_frame(), .front(), .nets()
 
 The modules behind them live in `nasx.net` (`nasx.net.spec`, `nasx.net.build`, `nasx.net.complexity`,
 `nasx.net.zoo`), so these names stay the functions. They are imported on first use (PEP 562), so that
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers and editors
     from .net.complexity import Complexity, complexity
     from .net.spec import (AggregatedBlock, AuxHead, BlockPath, Conv, Head, InceptionBlock, MultiBranchBlock, NetSpec,
                            PlainBlock, Pool, ResidualBlock, SpecError, Stage, Stem, load_spec)
+    from .study.store import StoredStudy, open_study
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,8 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "build": ("net.build", "build"),
     "Complexity": ("net.complexity", "Complexity"),
     "complexity": ("net.complexity", "complexity"),
+    "open_study": ("study.store", "open_study"),
+    "StoredStudy": ("study.store", "StoredStudy"),
     **{name: ("net.spec", name) for name in (
         "AggregatedBlock", "AuxHead", "BlockPath", "Conv", "Head", "InceptionBlock", "MultiBranchBlock", "NetSpec",
         "PlainBlock", "Pool", "ResidualBlock", "SpecError", "Stage", "Stem", "load_spec")},

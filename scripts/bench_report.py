@@ -48,9 +48,10 @@ def main() -> None:
         study = optuna.load_study(study_name=args.study, storage=open_storage(url, read_only=True))
         study.get_trials(deepcopy=False)
     with phase("nasx: load_study (snapshot, records, table)"):
-        from nasx.report.tables import load_study
+        from nasx.study.store import open_study
 
-        data = load_study(args.study, studies_dir=args.studies_dir)
+        data = open_study(args.study, studies_dir=args.studies_dir)
+        data.trials  # the table, made on first use
     with phase("importances"):
         from nasx.report import figures as figs
         from nasx.report.tables import hv_vs_compute
@@ -70,8 +71,9 @@ def main() -> None:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with phase("whole report (write_report, again)"):
         from nasx.report import write_report
+        from nasx.study.record import Shelf
 
-        write_report([args.study], studies_dir=args.studies_dir, out=args.out)
+        write_report([args.study], Shelf(folder=args.studies_dir), out=args.out)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows.append(("  its forked figure processes (CPU)", 0.0,
                  after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime))

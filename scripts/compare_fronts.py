@@ -25,22 +25,14 @@ import time
 from pathlib import Path
 
 
-def front_of(name: str, storage: str):
-    """The study's stored config, its info, and its front's records (the top rung's in a study with rungs)."""
-    from nasx.stats import pareto_front
-    from nasx.study import open_storage
-    from nasx.study.record import TrialRecord, read_config, read_info
-    from nasx.study.storage import load_existing
+def front_of(name: str, shelf):
+    """The stored study (nasx.study.store), its front's records (the top rung's in a study with rungs), its results at
+    the top budget and the compute it spent (device-seconds, duplicates cost nothing)."""
+    from nasx.study.store import open_study
 
-    study = load_existing(name, storage)
-    info = read_info(study)
-    top = len(info.rungs) - 1 if info.rungs else None
-    done = [r for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
-            if r.state == "COMPLETE" and r.duplicate_of is None and (top is None or r.rung == top)]
-    front = [done[i] for i in pareto_front([(r.values[0], r.values[1]) for r in done], (True, False))]
-    compute = sum(r.outcome.wall_time or 0.0 for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False))
-                  if r.duplicate_of is None)
-    return read_config(study), info, sorted(front, key=lambda r: r.flops), len(done), compute
+    study = open_study(name, shelf.url(name))
+    compute = sum(r.outcome.wall_time or 0.0 for r in study.records if r.duplicate_of is None)
+    return study, study.front(), len(study.results(top=True)), compute
 
 
 def main() -> int:
@@ -56,22 +48,22 @@ def main() -> int:
     from nasx.stats.pareto import hypervolume
     from nasx.net.spec import NetSpec
     from nasx.study import StudyConfig, run_study
-    from nasx.study.record import TrialRecord, storage_url
+    from nasx.study.record import Shelf
     from nasx.study.run import Candidate
+    from nasx.study.store import open_study
 
+    shelf = Shelf(folder=args.studies_dir)
     seeds = [int(s) for s in args.seeds.split(",")]
     fronts = {}
     for name in args.study:
-        config, info, front, done, compute = front_of(name, storage_url(name, None, args.studies_dir))
-        fronts[name] = dict(config=config, info=info, front=front, done=done, compute=compute)
+        study, front, done, compute = front_of(name, shelf)
+        fronts[name] = dict(config=study.config, info=study.info, front=front, done=done, compute=compute)
     first = fronts[args.study[0]]
     cfg0, info0 = first["config"], first["info"]
     band = tuple(cfg0["flops"]) if cfg0.get("flops") else None
-    retrain = StudyConfig(space=info0.space, dataset=info0.dataset, corner=info0.corner, epochs=info0.epochs,
-                          fraction=info0.fraction, batch_size=info0.proxy.get("batch_size"),
-                          resolution=info0.proxy.get("resolution"), val_size=info0.val_size, seed=info0.seed,
-                          device="cpu", workers=args.workers, threads=1, test=True, study=args.retrain,
-                          storage=storage_url(args.retrain, None, args.studies_dir), data_dir=cfg0.get("data_dir"))
+    retrain = StudyConfig(space=info0.space, dataset=info0.dataset, corner=info0.corner, val_size=info0.val_size,
+                          seed=info0.seed, device="cpu", workers=args.workers, threads=1, test=True, study=args.retrain,
+                          storage=shelf.url(args.retrain), data_dir=cfg0.get("data_dir")).with_budget(info0.top_budget)
     nets = {}
     for name, f in fronts.items():
         for r in f["front"]:
@@ -87,13 +79,8 @@ def main() -> int:
     if summary.interrupted:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130
-    import optuna
-
-    from nasx.study import open_storage
-
-    study = optuna.load_study(study_name=args.retrain, storage=open_storage(retrain.storage_url))
     test = {}
-    for r in map(TrialRecord.from_trial, study.get_trials(deepcopy=False)):
+    for r in open_study(args.retrain, retrain.storage_url).records:
         if r.state == "COMPLETE" and r.outcome.test_acc is not None:
             test[(r.spec_id, r.seed)] = r.outcome.test_acc
     if band is None:

@@ -15,9 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from nasx.experiments.simulate import PlantedBenchmark, compare
+from nasx.experiments.simulate import PlantedBenchmark, compare, planted_ladder
 from nasx.space import load_space
-from nasx.study.rungs import Ladder
 
 
 class PerfectProxy(PlantedBenchmark):
@@ -49,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     kind = {"perfect": PerfectProxy, "no-fixed-cost": NoFixedCost}[args.bound]
     space, band = load_space("resnext").corner("cpu"), (10e6, 30e6)
-    ladder = Ladder(tuple(float(Fraction(r)) for r in args.rungs.split(",")), args.eta)
+    ladder = planted_ladder([Fraction(r) for r in args.rungs.split(",")], args.eta)
     result = compare(lambda: kind(space, band, proxy_noise=args.proxy_noise), ["random", "rungs"], ladder,
                      args.compute, args.seeds, first_seed=args.first_seed)
     random_, rungs = result.outcome("random"), result.outcome("rungs")
@@ -57,7 +56,7 @@ def main() -> None:
           f"{result.target:.4f}; random {random_.median_to_target:,.0f} s ({random_.reached}/{args.seeds}); rungs "
           f"{rungs.median_to_target:,.0f} s = {rungs.median_to_target / random_.median_to_target:.2f} of random's "
           f"({rungs.reached}/{args.seeds})")
-    seconds, trainings = np.zeros(len(ladder.work)), np.zeros(len(ladder.work))
+    seconds, trainings = np.zeros(len(ladder)), np.zeros(len(ladder))
     for trace, stop in zip([t for t in result.traces if t.strategy == "rungs"], rungs.to_target):
         spent = 0.0
         for _key, rung, _acc, s in trace.jobs if math.isfinite(stop) else []:

@@ -20,7 +20,7 @@ from nasx.study.record import TrialRecord
 from nasx.report.fidelity import write_fidelity_report
 from nasx.study import StudyConfig, open_storage
 from nasx.train import TrainResult
-from nasx.train.proxy import Proxy, ProxyError
+from nasx.train.budget import Budget, BudgetError
 
 from study_fakes import curve_train, final_accuracy
 
@@ -63,34 +63,34 @@ def reversed_when_cheap_train(spec, dataset, budget, device=None, seed=0, callba
 
 
 def test_budget_names_parse_back_and_cost_scales_with_area():
-    b = Proxy(2, 0.25, resolution=24, batch_size=64)
+    b = Budget(2, 0.25, resolution=24, batch_size=64)
     assert b.name == "e2-f0.25-r24-b64"
-    assert Proxy.parse(b.name) == b
-    assert Proxy.parse("epochs=2,fraction=0.25,res=24,batch=64") == b
-    assert Proxy.parse("e1-f1") == Proxy(1, 1.0)
+    assert Budget.parse(b.name) == b
+    assert Budget.parse("epochs=2,fraction=0.25,res=24,batch=64") == b
+    assert Budget.parse("e1-f1") == Budget(1, 1.0)
     assert b.cost(32) == pytest.approx(2 * 0.25 * (24 / 32) ** 2)
-    assert Proxy(1, 0.5).cost(32) == 0.5
+    assert Budget(1, 0.5).cost(32) == 0.5
 
 
 @pytest.mark.parametrize("text, message", [
     ("e0-f0.5", "epochs"), ("e1-f1.5", "fraction"), ("one epoch", "write e<epochs>"), ("fraction=0.5", "give epochs"),
     ("epochs=x", "not a number")])
 def test_bad_budgets_are_one_line_errors(text, message):
-    with pytest.raises(ProxyError, match=message):
-        Proxy.parse(text)
+    with pytest.raises(BudgetError, match=message):
+        Budget.parse(text)
 
 
 def test_the_reference_must_cost_four_times_the_largest_proxy():
-    ok = plan_fidelity("t", nets(4), [Proxy(1, 0.125), Proxy(1, 0.25)], Proxy(1, 1.0), native=32)
+    ok = plan_fidelity("t", nets(4), [Budget(1, 0.125), Budget(1, 0.25)], Budget(1, 1.0), native=32)
     assert [b.name for b in ok.budgets] == ["e1-f0.125", "e1-f0.25", "e1-f1"]  # cheapest first
     with pytest.raises(FidelityError, match="at least 4x"):
-        plan_fidelity("t", nets(4), [Proxy(1, 0.5)], Proxy(1, 1.0), native=32)
+        plan_fidelity("t", nets(4), [Budget(1, 0.5)], Budget(1, 1.0), native=32)
     # a lower resolution makes the proxy cheaper: 1 x 1 x (16/32)^2 = 0.25, so e1-f1 is 4x it
-    plan_fidelity("t", nets(4), [Proxy(1, 1.0, resolution=16)], Proxy(1, 1.0), native=32)
+    plan_fidelity("t", nets(4), [Budget(1, 1.0, resolution=16)], Budget(1, 1.0), native=32)
     with pytest.raises(FidelityError, match="at least 4"):
-        plan_fidelity("t", nets(3), [Proxy(1, 0.1)], Proxy(1, 1.0), native=32)
+        plan_fidelity("t", nets(3), [Budget(1, 0.1)], Budget(1, 1.0), native=32)
     with pytest.raises(FidelityError, match="repeat"):
-        plan_fidelity("t", nets(4), [Proxy(1, 0.1), Proxy(1, 0.1)], Proxy(1, 1.0), native=32)
+        plan_fidelity("t", nets(4), [Budget(1, 0.1), Budget(1, 0.1)], Budget(1, 1.0), native=32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def test_the_reference_must_cost_four_times_the_largest_proxy():
 
 def test_a_proxy_that_ranks_as_the_reference_has_tau_one_and_a_resumed_run_trains_nothing_twice(tmp_path):
     CALLS.clear()
-    plan = plan_fidelity("same", nets(6), [Proxy(1, 0.125), Proxy(1, 0.25)], Proxy(2, 0.5), native=16)
+    plan = plan_fidelity("same", nets(6), [Budget(1, 0.125), Budget(1, 0.25)], Budget(2, 0.5), native=16)
     summaries = run_fidelity(plan, config(tmp_path), train_fn=counting_train)
     assert [s.snapshot.complete for s in summaries] == [6, 6, 6]
     assert sorted((e, f) for _, e, f, _ in CALLS) == sorted([(1, 0.125)] * 6 + [(1, 0.25)] * 6 + [(2, 0.5)] * 6)
@@ -126,7 +126,7 @@ def test_a_proxy_that_ranks_as_the_reference_has_tau_one_and_a_resumed_run_train
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     CALLS.clear()
-    plan = plan_fidelity("cut", nets(5), [Proxy(1, 0.2)], Proxy(1, 0.8), native=16)
+    plan = plan_fidelity("cut", nets(5), [Budget(1, 0.2)], Budget(1, 0.8), native=16)
 
     def stop_at_seventh(*args, **kwargs):
         if len(CALLS) == 6:
@@ -144,7 +144,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
 
 
 def test_a_proxy_that_reverses_the_order_has_tau_minus_one_and_regret(tmp_path):
-    plan = plan_fidelity("rev", nets(6), [Proxy(1, 0.125), Proxy(1, 0.25)], Proxy(1, 1.0), native=16)
+    plan = plan_fidelity("rev", nets(6), [Budget(1, 0.125), Budget(1, 0.25)], Budget(1, 1.0), native=16)
     run_fidelity(plan, config(tmp_path), train_fn=reversed_when_cheap_train)
     result = measure(load_fidelity("rev", str(tmp_path / "fid.journal")))
     bad, good = result.proxies
@@ -185,7 +185,7 @@ def seed_noise_train(spec, dataset, budget, device=None, seed=0, callback=None, 
 
 def test_ceiling_seeds_train_the_reference_again_and_measure_its_own_agreement(tmp_path):
     CALLS.clear()
-    plan = plan_fidelity("roof", nets(6), [Proxy(1, 0.125)], Proxy(1, 1.0), native=16, ceiling_seeds=3)
+    plan = plan_fidelity("roof", nets(6), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=3)
     run_fidelity(plan, config(tmp_path), train_fn=seed_noise_train)
     assert sorted(c[3] for c in CALLS if c[2] == 1.0) == [0] * 6 + [1] * 6 + [2] * 6  # the reference, 3 seeds
     assert sum(1 for c in CALLS if c[2] == 0.125) == 6  # the proxy once
@@ -203,12 +203,12 @@ def test_ceiling_seeds_train_the_reference_again_and_measure_its_own_agreement(t
     page = (out / "index.html").read_text()
     assert "e1-f1 seed +1 (ceiling: the reference, another seed)" in page and "seed-to-seed agreement" in page
     with pytest.raises(FidelityError, match="ceiling-seeds"):
-        plan_fidelity("roof", nets(6), [Proxy(1, 0.125)], Proxy(1, 1.0), native=16, ceiling_seeds=0)
+        plan_fidelity("roof", nets(6), [Budget(1, 0.125)], Budget(1, 1.0), native=16, ceiling_seeds=0)
 
 
 def test_a_lower_resolution_trains_the_same_net_on_resized_images(tmp_path):
     CALLS.clear()
-    plan = plan_fidelity("res", nets(4), [Proxy(1, 1.0, resolution=8)], Proxy(1, 1.0), native=16)
+    plan = plan_fidelity("res", nets(4), [Budget(1, 1.0, resolution=8)], Budget(1, 1.0), native=16)
     run_fidelity(plan, config(tmp_path), train_fn=counting_train)
     assert sorted(r for *_, r in CALLS) == [8] * 4 + [16] * 4
     store = open_storage(str(tmp_path / "fid.journal"))
@@ -302,15 +302,15 @@ def test_baselines_rank_by_flops_and_params_and_the_verdict_needs_the_interval_a
 
 
 def test_explore_takes_a_proxy_by_name_or_from_a_fidelity_run(tmp_path, monkeypatch):
-    plan = plan_fidelity("pick", nets(6), [Proxy(1, 0.125), Proxy(1, 0.25)], Proxy(1, 1.0), native=16)
+    plan = plan_fidelity("pick", nets(6), [Budget(1, 0.125), Budget(1, 0.25)], Budget(1, 1.0), native=16)
     run_fidelity(plan, config(tmp_path), train_fn=reversed_when_cheap_train)
-    assert resolve_proxy("e2-f0.5-r24")[0] == Proxy(2, 0.5, resolution=24)
+    assert resolve_proxy("e2-f0.5-r24")[0] == Budget(2, 0.5, resolution=24)
     monkeypatch.chdir(tmp_path)  # the fidelity run is found in studies/ by name
     (tmp_path / "studies").mkdir()
     (tmp_path / "fid.journal").rename(tmp_path / "studies" / "fidelity-pick.journal")
     budget, note = resolve_proxy("pick")
-    assert budget == Proxy(1, 0.25) and "cheapest whose Kendall tau interval lies above 0.7" in note
-    assert resolve_proxy("pick:e1-f0.125")[0] == Proxy(1, 0.125)
+    assert budget == Budget(1, 0.25) and "cheapest whose Kendall tau interval lies above 0.7" in note
+    assert resolve_proxy("pick:e1-f0.125")[0] == Budget(1, 0.125)
     with pytest.raises(FidelityError, match="no budget"):
         resolve_proxy("pick:e3-f1")
     with pytest.raises(FidelityError, match="no proxy .* has a Kendall tau interval above 1.5"):
@@ -359,3 +359,21 @@ def test_the_real_trainer_runs_a_tiny_fidelity_study_with_a_resolution_proxy(tmp
     nets_table = pd.read_csv(tmp_path / "reports" / "fidelity-real" / "nets.csv")
     assert len(nets_table) == 4 and nets_table["e1-f1"].notna().all()
     assert (nets_table["e1-f1"] > 0.1).any()  # synthetic data is learnable: above chance
+
+
+def test_a_plain_proxy_budget_is_read_without_the_fidelity_experiment(tmp_path):
+    """`--proxy e1-f0.25` is a Budget parsed where the flag is read; only a fidelity run's name needs the fidelity
+    experiment (which measures the run to pick its budget)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import sys\nsys.argv = ['nasx', 'explore', '--proxy', 'e1-f0.25', '--dataset', "
+             "'imagefolder:/nonexistent', '--no-report', '--device', 'cpu']\nfrom nasx.cli.app import main\ntry:\n"
+             "    main()\nexcept SystemExit as e:\n    print(e.code, 'nasx.experiments.fidelity' in sys.modules)")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert "nasx: note: proxy e1-f0.25" in out.stderr and "/nonexistent does not exist" in out.stderr

@@ -19,7 +19,7 @@ import nasx
 from nasx.net.complexity import complexity
 from nasx.study import record
 from nasx.study.record import Outcome, RecordError, StudyInfo, TrialRecord
-from nasx.train.proxy import Proxy
+from nasx.train.budget import Budget
 from nasx.study import StudyConfig, open_storage, run_study
 from nasx.train import Trainer, train
 
@@ -126,7 +126,7 @@ def test_a_study_info_that_kept_the_corner_in_its_proxy_loads_as_the_space_s_cor
                     corner="cpu")
     assert old == now and old.differences(now) == [] and dict(old.proxy) == {"batch_size": 128, "resolution": 24}
     assert StudyInfo.from_attrs(now.to_attrs()) == now and now.to_attrs()["corner"] == "cpu"
-    assert now.budget == Proxy(1, 0.5, resolution=24, batch_size=128)
+    assert now.budget == Budget(1, 0.5, resolution=24, batch_size=128)
     whole = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128}})
     assert whole.corner is None and [d[0] for d in whole.differences(now)] == ["proxy", "corner"]
     assert StudyInfo.from_attrs({"space": "resnext"}).budget is None  # an early study without epochs: no budget
@@ -188,3 +188,26 @@ def test_a_fashion_mnist_study_stores_counts_and_exports_the_net_it_trained(tmp_
     assert res.exit_code == 0, res.output
     row = __import__("pandas").read_csv(tmp_path / "r" / "trials.csv").query("state == 'COMPLETE'").iloc[0]
     assert (row["spec_id"], int(row["flops"])) == (rec.spec_id, rec.flops)
+
+
+def test_study_info_carries_a_schema_and_one_upgrade_reads_the_versions_before_it():
+    """The stored info names its schema; an info stored before the key (schema 0: the corner in the proxy, fields
+    the earliest studies lacked) reads as the current schema stores it, and a newer schema is one line."""
+    from nasx.study.record import SCHEMA, upgrade
+
+    now = StudyInfo("resnext", "cifar10", 1, 0.5, ("accuracy", "flops"), 2000, 0, "h", {"batch_size": 128}, "cpu")
+    stored = now.to_attrs()
+    assert stored["schema"] == SCHEMA == 1 and stored["rungs"] == [] and stored["eta"] is None
+    assert StudyInfo.from_attrs(stored) == now
+    zero = {"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.5, "objectives": ["accuracy", "flops"],
+            "val_size": 2000, "seed": 0, "space_hash": "h", "proxy": {"batch_size": 128, "corner": "cpu"}}
+    assert upgrade(zero) == stored
+    assert StudyInfo.from_attrs(zero) == now and now.differences(StudyInfo.from_attrs(zero)) == []
+    bare = StudyInfo.from_attrs({"space": "resnext"})
+    assert (bare.dataset, bare.objectives, bare.seed, bare.epochs, bare.schema) == ("?", ("accuracy", "flops"), 0,
+                                                                                   None, SCHEMA)
+    with pytest.raises(RecordError, match=r"^the study was written by a newer nasx \(study info schema 2; this "
+                                          r"version reads up to 1\); upgrade nasx$"):
+        StudyInfo.from_attrs({**stored, "schema": 2})
+    with pytest.raises(RecordError, match="not a version nasx wrote"):
+        upgrade({**stored, "schema": "1"})

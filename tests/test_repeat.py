@@ -17,9 +17,10 @@ from nasx.report import write_report
 from nasx.report.repeats import repeat_rows
 from nasx.stats.noise import front_accuracy_at, front_probabilities, pooled_std
 from nasx.study import StudyConfig, open_storage, run_study
-from nasx.study.record import StudyInfo, TrialRecord
-from nasx.study.repeat import (PHASE, TAG, RepeatError, StudyNet, front_nets, near_front, repeat, repeats_name,
-                               seed_values, study_nets)
+from nasx.study.record import Shelf, StudyInfo, TrialRecord
+from nasx.study.store import StoredStudy
+from nasx.study.repeat import (PHASE, TAG, RepeatError, RepeatRun, StudyNet, front_nets, near_front, repeat,
+                               repeats_name, seed_values, study_nets)
 from nasx.train import TrainResult
 from study_fakes import curve_train
 
@@ -117,9 +118,9 @@ def test_a_study_with_rungs_is_judged_at_its_top_rung_only():
             TrialRecord.of(1, "COMPLETE", spec=spec, spec_id="a", flops=10, seed=0, val_acc=0.6, rung=1, promoted_from=0),
             TrialRecord.of(2, "COMPLETE", spec=spec, spec_id="b", flops=20, seed=0, val_acc=0.7, rung=1),
             TrialRecord.of(3, "COMPLETE", spec=spec, spec_id="c", flops=5, seed=0, val_acc=0.8, rung=0)]
-    assert [n.number for n in study_nets(recs, info)] == [1, 2]
+    assert [n.number for n in study_nets(StoredStudy("s", tuple(recs), info))] == [1, 2]
     plain = StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 0)
-    assert [n.number for n in study_nets(recs, plain)] == [0, 1, 2, 3]
+    assert [n.number for n in study_nets(StoredStudy("s", tuple(recs), plain))] == [0, 1, 2, 3]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,11 +154,12 @@ def test_repeat_trains_the_front_under_k_more_seeds_then_the_nets_near_it_and_re
     cfg = tiny(tmp_path)
     run_study(cfg, train_fn=noisy_train)
     main = records(cfg, "tiny")
-    nets = study_nets(main, StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 3))
+    nets = study_nets(StoredStudy("tiny", tuple(main),
+                                    StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 3)))
     front = front_nets(nets)
     assert len(nets) >= 4 and 1 <= len(front) < len(nets)
     CALLS.clear()
-    done = repeat("tiny", 2, storage=cfg.storage_url, train_fn=noisy_train)
+    done = repeat("tiny", 2, shelf=Shelf(cfg.storage_url), train_fn=noisy_train)
     assert [n.number for n in done.front] == [n.number for n in front]
     reps = [r for r in records(cfg, repeats_name("tiny")) if r.state == "COMPLETE"]
     first = sorted((r.tags[TAG], r.seed) for r in reps if r.tags[PHASE] == 1)
@@ -175,7 +177,7 @@ def test_repeat_trains_the_front_under_k_more_seeds_then_the_nets_near_it_and_re
     assert [n.number for n in done.near] == [n.number for n in near] and near
     # a second call trains nothing new
     CALLS.clear()
-    again = repeat("tiny", 2, storage=cfg.storage_url, train_fn=noisy_train)
+    again = repeat("tiny", 2, shelf=Shelf(cfg.storage_url), train_fn=noisy_train)
     assert CALLS == [] and again.runs == [] and not again.interrupted
     # the page: the repeats table, and every seed's accuracy in repeats.csv (the study's other figures left out)
     monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args, **kwargs: [])
@@ -184,7 +186,7 @@ def test_repeat_trains_the_front_under_k_more_seeds_then_the_nets_near_it_and_re
     opened = []
     real_open = storage_module.open_storage
     monkeypatch.setattr(storage_module, "open_storage", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
-    index = write_report(["tiny"], storage=cfg.storage_url, out=tmp_path / "report")
+    index = write_report(["tiny"], Shelf(cfg.storage_url), out=tmp_path / "report")
     assert len(opened) == 1  # the companion study is read through the study's storage, not replayed again
     page = index.read_text()
     assert "Repeats under more seeds" in page and "P(front)" in page and "repeats-tiny.png" in page
@@ -200,9 +202,9 @@ def test_repeat_trains_the_front_under_k_more_seeds_then_the_nets_near_it_and_re
 
 def test_repeat_refuses_bad_k_and_an_unknown_study(tmp_path):
     with pytest.raises(RepeatError, match=">= 1"):
-        repeat("tiny", 0, storage=str(tmp_path / "t.journal"))
+        repeat("tiny", 0, shelf=Shelf(str(tmp_path / "t.journal")))
     with pytest.raises(Exception, match="unknown study"):
-        repeat("nosuch", 2, studies_dir=str(tmp_path))
+        repeat("nosuch", 2, shelf=Shelf(folder=tmp_path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,3 +228,25 @@ def test_the_cli_says_bad_input_in_one_line(tmp_path):
             "--study", "x", "--storage", str(tmp_path / "x.journal"), "--no-report"]
     assert ">= 0" in one_error_line(runner.invoke(app, args))
     assert not (tmp_path / "x.journal").exists()
+
+
+def test_the_page_after_nasx_repeat_reads_the_zoo_references_from_the_study_s_own_journal(tmp_path, monkeypatch):
+    """A study with zoo references (STUDY-zoo, in the study's journal, as explore makes them) repeated without
+    --storage: the page after the run reads its references from that journal (not from a STUDY-zoo.journal)."""
+    import nasx.study.repeat as repeat_module
+    from nasx.data import input_shape
+    from nasx.study.references import reference_nets, run_references
+
+    cfg = tiny(tmp_path, storage=None, studies_dir=str(tmp_path), trials=3)
+    run_study(cfg, train_fn=noisy_train)
+    nets = reference_nets(input_shape("synthetic"), None)[:1]
+    run_references(cfg, nets, train_fn=noisy_train)
+    monkeypatch.setattr(repeat_module, "repeat", lambda study, k, **_: RepeatRun(study, repeats_name(study), k, [], [],
+                                                                                  math.nan, [], False))
+    monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args: [])
+    result = runner.invoke(app, ["repeat", "tiny", "--repeats", "1", "--studies-dir", str(tmp_path), "--device", "cpu",
+                                 "--out", str(tmp_path / "page")])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    zoo = pd.read_csv(tmp_path / "page" / "zoo.csv")
+    assert zoo.loc[zoo["name"] == nets[0][0], "val_acc"].notna().all()  # measured in tiny-zoo
+    assert not (tmp_path / "tiny-zoo.journal").exists()

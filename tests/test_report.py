@@ -17,6 +17,7 @@ from nasx.cli.report import register
 from nasx.report import ReportError, pareto_table, write_report
 from nasx.net.spec import load_spec
 from nasx.study import StudyConfig, open_storage, run_study
+from nasx.study.record import Shelf
 from study_fakes import curve_train, final_accuracy
 
 TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=3, fraction=0.5,
@@ -40,7 +41,7 @@ def studies(tmp_path_factory):
     run_study(StudyConfig(**TINY, storage=storage, study="small", trials=8), train_fn=curve_train)
     run_study(StudyConfig(**TINY, storage=storage, study="broken", trials=2, max_trials=2), train_fn=nan_train)
     optuna.create_study(study_name="empty", storage=open_storage(storage), directions=["maximize", "minimize"])
-    index = write_report(["small"], storage=storage, out=root / "out")
+    index = write_report(["small"], Shelf(storage), out=root / "out")
     return root, storage, index
 
 
@@ -221,7 +222,7 @@ def test_unknown_studies_are_one_line_errors(studies, tmp_path):
     assert res.exit_code == 2 and "unknown study 'nosuch'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r" / "index.html").exists()
     with pytest.raises(ReportError, match=r"unknown study 'x': no storage at .*x\.journal"):
-        write_report(["x"], studies_dir=tmp_path)
+        write_report(["x"], Shelf(folder=tmp_path))
     assert not (tmp_path / "x.journal").exists()  # looking must not create a journal
 
 

@@ -13,7 +13,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
 import nasx
-from nasx.report import load_study, write_report
+from nasx.report import write_report
+from nasx.study.record import Shelf
+from nasx.study.store import open_study
 from nasx.report.tables import hv_vs_compute, pareto_table, study_points
 from nasx.stats import hypervolume
 from nasx.study.record import StudyInfo, TrialRecord, write_info
@@ -65,12 +67,12 @@ def make_rung_study(path, name: str = "rungs") -> None:
 def rung_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("rungs")
     make_rung_study(root / "rungs.journal")
-    return root, write_report(["rungs"], studies_dir=root, out=root / "out")
+    return root, write_report(["rungs"], Shelf(folder=root), out=root / "out")
 
 
 def test_a_rung_studys_front_holds_only_top_rung_trials(rung_report):
     root, index = rung_report
-    data = load_study("rungs", studies_dir=root)
+    data = open_study("rungs", studies_dir=root)
     top = {n for n, p in enumerate(PLAN) if p[1] == 2 and p[2] == "COMPLETE"}
     assert set(study_points(data.trials)["number"]) == top
     front = set(pareto_table(data.trials)["number"])
@@ -95,7 +97,7 @@ def test_a_rung_studys_trials_csv_has_rung_and_budget_columns(rung_report):
 
 def test_hypervolume_against_compute_grows_to_the_final_fronts(rung_report):
     root, index = rung_report
-    data = load_study("rungs", studies_dir=root)
+    data = open_study("rungs", studies_dir=root)
     curve = hv_vs_compute(data)
     rows = curve.rows
     assert list(rows["trial"]) == list(range(len(PLAN)))  # every trained trial, in completion order
@@ -145,7 +147,7 @@ def test_importances_of_a_rung_study_use_its_lowest_rung_only(rung_report):
     from nasx.report.figures import importance_rows, param_importances
 
     root, index = rung_report
-    rows, scope = importance_rows(load_study("rungs", studies_dir=root))
+    rows, scope = importance_rows(open_study("rungs", studies_dir=root))
     assert sorted(rows["number"]) == [n for n, p in enumerate(PLAN) if p[1] == 0 and p[2] == "COMPLETE"]
     assert scope == "of rung 0 (e1-f0.125), where every net trained"
     # two budgets whose accuracy follows different parameters: the importances of the chosen trials follow theirs

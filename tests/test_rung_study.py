@@ -14,15 +14,14 @@ from typer.testing import CliRunner
 
 from nasx.cli.app import app
 from nasx.study import StudyConfig, StudyError, open_storage, resolve, run_study
-from nasx.study.config import asha_ladder
 from nasx.study.record import TrialRecord, read_info
 from nasx.study.rungs import RungResult, next_promotion, promotion_order
-from nasx.train.proxy import Proxy
+from nasx.train.budget import Budget, BudgetError, Ladder
 from study_fakes import rung_train, slow_rung_train
 
 RUNGS = ("e1-f0.1", "e1-f0.3", "e1-f0.9")
 TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), device="cpu", heartbeat=0.5,
-            val_size=0.1, rungs=RUNGS, eta=3, workers=1)
+            val_size=0.1, rungs=Ladder.parse(",".join(RUNGS), eta=3), workers=1)
 POSTGRES = os.environ.get("NASX_TEST_POSTGRES_URL")
 
 
@@ -52,7 +51,7 @@ def assert_promotions_as_specified(records: list[TrialRecord], nets: int, sequen
     assert not [r for r in records if r.state in ("RUNNING", "WAITING")]
     number = {r.number: r for r in records}
     for r in trained:
-        assert r.budget == Proxy.parse(RUNGS[r.rung]).to_dict()  # every rung's result is a record of its budget
+        assert r.budget == Budget.parse(RUNGS[r.rung]).to_dict()  # every rung's result is a record of its budget
         if r.rung == 0:
             assert r.promoted_from is None
             continue
@@ -63,7 +62,7 @@ def assert_promotions_as_specified(records: list[TrialRecord], nets: int, sequen
                      and p.duplicate_of is None]
             order = promotion_order([RungResult(p.spec_id, 1 - p.values[0], p.flops) for p in peers])
             assert r.spec_id in {peers[i].spec_id for i in order[:len(peers) // 3]}
-    assert next_promotion(records, len(RUNGS), 3) is None
+    assert next_promotion(records, Ladder.parse(",".join(RUNGS), 3)) is None
 
 
 def test_a_rung_study_promotes_the_top_third_of_each_rung_once(tmp_path):
@@ -76,7 +75,7 @@ def test_a_rung_study_promotes_the_top_third_of_each_rung_once(tmp_path):
     assert summary.snapshot.rungs[0] == 9
     study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.storage_url))
     info = read_info(study)
-    assert [Proxy(**r).name for r in info.rungs] == list(RUNGS) and info.eta == 3
+    assert [Budget(**r).name for r in info.rungs] == list(RUNGS) and info.eta == 3
     assert summary.config.sampler == "random" and summary.config.prune_rule is None
 
 
@@ -133,30 +132,44 @@ def test_three_workers_racing_on_postgresql_promote_each_net_at_most_once(tmp_pa
 
 
 def test_asha_derives_three_rungs_and_equal_compute_trials():
-    assert [p.name for p in asha_ladder(Proxy(1, 0.5), 3)] == ["e1-f0.0556", "e1-f0.167", "e1-f0.5"]
-    assert [p.name for p in asha_ladder(Proxy(5, 1.0, batch_size=512), 4)] == \
-        ["e5-f0.0625-b512", "e5-f0.25-b512", "e5-f1-b512"]
+    assert Ladder.geometric(Budget(1, 0.5), 3, digits=3).names == "e1-f0.0556,e1-f0.167,e1-f0.5"
+    assert Ladder.geometric(Budget(5, 1.0, batch_size=512), 4, digits=3).names == \
+        "e5-f0.0625-b512,e5-f0.25-b512,e5-f1-b512"
     cfg, notes = resolve(StudyConfig(schedule="asha", device="cpu"), cuda=False, gpus=0)
-    assert cfg.rungs == ("e1-f0.0556-b128", "e1-f0.167-b128", "e1-f0.5-b128") and cfg.schedule is None
+    assert cfg.rungs.names == "e1-f0.0556-b128,e1-f0.167-b128,e1-f0.5-b128" and cfg.schedule is None
+    assert cfg.rungs.eta == 3 and cfg.eta is None
     # the CPU default's 10 trials per worker, as the same compute at the rungs: 10 x workers x 3^2 / 3 new nets
     assert cfg.trials == round(10 * cfg.workers * 9 / 3) and cfg.timeout == 660.0
     assert any("successive halving over 3 rungs" in n for n in notes)
-    given, _ = resolve(StudyConfig(rungs=("e1-f0.1", "e2-f0.5"), trials=7, device="cpu"), cuda=False, gpus=0)
-    assert (given.trials, given.epochs, given.fraction, given.proxy.name) == (7, 2, 0.5, "e2-f0.5")
+    given, _ = resolve(StudyConfig(rungs=Ladder.parse("e1-f0.1,e2-f0.5"), trials=7, device="cpu"), cuda=False, gpus=0)
+    assert (given.trials, given.epochs, given.fraction, given.budget.name) == (7, 2, 0.5, "e2-f0.5")
+    batched, _ = resolve(StudyConfig(rungs=Ladder.parse("e1-f0.1,e2-f0.5"), batch_size=64, device="cpu"), cuda=False,
+                         gpus=0)
+    assert batched.rungs.names == "e1-f0.1-b64,e2-f0.5-b64"  # the study's batch on every rung that names none
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(rungs=("e1-f0.5",)), "names one budget"),
-    (dict(rungs=("e1-f0.5", "e1-f0.1")), "must cost more"),
-    (dict(rungs=("e1-f0.1", "e1-f0.5"), eta=1), "eta"),
-    (dict(rungs=("e1-f0.1", "e1-f0.5"), schedule="asha"), "not both"),
+    (dict(schedule="asha", eta=1), "eta"),
+    (dict(rungs=Ladder.parse("e1-f0.1,e1-f0.5"), schedule="asha"), "not both"),
+    (dict(rungs=Ladder.parse("e1-f0.1,e1-f0.5"), eta=4), "holds its own eta"),
     (dict(schedule="sha"), "schedule"),
-    (dict(rungs=("e1-f0.1", "e1-f0.5"), fixed=True), "fixed list"),
-    (dict(rungs=("e1-f0.1", "e1-x")), "rungs:"),
+    (dict(rungs=Ladder.parse("e1-f0.1,e1-f0.5"), fixed=True), "fixed list"),
+    (dict(rungs=("e1-f0.1", "e1-f0.5")), "not a Ladder"),
 ])
 def test_bad_rungs_are_refused_before_any_work(changes, message):
     with pytest.raises(StudyError, match=message):
         StudyConfig(**changes).check()
+
+
+@pytest.mark.parametrize("names, eta, message", [
+    ("e1-f0.5", 3, "names one budget"),
+    ("e1-f0.5,e1-f0.1", 3, "must cost more"),
+    ("e1-f0.1,e1-f0.5", 1, "eta"),
+    ("e1-f0.1,e1-x", 3, "budget 'e1-x'"),
+])
+def test_a_bad_ladder_is_refused_where_it_is_parsed(names, eta, message):
+    with pytest.raises(BudgetError, match=message):
+        Ladder.parse(names, eta)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -169,3 +182,16 @@ def test_explore_refuses_bad_rung_options_in_one_line(tmp_path, monkeypatch, arg
     result = CliRunner().invoke(app, ["explore", "--dataset", "synthetic", "--no-report", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_study_file_s_rungs_are_read_into_a_ladder_once(tmp_path):
+    from nasx.study import load_config
+
+    path = tmp_path / "s.yaml"
+    path.write_text("dataset: synthetic\nrungs: e1-f0.125,e1-f0.5\neta: 4\n")
+    cfg = load_config(path)
+    assert cfg.rungs == Ladder((Budget(1, 0.125), Budget(1, 0.5)), 4) and cfg.eta is None
+    assert cfg.to_dict()["rungs"] == "e1-f0.125,e1-f0.5" and cfg.to_dict()["eta"] == 4  # its stored settings
+    path.write_text("dataset: synthetic\nrungs: [e1-f0.5, e1-f0.125]\n")
+    with pytest.raises(StudyError, match=r"s\.yaml: rungs: rungs: e1-f0.5,e1-f0.125: each budget must cost more"):
+        load_config(path)

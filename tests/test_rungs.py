@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from nasx.study.rungs import Ladder, RungResult, crowding_distance, due_promotions, promotion_order
+from nasx.study.rungs import RungResult, crowding_distance, due_promotions, promotion_order
+from nasx.train.budget import Budget, BudgetError, Ladder
 
 # A, B, C are non-dominated; D is dominated by A only; E by B and D (so its rank is 2)
 NETS = [RungResult("A", 0.30, 10e6), RungResult("B", 0.20, 20e6), RungResult("C", 0.25, 15e6),
@@ -59,9 +60,16 @@ def test_crowding_distance_matches_nsga2_by_hand():
 
 
 def test_ladder_checks_and_retrain_overhead():
-    ladder = Ladder.geometric(1.0, eta=3, rungs=3)
-    assert ladder.work == pytest.approx((1 / 9, 1 / 3, 1.0))
+    ladder = Ladder.geometric(Budget(1, 1.0), eta=3, rungs=3)
+    assert ladder.work() == pytest.approx((1 / 9, 1 / 3, 1.0)) and ladder.top == 2 and len(ladder) == 3
     assert ladder.retrain_overhead() == pytest.approx(13 / 9)
-    for bad in [dict(work=(1.0,)), dict(work=(0.5, 0.25)), dict(work=(0.1, 1.0), eta=1)]:
-        with pytest.raises(ValueError):
+    # the --schedule asha ladder: shares to 3 significant digits, so its names read as flags
+    asha = Ladder.geometric(Budget(1, 0.5, batch_size=64), 3, digits=3)
+    assert asha.names == "e1-f0.0556-b64,e1-f0.167-b64,e1-f0.5-b64"
+    # work at the data's side: a rung at 24 px of a 32 px dataset costs (24/32)^2 of the same rung at 32 px
+    sides = Ladder.parse("e1-f0.5-r24,e1-f0.5", eta=2)
+    assert sides.work(32) == pytest.approx((0.5625, 1.0)) and sides.eta == 2
+    for bad in [dict(budgets=(Budget(1, 1.0),)), dict(budgets=(Budget(1, 0.5), Budget(1, 0.25))),
+                dict(budgets=(Budget(1, 0.1), Budget(1, 1.0)), eta=1)]:
+        with pytest.raises(BudgetError):
             Ladder(**bad)

@@ -10,7 +10,8 @@ import pytest
 from scipy.stats import kendalltau
 
 from nasx.experiments.fidelity import load_fidelity
-from nasx.study.rungs import Ladder, promotion_order
+from nasx.study.rungs import promotion_order
+from nasx.train.budget import Budget, Ladder
 from nasx.experiments.simulate import (FixedBudget, PlantedBenchmark, ReplayTable, Rungs, compare, compute_to_reach,
                            hypervolume, simulate)
 from nasx.space import load_space
@@ -44,8 +45,9 @@ def test_replay_serves_the_recorded_results(fidelity_data):
 def test_replay_rungs_use_the_recorded_proxy(fidelity_data):
     table = ReplayTable.from_fidelity(fidelity_data)
     proxy = next(b for b in fidelity_data.budgets if b == "e1-f0.125")
-    work = fidelity_data.costs[proxy] / fidelity_data.costs["e1-f0.5"]
-    ladder = Ladder((work, 1.0), eta=4)
+    ladder = Ladder.parse("e1-f0.125,e1-f0.5", eta=4)  # its work, derived from the budgets, is the recorded cost's
+    assert ladder.work(table.native) == (fidelity_data.costs[proxy] / fidelity_data.costs["e1-f0.5"], 1.0)
+    assert table.native == 32
     trace = simulate(Rungs(table, ladder, seed=0), table, compute=1e9, workers=1)
     low = {k: a for k, r, a, _ in trace.jobs if r == 0}
     recorded = {r.spec_id: r.outcome.val_acc for r in fidelity_data.budgets[proxy] if r.state == "COMPLETE"}
@@ -101,7 +103,7 @@ def test_proxy_noise_leaves_the_top_budget_unchanged():
 
 def test_rungs_promote_each_net_once_within_quota_and_stay_in_compute():
     b = bench()
-    ladder = Ladder.geometric(1.0, eta=3, rungs=3)
+    ladder = Ladder.geometric(Budget(1, 1.0), eta=3, rungs=3)
     compute = 4000.0
     strategy = Rungs(b, ladder, seed=1)
     trace = simulate(strategy, b, compute=compute, workers=3)
@@ -138,7 +140,7 @@ def test_hypervolume_by_hand_and_compute_to_reach():
 
 @pytest.mark.slow
 def test_compare_targets_random_median_and_reports_every_seed():
-    ladder = Ladder.geometric(1.0, eta=3, rungs=3)
+    ladder = Ladder.geometric(Budget(1, 1.0), eta=3, rungs=3)
     result = compare(bench, ["random", "rungs"], ladder, compute=3000.0, seeds=3, workers=2)
     random_ = result.outcome("random")
     assert result.target == sorted(random_.final_hv)[0]           # the lower quartile of 3 values: the least
@@ -179,7 +181,7 @@ def test_cli_writes_the_page_and_refuses_bad_input(tmp_path):
 @pytest.mark.heavy
 def test_default_rungs_need_less_compute_than_random_over_20_seeds():
     # the default ladder (docs/simulate.md's sweep): 1/9, 1/3, 1 with eta 3 on seeds 0-19, 2 workers, 2 device-hours
-    ladder = Ladder.geometric(1.0, eta=3, rungs=3)
+    ladder = Ladder.geometric(Budget(1, 1.0), eta=3, rungs=3)
     result = compare(bench, ["random", "rungs"], ladder, compute=7200.0, seeds=20, workers=2)
     random_, rungs = result.outcome("random"), result.outcome("rungs")
     assert rungs.reached >= random_.reached
@@ -192,7 +194,7 @@ def test_steep_rungs_reach_a_third_of_random_with_a_better_cheap_budget():
     # docs/simulate.md, "How good must the cheap budget be?": 1/25, 1/5, 1 with eta 5 at proxy-noise 0.25 on the
     # fresh seeds 100-119 (reports/examples/simulate-resnext-cpu-proxy-0.25): measured 0.30 of random's compute
     space = load_space("resnext").corner("cpu")
-    ladder = Ladder((1 / 25, 1 / 5, 1.0), eta=5)
+    ladder = Ladder((Budget(1, 1 / 25), Budget(1, 1 / 5), Budget(1, 1.0)), eta=5)
     result = compare(lambda: PlantedBenchmark(space, BAND, proxy_noise=0.25), ["random", "rungs"], ladder,
                      compute=7200.0, seeds=20, workers=2, first_seed=100)
     random_, rungs = result.outcome("random"), result.outcome("rungs")

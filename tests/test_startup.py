@@ -74,7 +74,7 @@ def test_export_reads_a_study_without_torch_or_matplotlib(tmp_path):
 
 def test_nasx_package_imports_no_torch_until_build(tmp_path):
     probe = ("import sys, nasx, nasx.net.spec, nasx.net.complexity, nasx.space, nasx.space.sampling, nasx.study.record, "
-             "nasx.report, nasx.train.proxy, nasx.study.config; n = nasx.complexity('resnet20').params; "
+             "nasx.report, nasx.train.budget, nasx.study.config; n = nasx.complexity('resnet20').params; "
              "before = 'torch' in sys.modules; "
              "nasx.build('resnet20'); print(n, before, 'torch' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -100,10 +100,11 @@ def test_the_trial_record_imports_neither_optuna_nor_the_worker(tmp_path):
 @pytest.mark.slow
 def test_report_of_400_trials_names_its_importance_method(tmp_path):
     from nasx.report import write_report
+    from nasx.study.record import Shelf
     from nasx.report.figures import FANOVA_MAX_TRIALS
 
     synthetic().make_study(tmp_path / "big.journal", "big", 400, space="resnext", seed=1)
-    index = write_report(["big"], storage=str(tmp_path / "big.journal"), out=tmp_path / "out")
+    index = write_report(["big"], Shelf(str(tmp_path / "big.journal")), out=tmp_path / "out")
     page = index.read_text()
     assert "PED-ANOVA evaluator on the" in page and f"fANOVA, the method up to {FANOVA_MAX_TRIALS} complete" in page
     assert (tmp_path / "out" / "importance-big.svg").stat().st_size > 10_000

@@ -18,7 +18,7 @@ from nasx.train import trainer as train_mod
 from nasx.cli.train import register
 from nasx.net.fit import fit
 from nasx.net.spec import Head, NetSpec, ResidualBlock, Stage, Stem
-from nasx.train import Proxy, ProxyError, Pruned, TrainConfig, augment, train
+from nasx.train import Budget, BudgetError, Pruned, TrainConfig, augment, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,7 +37,7 @@ CPU = TrainConfig(lr=0.1, check_every=5)  # the budgets beside it train at batch
 
 
 def test_learns_synthetic_and_reports_everything(synthetic):
-    r = train(tiny_net(), synthetic, Proxy(epochs=4, batch_size=64), "cpu", seed=0, config=CPU, test=True)
+    r = train(tiny_net(), synthetic, Budget(epochs=4, batch_size=64), "cpu", seed=0, config=CPU, test=True)
     assert r.reason == "completed" and r.epochs_done == 4
     assert len(r.val_acc) == 4 and len(r.train_loss) == 4 and len(r.epoch_times) == 4
     assert r.final_val_acc == r.val_acc[-1] and r.final_val_acc >= 0.8, r.val_acc  # chance is 0.1
@@ -52,25 +52,25 @@ def test_learns_synthetic_and_reports_everything(synthetic):
 
 
 def test_cpu_runs_are_bit_reproducible(synthetic):
-    a = train(tiny_net(), synthetic, Proxy(epochs=2, fraction=0.5, batch_size=64), "cpu", seed=7, config=CPU)
-    b = train(tiny_net(), synthetic, Proxy(epochs=2, fraction=0.5, batch_size=64), "cpu", seed=7, config=CPU)
-    c = train(tiny_net(), synthetic, Proxy(epochs=2, fraction=0.5, batch_size=64), "cpu", seed=8, config=CPU)
+    a = train(tiny_net(), synthetic, Budget(epochs=2, fraction=0.5, batch_size=64), "cpu", seed=7, config=CPU)
+    b = train(tiny_net(), synthetic, Budget(epochs=2, fraction=0.5, batch_size=64), "cpu", seed=7, config=CPU)
+    c = train(tiny_net(), synthetic, Budget(epochs=2, fraction=0.5, batch_size=64), "cpu", seed=8, config=CPU)
     assert a.loss_curve == b.loss_curve and a.val_acc == b.val_acc
     assert a.loss_curve != c.loss_curve
 
 
 def test_a_proxy_names_parses_and_stores_itself():
-    p = Proxy(2, 0.25, resolution=24, batch_size=64)
-    assert p.name == "e2-f0.25-r24-b64" and Proxy.parse(p.name) == p
+    p = Budget(2, 0.25, resolution=24, batch_size=64)
+    assert p.name == "e2-f0.25-r24-b64" and Budget.parse(p.name) == p
     assert p.to_dict() == {"epochs": 2, "fraction": 0.25, "resolution": 24, "batch_size": 64}
-    assert Proxy(1, 0.5).to_dict() == {"epochs": 1, "fraction": 0.5}  # the stored `budget` of earlier versions
+    assert Budget(1, 0.5).to_dict() == {"epochs": 1, "fraction": 0.5}  # the stored `budget` of earlier versions
     assert p.describe() == "2 epochs on 0.25 of the training split at 24 px, batch 64"
-    with pytest.raises(ProxyError, match="smallest proxy side"):
-        Proxy(1, 0.5, resolution=4)
+    with pytest.raises(BudgetError, match="smallest proxy side"):
+        Budget(1, 0.5, resolution=4)
 
 
 def test_the_proxy_s_side_and_batch_are_what_the_trainer_uses(synthetic):
-    r = train(tiny_net(), synthetic, Proxy(epochs=1, fraction=0.25, resolution=12, batch_size=32), "cpu", seed=0,
+    r = train(tiny_net(), synthetic, Budget(epochs=1, fraction=0.25, resolution=12, batch_size=32), "cpu", seed=0,
               config=TrainConfig(lr=0.1, check_every=5))
     assert r.reason == "completed" and r.split_hash == synthetic.split_hash + "@12"
     assert r.config["batch_size"] == 32 and r.images == (round(0.25 * 1700) // 32) * 32
@@ -78,17 +78,17 @@ def test_the_proxy_s_side_and_batch_are_what_the_trainer_uses(synthetic):
 
 
 def test_budget_fraction_limits_the_images(synthetic):
-    r = train(tiny_net(), synthetic, Proxy(epochs=1, fraction=0.25, batch_size=64), "cpu", seed=0, config=CPU)
+    r = train(tiny_net(), synthetic, Budget(epochs=1, fraction=0.25, batch_size=64), "cpu", seed=0, config=CPU)
     assert r.images == (round(0.25 * 1700) // 64) * 64
     with pytest.raises(ValueError):
-        Proxy(epochs=0)
+        Budget(epochs=0)
     with pytest.raises(ValueError):
-        Proxy(fraction=1.5)
+        Budget(fraction=1.5)
 
 
 def test_nan_loss_stops_the_run(synthetic):
     cfg = TrainConfig(lr=1e12, check_every=2, label_smoothing=0.0)
-    r = train(tiny_net(), synthetic, Proxy(epochs=5, batch_size=64), "cpu", seed=0, config=cfg)
+    r = train(tiny_net(), synthetic, Budget(epochs=5, batch_size=64), "cpu", seed=0, config=cfg)
     assert r.reason == "nan"
     assert r.epochs_done == 0 and r.val_acc == []  # stopped inside the first epoch
     assert r.images < len(synthetic.train_y)
@@ -112,14 +112,14 @@ def test_simulated_cuda_oom_stops_the_run_and_frees_the_model(synthetic, monkeyp
         return model
 
     monkeypatch.setattr(train_mod, "build", build_that_runs_out_of_memory)
-    r = train(tiny_net(), synthetic, Proxy(epochs=3, batch_size=64), "cpu", seed=0, config=CPU)
+    r = train(tiny_net(), synthetic, Budget(epochs=3, batch_size=64), "cpu", seed=0, config=CPU)
     assert r.reason == "oom" and "simulated" in r.error
     assert r.epochs_done == 0
     gc.collect()
     assert built and built[0]() is None, "the model outlived the OOM"
     # the process goes on: the next trial trains normally
     monkeypatch.setattr(train_mod, "build", real_build)
-    assert train(tiny_net(), synthetic, Proxy(epochs=1, fraction=0.2, batch_size=64), "cpu", seed=0, config=CPU).reason == "completed"
+    assert train(tiny_net(), synthetic, Budget(epochs=1, fraction=0.2, batch_size=64), "cpu", seed=0, config=CPU).reason == "completed"
 
 
 def test_callback_prunes_by_return_value_or_exception(synthetic):
@@ -129,14 +129,14 @@ def test_callback_prunes_by_return_value_or_exception(synthetic):
         seen.append(report)
         return report.epoch == 2
 
-    r = train(tiny_net(), synthetic, Proxy(epochs=5, fraction=0.3, batch_size=64), "cpu", seed=0, callback=stop_after_two, config=CPU)
+    r = train(tiny_net(), synthetic, Budget(epochs=5, fraction=0.3, batch_size=64), "cpu", seed=0, callback=stop_after_two, config=CPU)
     assert r.reason == "pruned" and r.epochs_done == 2 and len(r.val_acc) == 2
     assert [s.epoch for s in seen] == [1, 2] and seen[0].epochs == 5 and seen[1].val_acc == r.val_acc[1]
 
     def raise_pruned(report):
         raise Pruned()
 
-    r = train(tiny_net(), synthetic, Proxy(epochs=3, fraction=0.3, batch_size=64), "cpu", seed=0, callback=raise_pruned, config=CPU,
+    r = train(tiny_net(), synthetic, Budget(epochs=3, fraction=0.3, batch_size=64), "cpu", seed=0, callback=raise_pruned, config=CPU,
               test=True)
     assert r.reason == "pruned" and r.epochs_done == 1 and r.test_acc is None
 
@@ -165,7 +165,7 @@ def test_cpu_defaults_and_threads_only_for_the_run(synthetic):
     comes back even when the run is stopped by an exception."""
     assert TrainConfig().resolved(torch.device("cpu"), 128).channels_last is True
     assert TrainConfig(channels_last=False).resolved(torch.device("cpu"), 128).channels_last is False
-    assert (Proxy().batch_for(cuda=False), Proxy().batch_for(cuda=True), Proxy(batch_size=64).batch_for(True)) == \
+    assert (Budget().batch_for(cuda=False), Budget().batch_for(cuda=True), Budget(batch_size=64).batch_for(True)) == \
         (128, 512, 64)  # the budget owns the batch; the device gives the default
     cpu, cuda = TrainConfig().resolved(torch.device("cpu"), 128), TrainConfig().resolved(torch.device("cuda"), 512)
     assert (cpu.lr, cpu.schedule, cpu.amp) == (0.2, "cosine", False)  # short CPU proxies
@@ -176,7 +176,7 @@ def test_cpu_defaults_and_threads_only_for_the_run(synthetic):
         TrainConfig(threads=0)
     before = torch.get_num_threads()
     seen = []
-    r = train(tiny_net(), synthetic, Proxy(epochs=1, fraction=0.25, batch_size=64), "cpu", seed=0,
+    r = train(tiny_net(), synthetic, Budget(epochs=1, fraction=0.25, batch_size=64), "cpu", seed=0,
               config=TrainConfig(lr=0.1, threads=before + 1),
               callback=lambda rep: seen.append(torch.get_num_threads()))
     assert r.reason == "completed" and r.config["channels_last"] and r.config["threads"] == before + 1
@@ -185,7 +185,7 @@ def test_cpu_defaults_and_threads_only_for_the_run(synthetic):
     def stop(rep):
         raise Pruned()
 
-    r = train(tiny_net(), synthetic, Proxy(epochs=2, fraction=0.25, batch_size=64), "cpu", seed=0,
+    r = train(tiny_net(), synthetic, Budget(epochs=2, fraction=0.25, batch_size=64), "cpu", seed=0,
               config=TrainConfig(lr=0.1, threads=before + 1), callback=stop)
     assert r.reason == "pruned" and torch.get_num_threads() == before
 
@@ -193,7 +193,7 @@ def test_cpu_defaults_and_threads_only_for_the_run(synthetic):
 def test_adapts_to_a_one_channel_dataset():
     gray = data.split(data.dataset.raw_from("gray", torch.randint(0, 255, (256, 1, 12, 12), dtype=torch.uint8).numpy(),
                                 (torch.arange(256) % 4).numpy(), None, None, list("abcd"), "test"), 64, 0)
-    r = train("resnet20", gray, Proxy(epochs=1, batch_size=64), "cpu", seed=0, config=CPU)
+    r = train("resnet20", gray, Budget(epochs=1, batch_size=64), "cpu", seed=0, config=CPU)
     assert r.reason == "completed" and r.val_acc and 0 <= r.val_acc[0] <= 1
 
 
@@ -203,7 +203,7 @@ def test_real_cifar10_short_cpu_training_beats_chance(cifar10, all_cores):
     quiet 2-core machine: 41.9% validation accuracy in 37 s)."""
     net = tiny_net((16, 32, 64))
     t = time.perf_counter()
-    r = train(net, cifar10, Proxy(epochs=2, fraction=0.2, batch_size=128), "cpu", seed=0, config=TrainConfig(lr=0.2))
+    r = train(net, cifar10, Budget(epochs=2, fraction=0.2, batch_size=128), "cpu", seed=0, config=TrainConfig(lr=0.2))
     seconds = time.perf_counter() - t
     print(f"\nreal CIFAR-10 short training: val {r.val_acc} in {seconds:.1f} s, {r.images_per_s:.0f} img/s")
     assert r.reason == "completed"
@@ -272,10 +272,10 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 @cuda
 def test_cuda_path_learns_with_bf16_and_channels_last(synthetic):
-    r = train(tiny_net(), synthetic, Proxy(epochs=4, batch_size=64), "cuda", seed=0, config=TrainConfig(lr=0.1), test=True)
+    r = train(tiny_net(), synthetic, Budget(epochs=4, batch_size=64), "cuda", seed=0, config=TrainConfig(lr=0.1), test=True)
     assert r.reason == "completed" and r.config["amp"] is True and r.config["channels_last"] is True
     assert r.final_val_acc >= 0.8 and r.peak_memory_bytes > 0
-    again = train(tiny_net(), synthetic, Proxy(epochs=4, batch_size=64), "cuda", seed=0, config=TrainConfig(lr=0.1))
+    again = train(tiny_net(), synthetic, Budget(epochs=4, batch_size=64), "cuda", seed=0, config=TrainConfig(lr=0.1))
     assert abs(again.final_val_acc - r.final_val_acc) <= 0.05  # reproducible within noise
 
 
@@ -286,7 +286,7 @@ def test_cuda_real_oom_is_caught_and_memory_freed(synthetic):
     # 1.8 GB of parameters (fine on the host), but each activation of a 1600 x 2048 x 64 x 64 batch is 27 GB
     huge = NetSpec(stem=Stem("cifar", 2048), stages=(Stage(6, 2048, ResidualBlock(kind="basic")),), head=Head("linear"))
     big_images = data.load("synthetic:64", val_size=100)
-    r = train(huge, big_images, Proxy(epochs=1, batch_size=1600), "cuda", seed=0, config=TrainConfig())
+    r = train(huge, big_images, Budget(epochs=1, batch_size=1600), "cuda", seed=0, config=TrainConfig())
     assert r.reason == "oom", r.error
     assert torch.cuda.memory_allocated() - before < 64 * 2**20
-    assert train(tiny_net(), synthetic, Proxy(epochs=1), "cuda", seed=0).reason == "completed"
+    assert train(tiny_net(), synthetic, Budget(epochs=1), "cuda", seed=0).reason == "completed"

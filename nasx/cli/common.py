@@ -28,14 +28,13 @@ def exit_if_interrupted(interrupted: bool) -> None:
         raise typer.Exit(130)
 
 
-def report_after_run(study: str, storage: Optional[str], out, references: list[str], studies_dir=None) -> None:
-    """The study's page after a run (also after an interrupt: the page of what is there); a report that fails is a
-    warning line, since the run's results are stored."""
+def report_after_run(study: str, shelf, out, references: list[str]) -> None:
+    """The study's page after a run (also after an interrupt: the page of what is there), its studies read from
+    `shelf` (a nasx.study.record.Shelf); a report that fails is a warning line, since the run's results are stored."""
     from ..report import write_report
 
-    where = {} if studies_dir is None else {"studies_dir": studies_dir}
     try:
-        index = write_report([study], storage=storage, out=out, references=references, **where)
+        index = write_report([study], shelf, out=out, references=references)
         typer.echo(f"report: {index}")
     except Exception as e:  # noqa: BLE001 - the study is saved; a report problem must not hide that
         typer.echo(f"nasx: warning: no report ({e}); try `nasx report {study}`", err=True)

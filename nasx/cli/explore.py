@@ -73,6 +73,8 @@ def register(app: typer.Typer) -> None:
         from ..errors import NasxError
         from ..space import parse_band
         from ..study import StudyConfig, explore as run_explore, load_config, redact
+        from ..study.record import Shelf
+        from ..train.budget import Budget, BudgetError, Ladder
 
         if repeats < 0:
             fail(f"--repeats {repeats}: must be a whole number >= 0 (0: no repeats)")
@@ -82,8 +84,8 @@ def register(app: typer.Typer) -> None:
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
             "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
             "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
-            "batch_size": batch_size, "corner": corner, "resolution": resolution, "eta": eta,
-            "schedule": schedule.value if schedule else None,
+            "batch_size": batch_size, "corner": corner, "resolution": resolution,
+            "eta": eta if schedule else None, "schedule": schedule.value if schedule else None,
         }
         proxy_note = None
         try:
@@ -102,7 +104,7 @@ def register(app: typer.Typer) -> None:
                                         ("--proxy", proxy)) if v is not None]
                 if given:
                     fail(f"--rungs sets the budget (its top rung); leave out {', '.join(given)}")
-                overrides["rungs"] = tuple(r.strip() for r in rungs.split(",") if r.strip())
+                overrides["rungs"] = Ladder.parse(rungs, eta or 3)
             if eta is not None and rungs is None and schedule is None:
                 fail("--eta needs --rungs or --schedule asha")
             if config is not None:
@@ -110,15 +112,19 @@ def register(app: typer.Typer) -> None:
             else:
                 cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).check()
             if proxy is not None:
-                from ..experiments.fidelity import resolve_proxy
-                from ..study.storage import is_rdb
-
                 given = [o for o, v in (("--epochs", epochs), ("--fraction", fraction), ("--batch-size", batch_size),
                                         ("--resolution", resolution)) if v is not None]
                 if given:
                     fail(f"--proxy sets the budget; leave out {', '.join(given)}")
-                budget, proxy_note = resolve_proxy(proxy, storage=storage if storage and is_rdb(storage) else None)
-                cfg = cfg.with_proxy(budget).check()
+                try:
+                    budget = Budget.parse(proxy)
+                    proxy_note = f"proxy {budget.name}"
+                except BudgetError:  # not a budget: a fidelity run (NAME, or NAME:BUDGET), whose measure picks one
+                    from ..experiments.fidelity import resolve_proxy
+                    from ..study.storage import is_rdb
+
+                    budget, proxy_note = resolve_proxy(proxy, storage=storage if storage and is_rdb(storage) else None)
+                cfg = cfg.with_budget(budget).check()
             display = Display(cfg.name)
             if proxy_note:
                 display.note(proxy_note)
@@ -138,7 +144,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  trial {point.number:>4}  acc {point.val_acc:7.2%}  FLOPs {point.flops:>14,}  "
                            f"{point.description}")
         if report:
-            report_after_run(cfg.name, cfg.storage_url, out, [done.reference_study] if done.reference_study else [])
+            references = [done.reference_study] if done.reference_study else []
+            report_after_run(cfg.name, Shelf(cfg.storage_url), out, references)
         exit_if_interrupted(done.interrupted)
         if snap.failed and not snap.complete:
             fail(f"study {cfg.name!r}: every trial failed ({snap.failed}), none complete; the reasons are in the "

@@ -112,11 +112,11 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     import torch
 
     from .. import data as nasx_data
-    from ..experiments.fidelity import default_budgets, plan_fidelity, study_nets
+    from ..experiments.fidelity import default_budgets, plan_fidelity
     from ..space import load_space, parse_band
     from ..study import StudyConfig
     from ..study.fixed import draw
-    from ..train.proxy import Proxy
+    from ..train.budget import Budget
 
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     notes = []
@@ -124,12 +124,14 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     cfg = StudyConfig(space=space, dataset=dataset, data_dir=data_dir, seed=seed, workers=workers, per_gpu=per_gpu,
                       device=device, storage=storage,
                       val_size=(int(val_size) if val_size and val_size >= 1 else val_size)).check()
-    given = tuple(Proxy.parse(p) for p in proxies)  # bad budgets: one line, before decoding
-    ref = Proxy.parse(reference) if reference else None
+    given = tuple(Budget.parse(p) for p in proxies)  # bad budgets: one line, before decoding
+    ref = Budget.parse(reference) if reference else None
     shape = nasx_data.input_shape(dataset, data_dir=data_dir)  # a missing dataset: one line; nothing decoded
     n = samples or (32 if cuda else 16)
     if from_study:
-        nets = study_nets(from_study, storage, n)
+        from ..study.store import open_study
+
+        nets = open_study(from_study, storage).nets(n=n)  # every distinct net it trained, rungs included
     else:
         sp = load_space(space)
         chosen = corner if corner is not None else ("cpu" if not cuda and "cpu" in sp.corners else None)

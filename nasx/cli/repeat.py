@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
           nasx repeat resnext --repeats 2
           nasx repeat quick --repeats 3 --storage postgresql://USER:PASS@HOST/DB
         """
+        from ..study.record import Shelf
         from ..study.repeat import repeat as run_repeat
         from .explore import Display
 
@@ -45,20 +46,20 @@ def register(app: typer.Typer) -> None:
             fail(f"--workers {workers}: must be a whole number >= 1")
         if out is not None:
             check_out(out, folder=True)
+        shelf = Shelf(storage, studies_dir)
         display = Display(f"{study}-repeats")
         with study_errors(display, storage or str(studies_dir)):
-            done = run_repeat(study, repeats, storage=storage, studies_dir=str(studies_dir), device=device,
+            done = run_repeat(study, repeats, shelf=shelf, device=device,
                               workers=workers, progress=display.update, on_note=display.note)
         sigma = f"{100 * done.sigma:.2f} points" if done.sigma == done.sigma else "not known yet"
         typer.echo(f"study {study!r}: {len(done.front)} front net(s) and {len(done.near)} within seed noise of it "
                    f"repeated under {repeats} more seed(s) in {done.companion!r}; pooled seed std {sigma}")
         if report:
             from ..study.config import StudyConfig
-            from ..study.record import storage_url
             from ..study.references import references_config
-            from ..study.repeat import has_study
+            from ..study.store import has_study
 
             zoo = references_config(StudyConfig(study=study)).name  # the study's zoo references, where it has them
-            refs = [zoo] if has_study(zoo, storage_url(study, storage, studies_dir)) else []
-            report_after_run(study, storage, out, refs, studies_dir)
+            refs = [zoo] if has_study(zoo, shelf.url(study)) else []
+            report_after_run(study, Shelf(shelf.url(study), studies_dir), out, refs)  # its companions lie beside it
         exit_if_interrupted(done.interrupted)

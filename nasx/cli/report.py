@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         """Write index.html, the figures (SVG; PNG too with --formats) and trials.csv / pareto.csv of stored studies."""
         from ..report import write_report
         from ..report.figures import parse_formats
+        from ..study.record import Shelf
 
         with guard():
             chosen = parse_formats(formats)
@@ -48,8 +49,8 @@ def register(app: typer.Typer) -> None:
         gc.disable()
         try:
             with guard():
-                index = write_report(list(studies), storage=storage, out=out, studies_dir=studies_dir,
-                                     references=list(reference), formats=chosen)
+                index = write_report(list(studies), Shelf(storage, studies_dir), out=out, references=list(reference),
+                                     formats=chosen)
         finally:
             if collecting:
                 gc.enable()
@@ -66,8 +67,9 @@ def register(app: typer.Typer) -> None:
         studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
     ) -> None:
         """Write a trial's spec (JSON or YAML by suffix) for nasx count / nasx train / nasx.build."""
-        from ..report import best_trial, find_trial, load_study
+        from ..report import best_trial, find_trial
         from ..space import parse_count
+        from ..study.store import open_study
 
         if (trial is None) == (not best):
             fail("give exactly one of --trial N or --best")
@@ -78,7 +80,7 @@ def register(app: typer.Typer) -> None:
         check_out(out)
         with guard():
             limit = parse_count(max_flops) if max_flops is not None else None
-            data = load_study(study, storage, studies_dir)
+            data = open_study(study, storage, studies_dir)
             if best:
                 row = best_trial(data.trials, limit)
                 if row is None:
@@ -116,6 +118,7 @@ def register(app: typer.Typer) -> None:
         from ..space import load_space, parse_band
         from ..study import StudyConfig
         from ..study.fixed import draw, run_fixed
+        from ..study.record import Shelf
 
         names = []
         if out is not None:
@@ -139,5 +142,5 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{name}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s", err=True)
                 exit_if_interrupted(summary.interrupted)
                 names.append(study)
-            index = write_report(names, storage=storage, out=out)
+            index = write_report(names, Shelf(storage), out=out)
         typer.echo(f"report: {index}")

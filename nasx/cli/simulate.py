@@ -67,15 +67,17 @@ def register(app: typer.Typer) -> None:
                            f"{trace.seed})", err=True, nl=False)
 
             result = compare(make_oracle, names, ladder, compute, seeds, workers, on_run, first_seed=first_seed)
+            native = make_oracle().native
+            work = ladder.work(native)
             typer.echo("", err=True)
             from ..report.simulate import write_simulation_report
 
             setup = [f"command: nasx {shlex.join(sys.argv[1:])}", *setup,
                      f"{workers} simulated workers, {compute:g} device-seconds per run, {seeds} seeds per strategy "
                      f"({first_seed}-{first_seed + seeds - 1})",
-                     f"rungs (work relative to the top): {', '.join(f'{w:.3g}' for w in ladder.work)}, eta {ladder.eta}; "
+                     f"rungs (work relative to the top): {', '.join(f'{w:.3g}' for w in work)}, eta {ladder.eta}; "
                      f"a promoted net is retrained from scratch (work per net reaching the top: "
-                     f"{ladder.retrain_overhead():.2f} x the top budget)"]
+                     f"{ladder.retrain_overhead(native):.2f} x the top budget)"]
             page = write_simulation_report(result, folder, "Search strategies at equal compute", setup)
         for o in result.outcomes:
             typer.echo(f"{o.strategy:>7}: compute to target {o.median_to_target:,.0f} s (median, "
@@ -90,20 +92,21 @@ def _fraction(text: str) -> float:
 
 
 def _planted(space: str, corner: Optional[str], flops: str, rungs: str, eta: int, proxy_noise: float = 1.0):
-    from ..study.rungs import Ladder
-    from ..experiments.simulate import PlantedBenchmark
+    from ..experiments.simulate import PlantedBenchmark, planted_ladder
     from ..space import load_space, parse_band
+    from ..train.budget import BudgetError
 
     sp = load_space(space).with_corner(corner or None)
     band = parse_band(flops, "--flops")
     try:
-        ladder = Ladder(tuple(_fraction(r) for r in rungs.split(",") if r.strip()), eta)
-    except ValueError as e:
+        shares = [_fraction(r) for r in rungs.split(",") if r.strip()]
+        ladder = planted_ladder(shares, eta)
+    except (BudgetError, ValueError) as e:
         fail(f"--rungs {rungs!r}: {e}")
-    if abs(ladder.work[-1] - 1.0) > 1e-9:
+    if abs(shares[-1] - 1.0) > 1e-9:
         fail(f"--rungs {rungs!r}: the last rung is the top budget, write it as 1")
     make = partial(PlantedBenchmark, sp, (float(band[0]), float(band[1])), proxy_noise=proxy_noise)
-    taus = {w: make().proxy_tau(w) for w in dict.fromkeys((1 / 9, ladder.work[0]))}
+    taus = {w: make().proxy_tau(w) for w in dict.fromkeys((1 / 9, ladder.work()[0]))}
     setup = [f"planted benchmark: nets of {space}" + (f" ({corner} corner)" if corner and corner != "none" else "")
              + f" in {flops} FLOPs, accuracies as docs/simulate.md states",
              f"proxy noise scale {proxy_noise:g} (1: the measured CPU proxies): Kendall tau against one seed of the top "
@@ -119,20 +122,19 @@ def _name(work: float) -> str:
 
 def _replay(name: str, storage: Optional[str], rungs: str, eta: int):
     from ..experiments.fidelity import load_fidelity
-    from ..study.rungs import Ladder
     from ..experiments.simulate import ReplayTable
+    from ..train.budget import BudgetError, Ladder
 
     data = load_fidelity(name, storage)
     reference = next(b for b, role in data.roles.items() if role == "reference")
-    chosen = [r.strip() for r in rungs.split(",") if r.strip()]
-    missing = [r for r in chosen if r not in data.budgets]
+    try:
+        ladder = Ladder.parse(rungs, eta)
+    except BudgetError as e:
+        fail(f"--rungs {rungs!r}: {e}")
+    missing = [b.name for b in ladder.budgets if b.name not in data.budgets]
     if missing:
         fail(f"--rungs: fidelity run {name!r} has no budget {', '.join(missing)} (it has {', '.join(data.budgets)})")
-    if chosen[-1] != reference:
+    if ladder.budgets[-1].name != reference:
         fail(f"--rungs: the last rung must be the run's reference budget {reference}")
-    try:
-        ladder = Ladder(tuple(data.costs[r] / data.costs[reference] for r in chosen), eta)
-    except ValueError as e:
-        fail(f"--rungs {rungs!r}: {e}")
     setup = [f"replay of fidelity run {name} ({data.storage}): its recorded accuracies and seconds"]
     return (lambda: ReplayTable.from_fidelity(data)), ladder, setup

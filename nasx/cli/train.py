@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         """Train a net fully (e.g. the one a study found) with the proxy trainer and print its accuracies."""
         from .. import data as data_mod
         from ..train import trainer as train_mod
-        from ..train.proxy import Proxy
+        from ..train.budget import Budget
         from ..net.fit import fit
         from ..net.spec import SpecError
         from ..net.zoo import resolve
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
             check_out(out)  # before training: a result must never be lost to an unwritable --out
         try:  # the cheap checks, before any decoding
             cfg = train_mod.TrainConfig(lr=lr, weight_decay=weight_decay, schedule=schedule, warmup=warmup)
-            budget = Proxy(epochs=epochs, fraction=fraction, batch_size=batch_size)
+            budget = Budget(epochs=epochs, fraction=fraction, batch_size=batch_size)
             dev = train_mod.resolve_device(device)
         except ValueError as e:
             fail(str(e))

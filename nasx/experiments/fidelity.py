@@ -24,10 +24,10 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..errors import NasxError
 from ..net.spec import NetSpec
-from ..train.proxy import Proxy, ProxyError
+from ..train.budget import Budget, BudgetError
 
 __all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
-           "study_nets", "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
+           "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
 MIN_TAU = 0.7  # default threshold: tau 0.7 = 85% of the pairs of nets ordered as the reference orders them
@@ -39,18 +39,18 @@ class FidelityError(NasxError, ValueError):
     """A fidelity run that cannot be set up or read (budgets, nets, study); one line, names the cause."""
 
 
-def default_budgets(cuda: bool, native: int) -> tuple[tuple[Proxy, ...], Proxy]:
+def default_budgets(cuda: bool, native: int) -> tuple[tuple[Budget, ...], Budget]:
     """The proxies and reference `nasx fidelity` uses without --proxy/--reference: the proxy `nasx explore` trains on
     by default is the reference, and the proxies are what could replace it. On a CPU: one pass over a sixteenth
     and an eighth of the training split, and an eighth at 3/4 of the image side (24 px for CIFAR), against one
     pass over half (4x the largest); on a GPU: 1 epoch on a quarter, 2 on half, 5 on all (explore's GPU proxy)
     against 20."""
     if cuda:
-        return (Proxy(1, 0.25), Proxy(2, 0.5), Proxy(5, 1.0)), Proxy(20, 1.0)
+        return (Budget(1, 0.25), Budget(2, 0.5), Budget(5, 1.0)), Budget(20, 1.0)
     smaller = max(8, round(0.75 * native / 4) * 4)
-    proxies = ((Proxy(1, 0.0625),) + ((Proxy(1, 0.125, resolution=smaller),) if smaller < native else ())
-               + (Proxy(1, 0.125),))
-    return proxies, Proxy(1, 0.5)
+    proxies = ((Budget(1, 0.0625),) + ((Budget(1, 0.125, resolution=smaller),) if smaller < native else ())
+               + (Budget(1, 0.125),))
+    return proxies, Budget(1, 0.5)
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,18 @@ class FidelityPlan:
 
     name: str
     nets: tuple[NetSpec, ...]
-    proxies: tuple[Proxy, ...]
-    reference: Proxy
+    proxies: tuple[Budget, ...]
+    reference: Budget
     native: int  # the dataset's image side
     ceiling_seeds: int = 1  # the reference trained with this many seeds in all (1: no ceiling)
 
     @property
-    def budgets(self) -> tuple[Proxy, ...]:
+    def budgets(self) -> tuple[Budget, ...]:
         """Cheapest first: early results of a run that is stopped are the cheap ones."""
         return tuple(sorted((*self.proxies, self.reference), key=lambda b: b.cost(self.native)))
 
 
-def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Proxy], reference: Proxy, native: int,
+def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Budget], reference: Budget, native: int,
                   min_ratio: float = MIN_REFERENCE_RATIO, ceiling_seeds: int = 1) -> FidelityPlan:
     """Check a fidelity run: a usable name, >= 4 distinct nets, distinct budgets, and a reference that costs
     at least `min_ratio` x the largest proxy (else the 'reference' is only another proxy); `ceiling_seeds` >= 1
@@ -96,35 +96,14 @@ def plan_fidelity(name: str, nets: Sequence[NetSpec], proxies: Sequence[Proxy], 
     return FidelityPlan(name, tuple(nets), tuple(proxies), reference, native, ceiling_seeds)
 
 
-def study_nets(study: str, storage: Optional[str] = None, n: Optional[int] = None,
-               studies_dir: str = "studies") -> list[NetSpec]:
-    """The distinct nets of a study's complete trials in trial order (the first n)."""
-    from ..study.record import TrialRecord, storage_url
-    from ..study.config import StudyError
-    from ..study.storage import load_existing
-
-    try:
-        loaded = load_existing(study, storage_url(study, storage, studies_dir))
-    except StudyError as e:
-        raise FidelityError(str(e)) from None
-    records = [TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)]
-    nets: dict[str, NetSpec] = {}
-    for rec in sorted(records, key=lambda r: r.number):
-        if rec.state == "COMPLETE" and rec.spec is not None and rec.duplicate_of is None:
-            nets.setdefault(rec.spec_id, rec.net)
-    out = list(nets.values())
-    return out[:n] if n is not None else out
-
-
-def budget_study(name: str, budget: Proxy, seed_offset: int = 0) -> str:
+def budget_study(name: str, budget: Budget, seed_offset: int = 0) -> str:
     """The study of one budget; the reference's extra seeds (the ceiling) are studies of their own."""
     return f"fidelity-{name}-{budget.name}" + (f"-s{seed_offset}" if seed_offset else "")
 
 
-def fidelity_storage(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> str:
-    from ..study.record import storage_url
-
-    return storage_url(f"fidelity-{name}", storage, studies_dir)
+def fidelity_storage(name: str, shelf: Any) -> str:
+    """The storage of fidelity run `name` on `shelf` (a nasx.study.record.Shelf): its budgets' studies lie there."""
+    return shelf.url(f"fidelity-{name}")
 
 
 def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable[[str, Any], None]] = None,
@@ -136,12 +115,12 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
     running budget."""
     from ..study.fixed import run_fixed
 
-    storage = fidelity_storage(plan.name, config.storage, config.studies_dir)
+    storage = fidelity_storage(plan.name, config.shelf)
     summaries = []
     runs = [(b, 0) for b in plan.budgets] + [(plan.reference, k) for k in range(1, plan.ceiling_seeds)]
     for budget, offset in runs:
         role = "ceiling" if offset else "reference" if budget == plan.reference else "proxy"
-        cfg = dataclasses.replace(config.with_proxy(budget), study=budget_study(plan.name, budget, offset),
+        cfg = dataclasses.replace(config.with_budget(budget), study=budget_study(plan.name, budget, offset),
                                   storage=storage, test=False, sampler="random")
         tags = {"fidelity": plan.name, "budget": budget.name, "role": role, "cost": budget.cost(plan.native),
                 "resolution": budget.resolution or plan.native, "seed_offset": offset}
@@ -164,7 +143,7 @@ class ProxyFidelity:
     """How well one proxy ranks the nets the reference ranks, and what it costs."""
 
     budget: str
-    cost: float  # relative training work (see Proxy.cost)
+    cost: float  # relative training work (see Budget.cost)
     seconds_per_net: float  # measured: mean wall time of one training
     nets: int  # nets complete under both this proxy and the reference
     tau: float
@@ -230,26 +209,20 @@ class FidelityData:
     ceiling: dict = dataclasses.field(default_factory=dict)  # seed offset -> the reference's records with that seed
 
 
-def load_fidelity(name: str, storage: Optional[str] = None, studies_dir: str = "studies") -> FidelityData:
-    """Read the studies `fidelity-<name>-*` of a fidelity run (FidelityError if there are none)."""
-    import optuna
-
-    from ..study.record import TrialRecord
+def load_fidelity(name: str, storage: Optional[str] = None) -> FidelityData:
+    """Read the studies `fidelity-<name>-*` of a fidelity run in `storage` (default its journal in studies/);
+    FidelityError if there are none."""
     from ..study.config import redact
-    from ..study.storage import is_rdb, journal_path, open_storage
+    from ..study.record import Shelf
+    from ..study.storage import is_rdb, journal_path
+    from ..study.store import open_studies
 
-    url = fidelity_storage(name, storage, studies_dir)
+    url = fidelity_storage(name, Shelf(storage))
     if not is_rdb(url) and not journal_path(url).is_file():
         raise FidelityError(f"no fidelity run {name!r}: no storage at {journal_path(url)} (give --storage?)")
-    store = open_storage(url, read_only=True)
-    prefix = f"fidelity-{name}-"
     budgets, roles, costs, ceiling = {}, {}, {}, {}
-    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
-        if not summary.study_name.startswith(prefix):
-            continue
-        study = optuna.load_study(study_name=summary.study_name, storage=store)
-        records = [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
-        tagged = [r for r in records if r.tags.get("fidelity") == name]
+    for study in open_studies(url, prefix=f"fidelity-{name}-"):
+        tagged = [r for r in study.records if r.tags.get("fidelity") == name]
         if not tagged:
             continue
         budget = str(tagged[0].tags.get("budget"))
@@ -366,23 +339,23 @@ def _ceiling(data: FidelityData, table: Any, reference: str, missing: dict[str, 
     return ceiling
 
 
-def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "studies",
-                  min_tau: float = MIN_TAU) -> tuple[Proxy, str]:
+def resolve_proxy(text: str, storage: Optional[str] = None, min_tau: float = MIN_TAU) -> tuple[Budget, str]:
     """The budget `explore --proxy` names, and a note on where it came from: a budget (`e1-f0.25`), a fidelity
     run's budget (`NAME:e1-f0.25`), or a fidelity run (`NAME`: its cheapest proxy whose tau interval's lower
     bound reaches min_tau and whose tau beats FLOPs and params alone)."""
     name, sep, budget = text.partition(":")
     if not sep:
         try:
-            return Proxy.parse(text), f"proxy {Proxy.parse(text).name}"
-        except ProxyError:
+            chosen = Budget.parse(text)
+            return chosen, f"proxy {chosen.name}"
+        except BudgetError:
             pass
-    data = load_fidelity(name, storage, studies_dir)
+    data = load_fidelity(name, storage)
     if sep:
         if budget not in data.budgets:
             raise FidelityError(f"--proxy {text}: fidelity run {name!r} has no budget {budget!r} "
                                 f"(it has {', '.join(sorted(data.budgets))})")
-        chosen = Proxy.parse(budget)
+        chosen = Budget.parse(budget)
         return chosen, f"proxy {chosen.name} from fidelity run {name!r}"
     result = measure(data)
     best = result.cheapest(min_tau)
@@ -390,7 +363,7 @@ def resolve_proxy(text: str, storage: Optional[str] = None, studies_dir: str = "
         taus = ", ".join(f"{p.budget} tau {p.tau:.2f} [{p.tau_ci[0]:.2f}, {p.tau_ci[1]:.2f}]" for p in result.proxies)
         raise FidelityError(f"--proxy {text}: no proxy of fidelity run {name!r} has a Kendall tau interval above "
                             f"{min_tau:g} ({taus}); name one as {name}:BUDGET")
-    return Proxy.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest whose Kendall "
+    return Budget.parse(best.budget), (f"proxy {best.budget} from fidelity run {name!r}: the cheapest whose Kendall "
                                        f"tau interval lies above {min_tau:g} (tau {best.tau:.2f} "
                                        f"[{best.tau_ci[0]:.2f}, {best.tau_ci[1]:.2f}], "
                                        f"{best.seconds_per_net:.0f} s a net)")

@@ -47,7 +47,8 @@ import numpy as np
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..net.spec import NetSpec, parse_yaml
-from ..study.record import StudyInfo, TrialRecord, storage_url
+from ..study.record import TrialRecord
+from ..study.store import StoredStudy
 from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
 from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
 from ..space.sampling import default_band, in_band_share
@@ -57,7 +58,7 @@ from ..units import exact
 if TYPE_CHECKING:
     from ..study import StudyConfig
 
-__all__ = ["RefineError", "RefineOptions", "Evaluation", "Refinement", "Round", "RefineRun", "StoredStudy", "MIN_NETS",
+__all__ = ["RefineError", "RefineOptions", "Evaluation", "Refinement", "Round", "RefineRun", "MIN_NETS",
            "CORRECTIONS", "refine", "space_mapping", "load_records", "run_refine", "round_study"]
 
 MIN_NETS = 8  # complete nets a refinement needs at all
@@ -546,33 +547,15 @@ def _choose(contenders: Sequence[_Tested], step: int, band: Optional[tuple[int, 
 # Rounds: sample, train, refine, repeat
 
 
-@dataclass(frozen=True)
-class StoredStudy:
-    """A stored study as refine reads it: its records, what it was made with, and its stored settings."""
-
-    records: list[TrialRecord]
-    info: Optional[StudyInfo]
-    config: Mapping[str, Any]
-
-    @property
-    def band(self) -> Optional[tuple[int, int]]:
-        """The FLOPs band it sampled in, where its settings name one."""
-        flops = self.config.get("flops")
-        return (int(flops[0]), int(flops[1])) if flops else None
-
-
 def load_records(study: str, storage: str) -> StoredStudy:
-    """The records of a stored study and what it was made with; RefineError if there is no such study."""
-    from ..study.record import read_config, read_info
+    """The stored study (records, info, settings, band: nasx.study.store); RefineError if there is no such study."""
     from ..study.config import StudyError
-    from ..study.storage import load_existing
+    from ..study.store import open_study
 
     try:
-        loaded = load_existing(study, storage)
+        return open_study(study, storage)
     except StudyError as e:
         raise RefineError(str(e)) from None
-    return StoredStudy([TrialRecord.from_trial(t) for t in loaded.get_trials(deepcopy=False)], read_info(loaded),
-                       read_config(loaded))
 
 
 def round_study(name: str, k: int) -> str:
@@ -815,9 +798,9 @@ def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConf
     band = default_band(parsed, cfg.flops)
     if band is None:
         raise RefineError(f"{space}: the space has no FLOPs band; give one (--flops LO:HI)")
-    first = stored.records if stored is not None else None
+    first = list(stored.records) if stored is not None else None
     n = samples or (sum(1 for r in first if r.state == "COMPLETE") if first else 48)
-    cfg = dataclasses.replace(cfg, storage=storage_url(f"refine-{name}", cfg.storage, cfg.studies_dir),
+    cfg = dataclasses.replace(cfg, storage=cfg.shelf.url(f"refine-{name}"),
                               flops=band, test=False, sampler="random", corner=None)
     return _Plan(name=name, first_space=_Sampled(str(space), corner, data), cfg=cfg, n=n, options=options,
                  check_seeds=check_seeds, study=study, first=first,
@@ -828,7 +811,7 @@ def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
                 corner: Optional[str]) -> tuple[StoredStudy, "StudyConfig", Optional[str], Optional[str]]:
     """A stored study refined as round 1: it, the config with its band, storage and (for later rounds) its proxy,
     and its space and corner where none is given."""
-    storage = storage_url(study, cfg.storage, cfg.studies_dir)
+    storage = cfg.shelf.url(study)
     stored = load_records(study, storage)
     info = stored.info
     cfg = dataclasses.replace(cfg, flops=cfg.flops or stored.band)
@@ -867,7 +850,7 @@ def _train_round(plan: _Plan, k: int, src: _Sampled, same: Sequence[Round],
                         train_fn=hooks.train_fn)
     snap = summary.snapshot
     hooks.note(f"round {k}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s")
-    return None if summary.interrupted else load_records(study_name, storage).records
+    return None if summary.interrupted else list(load_records(study_name, storage).records)
 
 
 def _refine_round(plan: _Plan, run: RefineRun, k: int, src: _Sampled, records: list[TrialRecord], study_name: str,

@@ -21,11 +21,12 @@ from typing import Any, Optional, Protocol, Sequence
 import numpy as np
 
 from ..stats.pareto import hypervolume
-from ..study.rungs import Ladder, RungResult, due_promotions
+from ..study.rungs import RungResult, due_promotions
+from ..train.budget import Budget, Ladder
 
-__all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "Job", "Trace", "FixedBudget", "Rungs", "simulate", "compare",
-           "Comparison", "StrategyOutcome", "make_strategy",
-           "hypervolume", "compute_to_reach", "STRATEGIES"]
+__all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "planted_ladder", "Job", "Trace", "FixedBudget", "Rungs",
+           "simulate", "compare", "Comparison", "StrategyOutcome", "make_strategy", "hypervolume", "compute_to_reach",
+           "STRATEGIES"]
 
 STRATEGIES = ("random", "nsga2", "tpe", "rungs")
 
@@ -35,6 +36,7 @@ class Oracle(Protocol):
 
     band: tuple[float, float]
     chance: float
+    native: Optional[int]  # the data's image side: a budget's work is its cost there (None: no budget names a side)
 
     def new_net(self, rng: np.random.Generator) -> Optional[str]: ...
     def flops(self, key: str) -> float: ...
@@ -71,6 +73,7 @@ class PlantedBenchmark:
     band: tuple[float, float]
     chance: float = 0.9
     proxy_noise: float = 1.0
+    native: Optional[int] = None  # its budgets are shares of one pass (e1-f0.111 is work 1/9): no image side
     _specs: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +133,12 @@ class PlantedBenchmark:
                                 [self.observe(k, 1.0, 0)[0] for k in keys]).statistic)
 
 
+def planted_ladder(shares: Sequence[float], eta: int) -> Ladder:
+    """The planted benchmark's rungs: a pass over each share of the training split (work 1/9 is e1-f0.111), lowest
+    first; the top one, 1, is one whole pass (BudgetError for a ladder that cannot be)."""
+    return Ladder(tuple(Budget(1, min(float(share), 1.0)) for share in shares), eta)
+
+
 @dataclass
 class ReplayTable:
     """Recorded results served back: rows (net key, work, seed, accuracy, seconds) and each net's FLOPs. A
@@ -140,6 +149,7 @@ class ReplayTable:
     flops_of: dict[str, float]
     chance: float = 0.9
     band: tuple[float, float] = (0.0, 0.0)
+    native: Optional[int] = None  # the recorded nets' image side
 
     def __post_init__(self) -> None:
         self._results: dict[tuple[str, float], list[tuple[float, float]]] = {}
@@ -160,7 +170,7 @@ class ReplayTable:
         """From a stored fidelity run (nasx.experiments.fidelity.load_fidelity): every complete record of every budget, its
         work relative to the reference budget (= 1) and its measured wall time."""
         reference = next(b for b, role in data.roles.items() if role == "reference")
-        rows, flops_of = [], {}
+        rows, flops_of, native = [], {}, None
         for budget, records in data.budgets.items():
             work = data.costs[budget] / data.costs[reference]
             for rec in records:
@@ -168,7 +178,8 @@ class ReplayTable:
                     continue
                 rows.append((rec.spec_id, work, int(rec.seed or 0), float(rec.outcome.val_acc), float(rec.outcome.wall_time or 0.0)))
                 flops_of[rec.spec_id] = float(rec.flops)
-        return cls(rows, flops_of, chance)
+                native = native or rec.net.resolution  # the deployed net's input: the data's side
+        return cls(rows, flops_of, chance, native=native)
 
     def new_net(self, rng: np.random.Generator) -> Optional[str]:
         left = [k for k in self.pool if k not in self._drawn]
@@ -262,10 +273,10 @@ class Rungs:
     first), else starts a new random net at the lowest rung; a promoted net is retrained from scratch."""
 
     def __init__(self, oracle: Oracle, ladder: Ladder, seed: int):
-        self.oracle, self.ladder, self.work = oracle, ladder, ladder.work
+        self.oracle, self.ladder, self.work = oracle, ladder, ladder.work(oracle.native)
         self.rng = np.random.default_rng(seed)
-        self.results: list[list[RungResult]] = [[] for _ in ladder.work]
-        self.promoted: list[set[str]] = [set() for _ in ladder.work]
+        self.results: list[list[RungResult]] = [[] for _ in ladder.budgets]
+        self.promoted: list[set[str]] = [set() for _ in ladder.budgets]
         self.started: set[str] = set()
         self.log: list[tuple[int, str, int]] = []  # (rung, key, how many results of the rung it was ranked among)
 
@@ -405,7 +416,7 @@ def make_strategy(name: str, oracle: Oracle, ladder: Ladder, seed: int) -> Any:
         return Rungs(oracle, ladder, seed)
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r} (one of {', '.join(STRATEGIES)})")
-    return FixedBudget(oracle, ladder.work[-1], name, seed)
+    return FixedBudget(oracle, ladder.work(oracle.native)[-1], name, seed)
 
 
 def compare(make_oracle: Any, strategies: Sequence[str], ladder: Ladder, compute: float, seeds: int,

@@ -15,10 +15,11 @@ from typing import Any, Optional, Sequence
 
 from ..experiments.ablate import PAPER_TABLE3
 from ..stats import paired_comparison, trend_verdict
-from ..study.record import TrialRecord, storage_url
+from ..study.record import Shelf, TrialRecord
 from ..units import human
 from .page import html_page, html_table
-from .tables import ReportError, load_study
+from .page import read_studies
+from .tables import ReportError
 
 __all__ = ["ablation_rows", "ablation_table", "verdict_for", "write_ablation_report"]
 
@@ -181,15 +182,16 @@ def _paper_context(table) -> list[tuple[str, float]]:
 
 
 def write_ablation_report(name: str, storage: Optional[str] = None, out: Optional[str | Path] = None,
-                          studies_dir: str = "studies", command: Optional[str] = None) -> Path:
-    """Read the stored study `ablation-<name>` and write ablation.csv, ablation.png/.svg and index.html
-    into `out` (default reports/ablation-<name>/); returns that folder."""
+                          command: Optional[str] = None) -> Path:
+    """Read the stored study `ablation-<name>` (in `storage`, default its journal in studies/) and write
+    ablation.csv, ablation.png/.svg and index.html into `out` (default reports/ablation-<name>/); returns that
+    folder."""
     study_name = f"ablation-{name}"
+    url = Shelf(storage).url(study_name)
     try:
-        data = load_study(study_name, storage or storage_url(study_name, None, studies_dir), studies_dir)
+        data, = read_studies([study_name], Shelf(url))
     except ReportError:
-        raise ReportError(f"no study {study_name!r} in {storage or storage_url(study_name, None, studies_dir)}; "
-                          f"run the ablation first") from None
+        raise ReportError(f"no study {study_name!r} in {url}; run the ablation first") from None
     rows = ablation_rows(data.records)
     table = ablation_table(rows)
     if table.empty:

@@ -99,11 +99,11 @@ def _cost_vs_tau(result: FidelityResult, out: Path, min_tau: float) -> Optional[
 
 
 def write_fidelity_report(name: str, storage: Optional[str] = None, out: Optional[str | Path] = None,
-                          studies_dir: str = "studies", min_tau: float = MIN_TAU, top_k: Optional[int] = None,
+                          min_tau: float = MIN_TAU, top_k: Optional[int] = None,
                           command: Optional[str] = None, note: Optional[str] = None) -> Path:
     """Measure the stored fidelity run `name` and write index.html, fidelity.csv, nets.csv and the figures
     into `out` (default reports/fidelity-<name>/); returns that folder."""
-    data = load_fidelity(name, storage, studies_dir)
+    data = load_fidelity(name, storage)
     result = measure(data, top_k=top_k)
     out_dir = Path(out) if out is not None else Path("reports") / f"fidelity-{name}"
     out_dir.mkdir(parents=True, exist_ok=True)

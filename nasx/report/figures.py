@@ -422,9 +422,8 @@ def importance_rows(data) -> tuple[Any, str]:
     done = t[t["state"] == COMPLETE]
     if data.info is None or not data.info.rungs:
         return done, ""
-    from .tables import budget_name
-
-    return done[done["rung"] == 0], f"of rung 0 ({budget_name(data.info.rungs[0]) or '?'}), where every net trained"
+    ladder = data.info.ladder
+    return done[done["rung"] == 0], f"of rung 0 ({ladder.budgets[0].name if ladder else '?'}), where every net trained"
 
 
 def param_importances(study, numbers: Optional[set[int]] = None, scope: str = "") -> Importances:

@@ -13,9 +13,9 @@ import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..study.record import storage_url
+from ..study.record import Shelf
 from ..units import human
-from .tables import (ReportError, StudyData, ZooRef, budget_name, hv_vs_compute, load_study, pareto_table, study_input,
+from .tables import (ReportError, StudyData, ZooRef, hv_vs_compute, pareto_table, study_input,
                      zoo_references)
 
 __all__ = ["write_report", "render", "default_out", "html_page", "html_table", "STYLE"]
@@ -64,7 +64,7 @@ def commands(data: StudyData, number: int, storage_default: bool) -> str:
     storage = "" if storage_default else f" --storage {data.storage}"
     info = data.info
     dataset = info.dataset if info else "cifar10"
-    epochs = info.epochs if info and info.epochs else 1
+    epochs = info.budget.epochs if info and info.budget else 1
     return (f"nasx export {data.name} --trial {number} --out net.yaml{storage} && "
             f"nasx train net.yaml --dataset {dataset} --epochs {epochs}")
 
@@ -116,26 +116,38 @@ def rungs_text(d: StudyData) -> Optional[str]:
     t = d.trials
     trained = t[t["state"].isin(("COMPLETE", "PRUNED", "FAIL")) & t["rejected"].isna()] if len(t) else t
     counts = trained["rung"].value_counts().to_dict() if len(trained) else {}
-    parts = [f"rung {k} ({budget_name(r) or '?'}): {int(counts.get(k, 0))} net{'s' if counts.get(k, 0) != 1 else ''}"
-             for k, r in enumerate(i.rungs)]
+    names = [b.name for b in i.ladder.budgets] if i.ladder else ["?"] * len(i.rungs)
+    parts = [f"rung {k} ({name}): {int(counts.get(k, 0))} net{'s' if counts.get(k, 0) != 1 else ''}"
+             for k, name in enumerate(names)]
     return (f"Study {d.name} trains in {len(i.rungs)} rungs (successive halving, eta {i.eta}: a rung promotes the "
             f"top 1/{i.eta} of its nets): {'; '.join(parts)}. The front, the charts' dots, the summary and the "
             f"hypervolume use the top rung's results only.")
 
 
-def write_report(studies: list[str], storage: str | None = None, out: str | Path | None = None,
-                 studies_dir: str | Path = "studies", references: Sequence[str] = (),
-                 formats: Sequence[str] | None = None) -> Path:
-    """Write the report of one or more studies (and zoo accuracies from `references` studies), each figure once per
-    format (default: figures.STUDY_FORMATS, SVG; the page shows the first and links the others); return index.html."""
+def read_studies(names: Sequence[str], shelf: Shelf) -> list[StudyData]:
+    """The stored studies `names` on the shelf (ReportError if one is not there)."""
+    from ..study.config import StudyError
+    from ..study.store import open_study
+
+    try:
+        return [open_study(name, shelf.url(name)) for name in names]
+    except StudyError as e:
+        raise ReportError(str(e)) from None
+
+
+def write_report(studies: Sequence[str], shelf: Shelf = Shelf(), out: str | Path | None = None,
+                 references: Sequence[str] = (), formats: Sequence[str] | None = None) -> Path:
+    """Write the report of one or more studies on the shelf (and zoo accuracies from `references` studies), each figure
+    once per format (default: figures.STUDY_FORMATS, SVG; the page shows the first and links the others); return
+    index.html."""
     import pandas as pd
 
     from . import figures as figs
 
     if not studies:
         raise ReportError("no study given")
-    datas = [load_study(name, storage, studies_dir) for name in studies]
-    refs_data = [load_study(name, storage, studies_dir) for name in references]
+    datas = read_studies(studies, shelf)
+    refs_data = read_studies(references, shelf)
     for ref in refs_data:
         for key in ("dataset", "epochs", "fraction", "val_size"):
             mine, theirs = getattr(ref.info, key, None), getattr(datas[0].info, key, None)
@@ -147,7 +159,7 @@ def write_report(studies: list[str], storage: str | None = None, out: str | Path
 
     trials = pd.concat([d.trials for d in datas], ignore_index=True)
     trials.to_csv(out / "trials.csv", index=False)
-    default = storage is None or all(storage == storage_url(n, None, studies_dir) for n in studies)
+    default = shelf.storage is None or all(shelf.storage == Shelf(None, shelf.folder).url(n) for n in studies)
     front_rows = []
     for d in datas:
         for _, row in pareto_table(d.trials).iterrows():
@@ -168,7 +180,7 @@ def write_report(studies: list[str], storage: str | None = None, out: str | Path
     figures = figs.all_figures(datas, zoo, out, curves, formats=figs.STUDY_FORMATS if formats is None else formats)
     from .repeats import repeats_sections  # the nets repeated under more seeds (nasx repeat), where a study has them
 
-    repeats = repeats_sections(datas, storage, studies_dir, out)
+    repeats = repeats_sections(datas, out)
     index = out / "index.html"
     index.write_text(render(datas, front_rows, zoo, figures, repeats=repeats), encoding="utf-8")
     return index

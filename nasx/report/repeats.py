@@ -12,10 +12,10 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..stats.intervals import student_t_quantile
 from ..stats.noise import front_probabilities
-from ..study.record import TrialRecord, storage_url
+from ..study.record import TrialRecord
 from ..study.repeat import MARGIN, PHASE, TAG, StudyNet, repeats_name, seed_values, study_nets
 from ..units import human
-from .tables import ReportError, StudyData, load_study
+from .tables import StudyData
 
 __all__ = ["RepeatRow", "RepeatsSection", "repeat_rows", "repeats_sections", "CSV_COLUMNS", "LEVEL"]
 
@@ -83,27 +83,23 @@ class RepeatsSection:
     csv_rows: list[dict]
 
 
-def _load(data: StudyData, storage: Optional[str], studies_dir: str | Path) -> Optional[list[TrialRecord]]:
+def _load(data: StudyData) -> Optional[list[TrialRecord]]:
     """The records of the study's companion `<study>-repeats` in the study's storage, or None if it has none."""
-    try:
-        return load_study(repeats_name(data.name), storage_url(data.name, storage, studies_dir), studies_dir,
-                          data.opened).records
-    except ReportError:
-        return None
+    companion = data.companion(repeats_name(data.name))
+    return None if companion is None else list(companion.records)
 
 
-def repeats_sections(datas: Sequence[StudyData], storage: Optional[str], studies_dir: str | Path,
-                     out: Path) -> list[RepeatsSection]:
+def repeats_sections(datas: Sequence[StudyData], out: Path) -> list[RepeatsSection]:
     """The repeats section of each study that has repeats (figure written under `out`); writes repeats.csv when
     any has."""
     import pandas as pd
 
     sections = []
     for data in datas:
-        records = _load(data, storage, studies_dir)
+        records = _load(data)
         if not records:
             continue
-        nets = study_nets(data.records, data.info)
+        nets = study_nets(data)
         rows = repeat_rows(nets, seed_values(nets, records),
                            {r.tags[TAG]: r.tags.get(PHASE) for r in records if TAG in r.tags})
         if rows:

@@ -1,61 +1,32 @@
-"""Tables of stored studies: one row per trial record, the study's points (its complete trials at its top
-budget: the top rung in a study with rungs), the Pareto front, the best trial, zoo references, and the
-hypervolume of the front against the compute spent.
+"""Tables of stored studies: the study's points, the best trial, zoo references, and the hypervolume of the front
+against the compute spent. A study is read once, by `nasx.study.store` (its trials table, points and front live
+there); this module reports on what it read.
 
-Read-only: studies are read through `nasx.study.record.TrialRecord`, never trained or written.
+Read-only: nothing here trains or writes a study.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ..stats import hv_reference, hypervolume_steps, pareto_mask
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
-from ..study.config import redact
-from ..study.record import StudyInfo, TrialRecord, read_config, read_info, storage_url
-from ..train.proxy import Proxy, ProxyError
+from ..stats import hv_reference, hypervolume_steps
+from ..study.record import TrialRecord
+from ..study.store import (COLUMNS, StoredStudy, budget_name, pareto_table, study_points,  # noqa: F401 re-exported
+                           trials_table)
 from ..units import human
 
-__all__ = ["ReportError", "StudyData", "ZooRef", "load_study", "trials_table", "pareto_table", "zoo_references",
+__all__ = ["ReportError", "StudyData", "ZooRef", "trials_table", "pareto_table", "zoo_references",
            "best_trial", "find_trial", "study_input", "study_points", "budget_name", "HvCurve", "hv_vs_compute",
            "COLUMNS"]
 
-# record fields copied into the table, in this order
-COLUMNS = ("spec_id", "description", "flops", "params", "acts", "val_acc", "test_acc", "epochs_run", "wall_time",
-           "images_per_s", "seed", "dataset", "duplicate_of", "prune_reason", "fail_reason", "rejected", "rung",
-           "promoted_from")
+StudyData = StoredStudy  # what a page reports on: a study as the reader gives it
 
 
 class ReportError(NasxError, ValueError):
     """A study that cannot be reported (unknown, empty, all failed), said in one line."""
-
-
-@dataclass
-class StudyData:
-    """One stored study: its settings, its trials as a table, and the Optuna study (for importances)."""
-
-    name: str
-    storage: str  # redacted
-    info: Optional[StudyInfo]
-    trials: Any  # pandas.DataFrame, one row per trial
-    records: list[TrialRecord] = field(repr=False, default_factory=list)
-    study: Any = field(repr=False, default=None)
-    opened: Any = field(repr=False, default=None)  # the Optuna storage it was read through (its companions share it)
-    completed: dict[int, Any] = field(repr=False, default_factory=dict)  # trial number -> datetime_complete
-
-    @property
-    def complete(self):
-        return self.trials[self.trials["state"] == "COMPLETE"]
-
-    @property
-    def points(self):
-        """The study's points: its complete trials at its top budget (see `study_points`)."""
-        return study_points(self.trials)
 
 
 @dataclass(frozen=True)
@@ -68,101 +39,6 @@ class ZooRef:
     params: int
     val_acc: Optional[float] = None
     measured_in: str = ""  # "study #trial" where the accuracy comes from
-
-
-def load_study(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies",
-               opened: Any = None) -> StudyData:
-    """Read a stored study into a StudyData (through `opened`, a storage already open on it, when given); ReportError
-    if there is no such study."""
-    from ..study.config import StudyError
-    from ..study.storage import load_existing
-
-    url = storage_url(name, storage, studies_dir)
-    try:
-        study = load_existing(name, url, opened)
-    except StudyError as e:
-        raise ReportError(str(e)) from None
-    frozen = study.get_trials(deepcopy=False)
-    records = [TrialRecord.from_trial(t) for t in frozen]
-    info = read_info(study)
-    return StudyData(name=name, storage=redact(url), info=info, trials=trials_table(records, name, info),
-                     records=records, study=study,
-                     opened=opened or study._storage,  # Optuna's Study has no public handle to its storage
-                     completed={t.number: t.datetime_complete for t in frozen})
-
-
-def budget_name(budget: Optional[Any]) -> Optional[str]:
-    """A stored budget (Proxy.to_dict) by its name, e1-f0.25; None when there is none or it does not parse."""
-    if not budget:
-        return None
-    try:
-        return _proxy_name(tuple(sorted(dict(budget).items())))
-    except TypeError:  # a value that is not hashable: no budget a Proxy could make
-        return None
-
-
-@functools.lru_cache(maxsize=256)
-def _proxy_name(items: tuple) -> Optional[str]:
-    """budget_name of a budget's sorted items (a study holds a few budgets, read once each)."""
-    try:
-        return Proxy(**dict(items)).name
-    except (ProxyError, TypeError):
-        return None
-
-
-def top_rung(info: Optional[StudyInfo]) -> Optional[int]:
-    """The top rung of a study with rungs (len(rungs) - 1), None for a study without."""
-    return len(info.rungs) - 1 if info is not None and info.rungs else None
-
-
-def trials_table(records: Sequence[TrialRecord], study: str = "", info: Optional[StudyInfo] = None):
-    """One row per trial: study, number, state, the record's fields (rung and budget name included), the curve
-    (JSON), `param_<name>`, `top_budget` (a result at the study's top budget: every trial of a study without
-    rungs, the top rung's in one with) and `pareto` (on the front of the study's points)."""
-    import pandas as pd
-
-    head = ["study", "number", "state", *COLUMNS, "budget", "last_val_acc", "curve"]
-    rows = []
-    for r in records:
-        curve = r.outcome.curve
-        row: dict[str, Any] = {"study": study, "number": r.number, "state": r.state, **r.row(COLUMNS),
-                               "budget": budget_name(r.budget), "last_val_acc": curve[-1] if curve else None,
-                               "curve": json.dumps([round(float(c), 6) for c in curve])}
-        rows.append(row)
-    df = pd.DataFrame(rows, columns=None if rows else head)
-    fixed = set(head)
-    df = df[head + [c for c in df.columns if c not in fixed]]  # tag_* and param_* after the fixed columns
-    for key in ("number", "flops", "params", "acts", "epochs_run", "seed", "duplicate_of", "rung", "promoted_from"):
-        df[key] = df[key].astype("Int64")  # whole numbers stay whole beside the missing ones
-    for key in ("val_acc", "test_acc", "wall_time", "images_per_s", "last_val_acc"):
-        df[key] = df[key].astype("Float64")
-    top = top_rung(info)
-    df["top_budget"] = True if top is None else (df["rung"] == top).fillna(False).astype(bool)
-    df["pareto"] = False
-    points = study_points(df)
-    if len(points):
-        mask = pareto_mask(list(zip(points["val_acc"].astype(float), points["flops"].astype(float))), (True, False))
-        df.loc[points.index, "pareto"] = mask
-    return df
-
-
-def study_points(trials) -> Any:
-    """The rows that make a study's front, chart, summary and hypervolume: its complete trials at its top budget
-    (in a study with rungs, a lower rung's result is at a smaller budget and never competes with the top's)."""
-    done = trials["state"] == "COMPLETE"
-    if "top_budget" in trials.columns:
-        done &= trials["top_budget"].astype(bool)
-    return trials[done]
-
-
-def pareto_table(trials) -> Any:
-    """The Pareto-optimal points of a study (accuracy up, FLOPs down), one row per architecture, by FLOPs."""
-    done = study_points(trials)
-    if done.empty:
-        return done
-    mask = pareto_mask(list(zip(done["val_acc"].astype(float), done["flops"].astype(float))), (True, False))
-    front = done[mask].sort_values(["flops", "number"])
-    return front.drop_duplicates(subset=["spec_id"], keep="first")  # duplicates of one net: its first trial
 
 
 def study_input(data: StudyData) -> Optional[InputShape]:
@@ -249,7 +125,7 @@ def hv_vs_compute(data: StudyData) -> Optional[HvCurve]:
 
 def _band(data: StudyData, points) -> tuple[tuple[float, float], str]:
     """The FLOPs band of the hypervolume: the study's stored --flops band, else the points' min and max FLOPs."""
-    stored = read_config(data.study).get("flops") if data.study is not None else None
+    stored = data.config.get("flops")
     try:
         lo, hi = (float(v) for v in stored)
         if 0 < lo <= hi:
@@ -279,10 +155,11 @@ def best_trial(trials, max_flops: Optional[float] = None):
     return done.sort_values(["val_acc", "flops", "number"], ascending=[False, True, True]).iloc[0]
 
 
-def find_trial(data: StudyData, number: int) -> TrialRecord:
+def find_trial(data: StoredStudy, number: int) -> TrialRecord:
     """The record of trial `number`; ReportError naming the range if there is none."""
-    for r in data.records:
-        if r.number == number:
-            return r
-    last = max((r.number for r in data.records), default=-1)
-    raise ReportError(f"study {data.name} has no trial {number} (it has 0..{last})")
+    from ..study.config import StudyError
+
+    try:
+        return data.record(number)
+    except StudyError as e:
+        raise ReportError(str(e)) from None

@@ -1,6 +1,7 @@
 """Optuna studies of accuracy against FLOPs: the trial record (`record`), settings (`config`), storage and locks
 (`storage`), one worker's loop (`worker`), running and resuming (`run`), live snapshots (`progress`), early
-stopping (`prune`).
+stopping (`prune`), and the one reader of stored studies (`store`: `nasx.open_study` is its `open_study`; the
+`open_study` here opens a study to run it).
 
 The Optuna study is the record: each trial's user attributes are a `nasx.study.record.TrialRecord`, so a study
 opens in optuna-dashboard as it is and `nasx report` needs nothing else. The names below are imported on first
@@ -16,9 +17,11 @@ if TYPE_CHECKING:  # what the names below are, for type checkers and editors
     from .config import OBJECTIVES, StudyConfig, StudyError, load_config, redact, resolve
     from .explore import Exploration, explore
     from .progress import FrontPoint, RunningTrial, Snapshot, snapshot
+    from .record import Shelf
     from .references import reference_nets, run_references
     from .run import Candidate, RunSummary, enqueue, prepare, run_study
     from .storage import open_storage, open_study, repair_journal, study_lock
+    from .store import StoredStudy, has_study, open_studies
     from .worker import Worker, reap_stale
 
 # public name -> its module under nasx.study
@@ -30,6 +33,8 @@ _PUBLIC: dict[str, str] = {
     **dict.fromkeys(("Candidate", "RunSummary", "enqueue", "prepare", "run_study"), "run"),
     **dict.fromkeys(("open_storage", "open_study", "repair_journal", "study_lock"), "storage"),
     **dict.fromkeys(("Worker", "reap_stale"), "worker"),
+    "Shelf": "record",
+    **dict.fromkeys(("StoredStudy", "has_study", "open_studies"), "store"),
 }
 
 __all__ = sorted(_PUBLIC)

@@ -11,11 +11,11 @@ from typing import Any, Optional
 
 from ..errors import NasxError
 from ..train.cores import cpu_cores
-from ..train.proxy import MIN_RESOLUTION, Proxy, ProxyError
+from ..train.budget import MIN_RESOLUTION, Budget, BudgetError, Ladder
 from .prune import PruneRule
-from .record import storage_url
+from .record import Shelf
 
-__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution", "asha_ladder",
+__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution",
            "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]
 
 # objective name -> maximize?
@@ -57,7 +57,7 @@ class StudyConfig:
     trials: Optional[int] = None  # COMPLETE trials wanted
     max_trials: Optional[int] = None  # cap on trials trained (complete, pruned, failed); default 3 x trials + 10
     timeout: Optional[float] = None  # seconds; no new trial starts after it
-    epochs: Optional[int] = None  # proxy budget (with fraction, batch_size and resolution: see `proxy`)
+    epochs: Optional[int] = None  # the budget (with fraction, batch_size and resolution: see `budget`)
     fraction: Optional[float] = None  # of the training split per epoch
     flops: Optional[tuple[int, int]] = None  # band; default the space's
     params: Optional[tuple[int, int]] = None
@@ -82,10 +82,11 @@ class StudyConfig:
     test: bool = False  # also evaluate the test split at the end of each run (final numbers, never for search)
     fixed: bool = False  # train only the queued candidates (nasx edf, nasx ablate), never sample the space
     corner: Optional[str] = None  # search this corner of the space file (e.g. "cpu"); "none": the whole space
-    # successive halving: the rungs' proxy budgets by name, lowest first (the top one is the study's budget), or
-    # schedule "asha" to derive three rungs from the study's budget; a rung promotes the top 1/eta of its nets
-    rungs: Optional[tuple[str, ...]] = None
-    eta: int = 3
+    # successive halving: the rungs' budgets lowest first (the top one is the study's budget) and eta, a rung
+    # promoting the top 1/eta of its nets; or schedule "asha" to derive three rungs from the study's budget (eta: its
+    # reduction factor, default 3)
+    rungs: Optional[Ladder] = None
+    eta: Optional[int] = None
     schedule: Optional[str] = None
 
     @property
@@ -93,36 +94,34 @@ class StudyConfig:
         return self.study or Path(self.space).stem
 
     @property
-    def storage_url(self) -> str:
-        return storage_url(self.name, self.storage, self.studies_dir)
+    def shelf(self) -> Shelf:
+        """Where this study and its companions (zoo references, repeats) are stored."""
+        return Shelf(self.storage, self.studies_dir)
 
     @property
-    def proxy(self) -> Proxy:
-        """The proxy budget the study trains on (its file keys epochs, fraction, resolution, batch_size; once
-        `resolve` has filled epochs and fraction)."""
+    def storage_url(self) -> str:
+        return self.shelf.url(self.name)
+
+    @property
+    def budget(self) -> Budget:
+        """The budget the study trains on (its file keys epochs, fraction, resolution, batch_size; once `resolve`
+        has filled epochs and fraction)."""
         if self.epochs is None or self.fraction is None:
-            raise StudyError("the proxy budget needs epochs and fraction set (see nasx.study.resolve)")
+            raise StudyError("the budget needs epochs and fraction set (see nasx.study.resolve)")
         try:
-            return Proxy(self.epochs, self.fraction, self.resolution, self.batch_size)
-        except ProxyError as e:
+            return Budget(self.epochs, self.fraction, self.resolution, self.batch_size)
+        except BudgetError as e:
             raise StudyError(str(e)) from None
 
-    def with_proxy(self, proxy: Proxy) -> "StudyConfig":
-        """This study trained on `proxy` (its batch size where it names one, else this config's)."""
-        return dataclasses.replace(self, epochs=proxy.epochs, fraction=proxy.fraction, resolution=proxy.resolution,
-                                   batch_size=proxy.batch_size if proxy.batch_size is not None else self.batch_size)
+    def with_budget(self, budget: Budget) -> "StudyConfig":
+        """This study trained on `budget` (its batch size where it names one, else this config's)."""
+        return dataclasses.replace(self, epochs=budget.epochs, fraction=budget.fraction, resolution=budget.resolution,
+                                   batch_size=budget.batch_size if budget.batch_size is not None else self.batch_size)
 
     @property
-    def ladder(self) -> Optional[tuple[Proxy, ...]]:
-        """The rungs' proxies, lowest first (None: every trial trains on the study's one budget)."""
-        if not self.rungs:
-            return None
-        try:
-            ladder = tuple(Proxy.parse(name) for name in self.rungs)
-        except ProxyError as e:
-            raise StudyError(f"rungs: {e}") from None
-        return tuple(p if p.batch_size is not None else dataclasses.replace(p, batch_size=self.batch_size)
-                     for p in ladder)
+    def budgets(self) -> tuple[Budget, ...]:
+        """The budgets its trials train on, lowest first: its rungs', else its one budget."""
+        return self.rungs.budgets if self.rungs else (self.budget,)
 
     @property
     def prune_rule(self) -> Optional[PruneRule]:
@@ -169,32 +168,32 @@ class StudyConfig:
         return self
 
     def _check_rungs(self) -> None:
-        if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
+        if self.eta is not None and (isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2):
             raise StudyError(f"eta: {self.eta!r} must be a whole number >= 2")
         if self.schedule not in (None, "asha"):
             raise StudyError(f"schedule: {self.schedule!r} is not one of: asha")
+        if self.rungs is not None and not isinstance(self.rungs, Ladder):
+            raise StudyError(f"rungs: {self.rungs!r} is not a Ladder (nasx.train.budget.Ladder.parse reads names)")
+        if self.eta is not None and self.rungs:
+            raise StudyError("eta: a ladder of rungs holds its own eta")
         if self.schedule and self.rungs:
             raise StudyError("give --rungs or --schedule asha, not both (asha derives the rungs from the budget)")
         if (self.rungs or self.schedule) and self.fixed:
             raise StudyError("rungs: a fixed list of nets (edf, ablate, references) trains on one budget")
-        ladder = self.ladder
-        if ladder is None:
+        if self.rungs is None:
             return
-        if len(ladder) < 2:
-            raise StudyError(f"rungs: {','.join(self.rungs or ())} names one budget; give two or more, lowest first")
-        costs = [p.cost(32) for p in ladder]  # relative work: epochs x fraction x side^2 (any native side)
-        if any(b <= a for a, b in zip(costs, costs[1:])):
-            raise StudyError(f"rungs: {','.join(p.name for p in ladder)}: each budget must cost more than the one "
-                             f"before it (lowest first)")
-        top = ladder[-1]
+        top = self.rungs.budgets[-1]
         if self.epochs is not None and (self.epochs, self.fraction, self.resolution) != (top.epochs, top.fraction,
                                                                                        top.resolution):
             raise StudyError(f"rungs: the top rung {top.name} is the study's budget; leave out epochs, fraction, "
                              f"resolution and batch size")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """The stored form (the study's `config` attribute): its rungs by name and their eta."""
+        d = dataclasses.asdict(dataclasses.replace(self, rungs=None))
         d["storage"] = redact(self.storage) if self.storage else None
+        if self.rungs:
+            d["rungs"], d["eta"] = self.rungs.names, self.rungs.eta
         return d
 
 
@@ -224,6 +223,12 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
         raise StudyError(f"{path}: {e}") from None
     if "objectives" in data:
         data["objectives"] = tuple(data["objectives"])
+    if data.get("rungs") is not None:  # names, comma-separated or a list, lowest first; eta goes with them
+        names = data["rungs"] if isinstance(data["rungs"], str) else ",".join(map(str, data["rungs"]))
+        try:
+            data["rungs"] = Ladder.parse(names, data.pop("eta", None) or 3)
+        except BudgetError as e:
+            raise StudyError(f"{path}: rungs: {e}") from None
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return StudyConfig(**data).check()
@@ -284,7 +289,7 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
     sized = any(v is not None for v in (cfg.trials, cfg.epochs, cfg.fraction))  # by the user, not by the rungs
     trials_given = cfg.trials is not None
     if cfg.rungs:  # the top rung is the study's budget
-        top = cfg.ladder[-1]
+        top = cfg.rungs.budgets[-1]
         cfg = dataclasses.replace(cfg, epochs=top.epochs, fraction=top.fraction, resolution=top.resolution,
                                   batch_size=top.batch_size or cfg.batch_size)
     if cuda:
@@ -332,27 +337,20 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
     return dataclasses.replace(cfg, max_trials=cfg.max_trials or 3 * cfg.trials + 10), notes
 
 
-ASHA_RUNGS = 3  # rungs `--schedule asha` derives from the study's budget: top / eta^2, top / eta, top
-
-
-def asha_ladder(top: Proxy, eta: int, rungs: int = ASHA_RUNGS) -> tuple[Proxy, ...]:
-    """`rungs` budgets that cut the top budget's share of the training split by eta per rung (same epochs, side
-    and batch): e1-f0.5 with eta 3 gives e1-f0.0556, e1-f0.167, e1-f0.5."""
-    return tuple(dataclasses.replace(top, fraction=float(f"{top.fraction / eta ** (rungs - 1 - k):.3g}"))
-                 for k in range(rungs - 1)) + (top,)
-
-
 def _resolve_rungs(cfg: StudyConfig, trials_given: bool, notes: list[str]) -> StudyConfig:
-    """The rungs (derived for --schedule asha), the nets started at the lowest rung and the note that says so."""
+    """The rungs (derived for --schedule asha; the study's batch on each rung that names none), the nets started at
+    the lowest rung and the note that says so."""
     if cfg.schedule == "asha":
-        cfg = dataclasses.replace(cfg, rungs=tuple(p.name for p in asha_ladder(cfg.proxy, cfg.eta)), schedule=None)
-    ladder = cfg.ladder
-    n = len(ladder)
+        cfg = dataclasses.replace(cfg, rungs=Ladder.geometric(cfg.budget, cfg.eta or 3, digits=3), schedule=None,
+                                  eta=None)
+    ladder = cfg.rungs.with_batch(cfg.batch_size)
+    cfg = dataclasses.replace(cfg, rungs=ladder)
+    n, eta = len(ladder), ladder.eta
     if not trials_given:
         # as much compute as the fixed-budget study of `trials` nets: when every rung's quota fills, each rung costs
         # the lowest rung's nets x its work, about trials / n top budgets on a geometric ladder
-        cfg = dataclasses.replace(cfg, trials=max(cfg.eta, round(cfg.trials * cfg.eta ** (n - 1) / n)))
-    notes.append(f"successive halving over {n} rungs ({', '.join(p.name for p in ladder)}; eta {cfg.eta}): up to "
-                 f"{cfg.trials} new nets at the lowest rung, the top 1/{cfg.eta} of each rung retrained at the next "
+        cfg = dataclasses.replace(cfg, trials=max(eta, round(cfg.trials * eta ** (n - 1) / n)))
+    notes.append(f"successive halving over {n} rungs ({', '.join(b.name for b in ladder.budgets)}; eta {eta}): up to "
+                 f"{cfg.trials} new nets at the lowest rung, the top 1/{eta} of each rung retrained at the next "
                  f"(by Pareto rank of error and FLOPs); the front is the top rung's")
     return cfg

@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 from ..space.sampling import default_band
 from .config import StudyConfig, study_space
 from .progress import Snapshot
+from .record import Shelf
 from .references import reference_nets, references_config, run_references
 from .run import RunSummary, run_study
 from .storage import no_empty_journal
@@ -49,9 +50,9 @@ def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Sn
     again = None
     if repeats:
         try:
-            again = repeat(done.name, repeats, storage=done.storage_url, settings=done.to_dict(), device=done.device,
-                           workers=done.workers, threads=done.threads, progress=progress, on_note=on_note,
-                           train_fn=train_fn)
+            again = repeat(done.name, repeats, shelf=Shelf(done.storage_url), settings=done.to_dict(),
+                           device=done.device, workers=done.workers, threads=done.threads, progress=progress,
+                           on_note=on_note, train_fn=train_fn)
         except RepeatError as e:  # nothing to repeat (no complete trial): the study and its references stand
             if on_note is not None:
                 on_note(f"no repeats: {e}")

@@ -67,7 +67,7 @@ def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
     (of the top rung's results in a study with rungs)."""
     snap = Snapshot(elapsed=elapsed, study=study.study_name)
     info = read_info(study)
-    top = len(info.rungs) - 1 if info is not None and info.rungs else None
+    top = info.top_rung if info is not None else None
     done: list[TrialRecord] = []
     now = time.time()
     for t in study.get_trials(deepcopy=False):

@@ -4,9 +4,9 @@ A trial's user attributes hold the net (spec JSON, id, counts), where and how it
 dataset, split hash, device, versions, budget) and what came out (the per-epoch validation curve,
 accuracy, time, images/s, a stop reason: one `Outcome`). The study writes them (`write`,
 `write_outcome`, `write_by_id`, `candidate_attrs`, `TrialRecord.retry_attrs`); everything else reads
-`TrialRecord.from_trial`. The study's own attributes (what it was made with) are a `StudyInfo`. Stored
-keys are the field names (tags as `tag_<name>`), as in every earlier version, so studies written before
-this module still load.
+`TrialRecord.from_trial`. Stored keys are the field names (tags as `tag_<name>`). The study's own attributes
+(what it was made with) are a `StudyInfo`, stored with a schema version (`SCHEMA`); `upgrade` reads every
+earlier one.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..errors import NasxError
 from ..net.spec import NetSpec
-from ..train.proxy import Proxy, ProxyError
+from ..train.budget import Budget, BudgetError, Ladder
 
 __all__ = ["TrialRecord", "Outcome", "StudyInfo", "RecordError", "write", "write_outcome", "write_by_id",
-           "candidate_attrs", "read_info", "read_config", "write_info", "take_worker_number", "storage_url", "versions",
-           "device_name", "STATES"]
+           "candidate_attrs", "SCHEMA", "upgrade", "read_info", "read_config", "write_info", "take_worker_number",
+           "Shelf", "versions", "device_name", "STATES"]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 COMPLETE, PRUNED, FAIL, RUNNING, WAITING = STATES  # a record's state: the name of its Optuna TrialState
@@ -250,6 +250,10 @@ def candidate_attrs(spec: NetSpec, key: str, seed: int, tags: Mapping[str, Any],
 # The study's own record
 
 
+SCHEMA = 1
+"""The version of the stored study info (its `schema` key); a study stored before the key has version 0."""
+
+
 @dataclass(frozen=True)
 class StudyInfo:
     """What a study was made with; a resumed study must match it (else it would mix two experiments)."""
@@ -264,54 +268,105 @@ class StudyInfo:
     space_hash: Optional[str] = None  # the space file's content: a changed file is another experiment
     proxy: Mapping[str, Any] = field(default_factory=dict)  # batch size, resolution when not the defaults
     corner: Optional[str] = None  # the corner of the space file searched (None: the whole file)
-    rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Proxy.to_dict), lowest first
+    rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Budget.to_dict), lowest first
     eta: Optional[int] = None  # successive halving: a rung promotes the top 1/eta of its nets
+    schema: int = SCHEMA  # the version of this stored form (see `upgrade`)
 
     @property
-    def budget(self) -> Optional[Proxy]:
-        """The proxy budget the study trained on (None when a study of an early version lacks epochs or fraction)."""
+    def budget(self) -> Optional[Budget]:
+        """The proxy budget the study trained on (None when the stored info names no epochs or fraction)."""
         try:
-            return Proxy(self.epochs, self.fraction, self.proxy.get("resolution"), self.proxy.get("batch_size"))
-        except (ProxyError, TypeError):
+            return Budget(self.epochs, self.fraction, self.proxy.get("resolution"), self.proxy.get("batch_size"))
+        except (BudgetError, TypeError):
             return None
 
+    @property
+    def ladder(self) -> Optional[Ladder]:
+        """The rungs it climbed (None: no rungs, or rungs stored that no Ladder makes)."""
+        if not self.rungs:
+            return None
+        try:
+            return Ladder(tuple(Budget(**dict(r)) for r in self.rungs), self.eta or 3)
+        except (BudgetError, TypeError):
+            return None
+
+    @property
+    def top_rung(self) -> Optional[int]:
+        """The top rung of a study with rungs (len(rungs) - 1), None for a study without."""
+        return len(self.rungs) - 1 if self.rungs else None
+
+    @property
+    def top_budget(self) -> Optional[Budget]:
+        """The budget its points trained on: its top rung's, or (no rungs) its one budget (None if it stores none)."""
+        if not self.rungs:
+            return self.budget
+        ladder = self.ladder
+        return ladder.budgets[-1] if ladder is not None else None
+
     def differences(self, stored: "StudyInfo") -> list[tuple[str, Any, Any]]:
-        """(field, stored value, this value) for each field that differs; a field the stored info lacks is not compared."""
+        """(field, stored value, this value) for each field that differs; a space hash that either side does not
+        know (None) is not compared."""
         out = []
         for f in dataclasses.fields(self):
             mine, theirs = getattr(self, f.name), getattr(stored, f.name)
             if f.name == "space_hash" and (theirs is None or mine is None):
-                continue  # a study written before space hashes were stored, or a caller that does not know it
+                continue
             if mine != theirs:
                 out.append((f.name, theirs, mine))
         return out
 
     def to_attrs(self) -> dict[str, Any]:
+        """The stored form (the study's `nasx` attribute), at the current schema."""
         d = dataclasses.asdict(self)
         d["objectives"] = list(self.objectives)
         d["proxy"] = dict(self.proxy)
         d["rungs"] = [dict(r) for r in self.rungs]
-        if not self.rungs:  # a study without rungs stores what earlier versions stored
-            d.pop("rungs")
-            d.pop("eta")
         return d
 
     @classmethod
     def from_attrs(cls, data: Mapping[str, Any]) -> "StudyInfo":
+        """The info of a stored form of any schema up to the current one (`upgrade`); keys it does not know are
+        left out."""
+        data = upgrade(data)
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["objectives"] = tuple(kwargs.get("objectives") or ("accuracy", "flops"))
-        kwargs.setdefault("seed", 0)
-        for key in ("space", "dataset"):
-            kwargs.setdefault(key, "?")
-        for key in ("epochs", "fraction", "val_size"):
-            kwargs.setdefault(key, None)
-        proxy = dict(kwargs.get("proxy") or {})
-        if "corner" in proxy:  # stored before the corner left the proxy: the space's, not the budget's
-            kwargs.setdefault("corner", proxy.pop("corner"))
-        kwargs["proxy"] = proxy
-        kwargs["rungs"] = tuple(dict(r) for r in kwargs.get("rungs") or ())
+        kwargs["objectives"] = tuple(kwargs["objectives"])
+        kwargs["proxy"] = dict(kwargs["proxy"])
+        kwargs["rungs"] = tuple(dict(r) for r in kwargs["rungs"])
         return cls(**kwargs)
+
+
+def upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored study info of any schema as the current schema stores it, one step a version (RecordError for a
+    schema newer than this nasx reads)."""
+    out = dict(data)
+    version = out.get("schema", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise RecordError(f"study info schema {version!r}: not a version nasx wrote")
+    if version > SCHEMA:
+        raise RecordError(f"the study was written by a newer nasx (study info schema {version}; this version reads up "
+                          f"to {SCHEMA}); upgrade nasx")
+    for step in _UPGRADES[version:]:
+        out = step(out)
+    return {**out, "schema": SCHEMA}
+
+
+def _schema_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 0 (no `schema` key) to 1: every field present (objectives accuracy and FLOPs, seed 0, space and dataset
+    "?", epochs, fraction and validation size None where the earliest studies stored none; no rungs), and the
+    corner, once kept in the proxy (batch size, resolution), as the space's own field."""
+    out = {"objectives": ["accuracy", "flops"], "seed": 0, "space": "?", "dataset": "?", "epochs": None,
+           "fraction": None, "val_size": None, "rungs": [], "eta": None, **data}
+    out["objectives"] = out["objectives"] or ["accuracy", "flops"]
+    proxy = dict(out.get("proxy") or {})
+    if "corner" in proxy:
+        out.setdefault("corner", proxy.pop("corner"))
+    out["proxy"] = proxy
+    out["rungs"] = out["rungs"] or []
+    return out
+
+
+_UPGRADES = (_schema_0_to_1,)  # _UPGRADES[k] takes a stored info from schema k to k + 1
 
 
 _INFO, _CONFIG, _WORKERS = "nasx", "config", "workers"
@@ -341,9 +396,17 @@ def take_worker_number(study: Any) -> int:
     return number
 
 
-def storage_url(name: str, storage: Optional[str] = None, studies_dir: str | Path = "studies") -> str:
-    """The storage of a study: the URL given, else its journal file `studies_dir/<name>.journal`."""
-    return storage or str(Path(studies_dir) / f"{name}.journal")
+@dataclass(frozen=True)
+class Shelf:
+    """Where stored studies lie: one storage URL that holds them all (a database, a shared journal), else a journal
+    file per study, `<folder>/<name>.journal`."""
+
+    storage: Optional[str] = None
+    folder: str | Path = "studies"
+
+    def url(self, name: str) -> str:
+        """The storage of study `name`."""
+        return self.storage or str(Path(self.folder) / f"{name}.journal")
 
 
 def versions() -> dict[str, str]:

@@ -20,14 +20,15 @@ from ..errors import NasxError
 from ..net.spec import NetSpec
 from ..stats.noise import front_accuracy_at, pooled_std
 from ..stats.pareto import pareto_mask
-from ..train.proxy import Proxy
+from ..train.budget import Budget
 from .config import StudyConfig
 from .progress import Snapshot
-from .record import StudyInfo, TrialRecord, read_config, read_info, storage_url
+from .record import Shelf, StudyInfo, TrialRecord
 from .run import Candidate, RunSummary
+from .store import StoredStudy, open_study
 
 __all__ = ["RepeatError", "StudyNet", "RepeatRun", "SUFFIX", "MARGIN", "repeats_name", "study_nets", "top_budget",
-           "front_nets", "seed_values", "near_front", "repeat_candidates", "repeats_config", "repeat", "has_study"]
+           "front_nets", "seed_values", "near_front", "repeat_candidates", "repeats_config", "repeat"]
 
 SUFFIX = "-repeats"
 MARGIN = 2.0  # phase 2 repeats the nets within MARGIN pooled seed standard deviations of the front
@@ -62,29 +63,20 @@ def repeats_name(study: str) -> str:
     return f"{study}{SUFFIX}"
 
 
-def top_budget(info: StudyInfo) -> Proxy:
+def top_budget(info: StudyInfo) -> Budget:
     """The study's top budget: its top rung's proxy, or (no rungs) the proxy it trained on."""
-    if info.rungs:
-        return Proxy(**dict(info.rungs[-1]))
-    budget = info.budget
+    budget = info.top_budget
     if budget is None:
         raise RepeatError("the study stores no proxy budget (made by an early nasx?): cannot repeat it")
     return budget
 
 
-def study_nets(records: Sequence[TrialRecord], info: Optional[StudyInfo]) -> list[StudyNet]:
+def study_nets(study: StoredStudy) -> list[StudyNet]:
     """The complete, non-duplicate nets of the study at its top budget (top-rung records only where it has rungs),
     in trial order."""
-    top = len(info.rungs) - 1 if info is not None and info.rungs else None
-    nets = []
-    for r in sorted(records, key=lambda r: r.number):
-        if r.state != "COMPLETE" or r.duplicate_of is not None or r.outcome.val_acc is None or r.spec is None:
-            continue
-        if top is not None and r.rung != top:
-            continue
-        nets.append(StudyNet(r.number, r.spec_id, r.description or "", int(r.flops), int(r.seed or 0),
-                             float(r.outcome.val_acc), r.spec))
-    return nets
+    return [StudyNet(r.number, r.spec_id, r.description or "", int(r.flops), int(r.seed or 0),
+                     float(r.outcome.val_acc), r.spec)
+            for r in study.results(top=True) if r.outcome.val_acc is not None]
 
 
 def front_nets(nets: Sequence[StudyNet]) -> list[StudyNet]:
@@ -136,7 +128,7 @@ def repeats_config(study: str, settings: Mapping[str, Any], info: StudyInfo, url
         kept["objectives"] = tuple(kept["objectives"])
     cfg = StudyConfig(**kept, **{k: v for k, v in run.items() if v is not None}, study=repeats_name(study),
                       storage=url, fixed=True, prune=False, sampler="random")
-    return cfg.with_proxy(top_budget(info)).check()
+    return cfg.with_budget(top_budget(info)).check()
 
 
 @dataclass
@@ -159,48 +151,34 @@ def _finished(candidates: Sequence[Candidate], records: Sequence[TrialRecord]) -
 
 
 def _companion_records(url: str, name: str) -> list[TrialRecord]:
-    import optuna
-
-    from .storage import open_storage
+    """The records of the companion study `name` at `url` (none before its first run)."""
+    from .config import StudyError
 
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
-    except KeyError:
+        return list(open_study(name, url).records)
+    except StudyError:
         return []
-    return [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
 
 
-def has_study(name: str, url: str) -> bool:
-    """Whether the storage at `url` holds a study `name` (a companion: zoo references, repeats)."""
-    import optuna
-
-    from .storage import is_rdb, journal_path, open_storage
-
-    if not is_rdb(url) and not journal_path(url).is_file():
-        return False
-    return name in optuna.get_all_study_names(open_storage(url, read_only=True))
-
-
-def repeat(study: str, k: int, *, storage: Optional[str] = None, studies_dir: str = "studies",
-           settings: Optional[Mapping[str, Any]] = None, device: Optional[str] = None, workers: Optional[int] = None,
+def repeat(study: str, k: int, *, shelf: Shelf = Shelf(), settings: Optional[Mapping[str, Any]] = None,
+           device: Optional[str] = None, workers: Optional[int] = None,
            threads: Optional[int] = None, progress: Optional[Callable[[Snapshot], None]] = None,
            on_note: Optional[Callable[[str], None]] = None, train_fn: Optional[Callable] = None) -> RepeatRun:
     """Train the study's front (phase 1), then the nets within seed noise of it (phase 2), under k more seeds each in
     the companion study; resumable. `settings`: the study's (default: those stored with it)."""
     from .run import run_study
-    from .storage import load_existing
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RepeatError(f"--repeats {k!r}: must be a whole number >= 1")
-    url = storage_url(study, storage, studies_dir)
-    main = load_existing(study, url)
-    info = read_info(main)
+    url = shelf.url(study)
+    main = open_study(study, url)
+    info = main.info
     if info is None:
         raise RepeatError(f"study {study!r} was not made by nasx: nothing to repeat")
-    nets = study_nets([TrialRecord.from_trial(t) for t in main.get_trials(deepcopy=False)], info)
+    nets = study_nets(main)
     if not nets:
         raise RepeatError(f"study {study!r} has no complete trial{' at its top rung' if info.rungs else ''} to repeat")
-    cfg = repeats_config(study, settings or read_config(main), info, url, device=device,
+    cfg = repeats_config(study, settings or main.config, info, url, device=device,
                          workers=workers, threads=threads)
     front = front_nets(nets)
     first = repeat_candidates(front, k, 1)
@@ -208,7 +186,7 @@ def repeat(study: str, k: int, *, storage: Optional[str] = None, studies_dir: st
     if not _finished(first, _companion_records(url, cfg.name)):
         if on_note is not None:
             on_note(f"repeating the {len(front)} net(s) of the front of {study!r} under {k} more seed(s) "
-                    f"({cfg.proxy.name}) in {cfg.name!r}")
+                    f"({cfg.budget.name}) in {cfg.name!r}")
         runs.append(run_study(cfg, progress=progress, candidates=first, on_note=on_note, train_fn=train_fn))
         if runs[-1].interrupted:
             return RepeatRun(study, cfg.name, k, front, [], math.nan, runs, True)

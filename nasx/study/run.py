@@ -85,7 +85,7 @@ def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> t
                              download=cfg.download)  # also fills the decoded cache the workers read
     if space is not None:
         sample(space.at(dataset.input), np.random.default_rng(cfg.seed), 1, flops=cfg.flops, params=cfg.params)
-    for side in {p.resolution for p in cfg.ladder or (cfg.proxy,)}:  # a proxy side the space's nets collapse at
+    for side in {b.resolution for b in cfg.budgets}:  # a proxy side the space's nets collapse at
         check_resolution(dataclasses.replace(cfg, resolution=side), space, dataset.input)  # before any trial
     open_study(cfg, storage, space_hash=space.content_hash if space else None)
     return cfg, notes

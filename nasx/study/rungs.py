@@ -1,4 +1,5 @@
-"""Successive-halving rungs for two objectives: the budget ladder and which nets a rung promotes.
+"""Successive-halving rungs for two objectives: which nets a rung promotes (the ladder of budgets is
+`nasx.train.budget.Ladder`).
 
 A net starts at the lowest rung; it is promoted to the next rung when it is among the top 1/eta of the
 nets that completed its rung (asynchronous successive halving, ASHA: Li et al. 2020), ranked by
@@ -18,9 +19,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..train.budget import Ladder
 from .record import TrialRecord
 
-__all__ = ["RungResult", "Ladder", "promotion_order", "due_promotions", "crowding_distance", "next_promotion"]
+__all__ = ["RungResult", "promotion_order", "due_promotions", "crowding_distance", "next_promotion"]
 
 
 @dataclass(frozen=True)
@@ -30,37 +32,6 @@ class RungResult:
     key: str
     error: float
     flops: float
-
-
-@dataclass(frozen=True)
-class Ladder:
-    """The rungs: budgets (relative work, increasing) and the reduction factor eta (>= 2)."""
-
-    work: tuple[float, ...]
-    eta: int = 3
-
-    def __post_init__(self) -> None:
-        if len(self.work) < 2:
-            raise ValueError("a ladder needs at least two rungs")
-        if any(not (w > 0) for w in self.work) or any(b <= a for a, b in zip(self.work, self.work[1:])):
-            raise ValueError(f"rung budgets must be positive and increasing, got {self.work}")
-        if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
-            raise ValueError(f"eta must be a whole number >= 2, got {self.eta!r}")
-
-    @classmethod
-    def geometric(cls, top: float, eta: int = 3, rungs: int = 3) -> "Ladder":
-        """`rungs` budgets top / eta^(rungs-1), ..., top / eta, top (Hyperband's geometric ladder)."""
-        return cls(tuple(top / eta ** (rungs - 1 - k) for k in range(rungs)), eta)
-
-    @property
-    def top(self) -> int:
-        return len(self.work) - 1
-
-    def retrain_overhead(self) -> float:
-        """Work spent on a net that reaches the top rung, over the top rung's own work, when every promotion
-        retrains from scratch: sum of all rungs / top rung (1 + 1/3 + 1/9 = 1.44 for eta 3 on a geometric
-        ladder of three)."""
-        return sum(self.work) / self.work[-1]
 
 
 def crowding_distance(points: np.ndarray) -> np.ndarray:
@@ -108,10 +79,11 @@ def due_promotions(results: Sequence[RungResult], promoted: set[str] | frozenset
     return [results[i].key for i in top if not math.isnan(results[i].error) and results[i].key not in promoted]
 
 
-def next_promotion(records: Sequence[TrialRecord], rungs: int, eta: int) -> Optional[TrialRecord]:
+def next_promotion(records: Sequence[TrialRecord], ladder: Ladder) -> Optional[TrialRecord]:
     """The complete trial whose net is due for promotion next (None: none is): rungs from the one below the top
-    down, each ranked by `due_promotions` over its complete, non-duplicate results; a net with any trial at the
-    next rung (queued, running, complete or failed) was promoted already."""
+    down, each ranked by `due_promotions` (the ladder's eta) over its complete, non-duplicate results; a net with
+    any trial at the next rung (queued, running, complete or failed) was promoted already."""
+    rungs, eta = len(ladder), ladder.eta
     done: dict[int, list[TrialRecord]] = defaultdict(list)
     taken: dict[int, set[str]] = defaultdict(set)
     for r in records:

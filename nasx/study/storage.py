@@ -204,7 +204,8 @@ def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
     return StudyInfo(space=cfg.space, dataset=cfg.dataset, epochs=cfg.epochs, fraction=cfg.fraction,
                      objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
                      space_hash=space_hash, proxy=proxy, corner=cfg.corner if cfg.corner != "none" else None,
-                     rungs=tuple(p.to_dict() for p in cfg.ladder or ()), eta=cfg.eta if cfg.rungs else None)
+                     rungs=tuple(b.to_dict() for b in cfg.rungs.budgets) if cfg.rungs else (),
+                     eta=cfg.rungs.eta if cfg.rungs else None)
 
 
 def open_study(cfg: StudyConfig, storage: Any, space_hash: Optional[str] = None):

@@ -19,17 +19,26 @@ import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..net.complexity import complexity
-from ..net.fit import fit
+from ..net.fit import InputShape, fit
 from ..net.spec import NetSpec
+from ..train.budget import Budget, Ladder
 from . import record
-from ..train.proxy import Proxy
 from .config import StudyConfig, StudyError, study_space
 from .record import Outcome, TrialRecord
 from .rungs import next_promotion
 from .storage import make_sampler, open_study, open_storage, study_lock
+
+if TYPE_CHECKING:  # what the set-up holds, for type checkers (torch, Optuna and the data load on first use)
+    import optuna
+    import torch
+    from optuna.storages import BaseStorage
+
+    from ..data.dataset import Dataset
+    from ..space import Space
+    from ..train.trainer import TrainConfig
 
 __all__ = ["Worker", "Heartbeat", "reap_stale", "requeue", "owner_id", "process_id", "process_ended", "Proposal",
            "REDRAWS"]
@@ -203,29 +212,25 @@ class Proposal:
 class _Context:
     """What a worker sets up once: storage, study, data on the device, space, budgets, record context."""
 
-    storage: Any
-    study: Any
-    shape: Any  # the dataset's input: nets are fitted, counted and stored at it (the deployed net)
-    datasets: dict  # what the trainer sees, by proxy side (None: the data's own)
-    space: Any
-    device: Any
-    budgets: tuple[Proxy, ...]  # the study's budget, or its rungs' lowest first
-    train_config: Any
-    context: dict
+    storage: "BaseStorage"
+    study: "optuna.Study"
+    shape: InputShape  # the dataset's input: nets are fitted, counted and stored at it (the deployed net)
+    datasets: dict[Optional[int], "Dataset"]  # what the trainer sees, by budget side (None: the data's own)
+    space: Optional["Space"]  # the space at the data's input (None: a fixed list of nets)
+    device: "torch.device"
+    budget: Budget  # the study's budget (a study with rungs: its top rung's)
+    ladder: Optional[Ladder]  # the study's rungs (None: every trial trains on `budget`)
+    train_config: "TrainConfig"
+    context: dict[str, Any]  # the record fields every trial of this worker stores (dataset, device, versions ...)
     heartbeat: Heartbeat
 
-    @property
-    def rungs(self) -> Optional[int]:
-        """How many rungs the study has (None: one budget, no rungs)."""
-        return len(self.budgets) if len(self.budgets) > 1 else None
+    def budget_at(self, rung: Optional[int]) -> Budget:
+        """The budget of a rung (the study's budget when it has no rungs)."""
+        return self.ladder.budgets[rung or 0] if self.ladder else self.budget
 
-    def budget(self, rung: Optional[int]) -> Proxy:
-        """The proxy of a rung (the study's budget when it has no rungs)."""
-        return self.budgets[rung or 0] if self.rungs else self.budgets[0]
-
-    def dataset(self, rung: Optional[int]) -> Any:
-        """The data a trial of `rung` trains on (resized to its proxy's side where it names one)."""
-        return self.datasets[self.budget(rung).resolution]
+    def dataset(self, rung: Optional[int]) -> "Dataset":
+        """The data a trial of `rung` trains on (resized to its budget's side where it names one)."""
+        return self.datasets[self.budget_at(rung).resolution]
 
 
 @dataclass(frozen=True)
@@ -298,15 +303,15 @@ class Worker:
         shape = dataset.input
         if space is not None:
             space = space.at(shape)
-        budgets = cfg.ladder or (cfg.proxy,)
         device = resolve_device(cfg.device)
         datasets = {side: (dataset.resized(side) if side is not None else dataset).to(device)  # once per worker
-                    for side in {p.resolution for p in budgets}}
+                    for side in {b.resolution for b in cfg.budgets}}
         context = {"dataset": dataset.name, "device": record.device_name(device),
                    "versions": record.versions(), "worker": self.index, "owner": owner_id(), "process": process_id()}
         heartbeat = Heartbeat(study, storage, cfg.heartbeat, cfg.grace,
                               lambda: study_lock(cfg.storage_url, cfg.name, engines))
-        return _Context(storage, study, shape, datasets, space, device, budgets, TrainConfig(), context, heartbeat)
+        return _Context(storage, study, shape, datasets, space, device, cfg.budgets[-1], cfg.rungs, TrainConfig(),
+                        context, heartbeat)
 
     def _next_trial(self, ctx: _Context) -> tuple[Any, bool]:
         """(a new or queued trial or None to wait, whether the study is done); call under the study lock."""
@@ -321,7 +326,7 @@ class Worker:
         max_trials = cfg.max_trials or 3 * cfg.trials + 10
         if started >= max_trials or rejected >= 20 * max_trials:
             return None, True
-        if ctx.rungs:
+        if ctx.ladder:
             return self._next_rung_trial(ctx, records)
         if complete >= cfg.trials:
             return None, True
@@ -339,7 +344,7 @@ class Worker:
         `trials` were started there; else wait while trials run (one may make a promotion due), or end."""
         if any(r.state == "WAITING" for r in records):
             return ctx.study.ask(), False
-        due = next_promotion(records, ctx.rungs, self.cfg.eta)
+        due = next_promotion(records, ctx.ladder)
         if due is not None:
             attrs = record.candidate_attrs(due.net, f"{due.spec_id}:{due.seed}", due.seed, due.tags,
                                            rung=due.rung + 1, promoted_from=due.number)
@@ -363,7 +368,7 @@ class Worker:
             if trial is None:
                 return None, done
             try:
-                rec = self._record(ctx, trial, ctx.rungs)
+                rec = self._record(ctx, trial)
                 for draw in range(REDRAWS + 1):
                     proposal = self._propose(ctx, trial, rec)
                     if proposal is None:  # rejected by the space
@@ -376,7 +381,7 @@ class Worker:
                     record.write(trial, rejected=f"taken: the net of trial {holder.number} ({holder.state.lower()})")
                     self._tell(ctx, trial, state=TrialState.PRUNED)
                     trial = ctx.study.ask()
-                    rec = self._record(ctx, trial, ctx.rungs)
+                    rec = self._record(ctx, trial)
                 if proposal is None:
                     continue
                 rec = self._record_net(ctx, trial, rec, proposal)
@@ -486,7 +491,7 @@ class Worker:
         as now stored (with the choices the sampler made meanwhile)."""
         fields = dict(spec=p.spec.to_dict(), spec_id=p.spec.id, description=p.spec.describe(), flops=p.flops,
                       params=p.params, acts=p.acts, seed=rec.seed if rec.seed is not None else self.cfg.seed,
-                      **ctx.context, budget=ctx.budget(rec.rung).to_dict(), rung=rec.rung,
+                      **ctx.context, budget=ctx.budget_at(rec.rung).to_dict(), rung=rec.rung,
                       split_hash=ctx.dataset(rec.rung).split_hash)  # the split as trained (@side at a proxy side)
         record.write(trial, **fields)
         return replace(rec, choices=dict(trial.params), **fields)
@@ -502,7 +507,7 @@ class Worker:
         curve: list[float] = []
         verdict: list[str] = []
         started = time.time()
-        budget = ctx.budget(rung)
+        budget = ctx.budget_at(rung)
 
         def on_epoch(report) -> bool:
             curve.append(report.val_acc)
@@ -556,10 +561,10 @@ class Worker:
         self._say(f"trial {trial.number}: {result.reason}")
 
     @staticmethod
-    def _record(ctx: _Context, trial: Any, rungs: Optional[int] = None) -> TrialRecord:
+    def _record(ctx: _Context, trial: Any) -> TrialRecord:
         """The trial's record as stored now (in a study with rungs, a trial not promoted is at the lowest rung)."""
         rec = TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage, trial.number)))
-        return replace(rec, rung=0) if rungs and rec.rung is None else rec
+        return replace(rec, rung=0) if ctx.ladder and rec.rung is None else rec
 
     @staticmethod
     def _tell(ctx: _Context, trial: Any, state: Any = None, values: Any = None) -> None:

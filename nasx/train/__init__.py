@@ -1,7 +1,7 @@
-"""Training: the proxy budget (`proxy`: no torch), the trainer (`trainer`) and its benchmarks (`bench`).
+"""Training: the budget and its ladder of rungs (`budget`: no torch), the trainer (`trainer`), its benchmarks (`bench`).
 
-`from nasx.train import train, TrainConfig, Proxy, ...` works as before; the trainer's names are imported on first
-use (PEP 562), so that `nasx.train.proxy` (read by studies, records and reports) never pays for torch. Code that
+`from nasx.train import train, TrainConfig, Budget, Ladder, ...` works; the trainer's names are imported on first
+use (PEP 562), so that `nasx.train.budget` (read by studies, records and reports) never pays for torch. Code that
 replaces the trainer (tests) patches `nasx.train.trainer.train`, the one the study worker calls.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .proxy import MIN_RESOLUTION, Proxy, ProxyError
+from .budget import MIN_RESOLUTION, Budget, BudgetError, Ladder
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from .trainer import (REASONS, EpochReport, Pruned, Trainer, TrainConfig, TrainResult, augment,  # noqa: F401
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
 _TRAINER = ("TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment", "resolve_device",
             "REASONS")
 
-__all__ = ["Proxy", "ProxyError", "MIN_RESOLUTION", *_TRAINER]
+__all__ = ["Budget", "BudgetError", "Ladder", "MIN_RESOLUTION", *_TRAINER]
 
 
 def __getattr__(name: str) -> Any:

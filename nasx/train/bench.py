@@ -32,7 +32,7 @@ from ..net.build import build
 from ..data import DataError, Dataset, load
 from ..net.spec import AggregatedBlock, Head, NetSpec, Stage, Stem
 from ..net.fit import fit
-from .proxy import Proxy
+from .budget import Budget
 from .trainer import TrainConfig, resolve_device, train
 
 __all__ = ["resnext_bench_spec", "resnext_cpu_spec", "pick_data", "throughput", "baseline_throughput", "plain_loop",
@@ -78,12 +78,12 @@ def throughput(spec: NetSpec, ds: Dataset, device: torch.device, *, steps: int, 
                seed: int = 0) -> dict:
     """The trainer's own loop for 2 epochs of `steps` steps: steady images/s is the second epoch's
     (the first pays for cudnn autotuning and allocator warm-up, reported separately)."""
-    batch = Proxy(batch_size=batch_size).batch_for(device.type == "cuda")
+    batch = Budget(batch_size=batch_size).batch_for(device.type == "cuda")
     cfg = TrainConfig().resolved(device, batch)
     n = len(ds.train_y)
     fraction = min(1.0, steps * batch / n)
     small = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
-    r = train(spec, small, Proxy(epochs=2, fraction=fraction, batch_size=batch_size), device, seed, config=cfg)
+    r = train(spec, small, Budget(epochs=2, fraction=fraction, batch_size=batch_size), device, seed, config=cfg)
     if r.reason != "completed":
         return {"reason": r.reason, "images_per_s": None}
     return {"images_per_s": r.epoch_images_per_s[-1], "first_epoch_images_per_s": r.epoch_images_per_s[0],
@@ -244,13 +244,13 @@ def _concurrent_worker(index: int, spec_dict: dict, dataset: str, data_dir: Opti
         ds, _ = pick_data(dataset, data_dir)
         spec = NetSpec.from_dict(spec_dict)
         dev = torch.device(device)
-        batch = Proxy().batch_for(dev.type == "cuda")
+        batch = Budget().batch_for(dev.type == "cuda")
         cfg = TrainConfig().resolved(dev, batch)
         fraction = min(1.0, steps * batch / len(ds.train_y))
         ds = replace(ds, val_x=ds.val_x[:256], val_y=ds.val_y[:256])
         marks: list[float] = []
         barrier.wait()
-        r = train(spec, ds, Proxy(epochs=2, fraction=fraction), dev, seed=index, config=cfg,
+        r = train(spec, ds, Budget(epochs=2, fraction=fraction), dev, seed=index, config=cfg,
                   callback=lambda report: marks.append(time.time()))
         queue.put({"index": index, "reason": r.reason, "images": r.images - round(r.images / 2),
                    "start": marks[0] if marks else None, "end": marks[-1] if marks else None,

@@ -33,7 +33,7 @@ from ..data import Dataset, stratified_indices
 from ..net.build import build
 from ..net.fit import fit
 from ..net.spec import NetSpec
-from .proxy import Proxy
+from .budget import Budget
 
 __all__ = ["TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment",
            "resolve_device", "REASONS"]
@@ -48,7 +48,7 @@ class Pruned(Exception):
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimizer, schedule, augmentation and device options: the trainer's mechanics (the batch size is the
-    budget's: `Proxy.batch_size`). None means: chosen by the device."""
+    budget's: `Budget.batch_size`). None means: chosen by the device."""
 
     lr: Optional[float] = None  # peak learning rate; default 0.1 * batch / 128 on CUDA, 0.2 * batch / 128 on CPU
     momentum: float = 0.9
@@ -182,7 +182,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip:
 class Trainer(Protocol):
     """What a study calls to train a net: `train` itself, or a stand-in with the same signature (tests)."""
 
-    def __call__(self, spec: NetSpec | str, dataset: Dataset, budget: Proxy = ..., device: str | torch.device | None = ...,
+    def __call__(self, spec: NetSpec | str, dataset: Dataset, budget: Budget = ..., device: str | torch.device | None = ...,
                  seed: int = ..., callback: Callable[["EpochReport"], object] | None = ..., *,
                  config: "TrainConfig" = ..., test: bool = ...,
                  progress: Callable[[str, int, int], None] | None = ...) -> "TrainResult": ...
@@ -191,7 +191,7 @@ class Trainer(Protocol):
 def train(
     spec: NetSpec | str,
     dataset: Dataset,
-    budget: Proxy = Proxy(),
+    budget: Budget = Budget(),
     device: str | torch.device | None = "auto",
     seed: int = 0,
     callback: Callable[[EpochReport], object] | None = None,
@@ -281,7 +281,7 @@ class _Loop:
     criterion: nn.Module
 
 
-def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Proxy, dev: torch.device,
+def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Budget, dev: torch.device,
          seed: int, cfg: TrainConfig, callback, test: bool, progress) -> None:
     """Set up, then per epoch: the steps, the epoch's record and the callback; last the test split. Everything big
     lives in `state` so the caller can drop it after an exception."""
@@ -302,7 +302,7 @@ def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budg
                                     loop.prepare, loop.autocast)
 
 
-def _setup(result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Proxy, dev: torch.device, seed: int,
+def _setup(result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Budget, dev: torch.device, seed: int,
            cfg: TrainConfig) -> _Loop:
     """Data to the device (its stratified share), the model built in its memory format, optimizer, batch, schedule,
     the order's generator and the batch preparation."""
@@ -376,7 +376,7 @@ def _epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device
     return step, loss_epoch
 
 
-def _end_epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device, budget: Proxy, epoch: int,
+def _end_epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device, budget: Budget, epoch: int,
                t0: float, t_epoch: float, loss_epoch: torch.Tensor, callback) -> bool:
     """Record the epoch (time, images/s, mean loss, validation accuracy) and ask the callback; False: prune."""
     if dev.type == "cuda":
