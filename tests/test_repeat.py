@@ -243,7 +243,7 @@ def test_the_page_after_nasx_repeat_reads_the_zoo_references_from_the_study_s_ow
     run_references(cfg, nets, train_fn=noisy_train)
     monkeypatch.setattr(repeat_module, "repeat", lambda study, k, **_: RepeatRun(study, repeats_name(study), k, [], [],
                                                                                   math.nan, [], False))
-    monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args: [])
+    monkeypatch.setattr("nasx.report.figures.all_figures", lambda *args, **kwargs: [])
     result = runner.invoke(app, ["repeat", "tiny", "--repeats", "1", "--studies-dir", str(tmp_path), "--device", "cpu",
                                  "--out", str(tmp_path / "page")])
     assert result.exit_code == 0 and "warning" not in result.output, result.output
