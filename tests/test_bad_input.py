@@ -7,12 +7,16 @@ import errno
 import io
 import json
 import os
+import pickle
+import struct
 import sys
 import tarfile
 import tempfile
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import optuna
 import pytest
 from typer.testing import CliRunner
@@ -341,3 +345,104 @@ def test_every_help_fits_80_columns_without_cutting_a_word():
         assert max(map(len, lines)) <= 80 and not [line for line in lines if "…" in line], (args, result.output)
     explore = runner.invoke(app, ["explore", "--help"], env={"COLUMNS": "80"}).output
     assert "nasx explore --storage postgresql://USER:PASS@HOST/DB" in explore
+
+
+# --- issue 26: input from strangers ------------------------------------------------------------------------------
+
+
+class Py2Pickler(pickle._Pickler):
+    """Python 2's cPickle as it wrote the real CIFAR python batches: protocol 2, every str an 8-bit string
+    (SHORT_BINSTRING / BINSTRING), numpy's functions under numpy.core."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_str8(self, obj):
+        raw = obj.encode("latin1") if isinstance(obj, str) else obj
+        head = pickle.SHORT_BINSTRING + bytes([len(raw)]) if len(raw) < 256 else pickle.BINSTRING + struct.pack(
+            "<i", len(raw))
+        self.write(head + raw)
+        self.memoize(obj)
+
+    def save_global(self, obj, name=None):
+        self.write(pickle.GLOBAL + f"{obj.__module__.replace('numpy._core', 'numpy.core')}\n"
+                                   f"{name or obj.__name__}\n".encode())
+        self.memoize(obj)
+
+    dispatch[str] = dispatch[bytes] = save_str8
+    dispatch[type] = dispatch[type(len)] = save_global
+
+
+def py2_pickle(obj) -> bytes:
+    out = io.BytesIO()
+    Py2Pickler(out, protocol=2).dump(obj)
+    return out.getvalue()
+
+
+def cifar10_folder(root: Path, n: int, dump) -> Path:
+    """A cifar-10-batches-py folder of 5 train batches and a test batch of `n` images each, written by `dump`."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        batch = {"batch_label": f"batch {i}", "labels": [int(v) for v in rng.integers(0, 10, n)],
+                 "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "filenames": [f"{k}.png" for k in range(n)]}
+        (folder / name).write_bytes(dump(batch))
+    (folder / "batches.meta").write_bytes(dump({"num_cases_per_batch": n, "num_vis": 3072,
+                                                "label_names": [f"class{k}" for k in range(10)]}))
+    return folder
+
+
+@pytest.mark.parametrize("dump", [py2_pickle] + [partial(pickle.dumps, protocol=p) for p in (2, 4, 5)],
+                         ids=["python2", "protocol2", "protocol4", "protocol5"])
+def test_real_format_cifar_batches_still_load(tmp_path, monkeypatch, dump):
+    monkeypatch.setenv("NASX_CACHE", str(tmp_path / "cache"))
+    folder = cifar10_folder(tmp_path / "data", 6, dump)
+    raw = nasx.data.load_raw("cifar10", data_dir=tmp_path / "data", download=False)
+    batch = pickle.loads((folder / "data_batch_2").read_bytes(), encoding="latin1")
+    assert tuple(raw.train_x.shape) == (30, 3, 32, 32) and tuple(raw.test_x.shape) == (6, 3, 32, 32)
+    assert raw.train_x[6:12].reshape(6, 3072).numpy().tolist() == batch["data"].tolist()
+    assert raw.train_y[6:12].tolist() == batch["labels"] and raw.classes == tuple(f"class{k}" for k in range(10))
+
+
+class Payload:
+    """What a hostile neighbour leaves as a batch: unpickling it would create the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+@pytest.mark.parametrize("how", ["whole", "inside", "python2"])
+def test_a_crafted_cifar_batch_runs_nothing_and_is_one_line(tmp_path, monkeypatch, how):
+    monkeypatch.setenv("NASX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
+    marker = tmp_path / "marker"
+    folder = cifar10_folder(tmp_path / "data", 4, partial(pickle.dumps, protocol=2))
+    evil = {"whole": lambda: pickle.dumps(Payload(marker)),
+            "inside": lambda: pickle.dumps({"data": Payload(marker), "labels": [0]}),
+            "python2": lambda: py2_pickle({"labels": [0], "data": Payload(marker)})}[how]()
+    (folder / "data_batch_3").write_bytes(evil)
+    result = runner.invoke(app, ["train", "resnet20", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+                                 "--no-download", "-e", "1", "--device", "cpu"])
+    line = one_error_line(result)
+    assert not marker.exists()
+    assert "data_batch_3 is not a CIFAR batch" in line and "builtins.exec" in line, line
+
+
+def test_a_damaged_or_wrongly_shaped_cifar_batch_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
+    folder = cifar10_folder(tmp_path / "data", 4, partial(pickle.dumps, protocol=2))
+    args = ["train", "resnet20", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--no-download",
+            "-e", "1", "--device", "cpu"]
+    good = (folder / "test_batch").read_bytes()
+    for blob, message in ((good[: len(good) // 2], "test_batch is not a CIFAR batch (pickle data was truncated)"),
+                          (pickle.dumps([1, 2, 3]), "a list, not a mapping"),
+                          (pickle.dumps({"data": "text", "labels": "abc"}), "truncated or damaged"),
+                          (pickle.dumps({"data": np.zeros(5, np.uint8), "labels": [0]}), "truncated or damaged")):
+        (folder / "test_batch").write_bytes(blob)
+        line = one_error_line(runner.invoke(app, args))
+        assert message in line and str(folder) in line, line
