@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     def export(
         study: str = typer.Argument(..., help="Study name."),
         out: Path = typer.Option(..., "--out", "-o", help="Spec file to write: .yaml/.yml or .json."),
-        trial: Optional[int] = typer.Option(None, "--trial", "-t", help="Trial number."),
+        trial: Optional[int] = typer.Option(None, "--trial", "-t", min=0, help="Trial number."),
         best: bool = typer.Option(False, "--best", help="The most accurate complete trial."),
         max_flops: Optional[str] = typer.Option(None, "--max-flops", help="With --best: at most this many FLOPs, e.g. 30M."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL (default: studies/STUDY.journal)."),

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail, guard
+from .common import fail, finite, guard
 
 DEFAULT_STRATEGIES = "random,nsga2,rungs"
 
@@ -28,11 +28,11 @@ def register(app: typer.Typer) -> None:
         strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies", help="Comma-separated: random, nsga2, tpe (fixed budget; tpe is slow: its asks grow with the study) and rungs."),
         rungs: str = typer.Option("1/9,1/3,1", "--rungs", help="Rung budgets as work relative to the top budget (1), e.g. 1/9,1/3,1 or 0.25,1; with --replay: budget names (e1-f0.125,e1-f0.5)."),
         eta: int = typer.Option(3, "--eta", min=2, help="Reduction factor: a rung promotes its top 1/eta."),
-        compute: float = typer.Option(7200.0, "--compute", min=1.0, help="Compute budget of every run in device-seconds (default: 2 workers x 1 h)."),
+        compute: float = typer.Option(7200.0, "--compute", callback=finite("--compute", 1), help="Compute budget of every run in device-seconds (default: 2 workers x 1 h)."),
         workers: int = typer.Option(2, "--workers", "-w", min=1, help="Simulated workers."),
         seeds: int = typer.Option(20, "--seeds", min=1, help="Runs per strategy."),
         first_seed: int = typer.Option(0, "--first-seed", min=0, help="Seeds are FIRST, ..., FIRST + SEEDS - 1 (fresh seeds confirm a ladder chosen on others)."),
-        proxy_noise: float = typer.Option(1.0, "--proxy-noise", help="Planted benchmark: scale of the noise that makes a cheap budget rank worse than the top one (1: the measured CPU proxies; 0: only the top budget's seed noise). The page states the Kendall tau it gives at 1/9 of the top budget."),
+        proxy_noise: float = typer.Option(1.0, "--proxy-noise", callback=finite("--proxy-noise", 0), help="Planted benchmark: scale of the noise that makes a cheap budget rank worse than the top one (1: the measured CPU proxies; 0: only the top budget's seed noise). The page states the Kendall tau it gives at 1/9 of the top budget."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default reports/simulate-SPACE/)."),
     ) -> None:
         """Compare search strategies at equal compute: compute each needs to reach random search's hypervolume.

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, fail, tqdm_hooks
+from .common import check_out, fail, finite, tqdm_hooks
 
 __all__ = ["register"]
 
@@ -29,17 +29,17 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument(..., help="A zoo name (see `nasx zoo`) or a spec file (.json, .yaml, .jsonl)."),
         dataset: str = typer.Option(..., "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH or synthetic."),
         epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Passes over the training split."),
-        fraction: float = typer.Option(1.0, "--fraction", min=0.0, max=1.0, help="Share of the training split per epoch (a fixed, stratified, seeded subset), as in `nasx explore`."),
+        fraction: float = typer.Option(1.0, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch (a fixed, stratified, seeded subset), as in `nasx explore`."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ..."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (before $NASX_DATA and the cache)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Default 512 on CUDA, 128 on CPU."),
-        lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 0.1 x batch / 128)."),
-        weight_decay: float = typer.Option(5e-4, "--weight-decay", help="SGD weight decay."),
+        lr: Optional[float] = typer.Option(None, "--lr", callback=finite("--lr"), help="Peak learning rate (default 0.1 x batch / 128)."),
+        weight_decay: float = typer.Option(5e-4, "--weight-decay", callback=finite("--weight-decay"), help="SGD weight decay."),
         schedule: str = typer.Option("cosine", "--schedule", help="cosine or onecycle (both with linear warm-up)."),
-        warmup: float = typer.Option(0.02, "--warmup", help="Share of all steps spent warming up."),
-        val_size: float = typer.Option(0, "--val-size", help="Validation images held out of training (a count, or a fraction < 1); 0 trains on all."),
+        warmup: float = typer.Option(0.02, "--warmup", callback=finite("--warmup"), help="Share of all steps spent warming up."),
+        val_size: float = typer.Option(0, "--val-size", callback=finite("--val-size", 0), help="Validation images held out of training (a count, or a fraction < 1); 0 trains on all."),
         test: bool = typer.Option(True, "--test/--no-test", help="Report test accuracy at the end."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the split, initialization, order and augmentation."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the split, initialization, order and augmentation."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the full result as JSON to this file."),
     ) -> None:

@@ -15,7 +15,7 @@ from ..train.proxy import MIN_RESOLUTION, Proxy, ProxyError
 from .prune import PruneRule
 from .record import storage_url
 
-__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution", "asha_ladder",
+__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution", "check_memory", "asha_ladder",
            "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]
 
 # objective name -> maximize?
@@ -200,16 +200,20 @@ class StudyConfig:
 
 def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
     """A StudyConfig from a YAML file under studies/ (keys are StudyConfig's fields), with overrides."""
-    from ..net.spec import SpecError, parse_yaml
+    from ..net.spec import SpecError, parse_yaml, read_text
     from ..space import parse_band
 
     path = Path(path)
     try:
-        data = parse_yaml(path.read_text()) or {}
-    except OSError as e:
-        raise StudyError(f"{path}: cannot read ({e.strerror})") from None
+        text = read_text(path)
+    except SpecError as e:  # names the file
+        raise StudyError(str(e)) from None
+    try:
+        data = parse_yaml(text)
     except SpecError as e:
         raise StudyError(f"{path}: {e}") from None
+    if data is None:
+        raise StudyError(f"{path}: empty; a study file is a mapping of settings (see `nasx explore --help`)")
     if not isinstance(data, dict):
         raise StudyError(f"{path}: expected a mapping of study settings")
     known = {f.name for f in dataclasses.fields(StudyConfig)}
@@ -276,6 +280,27 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
     if cfg.resolution < need:
         raise StudyError(f"resolution: {cfg.resolution} px is too small for the space {space.name!r}: its nets need "
                          f"at least {need} px (e.g. {spec.describe()}); give --resolution {need} or more")
+
+
+def check_memory(cfg: StudyConfig, images: int, shape, specs, memory: int) -> None:
+    """StudyError when the proxy side (cfg.resolution) cannot fit in `memory` bytes: the data resized to it (uint8)
+    plus one batch's activations (fp32, forward only) of the largest of `specs` by the analytic count. Both are
+    less than training needs, so nothing that fits is refused."""
+    from ..net.complexity import complexity
+    from ..units import human
+
+    if cfg.resolution is None or cfg.resolution <= shape.resolution:
+        return
+    side = cfg.resolution
+    data = images * shape.in_channels * side * side
+    acts = max((complexity(spec, side).acts for spec in specs), default=0)
+    batch = cfg.batch_size or 128  # the trainer's smaller default (CPU)
+    need = data + 4 * batch * acts
+    if need > memory:
+        raise StudyError(f"resolution: {side} px needs at least {human(need)}B ({images:,} images resized, "
+                         f"{human(data)}B" + (f", and one batch of {batch} with {human(acts)} activations per image, "
+                                             f"{human(4 * batch * acts)}B" if acts else "") +
+                         f"), more than the {human(memory)}B this machine has; give a smaller --resolution")
 
 
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:
