@@ -15,6 +15,7 @@ import tempfile
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Optional
 
 import numpy as np
 import optuna
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 import nasx.data
 import nasx.train.trainer
+import nasx.units
 from conftest import FASHION_DIR
 from nasx.cli.app import app
 from nasx.net.spec import NetSpec
@@ -446,3 +448,140 @@ def test_a_damaged_or_wrongly_shaped_cifar_batch_is_one_line(tmp_path, monkeypat
         (folder / "test_batch").write_bytes(blob)
         line = one_error_line(runner.invoke(app, args))
         assert message in line and str(folder) in line, line
+
+
+def command_options(kind):
+    """(command, option) for every option of every command whose value is a `kind` (int or float)."""
+    from typer.main import get_command
+
+    return [(name, param) for name, cmd in sorted(get_command(app).commands.items()) for param in cmd.params
+            if param.type_descriptor.annotation in (kind, Optional[kind])]
+
+
+def test_every_float_option_refuses_nan_and_inf_naming_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.setattr(nasx.data, "input_shape", never)
+    monkeypatch.chdir(tmp_path)
+    options = command_options(float)
+    assert len(options) == 19 and ("fidelity", "--min-tau") in {(c, p.opts[0]) for c, p in options}
+    for command, param in options:
+        for bad in ("nan", "inf", "-inf"):
+            line = one_error_line(runner.invoke(app, [command, param.opts[0], bad]))
+            assert f"'{param.opts[0]}'" in line and ("finite" in line or "must be" in line), (command, line)
+    assert not list(tmp_path.iterdir())
+
+
+def test_every_whole_number_option_has_a_floor_and_refuses_below_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.chdir(tmp_path)
+    options = command_options(int)
+    for command, param in options:
+        assert param.min is not None and param.min >= 0, (command, param.opts)  # seeds, counts, 0 for "off"
+        line = one_error_line(runner.invoke(app, [command, param.opts[0], str(int(param.min) - 1)]))
+        assert f"'{param.opts[0]}'" in line, (command, line)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, option, message", [
+    (["ablate", "--dry-run", "--epochs", "0"], "--epochs", "greater than or equal to 1"),
+    (["ablate", "--dry-run", "--factor", "0"], "--factor", "0 must be > 0"),
+    (["ablate", "--dry-run", "--factor", "-2"], "--factor", "-2 must be > 0"),
+    (["ablate", "--dry-run", "--factor", "nan"], "--factor", "nan is not a finite number"),
+    (["explore", "--space", "resnet", "--dataset", "synthetic", "--seed", "-1"], "--seed", "greater than or equal to 0"),
+    (["sample", "--space", "resnext", "--seed", "-1"], "--seed", "greater than or equal to 0"),
+    (["explore", "--space", "resnet", "--dataset", "synthetic", "--timeout", "nan"], "--timeout", "not a finite"),
+    (["train", "resnet20", "--dataset", "synthetic", "--val-size", "nan", "-e", "1"], "--val-size", "not a finite"),
+    (["fidelity", "--dataset", "synthetic", "--min-tau", "nan"], "--min-tau", "nan is not a finite number"),
+    (["fidelity", "--dataset", "synthetic", "--min-tau", "2"], "--min-tau", "2 must be <= 1"),
+    (["explore", "--dataset", "synthetic", "--flops", "1e400:1e401"], "--flops", "'1e400': not a finite count"),
+    (["sample", "--space", "resnext", "--flops", "1M:1e999"], "flops", "'1e999': not a finite count"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_an_option_out_of_range_is_one_line_naming_it_before_any_work(args, option, message, monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.setattr(nasx.data, "input_shape", never)
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(runner.invoke(app, args))
+    assert option in line and message in line, line
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_empty_study_name_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(runner.invoke(app, ["explore", *TINY, "--study", ""]))
+    assert "study: '' is an empty name" in line and not list(tmp_path.iterdir())
+
+
+def test_a_proxy_side_beyond_the_machines_memory_is_refused_from_the_counts(monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
+    monkeypatch.setattr(nasx.data.Dataset, "resized", never)
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(runner.invoke(app, ["explore", *TINY, "--resolution", "100000", "--batch-size", "2"]))
+    assert "resolution: 100000 px needs at least" in line and "give a smaller --resolution" in line, line
+    raw = nasx.data.load_raw("synthetic")
+    images = len(raw.train_x) + len(raw.test_x)  # 3 x 100000^2 bytes each
+    assert f"({images:,} images resized, {nasx.units.human(images * 3 * 10**10)}B" in line, line
+    assert not list(tmp_path.iterdir())
+
+
+def spec_and_space_files(folder: Path) -> dict[str, Path]:
+    """Files that are not what a spec, space or study option wants: binary, deeply nested YAML and JSON, the lines
+    of an Optuna journal (a foreign JSON-lines file)."""
+    files = {"binary.yaml": bytes(range(256)) * 8, "binary.json": bytes(range(128, 256)) * 16,
+             "deep.yaml": b"a: " + b"[" * 5000 + b"]" * 5000, "deep.json": b"[" * 5000 + b"]" * 5000,
+             "journal.jsonl": b'{"op_code": 0, "worker_id": "w", "study_name": "s"}\n{"op_code": 4, "study_id": 0}\n',
+             "line.jsonl": b'{"op_code": 0, "worker_id": "w", "study_name": "s"}\n'}
+    out = {}
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+        out[name] = folder / name
+    return out
+
+
+@pytest.mark.parametrize("args, name, message", [
+    (["sample", "--space", "{}"], "binary.yaml", "not a text file (byte 128 is not UTF-8)"),
+    (["count", "{}"], "binary.json", "not a text file (byte 0 is not UTF-8)"),
+    (["count", "{}"], "binary.yaml", "not a text file"),
+    (["ablate", "--dry-run", "--base", "{}"], "binary.yaml", "not a text file"),
+    (["explore", "--dataset", "synthetic", "--config", "{}"], "binary.yaml", "not a text file"),
+    (["explore", "--dataset", "synthetic", "--space", "{}"], "deep.yaml", "nested too deeply"),
+    (["sample", "--space", "{}"], "deep.yaml", "nested too deeply"),
+    (["count", "{}"], "deep.yaml", "nested too deeply"),
+    (["count", "{}"], "deep.json", "nested too deeply"),
+    (["explore", "--dataset", "synthetic", "--config", "{}"], "deep.yaml", "nested too deeply"),
+    (["count", "{}"], "journal.jsonl", "holds 2 lines; a spec file is one net"),
+    (["train", "{}", "--dataset", "synthetic", "-e", "1"], "journal.jsonl", "holds 2 lines"),
+    (["count", "{}"], "line.jsonl", "op_code: unknown field"),
+    (["ablate", "--dry-run", "--base", "{}"], "line.jsonl", "op_code: unknown field"),
+    (["sample", "--space", "{}"], "journal.jsonl", "not valid YAML"),
+    (["explore", "--dataset", "synthetic", "--config", "{}"], "journal.jsonl", "not valid YAML"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else v if isinstance(v, str) and "." in v else None)
+def test_a_file_that_is_not_a_spec_space_or_study_file_is_one_line_naming_it(args, name, message, monkeypatch,
+                                                                             tmp_path):
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.chdir(tmp_path)
+    files = spec_and_space_files(tmp_path)
+    before = {p: p.read_bytes() for p in files.values()}
+    line = one_error_line(runner.invoke(app, [a.replace("{}", str(files[name])) for a in args]))
+    assert f"{files[name]}: " in line and message in line, line
+    assert {p: p.read_bytes() for p in files.values()} == before and sorted(tmp_path.iterdir()) == sorted(before)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty; a study file is a mapping of settings"),
+    ("- 1\n", "expected a mapping of study settings"),
+    ("timeout: .nan\n", "timeout: nan must be a finite number"),
+    ("objectives: 5\n", "objectives: 5 must be a list of names"),
+    ("fraction: half\n", "fraction: 'half' must be a finite number"),
+    ("seed: -1\n", "seed: -1 must be a whole number >= 0"),
+    ("space: 5\n", "space: 5 must be text"),
+    ("trials: 2.5\n", "trials: 2.5 must be a whole number"),
+    ("study: ''\n", "study: '' is an empty name"),
+])
+def test_an_empty_or_wrongly_typed_study_file_is_one_line(content, message, monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.data, "load", never)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "study.yaml").write_text(content)
+    line = one_error_line(runner.invoke(app, ["explore", "--dataset", "synthetic", "--config", "study.yaml"]))
+    assert f"study.yaml: {message}" in line, line
+    assert [p.name for p in tmp_path.iterdir()] == ["study.yaml"]

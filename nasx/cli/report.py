@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import check_out, exit_if_interrupted, fail, guard
+from .common import check_out, exit_if_interrupted, fail, finite, guard
 
 __all__ = ["register", "edf_study_name"]
 
@@ -98,9 +98,9 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Proxy budget in epochs."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        fraction: float = typer.Option(1.0, "--fraction", help="Share of the training split per epoch."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the samples, the split and training."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: one per GPU, 1 on a CPU)."),
+        fraction: float = typer.Option(1.0, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the samples, the split and training."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: one per GPU, 1 on a CPU)."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL for all the studies (default: studies/NAME.journal)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/edf-...)."),

@@ -4,6 +4,7 @@ where defaults that depend on the machine are chosen."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,11 @@ class StudyConfig:
 
     def check(self) -> "StudyConfig":
         """Raise StudyError on a setting that cannot work."""
+        self._check_types()
+        if self.seed < 0:
+            raise StudyError(f"seed: {self.seed} must be a whole number >= 0")
+        if self.study is not None and not self.study:
+            raise StudyError("study: '' is an empty name; leave it out for the space's name")
         if self.sampler is not None and self.sampler not in SAMPLERS:
             raise StudyError(f"sampler: {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
@@ -167,6 +173,26 @@ class StudyConfig:
             except ValueError as e:
                 raise StudyError(str(e)) from None
         return self
+
+    def _check_types(self) -> None:
+        """Each setting of the type its field declares (a study file may hold anything): whole numbers, finite
+        numbers, text, true/false, a band of two whole numbers, a list of names."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = f.type.removeprefix("Optional[").removesuffix("]") if f.type.startswith("Optional[") else f.type
+            if value is None and f.type.startswith("Optional["):
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+                  "float": number and math.isfinite(value),
+                  "str": isinstance(value, str), "bool": isinstance(value, bool),
+                  "tuple[int, int]": isinstance(value, tuple) and len(value) == 2 and all(
+                      isinstance(v, int) and not isinstance(v, bool) for v in value),
+                  "tuple[str, ...]": isinstance(value, tuple) and all(isinstance(v, str) for v in value)}[kind]
+            if not ok:
+                wanted = {"int": "a whole number", "float": "a finite number", "str": "text", "bool": "true or false",
+                          "tuple[int, int]": "a band LO:HI", "tuple[str, ...]": "a list of names"}[kind]
+                raise StudyError(f"{f.name}: {value!r} must be {wanted}")
 
     def _check_rungs(self) -> None:
         if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
@@ -226,8 +252,7 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
                 data[key] = parse_band(data[key], key)
     except NasxError as e:
         raise StudyError(f"{path}: {e}") from None
-    if "objectives" in data:
-        data["objectives"] = tuple(data["objectives"])
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}  # YAML lists: the fields' tuples
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return StudyConfig(**data).check()
