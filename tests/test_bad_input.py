@@ -28,6 +28,7 @@ import nasx.units
 from conftest import FASHION_DIR
 from nasx.cli.app import app
 from nasx.net.spec import NetSpec
+from nasx.net.zoo import ZOO
 from nasx.study import StudyConfig, StudyError, redact, run_study
 from study_fakes import curve_train, final_accuracy
 
@@ -526,11 +527,11 @@ def test_a_proxy_side_beyond_the_machines_memory_is_refused_from_the_counts(monk
 
 def spec_and_space_files(folder: Path) -> dict[str, Path]:
     """Files that are not what a spec, space or study option wants: binary, deeply nested YAML and JSON, the lines
-    of an Optuna journal (a foreign JSON-lines file)."""
+    of an Optuna journal (a foreign JSON-lines file), two nets in one .jsonl."""
     files = {"binary.yaml": bytes(range(256)) * 8, "binary.json": bytes(range(128, 256)) * 16,
              "deep.yaml": b"a: " + b"[" * 5000 + b"]" * 5000, "deep.json": b"[" * 5000 + b"]" * 5000,
              "journal.jsonl": b'{"op_code": 0, "worker_id": "w", "study_name": "s"}\n{"op_code": 4, "study_id": 0}\n',
-             "line.jsonl": b'{"op_code": 0, "worker_id": "w", "study_name": "s"}\n'}
+             "nets.jsonl": (NetSpec.from_dict(ZOO["resnet20"].make().to_dict()).to_json() + "\n") .encode() * 2}
     out = {}
     for name, content in files.items():
         (folder / name).write_bytes(content)
@@ -551,10 +552,7 @@ def spec_and_space_files(folder: Path) -> dict[str, Path]:
     (["explore", "--dataset", "synthetic", "--config", "{}"], "deep.yaml", "nested too deeply"),
     (["count", "{}"], "journal.jsonl", "holds 2 lines; a spec file is one net"),
     (["train", "{}", "--dataset", "synthetic", "-e", "1"], "journal.jsonl", "holds 2 lines"),
-    (["count", "{}"], "line.jsonl", "op_code: unknown field"),
-    (["ablate", "--dry-run", "--base", "{}"], "line.jsonl", "op_code: unknown field"),
-    (["sample", "--space", "{}"], "journal.jsonl", "not valid YAML"),
-    (["explore", "--dataset", "synthetic", "--config", "{}"], "journal.jsonl", "not valid YAML"),
+    (["count", "{}"], "nets.jsonl", "holds 2 lines; a spec file is one net"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else v if isinstance(v, str) and "." in v else None)
 def test_a_file_that_is_not_a_spec_space_or_study_file_is_one_line_naming_it(args, name, message, monkeypatch,
                                                                              tmp_path):
@@ -569,13 +567,11 @@ def test_a_file_that_is_not_a_spec_space_or_study_file_is_one_line_naming_it(arg
 
 @pytest.mark.parametrize("content, message", [
     ("", "empty; a study file is a mapping of settings"),
-    ("- 1\n", "expected a mapping of study settings"),
     ("timeout: .nan\n", "timeout: nan must be a finite number"),
     ("objectives: 5\n", "objectives: 5 must be a list of names"),
     ("fraction: half\n", "fraction: 'half' must be a finite number"),
     ("seed: -1\n", "seed: -1 must be a whole number >= 0"),
     ("space: 5\n", "space: 5 must be text"),
-    ("trials: 2.5\n", "trials: 2.5 must be a whole number"),
     ("study: ''\n", "study: '' is an empty name"),
 ])
 def test_an_empty_or_wrongly_typed_study_file_is_one_line(content, message, monkeypatch, tmp_path):
