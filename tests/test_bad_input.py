@@ -496,6 +496,10 @@ def test_every_whole_number_option_has_a_floor_and_refuses_below_it(monkeypatch,
     (["fidelity", "--dataset", "synthetic", "--min-tau", "2"], "--min-tau", "2 must be <= 1"),
     (["explore", "--dataset", "synthetic", "--flops", "1e400:1e401"], "--flops", "'1e400': not a finite count"),
     (["sample", "--space", "resnext", "--flops", "1M:1e999"], "flops", "'1e999': not a finite count"),
+    (["export", "s", "--best", "--max-flops", "1e400", "-o", "net.yaml"], "--max-flops", "not a finite count"),
+    (["ablate", "--dry-run", "--values", "2,nan"], "--values", "each must be a finite number > 0"),
+    (["ablate", "--dry-run", "--vary", "width", "--values", "0"], "--values", "each must be a finite number > 0"),
+    (["simulate", "--rungs", "1/0,1"], "--rungs", "a zero denominator"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_an_option_out_of_range_is_one_line_naming_it_before_any_work(args, option, message, monkeypatch, tmp_path):
     monkeypatch.setattr(nasx.data, "load", never)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from enum import Enum
@@ -61,6 +62,8 @@ def register(app: typer.Typer) -> None:
                     parsed = [float(v) for v in values.split(",") if v.strip()]
                 except ValueError:
                     fail(f"--values {values}: expected numbers separated by commas")
+                if not parsed or not all(math.isfinite(v) and v > 0 for v in parsed):
+                    fail(f"--values {values}: each must be a finite number > 0")
             if parsed is None and base is None and not cuda and vary is Axis.cardinality:
                 parsed = list(CPU_CARDINALITIES)
             p = plan(template, vary.value, factor=factor, values=parsed, template=label)

@@ -71,8 +71,9 @@ def register(app: typer.Typer) -> None:
         if out.suffix.lower() not in (".yaml", ".yml", ".json"):
             fail(f"{out}: the file must end in .yaml, .yml or .json")
         check_out(out)
-        with guard():
+        with guard("--max-flops: " if max_flops is not None else ""):
             limit = parse_count(max_flops) if max_flops is not None else None
+        with guard():
             data = load_study(study, storage, studies_dir)
             if best:
                 row = best_trial(data.trials, limit)

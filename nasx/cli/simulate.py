@@ -86,6 +86,8 @@ def register(app: typer.Typer) -> None:
 
 def _fraction(text: str) -> float:
     num, _, den = text.partition("/")
+    if den and float(den) == 0:
+        raise ValueError(f"{text}: a share with a zero denominator")
     return float(num) / float(den) if den else float(num)
 
 

@@ -325,7 +325,8 @@ def check_memory(cfg: StudyConfig, images: int, shape, specs, memory: int) -> No
         raise StudyError(f"resolution: {side} px needs at least {human(need)}B ({images:,} images resized, "
                          f"{human(data)}B" + (f", and one batch of {batch} with {human(acts)} activations per image, "
                                              f"{human(4 * batch * acts)}B" if acts else "") +
-                         f"), more than the {human(memory)}B this machine has; give a smaller --resolution")
+                         f"), more than the {human(memory)}B this machine has; give a smaller side (--resolution, or -r in a "
+                         f"budget's name)")
 
 
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:
