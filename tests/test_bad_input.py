@@ -23,10 +23,12 @@ import pytest
 from typer.testing import CliRunner
 
 import nasx.data
+import nasx.net.build
 import nasx.train.trainer
 import nasx.units
 from conftest import FASHION_DIR
 from nasx.cli.app import app
+from nasx.net.complexity import complexity
 from nasx.net.spec import NetSpec
 from nasx.net.zoo import ZOO
 from nasx.study import StudyConfig, StudyError, redact, run_study
@@ -522,11 +524,22 @@ def test_a_proxy_side_beyond_the_machines_memory_is_refused_from_the_counts(monk
     monkeypatch.setattr(nasx.data.Dataset, "resized", never)
     monkeypatch.chdir(tmp_path)
     line = one_error_line(runner.invoke(app, ["explore", *TINY, "--resolution", "100000", "--batch-size", "2"]))
-    assert "resolution: 100000 px needs at least" in line and "give a smaller --resolution" in line, line
+    assert "resolution: 100000 px needs at least" in line and "give a smaller side (--resolution" in line, line
     raw = nasx.data.load_raw("synthetic")
     images = len(raw.train_x) + len(raw.test_x)  # 3 x 100000^2 bytes each
-    assert f"({images:,} images resized, {nasx.units.human(images * 3 * 10**10)}B" in line, line
+    assert f"(the images resized {nasx.units.human(images * 3 * 10**10)}B, weights " in line, line
     assert not list(tmp_path.iterdir())
+
+
+def test_a_net_beyond_the_machines_memory_is_refused_before_it_is_built(monkeypatch, tmp_path):
+    monkeypatch.setattr(nasx.train.trainer, "train", never)
+    monkeypatch.setattr(nasx.net.build, "build", never)
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"stages": [{"depth": 1000, "width": 100_000, "block": {"branch": "plain"}}]}))
+    line = one_error_line(runner.invoke(app, ["train", str(huge), "--dataset", "synthetic", "-e", "1",
+                                              "--device", "cpu"]))
+    params = complexity(NetSpec.from_json(huge.read_text()).replace(num_classes=10)).params
+    assert f"needs at least" in line and f"weights {nasx.units.human(4 * params)}B" in line, line
 
 
 def spec_and_space_files(folder: Path) -> dict[str, Path]:

@@ -76,6 +76,10 @@ def register(app: typer.Typer) -> None:
         except (SpecError, ValueError) as e:
             close()
             fail(f"{target} on {dataset}: {e}")
+        refusal = _memory_refusal(spec, dev, batch_size)
+        if refusal:
+            close()
+            fail(f"{target} on {dataset}: {refusal}")
 
         typer.echo(f"training {target} ({spec.id}) on {ds.name}: {len(ds.train_y)} train, {len(ds.val_y)} val, "
                    f"split {ds.split_hash}, device {dev}", err=True)
@@ -137,6 +141,18 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result, indent=1))
             return
         _bench_table(result)
+
+
+def _memory_refusal(spec, dev, batch_size: Optional[int]) -> Optional[str]:
+    """Why `spec` cannot train on `dev` (its weights and one batch's activations, counted, beyond the machine's
+    memory), or None: before the model is built, whose allocation would fail with a traceback."""
+    from ..net.complexity import complexity
+    from ..train.memory import MemoryNeed, machine_memory
+
+    cx = complexity(spec)
+    gpus = (dev.index or 0,) if dev.type == "cuda" else ()
+    batch = batch_size or (512 if gpus else 128)
+    return MemoryNeed.of(params=cx.params, acts=cx.acts, batch=batch).refusal(machine_memory(gpus))
 
 
 def _epoch_line(bars: dict):

@@ -308,25 +308,24 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
 
 
 def check_memory(cfg: StudyConfig, images: int, shape, specs, memory: int) -> None:
-    """StudyError when the proxy side (cfg.resolution) cannot fit in `memory` bytes: the data resized to it (uint8)
-    plus one batch's activations (fp32, forward only) of the largest of `specs` by the analytic count. Both are
-    less than training needs, so nothing that fits is refused."""
+    """StudyError when the proxy side (cfg.resolution) cannot fit in `memory` bytes: the data resized to it plus the
+    largest of `specs` (weights and one batch's activations, by the analytic count); a lower bound of the need, so
+    nothing that fits is refused."""
     from ..net.complexity import complexity
-    from ..units import human
+    from ..train.memory import MemoryNeed
 
     if cfg.resolution is None or cfg.resolution <= shape.resolution:
         return
     side = cfg.resolution
-    data = images * shape.in_channels * side * side
-    acts = max((complexity(spec, side).acts for spec in specs), default=0)
-    batch = cfg.batch_size or 128  # the trainer's smaller default (CPU)
-    need = data + 4 * batch * acts
-    if need > memory:
-        raise StudyError(f"resolution: {side} px needs at least {human(need)}B ({images:,} images resized, "
-                         f"{human(data)}B" + (f", and one batch of {batch} with {human(acts)} activations per image, "
-                                             f"{human(4 * batch * acts)}B" if acts else "") +
-                         f"), more than the {human(memory)}B this machine has; give a smaller side (--resolution, or -r in a "
-                         f"budget's name)")
+    counts = [complexity(spec, side) for spec in specs]
+    need = MemoryNeed.of(images=images, channels=shape.in_channels, side=side,
+                         params=max((c.params for c in counts), default=0),
+                         acts=max((c.acts for c in counts), default=0),
+                         batch=cfg.batch_size or 128)  # the trainer's smaller default (CPU)
+    refusal = need.refusal(memory)
+    if refusal:
+        raise StudyError(f"resolution: {side} px {refusal}; give a smaller side (--resolution, or -r in a budget's "
+                         f"name)")
 
 
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:

@@ -69,14 +69,10 @@ def _uses_cuda(cfg: StudyConfig) -> tuple[bool, int]:
 
 def _memory(cfg: StudyConfig) -> int:
     """Bytes a study's trials can use at most: the machine's RAM, and its GPUs' memory where it trains on them."""
-    import os
+    from ..train.memory import machine_memory
 
-    import torch
-
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if _uses_cuda(cfg)[0]:
-        total += sum(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count()))
-    return total
+    cuda, gpus = _uses_cuda(cfg)
+    return machine_memory(tuple(range(gpus)) if cuda else ())
 
 
 def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> tuple[StudyConfig, list[str]]:
