@@ -49,8 +49,6 @@ def register(app: typer.Typer) -> None:
         unknown = [s for s in names if s not in STRATEGIES]
         if unknown or not names:
             fail(f"--strategies: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(STRATEGIES)})")
-        if not proxy_noise >= 0:
-            fail(f"--proxy-noise {proxy_noise:g}: must be >= 0 (1: the measured CPU proxies, 0: no proxy noise)")
         if replay and proxy_noise != 1.0:
             fail("--proxy-noise scales the planted benchmark's noise; --replay serves recorded results as they are")
         with guard():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +186,7 @@ class StudyConfig:
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             ok = {"int": isinstance(value, int) and not isinstance(value, bool),
                   "float": number and math.isfinite(value),
-                  "str": isinstance(value, str), "bool": isinstance(value, bool),
+                  "str": isinstance(value, (str, os.PathLike)), "bool": isinstance(value, bool),
                   "tuple[int, int]": isinstance(value, tuple) and len(value) == 2 and all(
                       isinstance(v, int) and not isinstance(v, bool) for v in value),
                   "tuple[str, ...]": isinstance(value, tuple) and all(isinstance(v, str) for v in value)}[kind]
