@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .common import CountsLine, exit_if_interrupted, fail, finite
+from .common import CountsLine, exit_if_interrupted, fail, finite, held_out
 
 
 class Axis(str, Enum):
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         fraction: Optional[float] = typer.Option(None, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch (default: 1 on a GPU, 0.02 on a CPU)."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        val_size: Optional[float] = typer.Option(None, "--val-size", callback=finite("--val-size", 0, above=True), help="Validation images held out of the training split: a share (0.1, the default) or a count."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", callback=held_out(), help="Validation images held out of the training split: a share (0.1, the default) or a count."),
         workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
         per_gpu: int = typer.Option(1, "--per-gpu", min=1, help="Workers packed on each GPU."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
             name = f"{vary.value}-{label}" + (f"-x{factor:g}" if vary is Axis.scale else "")
         overrides = {"space": space, "dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
                      "workers": workers, "per_gpu": per_gpu, "device": device, "storage": storage,
-                     "val_size": (int(val_size) if val_size and val_size >= 1 else val_size)}
+                     "val_size": val_size}
         try:
             cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
             summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=CountsLine())

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
 
 from ..errors import NasxError
 
-__all__ = ["CountsLine", "OneLineErrors", "finite", "fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks", "exit_if_interrupted",
+__all__ = ["CountsLine", "OneLineErrors", "finite", "held_out", "fail", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks", "exit_if_interrupted",
            "report_after_run"]
 
 
@@ -57,6 +57,21 @@ def finite(option: str, low: Optional[float] = None, high: Optional[float] = Non
         if high is not None and (value >= high if below else value > high):
             raise typer.BadParameter(f"{value:g} must be {'<' if below else '<='} {high:g}", param_hint=f"'{option}'")
         return value
+
+    return check
+
+
+def held_out(*, none: bool = False):
+    """The typer callback of every --val-size: a share in (0, 1) or a whole number of images (given as an int), and
+    0 where `none` (train on every image); else one line naming the option."""
+    def check(value: Optional[float]) -> Optional[float | int]:
+        if value is None:
+            return value
+        finite("--val-size", 0, above=not none)(value)
+        if value >= 1 and not float(value).is_integer():
+            raise typer.BadParameter(f"{value:g} is neither a share below 1 nor a whole number of images",
+                                     param_hint="'--val-size'")
+        return int(value) if value >= 1 or value == 0 else value
 
     return check
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, exit_if_interrupted, fail, finite, report_after_run, study_errors
+from .common import check_out, exit_if_interrupted, fail, finite, held_out, report_after_run, study_errors
 
 
 class Schedule(str, Enum):
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="A study file (YAML, e.g. in studies/); options given here override it."),
         dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        val_size: Optional[float] = typer.Option(None, "--val-size", callback=finite("--val-size", 0, above=True), help="Validation split held out of the training set: a share (0.1, the default) or a number of images."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", callback=held_out(), help="Validation split held out of the training set: a share (0.1, the default) or a number of images."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
         trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help="Complete trials wanted (default: 40 on a GPU; on a CPU 10 per worker, ended by the 11-minute timeout)."),
         timeout: Optional[float] = typer.Option(None, "--timeout", callback=finite("--timeout", 0, above=True), help="Seconds after which no new trial starts."),
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
             check_out(out, folder=True)  # a report that cannot be written: before any training
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
-            "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
+            "epochs": epochs, "val_size": val_size, "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
             "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
             "batch_size": batch_size, "corner": corner, "resolution": resolution, "eta": eta,
             "schedule": schedule.value if schedule else None,

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import CountsLine, exit_if_interrupted, fail, finite, guard
+from .common import CountsLine, exit_if_interrupted, fail, finite, guard, held_out
 
 __all__ = ["register"]
 
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         rounds: int = typer.Option(1, "--rounds", "-r", min=1, help="Rounds of sample -> train -> refine; round k+1 samples round k's refined space (kept nothing: the same space, judged pooled)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", "-e", min=1, help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
         fraction: Optional[float] = typer.Option(None, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
-        val_size: Optional[float] = typer.Option(None, "--val-size", callback=finite("--val-size", 0, above=True), help="Validation images held out of the training split: a share (0.1, the default) or a count."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", callback=held_out(), help="Validation images held out of the training split: a share (0.1, the default) or a count."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
         dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         with guard():
             band = parse_band(flops, "--flops") if flops is not None else None
             settings = {"dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
-                        "val_size": int(val_size) if val_size is not None and val_size >= 1 else val_size,
+                        "val_size": val_size,
                         "batch_size": batch_size, "seed": seed, "workers": workers, "device": device,
                         "storage": storage, "flops": band, "download": not no_download}
             cfg = StudyConfig(**{k: v for k, v in settings.items() if v is not None})

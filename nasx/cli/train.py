@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, fail, finite, tqdm_hooks
+from .common import check_out, fail, finite, held_out, tqdm_hooks
 
 __all__ = ["register"]
 
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         weight_decay: float = typer.Option(5e-4, "--weight-decay", callback=finite("--weight-decay"), help="SGD weight decay."),
         schedule: str = typer.Option("cosine", "--schedule", help="cosine or onecycle (both with linear warm-up)."),
         warmup: float = typer.Option(0.02, "--warmup", callback=finite("--warmup"), help="Share of all steps spent warming up."),
-        val_size: float = typer.Option(0, "--val-size", callback=finite("--val-size", 0), help="Validation images held out of training (a count, or a fraction < 1); 0 trains on all."),
+        val_size: float = typer.Option(0, "--val-size", callback=held_out(none=True), help="Validation images held out of training (a count, or a fraction < 1); 0 trains on all."),
         test: bool = typer.Option(True, "--test/--no-test", help="Report test accuracy at the end."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the split, initialization, order and augmentation."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
@@ -64,9 +64,8 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             fail(str(e))
         hook, bars, close = tqdm_hooks()
-        size = int(val_size) if val_size >= 1 or val_size == 0 else val_size
         try:
-            ds = data_mod.load(dataset, data_dir=data_dir, val_size=size, seed=seed, download=not no_download,
+            ds = data_mod.load(dataset, data_dir=data_dir, val_size=val_size, seed=seed, download=not no_download,
                                progress=hook)
         except data_mod.DataError as e:
             close()
