@@ -31,8 +31,9 @@ class OneLineErrors(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except NoArgsIsHelpError as e:  # `nasx` alone: the help
-            typer.echo(e.format_message(), err=True)
+        except NoArgsIsHelpError as e:  # `nasx` alone: the help (rich has printed it already)
+            if e.format_message().strip():
+                typer.echo(e.format_message(), err=True)
             sys.exit(e.exit_code)
         except ClickException as e:
             typer.echo(f"nasx: error: {e.format_message()}", err=True)
