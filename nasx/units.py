@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Optional
 
@@ -31,8 +32,12 @@ def exact(n: int) -> int | str:
 def parse_count(text: Any) -> int:
     """'150M' -> 150_000_000, '1.2G', '500k', or a plain number; ValueError otherwise."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return int(text)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMGT]?)\s*", str(text))
-    if not match:
-        raise ValueError(f"{text!r}: not a count (write e.g. 150M, 1.2G, 500k)")
-    return int(round(float(match.group(1)) * _SUFFIX[match.group(2)]))
+        value = float(text)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMGT]?)\s*", str(text))
+        if not match:
+            raise ValueError(f"{text!r}: not a count (write e.g. 150M, 1.2G, 500k)")
+        value = float(match.group(1)) * _SUFFIX[match.group(2)]
+    if not math.isfinite(value):  # 1e400 reads as inf
+        raise ValueError(f"{text!r}: not a finite count")
+    return int(text) if isinstance(text, int) else int(round(value))

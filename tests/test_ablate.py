@@ -284,7 +284,9 @@ def test_a_failed_run_drops_one_row_of_the_verdict_and_one_pair_of_its_compariso
 
 
 def cli_app() -> typer.Typer:
-    app = typer.Typer()
+    from nasx.cli.common import OneLineErrors
+
+    app = typer.Typer(cls=OneLineErrors)  # nasx's command group: typer's own refusals as one line
     register(app)
 
     @app.callback()

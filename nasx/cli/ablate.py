@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from enum import Enum
@@ -9,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .common import CountsLine, exit_if_interrupted, fail
+from .common import CountsLine, exit_if_interrupted, fail, finite, held_out
 
 
 class Axis(str, Enum):
@@ -30,16 +31,16 @@ def register(app: typer.Typer) -> None:
         space: str = typer.Option("resnext", "--space", "-s", help="Space whose default template to use when --base is not given (resnext: a ResNeXt-29-style CIFAR net, 32x4d, on a GPU; ResNeXt-11 8x2d, 21.5 MFLOPs, on a CPU)."),
         base: Optional[str] = typer.Option(None, "--base", "-b", help="Template: a zoo name (resnet50, resnext50_32x4d, ...) or a spec file."),
         vary: Axis = typer.Option(Axis.cardinality, "--vary", help="cardinality | width | depth | bottleneck-ratio | scale (see docs/ablations.md)."),
-        factor: float = typer.Option(2.0, "--factor", help="With --vary scale: the complexity multiple (Table 4: 2)."),
+        factor: float = typer.Option(2.0, "--factor", callback=finite("--factor", 0, above=True), help="With --vary scale: the complexity multiple (Table 4: 2)."),
         values: Optional[str] = typer.Option(None, "--values", help="Comma-separated axis values (cardinalities, multipliers or ratios); default: the axis's."),
         seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per setting (3 or more let the page say whether a trend exceeds seed noise)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
-        fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.02 on a CPU)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", min=1, help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        fraction: Optional[float] = typer.Option(None, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch (default: 1 on a GPU, 0.02 on a CPU)."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation images held out of the training split: a share (0.1, the default) or a count."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
-        per_gpu: int = typer.Option(1, "--per-gpu", help="Workers packed on each GPU."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", callback=held_out(), help="Validation images held out of the training split: a share (0.1, the default) or a count."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
+        per_gpu: int = typer.Option(1, "--per-gpu", min=1, help="Workers packed on each GPU."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         name: Optional[str] = typer.Option(None, "--name", help="Ablation name: study ablation-NAME, report reports/ablation-NAME/ (default: VARY-TEMPLATE)."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/ablation-NAME/)."),
@@ -61,6 +62,8 @@ def register(app: typer.Typer) -> None:
                     parsed = [float(v) for v in values.split(",") if v.strip()]
                 except ValueError:
                     fail(f"--values {values}: expected numbers separated by commas")
+                if not parsed or not all(math.isfinite(v) and v > 0 for v in parsed):
+                    fail(f"--values {values}: each must be a finite number > 0")
             if parsed is None and base is None and not cuda and vary is Axis.cardinality:
                 parsed = list(CPU_CARDINALITIES)
             p = plan(template, vary.value, factor=factor, values=parsed, template=label)
@@ -73,7 +76,7 @@ def register(app: typer.Typer) -> None:
             name = f"{vary.value}-{label}" + (f"-x{factor:g}" if vary is Axis.scale else "")
         overrides = {"space": space, "dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
                      "workers": workers, "per_gpu": per_gpu, "device": device, "storage": storage,
-                     "val_size": (int(val_size) if val_size and val_size >= 1 else val_size)}
+                     "val_size": val_size}
         try:
             cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
             summary = run_ablation(p, name=name, seeds=seeds, config=cfg, progress=CountsLine())

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from . import ablate, explore, fidelity, net, refine, repeat, report, simulate, space, train
+from .common import OneLineErrors
 
 app = typer.Typer(
     name="nasx",
@@ -15,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 for module in (net, space, train, explore, repeat, report, ablate, fidelity, refine, simulate):
     module.register(app)

@@ -4,15 +4,78 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import sys
 from enum import Enum
 from typing import Any, Iterator, NoReturn, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 carries its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from ..errors import NasxError
 
-__all__ = ["CountsLine", "fail", "echo_json", "corner_option", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks", "exit_if_interrupted",
+__all__ = ["CountsLine", "OneLineErrors", "finite", "held_out", "fail", "echo_json", "corner_option", "guard", "check_out", "TableFormat", "CountFormat", "tqdm_hooks", "exit_if_interrupted",
            "report_after_run"]
+
+
+class OneLineErrors(TyperGroup):
+    """The app's command group: an option or argument that typer's own checks refuse (a range, a choice, a
+    missing or unknown option) is one `nasx: error:` line naming it, exit 2, as every other nasx error is."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as e:  # `nasx` alone: the help (rich has printed it already)
+            if e.format_message().strip():
+                typer.echo(e.format_message(), err=True)
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            typer.echo(f"nasx: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("nasx: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def finite(option: str, low: Optional[float] = None, high: Optional[float] = None, *, above: bool = False,
+           below: bool = False):
+    """A typer callback for a float option: its value a finite number in [low, high] (`above`: > low, `below`:
+    < high); else typer's one line naming the option. None (an option left out) passes."""
+    def check(value: Optional[float]) -> Optional[float]:
+        if value is None:
+            return value
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number", param_hint=f"'{option}'")
+        if low is not None and (value <= low if above else value < low):
+            raise typer.BadParameter(f"{value:g} must be {'>' if above else '>='} {low:g}", param_hint=f"'{option}'")
+        if high is not None and (value >= high if below else value > high):
+            raise typer.BadParameter(f"{value:g} must be {'<' if below else '<='} {high:g}", param_hint=f"'{option}'")
+        return value
+
+    return check
+
+
+def held_out(*, none: bool = False):
+    """The typer callback of every --val-size: a share in (0, 1) or a whole number of images (given as an int), and
+    0 where `none` (train on every image); else one line naming the option."""
+    def check(value: Optional[float]) -> Optional[float | int]:
+        if value is None:
+            return value
+        finite("--val-size", 0, above=not none)(value)
+        if value >= 1 and not float(value).is_integer():
+            raise typer.BadParameter(f"{value:g} is neither a share below 1 nor a whole number of images",
+                                     param_hint="'--val-size'")
+        return int(value) if value >= 1 or value == 0 else value
+
+    return check
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, corner_option, exit_if_interrupted, fail, report_after_run, study_errors
+from .common import check_out, corner_option, exit_if_interrupted, fail, finite, held_out, report_after_run, study_errors
 
 
 class Schedule(str, Enum):
@@ -33,14 +33,14 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="A study file (YAML, e.g. in studies/); options given here override it."),
         dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation split held out of the training set: a share (0.1, the default) or a number of images."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", callback=held_out(), help="Validation split held out of the training set: a share (0.1, the default) or a number of images."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
-        trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Complete trials wanted (default: 40 on a GPU; on a CPU 10 per worker, ended by the 11-minute timeout)."),
-        timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds after which no new trial starts."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
-        fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
-        resolution: Optional[int] = typer.Option(None, "--resolution", help="Train at this image side, a cheaper proxy (FLOPs on the chart stay the deployed net's at the data's side)."),
+        trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1, help="Complete trials wanted (default: 40 on a GPU; on a CPU 10 per worker, ended by the 11-minute timeout)."),
+        timeout: Optional[float] = typer.Option(None, "--timeout", callback=finite("--timeout", 0, above=True), help="Seconds after which no new trial starts."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", min=1, help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        fraction: Optional[float] = typer.Option(None, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
+        resolution: Optional[int] = typer.Option(None, "--resolution", min=1, help="Train at this image side, a cheaper proxy (FLOPs on the chart stay the deployed net's at the data's side)."),
         proxy: Optional[str] = typer.Option(None, "--proxy", help="The proxy budget by name: e1-f0.25 (1 epoch on a quarter of the training split), -r24 (at 24 px) and -b128 (batch 128) optional; a fidelity run's budget FIDELITY:BUDGET; or a fidelity run FIDELITY (its cheapest proxy with Kendall tau >= 0.7; see `nasx fidelity`)."),
         corner: Optional[str] = corner_option("on a CPU, `cpu` where the space has one"),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
@@ -48,10 +48,10 @@ def register(app: typer.Typer) -> None:
         sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="nsga2 (default), tpe or random."),
         study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the space's name); re-running resumes it."),
         storage: Optional[str] = typer.Option(None, "--storage", help="A database URL to share the study across machines (see the examples above; default: a journal file in studies/)."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu; on a CPU one per core, 1 thread each, unless the study is sized)."),
-        per_gpu: Optional[int] = typer.Option(None, "--per-gpu", help="Workers packed on each GPU (default 1)."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: GPUs x --per-gpu; on a CPU one per core, 1 thread each, unless the study is sized)."),
+        per_gpu: Optional[int] = typer.Option(None, "--per-gpu", min=1, help="Workers packed on each GPU (default 1)."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default), cuda, cuda:N or cpu."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampler, the split and training (default 0)."),
+        seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed of the sampler, the split and training (default 0)."),
         throughput: bool = typer.Option(False, "--throughput", help="Add a third objective: measured training images/s (FLOPs do not predict GPU speed)."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Train every trial to the end (see README for the pruning rule)."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end (also after Ctrl-C)."),
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         rungs: Optional[str] = typer.Option(None, "--rungs", help="Successive halving: proxy budgets lowest first, e.g. e1-f0.125,e1-f0.5 (the top one is the study's budget). Every net starts at the lowest rung; the top 1/eta of a rung by Pareto rank of (error, FLOPs) is retrained at the next; the front is the top rung's. --trials then counts nets at the lowest rung. See docs/rungs.md."),
         eta: Optional[int] = typer.Option(None, "--eta", min=2, help="With --rungs or --schedule asha: a rung promotes its top 1/eta (default 3)."),
         schedule: Optional[Schedule] = typer.Option(None, "--schedule", help="asha: three rungs derived from the budget (its training share / eta^2, / eta, whole), as --rungs."),
-        repeats: int = typer.Option(0, "--repeats", help="After the search, train the front's nets and those within seed noise of it under K more seeds (as `nasx repeat`; 0: off)."),
+        repeats: int = typer.Option(0, "--repeats", min=0, help="After the search, train the front's nets and those within seed noise of it under K more seeds (as `nasx repeat`; 0: off)."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget.
 
@@ -76,13 +76,11 @@ def register(app: typer.Typer) -> None:
         from ..study.record import Shelf
         from ..train.budget import Budget, BudgetError, Ladder
 
-        if repeats < 0:
-            fail(f"--repeats {repeats}: must be a whole number >= 0 (0: no repeats)")
         if out is not None:
             check_out(out, folder=True)  # a report that cannot be written: before any training
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
-            "epochs": epochs, "val_size": (int(val_size) if val_size and val_size >= 1 else val_size), "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
+            "epochs": epochs, "val_size": val_size, "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
             "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
             "batch_size": batch_size, "corner": corner, "resolution": resolution,
             "eta": eta if schedule else None, "schedule": schedule.value if schedule else None,

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import CountsLine, check_out, corner_option, exit_if_interrupted, fail
+from .common import CountsLine, check_out, corner_option, exit_if_interrupted, fail, finite, held_out
 
 
 def register(app: typer.Typer) -> None:
@@ -27,13 +27,13 @@ def register(app: typer.Typer) -> None:
         name: Optional[str] = typer.Option(None, "--name", help="Run name: studies fidelity-NAME-BUDGET in studies/fidelity-NAME.journal, report reports/fidelity-NAME/ (default: SPACE[-CORNER] or the study's name)."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation images held out of the training split: a share (0.1, the default) or a count."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the draw, the split and training."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
-        per_gpu: int = typer.Option(1, "--per-gpu", help="Workers packed on each GPU."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", callback=held_out(), help="Validation images held out of the training split: a share (0.1, the default) or a count."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the draw, the split and training."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
+        per_gpu: int = typer.Option(1, "--per-gpu", min=1, help="Workers packed on each GPU."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the budget studies: a journal path or postgresql://... (default: studies/fidelity-NAME.journal)."),
-        min_tau: float = typer.Option(0.7, "--min-tau", help="Name the cheapest proxy whose Kendall tau 95% interval lies above this (lower bound >= it) and whose tau beats ranking by FLOPs or params alone."),
+        min_tau: float = typer.Option(0.7, "--min-tau", callback=finite("--min-tau", -1, 1), help="Name the cheapest proxy whose Kendall tau 95% interval lies above this (lower bound >= it) and whose tau beats ranking by FLOPs or params alone."),
         top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="k of the top-k overlap (default: a quarter of the nets)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/fidelity-NAME/)."),
         ceiling_seeds: int = typer.Option(1, "--ceiling-seeds", min=1, help="Train the reference this many times in all (seeds SEED, SEED+1, ...) and report its own seed-to-seed Kendall tau: the ceiling a proxy can reach (default 1: no ceiling)."),
@@ -123,7 +123,7 @@ def _plan(space, corner, samples, flops, from_study, proxies, reference, name, d
     band = parse_band(flops, "--flops") if flops else None
     cfg = StudyConfig(space=space, dataset=dataset, data_dir=data_dir, seed=seed, workers=workers, per_gpu=per_gpu,
                       device=device, storage=storage,
-                      val_size=(int(val_size) if val_size and val_size >= 1 else val_size)).check()
+                      val_size=val_size).check()
     given = tuple(Budget.parse(p) for p in proxies)  # bad budgets: one line, before decoding
     ref = Budget.parse(reference) if reference else None
     shape = nasx_data.input_shape(dataset, data_dir=data_dir)  # a missing dataset: one line; nothing decoded

@@ -49,7 +49,7 @@ def zoo(
 
 def count(
     target: str = typer.Argument(..., help="A zoo name (see `nasx zoo`) or a spec file: .json, .yaml or a `nasx sample` .jsonl line."),
-    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Input side in pixels (default: the spec's)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", "-r", min=1, help="Input side in pixels (default: the spec's)."),
     format: CountFormat = typer.Option(CountFormat.table, "--format", "-f", help="table or json."),
     verify: bool = typer.Option(False, "--verify", help="Also build the model and check the count against fvcore and numel; exit 1 on any difference."),
 ) -> None:

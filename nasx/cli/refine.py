@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import CountsLine, corner_option, exit_if_interrupted, fail, guard
+from .common import CountsLine, corner_option, exit_if_interrupted, fail, finite, guard, held_out
 
 __all__ = ["register"]
 
@@ -31,25 +31,25 @@ def register(app: typer.Typer) -> None:
         corner: Optional[str] = corner_option("the whole space; a corner is flattened into the refined file"),
         study: Optional[str] = typer.Option(None, "--study", help="Refine an existing study (nasx edf, explore, or an earlier round) instead of sampling round 1."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI every round samples in, e.g. 10M:30M (default: the space's)."),
-        samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Nets per round (default 48; with --study, its complete nets)."),
+        samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Nets per round (default 48; with --study, its complete nets)."),
         rounds: int = typer.Option(1, "--rounds", "-r", min=1, help="Rounds of sample -> train -> refine; round k+1 samples round k's refined space (kept nothing: the same space, judged pooled)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
-        fraction: Optional[float] = typer.Option(None, "--fraction", help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
-        val_size: Optional[float] = typer.Option(None, "--val-size", help="Validation images held out of the training split: a share (0.1, the default) or a count."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", "-e", min=1, help="Proxy budget in epochs (default: 5 on a GPU, 1 on a CPU)."),
+        fraction: Optional[float] = typer.Option(None, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch (default: 1 on a GPU, 0.5 on a CPU)."),
+        val_size: Optional[float] = typer.Option(None, "--val-size", callback=held_out(), help="Validation images held out of the training split: a share (0.1, the default) or a count."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Training batch (default: 512 on a GPU, 128 on a CPU)."),
         dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="cifar10 (default), cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the samples, the split and training (default 0)."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
+        seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed of the samples, the split and training (default 0)."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: GPUs x --per-gpu, 1 on a CPU)."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         name: Optional[str] = typer.Option(None, "--name", help="Names the studies refine-NAME-r<k> and the folder (default: SPACE-CORNER, or the study's name)."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage of the rounds' studies, a journal path or postgresql URL (default: a journal in studies/ named after the run; with --study, the study's)."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Folder of the round files, refined.yaml and the page (default: reports/refine-NAME/)."),
-        alpha: float = typer.Option(0.05, "--alpha", help="Family-wise error rate of the whole run (with --correction spending), else of each step."),
+        alpha: float = typer.Option(0.05, "--alpha", callback=finite("--alpha", 0, 1, above=True, below=True), help="Family-wise error rate of the whole run (with --correction spending), else of each step."),
         correction: Correction = typer.Option(Correction.spending, "--correction", help="spending (round k, step s: alpha / 2^k / 2^s / candidates; the run's family-wise error < alpha), bonferroni (alpha / candidates in each step) or none."),
         permutations: int = typer.Option(1000, "--permutations", min=100, help="First batch of within-bin permutations of each KS p-value (doubled until its Monte Carlo interval clears the threshold)."),
         max_permutations: int = typer.Option(64000, "--max-permutations", min=100, help="Cap of the permutations of one p-value: there the decision is undecided (not kept)."),
-        perm_seed: int = typer.Option(0, "--perm-seed", help="Seed of the permutations (the decisions do not depend on it beyond the Monte Carlo level)."),
+        perm_seed: int = typer.Option(0, "--perm-seed", min=0, help="Seed of the permutations (the decisions do not depend on it beyond the Monte Carlo level)."),
         check_seeds: int = typer.Option(0, "--check-seeds", min=0, help="Redo each round's refinement (nothing trained) under permutation seeds 0..N-1 and say on the page whether every decision is the same."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
     ) -> None:
@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         with guard():
             band = parse_band(flops, "--flops") if flops is not None else None
             settings = {"dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
-                        "val_size": int(val_size) if val_size is not None and val_size >= 1 else val_size,
+                        "val_size": val_size,
                         "batch_size": batch_size, "seed": seed, "workers": workers, "device": device,
                         "storage": storage, "flops": band, "download": not no_download}
             cfg = StudyConfig(**{k: v for k, v in settings.items() if v is not None})

@@ -19,11 +19,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def repeat(
         study: str = typer.Argument(..., help="The study whose front to repeat."),
-        repeats: int = typer.Option(..., "--repeats", "-k", help="More seeds per net (K >= 1): seeds s+1 ... s+K, s the seed of its first run."),
-        storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL holding the study (default: studies/STUDY.journal)."),
+        repeats: int = typer.Option(..., "--repeats", "-k", min=1, help="More seeds per net (K >= 1): seeds s+1 ... s+K, s the seed of its first run."),
+        storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL holding the study (default: STUDY.journal in --studies-dir)."),
         studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default), cuda, cuda:N or cpu."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: GPUs; 1 on a CPU)."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: GPUs; 1 on a CPU)."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the study's report at the end (also after Ctrl-C)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/STUDY/)."),
     ) -> None:

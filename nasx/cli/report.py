@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import check_out, exit_if_interrupted, fail, guard
+from .common import check_out, exit_if_interrupted, fail, finite, guard
 
 __all__ = ["register", "edf_study_name"]
 
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
     def export(
         study: str = typer.Argument(..., help="Study name."),
         out: Path = typer.Option(..., "--out", "-o", help="Spec file to write: .yaml/.yml or .json."),
-        trial: Optional[int] = typer.Option(None, "--trial", "-t", help="Trial number."),
+        trial: Optional[int] = typer.Option(None, "--trial", "-t", min=0, help="Trial number."),
         best: bool = typer.Option(False, "--best", help="The most accurate complete trial."),
         max_flops: Optional[str] = typer.Option(None, "--max-flops", help="With --best: at most this many FLOPs, e.g. 30M."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL (default: studies/STUDY.journal)."),
@@ -78,8 +78,9 @@ def register(app: typer.Typer) -> None:
         if out.suffix.lower() not in (".yaml", ".yml", ".json"):
             fail(f"{out}: the file must end in .yaml, .yml or .json")
         check_out(out)
-        with guard():
+        with guard("--max-flops: " if max_flops is not None else ""):
             limit = parse_count(max_flops) if max_flops is not None else None
+        with guard():
             data = open_study(study, storage, studies_dir)
             if best:
                 row = best_trial(data.trials, limit)
@@ -105,9 +106,9 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Proxy budget in epochs."),
         dataset: str = typer.Option("cifar10", "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH, synthetic."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset lies (else $NASX_DATA, then the cache)."),
-        fraction: float = typer.Option(1.0, "--fraction", help="Share of the training split per epoch."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the samples, the split and training."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: one per GPU, 1 on a CPU)."),
+        fraction: float = typer.Option(1.0, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the samples, the split and training."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: one per GPU, 1 on a CPU)."),
         device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
         storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL for all the studies (default: studies/NAME.journal)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/edf-...)."),

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .common import corner_option, fail, guard
+from .common import corner_option, fail, finite, guard
 
 DEFAULT_STRATEGIES = "random,nsga2,rungs"
 
@@ -28,11 +28,11 @@ def register(app: typer.Typer) -> None:
         strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies", help="Comma-separated: random, nsga2, tpe (fixed budget; tpe is slow: its asks grow with the study) and rungs."),
         rungs: str = typer.Option("1/9,1/3,1", "--rungs", help="Rung budgets as work relative to the top budget (1), e.g. 1/9,1/3,1 or 0.25,1; with --replay: budget names (e1-f0.125,e1-f0.5)."),
         eta: int = typer.Option(3, "--eta", min=2, help="Reduction factor: a rung promotes its top 1/eta."),
-        compute: float = typer.Option(7200.0, "--compute", min=1.0, help="Compute budget of every run in device-seconds (default: 2 workers x 1 h)."),
+        compute: float = typer.Option(7200.0, "--compute", callback=finite("--compute", 1), help="Compute budget of every run in device-seconds (default: 2 workers x 1 h)."),
         workers: int = typer.Option(2, "--workers", "-w", min=1, help="Simulated workers."),
         seeds: int = typer.Option(20, "--seeds", min=1, help="Runs per strategy."),
         first_seed: int = typer.Option(0, "--first-seed", min=0, help="Seeds are FIRST, ..., FIRST + SEEDS - 1 (fresh seeds confirm a ladder chosen on others)."),
-        proxy_noise: float = typer.Option(1.0, "--proxy-noise", help="Planted benchmark: scale of the noise that makes a cheap budget rank worse than the top one (1: the measured CPU proxies; 0: only the top budget's seed noise). The page states the Kendall tau it gives at 1/9 of the top budget."),
+        proxy_noise: float = typer.Option(1.0, "--proxy-noise", callback=finite("--proxy-noise", 0), help="Planted benchmark: scale of the noise that makes a cheap budget rank worse than the top one (1: the measured CPU proxies; 0: only the top budget's seed noise). The page states the Kendall tau it gives at 1/9 of the top budget."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Report folder (default reports/simulate-SPACE/)."),
     ) -> None:
         """Compare search strategies at equal compute: compute each needs to reach random search's hypervolume.
@@ -49,8 +49,6 @@ def register(app: typer.Typer) -> None:
         unknown = [s for s in names if s not in STRATEGIES]
         if unknown or not names:
             fail(f"--strategies: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(STRATEGIES)})")
-        if not proxy_noise >= 0:
-            fail(f"--proxy-noise {proxy_noise:g}: must be >= 0 (1: the measured CPU proxies, 0: no proxy noise)")
         if replay and proxy_noise != 1.0:
             fail("--proxy-noise scales the planted benchmark's noise; --replay serves recorded results as they are")
         with guard():
@@ -88,6 +86,8 @@ def register(app: typer.Typer) -> None:
 
 def _fraction(text: str) -> float:
     num, _, den = text.partition("/")
+    if den and float(den) == 0:
+        raise ValueError(f"{text}: a share with a zero denominator")
     return float(num) / float(den) if den else float(num)
 
 

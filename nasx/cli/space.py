@@ -56,11 +56,11 @@ def register(app: typer.Typer) -> None:
     def sample(
         space: str = typer.Option(..., "--space", "-s", help="A space name (see `nasx spaces`) or a space .yaml file."),
         corner: Optional[str] = corner_option("the whole space"),
-        n: int = typer.Option(10, "-n", help="How many distinct members to draw."),
+        n: int = typer.Option(10, "-n", min=1, help="How many distinct members to draw."),
         flops: Optional[str] = typer.Option(None, "--flops", help="FLOPs band LO:HI, e.g. 100M:150M (default: the space's)."),
         params: Optional[str] = typer.Option(None, "--params", help="Parameter band LO:HI, e.g. 500k:2M."),
-        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", help="Input side (default: the space's)."),
-        seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same members."),
+        resolution: Optional[int] = typer.Option(None, "--resolution", "-r", min=1, help="Input side (default: the space's)."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same members."),
         format: SampleFormat = typer.Option(SampleFormat.table, "--format", "-f", help="table, json (a list, as `nasx count --format json` gives one net, plus its spec) or jsonl (one member per line)."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr for n >= 100."),
     ) -> None:
@@ -69,13 +69,9 @@ def register(app: typer.Typer) -> None:
         from ..space import load_space
         from ..space.sampling import sample as sample_space
 
-        if n < 1:
-            fail(f"-n: {n} must be >= 1")
         try:
             loaded = load_space(space).with_corner(corner)
             if resolution is not None:
-                if resolution < 1:
-                    fail(f"--resolution: {resolution} must be >= 1")
                 loaded = loaded.at(resolution)
             bar = None
             if progress and n >= 100:

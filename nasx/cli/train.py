@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out, fail, tqdm_hooks
+from .common import check_out, fail, finite, held_out, tqdm_hooks
 
 __all__ = ["register"]
 
@@ -29,17 +29,17 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument(..., help="A zoo name (see `nasx zoo`) or a spec file (.json, .yaml, .jsonl)."),
         dataset: str = typer.Option(..., "--dataset", "-d", help="cifar10, cifar100, fashion-mnist, imagefolder:PATH or synthetic."),
         epochs: int = typer.Option(..., "--epochs", "-e", min=1, help="Passes over the training split."),
-        fraction: float = typer.Option(1.0, "--fraction", min=0.0, max=1.0, help="Share of the training split per epoch (a fixed, stratified, seeded subset), as in `nasx explore`."),
+        fraction: float = typer.Option(1.0, "--fraction", callback=finite("--fraction", 0, 1, above=True), help="Share of the training split per epoch (a fixed, stratified, seeded subset), as in `nasx explore`."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:1, ..."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (before $NASX_DATA and the cache)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Default 512 on CUDA, 128 on CPU."),
-        lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 0.1 x batch / 128)."),
-        weight_decay: float = typer.Option(5e-4, "--weight-decay", help="SGD weight decay."),
+        lr: Optional[float] = typer.Option(None, "--lr", callback=finite("--lr"), help="Peak learning rate (default 0.1 x batch / 128)."),
+        weight_decay: float = typer.Option(5e-4, "--weight-decay", callback=finite("--weight-decay"), help="SGD weight decay."),
         schedule: str = typer.Option("cosine", "--schedule", help="cosine or onecycle (both with linear warm-up)."),
-        warmup: float = typer.Option(0.02, "--warmup", help="Share of all steps spent warming up."),
-        val_size: float = typer.Option(0, "--val-size", help="Validation images held out of training (a count, or a fraction < 1); 0 trains on all."),
+        warmup: float = typer.Option(0.02, "--warmup", callback=finite("--warmup"), help="Share of all steps spent warming up."),
+        val_size: float = typer.Option(0, "--val-size", callback=held_out(none=True), help="Validation images held out of training (a count, or a fraction < 1); 0 trains on all."),
         test: bool = typer.Option(True, "--test/--no-test", help="Report test accuracy at the end."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the split, initialization, order and augmentation."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the split, initialization, order and augmentation."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the full result as JSON to this file."),
     ) -> None:
@@ -64,9 +64,8 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             fail(str(e))
         hook, bars, close = tqdm_hooks()
-        size = int(val_size) if val_size >= 1 or val_size == 0 else val_size
         try:
-            ds = data_mod.load(dataset, data_dir=data_dir, val_size=size, seed=seed, download=not no_download,
+            ds = data_mod.load(dataset, data_dir=data_dir, val_size=val_size, seed=seed, download=not no_download,
                                progress=hook)
         except data_mod.DataError as e:
             close()
@@ -76,6 +75,10 @@ def register(app: typer.Typer) -> None:
         except (SpecError, ValueError) as e:
             close()
             fail(f"{target} on {dataset}: {e}")
+        refusal = _memory_refusal(spec, dev, batch_size)
+        if refusal:
+            close()
+            fail(f"{target} on {dataset}: {refusal}")
 
         typer.echo(f"training {target} ({spec.id}) on {ds.name}: {len(ds.train_y)} train, {len(ds.val_y)} val, "
                    f"split {ds.split_hash}, device {dev}", err=True)
@@ -137,6 +140,18 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result, indent=1))
             return
         _bench_table(result)
+
+
+def _memory_refusal(spec, dev, batch_size: Optional[int]) -> Optional[str]:
+    """Why `spec` cannot train on `dev` (its weights and one batch's activations, counted, beyond the machine's
+    memory), or None: before the model is built, whose allocation would fail with a traceback."""
+    from ..net.complexity import complexity
+    from ..train.memory import MemoryNeed, machine_memory
+
+    cx = complexity(spec)
+    gpus = (dev.index or 0,) if dev.type == "cuda" else ()
+    batch = batch_size or (512 if gpus else 128)
+    return MemoryNeed.of(params=cx.params, acts=cx.acts, batch=batch).refusal(machine_memory(gpus))
 
 
 def _epoch_line(bars: dict):

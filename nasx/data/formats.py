@@ -56,7 +56,7 @@ def _readable(key: str, path: Path) -> Iterator[None]:
     except DataError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, pickle.UnpicklingError, struct.error, OSError, ValueError,
-            KeyError, IndexError) as e:  # EOFError: click would turn it into a bare "Aborted."
+            KeyError, IndexError, TypeError, AttributeError) as e:  # EOFError: click would turn it into a bare "Aborted."
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, OSError) and e.errno is not None and e.strerror:
             raise DataError(f"{key}: cannot read {e.filename or path} ({e.strerror})") from None
@@ -68,13 +68,58 @@ def _open_folder(path: Path) -> Callable[[str], bytes | None]:
     return lambda name: (path / name).read_bytes() if (path / name).is_file() else None
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Reads a CIFAR python batch as data: the only globals it resolves are the few that a pickled numpy array
+    names (what the real batches, written by Python 2's cPickle, and numpy's later protocols reference); anything
+    else, the way a crafted pickle runs code, is an UnpicklingError before it is called."""
+
+    def find_class(self, module: str, name: str):
+        found = _BATCH_GLOBALS.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"refers to {module}.{name}, which a CIFAR batch never holds")
+        return found
+
+
+def _empty_array(subtype, shape, dtype):
+    """numpy's `_reconstruct`, as a pickled array calls it: an empty ndarray that __setstate__ then fills."""
+    if subtype is not np.ndarray or tuple(shape) != (0,):  # numpy writes exactly this; a size here would allocate
+        raise pickle.UnpicklingError("an array that numpy does not write")
+    return np.ndarray((0,), dtype=np.dtype(dtype))
+
+
+def _latin1(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as Python 3 pickles bytes under protocol 2: latin-1 only (any codec could be asked for)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"bytes in encoding {encoding!r}, which pickle never writes")
+    return text.encode("latin1")
+
+
+def _from_buffer(buffer, dtype, shape, order):
+    """numpy's `_frombuffer` (protocol 5): an array over the pickle's own bytes."""
+    return np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape, order=order)
+
+
+_BATCH_GLOBALS = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1,
+                  **{(f"{core}.multiarray", "_reconstruct"): _empty_array for core in ("numpy.core", "numpy._core")},
+                  **{(f"{core}.numeric", "_frombuffer"): _from_buffer for core in ("numpy.core", "numpy._core")}}
+
+
 def _read_cifar_pickles(key: str, source: Path, get: Callable[[str], bytes | None]) -> Raw:
-    """torchvision's python pickles: data (N x 3072, RGB planes), labels / fine_labels, a meta file."""
+    """torchvision's python pickles: data (N x 3072, RGB planes), labels / fine_labels, a meta file; read by
+    `_BatchUnpickler`, so a batch from anyone executes nothing."""
     def batch(name: str) -> dict:
         blob = get(name)
         if blob is None:
             raise DataError(f"{key}: {source} lacks {name}")
-        return pickle.loads(blob, encoding="latin1")
+        try:
+            data = _BatchUnpickler(io.BytesIO(blob), encoding="latin1").load()
+        except pickle.UnpicklingError as e:
+            raise DataError(f"{key}: {source}: {name} is not a CIFAR batch ({e}); download it again, or point "
+                            f"--data-dir at a good copy") from None
+        if not isinstance(data, dict):
+            raise DataError(f"{key}: {source}: {name} is not a CIFAR batch (a {type(data).__name__}, not a "
+                            f"mapping); download it again, or point --data-dir at a good copy")
+        return data
 
     if key == "cifar100":
         train_b, test_b = [batch("train")], [batch("test")]

@@ -645,6 +645,8 @@ class NetSpec:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise SpecError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        except RecursionError:
+            raise SpecError(TOO_DEEP) from None
         return cls.from_dict(data)
 
     @classmethod
@@ -923,8 +925,13 @@ def _net_from_dict(data: Any) -> NetSpec:
     return NetSpec(stem=stem, stages=tuple(stages), head=head, **rest)
 
 
+# nesting deeper than Python's recursion limit: YAML's composer, json and every walk of the data recurse per level
+TOO_DEEP = "nested too deeply to be a spec, space or study file"
+
+
 def parse_yaml(text: str) -> Any:
-    """yaml.safe_load, with a YAML error as one SpecError line naming the problem and its position."""
+    """yaml.safe_load, with a YAML error (or nesting too deep to read) as one SpecError line naming the problem and
+    its position."""
     import yaml
 
     try:
@@ -934,24 +941,37 @@ def parse_yaml(text: str) -> Any:
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SpecError(f"not valid YAML: {problem}{where}") from None
+    except RecursionError:
+        raise SpecError(TOO_DEEP) from None
+
+
+def read_text(path: Path) -> str:
+    """A user's text file (spec, space, study file) as str: an unreadable or binary (not UTF-8) file is one
+    SpecError line naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
 
 
 def load_spec(path: str | Path) -> NetSpec:
-    """Read a spec file (.json, .yaml/.yml, or one `nasx sample` JSONL line); SpecError names the file."""
+    """Read a spec file (.json, .yaml/.yml, or a one-line `nasx sample` .jsonl); SpecError names the file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read ({e.strerror})") from None
+    text = read_text(path)
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             return NetSpec.from_yaml(text)
         stripped = text.strip()
-        if path.suffix.lower() == ".jsonl" and stripped:
-            stripped = stripped.splitlines()[0]
+        if path.suffix.lower() == ".jsonl" and len(stripped.splitlines()) > 1:
+            raise SpecError(f"holds {len(stripped.splitlines())} lines; a spec file is one net: take one, e.g. "
+                            f"`head -1 {path} > one.jsonl`")
         return NetSpec.from_json(stripped)
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
     except TypeError as e:  # a value of the wrong type reaching a dataclass
         raise SpecError(f"{path}: {e}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: {TOO_DEEP}") from None
 

@@ -34,10 +34,12 @@ from ..net.spec import (
     PlainBlock,
     Pool,
     ResidualBlock,
+    TOO_DEEP,
     SpecError,
     Stem,
     parse_yaml,
     paths_from,
+    read_text,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +91,10 @@ def parse_band(text: Any, what: str = "band") -> tuple[int, int]:
     parts = text.split(":") if isinstance(text, str) else text
     if not isinstance(parts, (list, tuple)) or len(parts) != 2:
         raise SpaceError(f"{what}: {text!r} is not LO:HI")
-    lo, hi = (parse_count(p) for p in parts)
+    try:
+        lo, hi = (parse_count(p) for p in parts)
+    except SpaceError as e:
+        raise SpaceError(f"{what}: {e}") from None
     if lo <= 0 or lo > hi:
         raise SpaceError(f"{what}: {lo} > {hi}" if lo > hi else f"{what}: low end {lo} must be > 0")
     return lo, hi
@@ -873,9 +878,9 @@ def load_space(name_or_path: str | Path) -> Space:
         path = known[str(name_or_path)]
     source = str(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpaceError(f"{source}: cannot read ({e.strerror})") from None
+        text = read_text(path)
+    except SpecError as e:  # names the file
+        raise SpaceError(str(e)) from None
     try:
         data = parse_yaml(text)
     except SpecError as e:
@@ -887,6 +892,8 @@ def load_space(name_or_path: str | Path) -> Space:
         return space
     except (TypeError, AttributeError, KeyError) as e:  # a value of a type no check above foresaw
         raise SpaceError(f"{source}: malformed space file ({type(e).__name__}: {e})") from None
+    except RecursionError:
+        raise SpaceError(f"{source}: {TOO_DEEP}") from None
 
 
 def _search_path() -> list[Path]:

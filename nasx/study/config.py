@@ -4,6 +4,8 @@ where defaults that depend on the machine are chosen."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from ..train.budget import MIN_RESOLUTION, Budget, BudgetError, Ladder
 from .prune import PruneRule
 from .record import Shelf
 
-__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution",
+__all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution", "check_memory",
            "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]
 
 # objective name -> maximize?
@@ -132,6 +134,11 @@ class StudyConfig:
 
     def check(self) -> "StudyConfig":
         """Raise StudyError on a setting that cannot work."""
+        self._check_types()
+        if self.seed < 0:
+            raise StudyError(f"seed: {self.seed} must be a whole number >= 0")
+        if self.study is not None and not self.study:
+            raise StudyError("study: '' is an empty name; leave it out for the space's name")
         if self.sampler is not None and self.sampler not in SAMPLERS:
             raise StudyError(f"sampler: {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
@@ -167,6 +174,26 @@ class StudyConfig:
                 raise StudyError(str(e)) from None
         return self
 
+    def _check_types(self) -> None:
+        """Each setting of the type its field declares (a study file may hold anything): whole numbers, finite
+        numbers, text, true/false, a band of two whole numbers, a list of names."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = f.type.removeprefix("Optional[").removesuffix("]") if f.type.startswith("Optional[") else f.type
+            if value is None and f.type.startswith("Optional["):
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+                  "float": number and math.isfinite(value),
+                  "str": isinstance(value, (str, os.PathLike)), "bool": isinstance(value, bool),
+                  "tuple[int, int]": isinstance(value, tuple) and len(value) == 2 and all(
+                      isinstance(v, int) and not isinstance(v, bool) for v in value),
+                  "tuple[str, ...]": isinstance(value, tuple) and all(isinstance(v, str) for v in value)}[kind]
+            if not ok:
+                wanted = {"int": "a whole number", "float": "a finite number", "str": "text", "bool": "true or false",
+                          "tuple[int, int]": "a band LO:HI", "tuple[str, ...]": "a list of names"}[kind]
+                raise StudyError(f"{f.name}: {value!r} must be {wanted}")
+
     def _check_rungs(self) -> None:
         if self.eta is not None and (isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2):
             raise StudyError(f"eta: {self.eta!r} must be a whole number >= 2")
@@ -199,16 +226,20 @@ class StudyConfig:
 
 def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
     """A StudyConfig from a YAML file under studies/ (keys are StudyConfig's fields), with overrides."""
-    from ..net.spec import SpecError, parse_yaml
+    from ..net.spec import SpecError, parse_yaml, read_text
     from ..space import parse_band
 
     path = Path(path)
     try:
-        data = parse_yaml(path.read_text()) or {}
-    except OSError as e:
-        raise StudyError(f"{path}: cannot read ({e.strerror})") from None
+        text = read_text(path)
+    except SpecError as e:  # names the file
+        raise StudyError(str(e)) from None
+    try:
+        data = parse_yaml(text)
     except SpecError as e:
         raise StudyError(f"{path}: {e}") from None
+    if data is None:
+        raise StudyError(f"{path}: empty; a study file is a mapping of settings (see `nasx explore --help`)")
     if not isinstance(data, dict):
         raise StudyError(f"{path}: expected a mapping of study settings")
     known = {f.name for f in dataclasses.fields(StudyConfig)}
@@ -221,8 +252,7 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
                 data[key] = parse_band(data[key], key)
     except NasxError as e:
         raise StudyError(f"{path}: {e}") from None
-    if "objectives" in data:
-        data["objectives"] = tuple(data["objectives"])
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}  # YAML lists: the fields' tuples
     if data.get("rungs") is not None:  # names, comma-separated or a list, lowest first; eta goes with them
         names = data["rungs"] if isinstance(data["rungs"], str) else ",".join(map(str, data["rungs"]))
         try:
@@ -281,6 +311,27 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
     if cfg.resolution < need:
         raise StudyError(f"resolution: {cfg.resolution} px is too small for the space {space.name!r}: its nets need "
                          f"at least {need} px (e.g. {spec.describe()}); give --resolution {need} or more")
+
+
+def check_memory(cfg: StudyConfig, images: int, shape, specs, memory: int) -> None:
+    """StudyError when the proxy side (cfg.resolution) cannot fit in `memory` bytes: the data resized to it plus the
+    largest of `specs` (weights and one batch's activations, by the analytic count); a lower bound of the need, so
+    nothing that fits is refused."""
+    from ..net.complexity import complexity
+    from ..train.memory import MemoryNeed
+
+    if cfg.resolution is None or cfg.resolution <= shape.resolution:
+        return
+    side = cfg.resolution
+    counts = [complexity(spec, side) for spec in specs]
+    need = MemoryNeed.of(images=images, channels=shape.in_channels, side=side,
+                         params=max((c.params for c in counts), default=0),
+                         acts=max((c.acts for c in counts), default=0),
+                         batch=cfg.batch_size or 128)  # the trainer's smaller default (CPU)
+    refusal = need.refusal(memory)
+    if refusal:
+        raise StudyError(f"resolution: {side} px {refusal}; give a smaller side (--resolution, or -r in a budget's "
+                         f"name)")
 
 
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:

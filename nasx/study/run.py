@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..net.spec import NetSpec
 from . import record
-from .config import StudyConfig, check_resolution, resolve, study_space
+from .config import StudyConfig, check_memory, check_resolution, resolve, study_space
 from .progress import Snapshot, snapshot
 from .record import WAITING, TrialRecord
 from .storage import open_storage, open_study, study_lock
@@ -67,6 +67,14 @@ def _uses_cuda(cfg: StudyConfig) -> tuple[bool, int]:
     return cuda, torch.cuda.device_count() if cuda else 0
 
 
+def _memory(cfg: StudyConfig) -> int:
+    """Bytes a study's trials can use at most: the machine's RAM, and its GPUs' memory where it trains on them."""
+    from ..train.memory import machine_memory
+
+    cuda, gpus = _uses_cuda(cfg)
+    return machine_memory(tuple(range(gpus)) if cuda else ())
+
+
 def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> tuple[StudyConfig, list[str]]:
     """Check everything before any work (settings, space and band, data location, storage), then decode the data.
 
@@ -83,10 +91,12 @@ def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> t
     storage = open_storage(cfg.storage_url, warn=warn)  # a bad URL or a damaged journal: before any decoding
     dataset = nasx_data.load(cfg.dataset, data_dir=cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,
                              download=cfg.download)  # also fills the decoded cache the workers read
-    if space is not None:
-        sample(space.at(dataset.input), np.random.default_rng(cfg.seed), 1, flops=cfg.flops, params=cfg.params)
+    drawn = [] if space is None else [s.spec for s in sample(space.at(dataset.input), np.random.default_rng(cfg.seed),
+                                                             1, flops=cfg.flops, params=cfg.params)]
+    images = sum(len(x) for x in (dataset.train_x, dataset.val_x, dataset.test_x) if x is not None)
     for side in {b.resolution for b in cfg.budgets}:  # a proxy side the space's nets collapse at
         check_resolution(dataclasses.replace(cfg, resolution=side), space, dataset.input)  # before any trial
+        check_memory(dataclasses.replace(cfg, resolution=side), images, dataset.input, drawn, _memory(cfg))
     open_study(cfg, storage, space_hash=space.content_hash if space else None)
     return cfg, notes
 
