@@ -188,7 +188,8 @@ class StudyConfig:
                   "str": isinstance(value, (str, os.PathLike)), "bool": isinstance(value, bool),
                   "tuple[int, int]": isinstance(value, tuple) and len(value) == 2 and all(
                       isinstance(v, int) and not isinstance(v, bool) for v in value),
-                  "tuple[str, ...]": isinstance(value, tuple) and all(isinstance(v, str) for v in value)}[kind]
+                  "tuple[str, ...]": isinstance(value, tuple) and all(isinstance(v, str) for v in value),
+                  "Ladder": True}[kind]  # a ladder: _check_rungs
             if not ok:
                 wanted = {"int": "a whole number", "float": "a finite number", "str": "text", "bool": "true or false",
                           "tuple[int, int]": "a band LO:HI", "tuple[str, ...]": "a list of names"}[kind]
