@@ -1,0 +1,396 @@
+"""Trust and storage (issue 26): a snapshot runs no foreign code (swapped symlinks, crafted files) and never lies (a
+diverged copy of the journal reads as its full replay); `explore --storage` leaves a file that is not a journal
+untouched; a damaged journal or a full disk is one line; a dead lock holder costs nothing; a live worker's trial is
+never reaped, however old its heartbeat."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState, create_trial
+from typer.testing import CliRunner
+
+from nasx.cli.app import app
+from nasx.study import StudyConfig, open_storage, open_study, reap_stale, record
+from nasx.study.journal_snapshot import JournalError, SnapshotJournal, key_path, snapshot_path
+from nasx.study.worker import process_id
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _add(study, n: int, start: int = 0, shift: float = 0.0) -> None:
+    for i in range(start, start + n):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, values=[i / 1000 + shift, float(i)],
+                                     params={"depth": i % 7}, distributions={"depth": IntDistribution(0, 6)},
+                                     user_attrs={"flops": i}))
+
+
+def _write(path: Path, n: int) -> None:
+    """A study 's' of n complete trials written through nasx's storage (a snapshot at trial id 100, the 101st)."""
+    study = optuna.create_study(study_name="s", storage=open_storage(str(path)), directions=["maximize", "minimize"])
+    _add(study, n)
+
+
+def _view(trials):
+    return [(t.number, t.state, t.values, t.params, t.user_attrs) for t in trials]
+
+
+def _replayed(path: Path):
+    """The trials as a full replay reads them (Optuna's plain file backend, no snapshot)."""
+    return optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path)))).get_trials()
+
+
+def _opened(path: Path):
+    return optuna.load_study(study_name="s", storage=open_storage(str(path), read_only=True)).get_trials()
+
+
+class _Boom:
+    """Unpickled, it creates the marker file: what a hostile snapshot does."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+# -- snapshots --------------------------------------------------------------------------------------------------------
+
+def test_a_swapped_symlink_or_a_crafted_snapshot_never_runs(tmp_path):
+    """A thread swaps the snapshot's name among a symlink to the genuine one, a symlink to a crafted pickle, and a
+    crafted regular file of this user (its header copied from the genuine one) while the main thread opens the
+    snapshot as Optuna does, 1,000 times: the marker the crafted pickle would create never appears."""
+    path = tmp_path / "s.journal"
+    _write(path, 101)
+    snap = snapshot_path(path)
+    genuine = tmp_path / "genuine"
+    shutil.copyfile(snap, genuine)
+    good = SnapshotJournal(str(path), writable=False).load_snapshot()
+    marker = tmp_path / "pwned"
+    header = snap.read_bytes().split(b"\n", 1)[0]
+    crafted = header + b"\n" + zlib.compress(pickle.dumps(_Boom(str(marker))))
+    (tmp_path / "crafted").write_bytes(crafted)
+    os.chmod(tmp_path / "crafted", 0o600)
+    os.symlink(tmp_path / "genuine", tmp_path / "link-genuine")
+    os.symlink(tmp_path / "crafted", tmp_path / "link-crafted")
+    swaps = [0]
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            for source in ("link-genuine", "link-crafted", "crafted"):
+                shutil.copy(tmp_path / source, tmp_path / "next", follow_symlinks=False)
+                os.replace(tmp_path / "next", snap)
+                swaps[0] += 1
+
+    swapper = threading.Thread(target=swap)
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the threads interleave often: swaps fall between the opener's steps
+    swapper.start()
+    foreign = opens = 0
+    try:
+        deadline = time.time() + 30
+        while (opens < 1000 or swaps[0] < 1000) and time.time() < deadline:
+            state = SnapshotJournal(str(path), writable=False).load_snapshot()
+            opens += 1
+            if state is not None:
+                pickle.loads(state)  # what Optuna's JournalStorage does with it
+                foreign += state != good
+    finally:
+        stop.set()
+        swapper.join()
+        sys.setswitchinterval(switching)
+    assert not marker.exists()
+    assert swaps[0] >= 1000 and opens >= 1000
+    assert foreign == 0  # whatever was read was the genuine state
+    os.replace(genuine, snap)
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is not None  # read when in place itself
+
+
+def test_a_snapshot_not_signed_with_this_users_key_is_ignored(tmp_path, monkeypatch):
+    path = tmp_path / "s.journal"
+    _write(path, 101)
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is not None
+    monkeypatch.setenv("NASX_SNAPSHOT_KEY", str(tmp_path / "another.key"))  # another user's key: another HMAC
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is None
+    assert not (tmp_path / "another.key").exists()  # a reader never makes a key
+
+
+def test_the_snapshot_key_is_private_and_a_loose_one_is_not_used(tmp_path, monkeypatch):
+    path = tmp_path / "s.journal"
+    _write(path, 101)
+    key = key_path()
+    assert (key.stat().st_mode & 0o777) == 0o600 and len(key.read_bytes()) == 64
+    os.chmod(key, 0o644)
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is None
+    os.chmod(key, 0o600)
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is not None
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_snapshot_in_a_folder_others_can_write_is_ignored_unless_sticky(tmp_path, mode):
+    path = tmp_path / "studies" / "s.journal"
+    path.parent.mkdir()
+    _write(path, 101)
+    os.chmod(path.parent, mode)
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is None
+    os.chmod(path.parent, mode | 0o1000)
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is not None
+
+
+def test_a_diverged_copy_of_the_journal_reads_as_its_full_replay(tmp_path):
+    """Copy a journal; one copy goes on with snapshots, the other without; the second copied over the first, keeping
+    the first's snapshot: the study reads exactly as a full replay of the journal it now is."""
+    path = tmp_path / "s.journal"
+    _write(path, 60)
+    other = tmp_path / "other.journal"
+    shutil.copyfile(path, other)
+    _add(optuna.load_study(study_name="s", storage=open_storage(str(path))), 60, start=60)  # snapshot at 100
+    assert snapshot_path(path).is_file()
+    plain = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(other))))
+    _add(plain, 70, start=60, shift=0.5)
+    shutil.copyfile(other, path)  # the first's snapshot stays
+    trials = _opened(path)
+    assert len(trials) == 130
+    assert _view(trials) == _view(_replayed(path))
+
+
+def test_an_empty_snapshot_is_ignored_and_the_report_goes_on(tmp_path):
+    """A snapshot whose body is an empty pickle (its header a real one's) is ignored: `report` reads the journal."""
+    path = tmp_path / "s.journal"
+    _write(path, 101)
+    snap = snapshot_path(path)
+    header = snap.read_bytes().split(b"\n", 1)[0]
+    snap.write_bytes(header + b"\n" + zlib.compress(b""))
+    assert SnapshotJournal(str(path), writable=False).load_snapshot() is None
+    result = runner.invoke(app, ["export", "s", "--storage", str(path), "--trial", "3", "--out",
+                                 str(tmp_path / "t.yaml")])
+    assert "Aborted" not in result.output
+    assert "trial 3" in result.output and "holds no spec" in result.output  # the journal was read: trial 3 is there
+
+
+def test_temporary_snapshot_files_left_by_a_killed_writer_are_removed(tmp_path):
+    """Ours and old: removed at the next save; a young one (a writer still at work), a symlink, or a file of another
+    name: left alone."""
+    path = tmp_path / "s.journal"
+    _write(path, 5)
+    base = snapshot_path(path).name
+    old, young, link, outside = (tmp_path / f"{base}.old1.tmp", tmp_path / f"{base}.young.tmp",
+                                 tmp_path / f"{base}.link.tmp", tmp_path / "keep.tmp")
+    for p in (old, young, outside):
+        p.write_bytes(b"x")
+    os.symlink(outside, link)
+    hour_ago = time.time() - 3600
+    for p in (old, outside):
+        os.utime(p, (hour_ago, hour_ago))
+    os.utime(link, (hour_ago, hour_ago), follow_symlinks=False)
+    _add(optuna.load_study(study_name="s", storage=open_storage(str(path))), 96, start=5)  # saves a snapshot
+    assert snapshot_path(path).is_file()
+    assert not old.exists()
+    assert young.exists() and link.is_symlink() and outside.read_bytes() == b"x"
+
+
+# -- what is not a journal, a damaged one, a full disk --------------------------------------------------------------
+
+NOT_JOURNALS = {
+    "text": b"my notes: buy milk\nand eggs, then call back",
+    "binary": bytes(range(256)) * 8,
+    "json-lines": b'{"id": 1, "name": "a"}\n{"id": 2, "name": "b"}\n{"id": 3',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_JOURNALS))
+def test_explore_refuses_a_storage_file_that_is_not_a_journal_and_leaves_it_as_it_was(tmp_path, kind):
+    path = tmp_path / f"notes.{kind}"
+    path.write_bytes(NOT_JOURNALS[kind])
+    result = runner.invoke(app, ["explore", "--space", "resnext", "--dataset", "synthetic", "--epochs", "1",
+                                 "--device", "cpu", "--trials", "1", "--storage", str(path), "--no-report",
+                                 "--no-references"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(path) in lines[0] and "not an Optuna journal" in lines[0], result.output
+    assert path.read_bytes() == NOT_JOURNALS[kind]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_a_journal_damaged_mid_file_is_one_line_in_report_and_export(tmp_path, command):
+    path = tmp_path / "s.journal"
+    _write(path, 20)
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = lines[5][: len(lines[5]) // 2]
+    path.write_bytes(b"\n".join(lines))
+    args = (["report", "s", "--out", str(tmp_path / "r")] if command == "report" else
+            ["export", "s", "--trial", "1", "--out", str(tmp_path / "t.yaml")])
+    result = runner.invoke(app, [*args, "--storage", str(path)])
+    assert result.exit_code == 2 and not isinstance(result.exception, json.JSONDecodeError), result.output
+    out = [line for line in result.output.splitlines() if line.strip()]
+    assert len(out) == 1 and "damaged" in out[0] and str(path) in out[0], result.output
+
+
+def test_a_full_disk_under_the_journal_writer_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "s.journal"
+    _write(path, 3)
+    study = optuna.load_study(study_name="s", storage=open_storage(str(path)))
+    before = path.read_bytes()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(JournalError) as e:
+        _add(study, 1, start=3)
+    assert str(e.value).startswith(f"cannot write journal {path} (No space left on device)")
+    assert "\n" not in str(e.value)
+    monkeypatch.undo()
+    assert path.read_bytes().startswith(before)
+
+
+# -- locks ------------------------------------------------------------------------------------------------------------
+
+_HOLDER = """
+import os, sys, time
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState, create_trial
+from nasx.study import open_storage
+path, held = sys.argv[1], sys.argv[2]
+study = optuna.load_study(study_name="s", storage=open_storage(path))
+def hang(fd):  # inside the journal's lock: Optuna's append_logs fsyncs before releasing it
+    open(held, "w").close()
+    time.sleep(600)
+os.fsync = hang
+study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0], params={"depth": 1},
+                             distributions={"depth": IntDistribution(0, 6)}))
+"""
+
+
+def test_a_sigkilled_lock_holder_costs_the_next_writer_under_two_seconds(tmp_path):
+    path = tmp_path / "s.journal"
+    _write(path, 2)
+    held = tmp_path / "held"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), str(held)], env=env)
+    try:
+        deadline = time.time() + 60
+        while not held.exists() and holder.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert held.exists(), "the holder never took the lock"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    study = optuna.load_study(study_name="s", storage=open_storage(str(path)))
+    started = time.perf_counter()
+    _add(study, 1, start=2)
+    waited = time.perf_counter() - started
+    assert waited < 2.0
+    assert len(_replayed(path)) == 4  # the holder's record was written before its fsync
+
+
+# -- reaping ----------------------------------------------------------------------------------------------------------
+
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
+            device="cpu", heartbeat=0.3, val_size=0.1, workers=1)
+
+
+def test_a_live_local_workers_trial_is_never_reaped_and_a_slow_remote_one_gets_its_gaps_grace(tmp_path):
+    """A stopped process of this machine holds its trial with an hour-old heartbeat; a remote owner whose heartbeats
+    came 4 s apart keeps its trial 8 s after its last one (3 x 4 s > 8 s), not past 12 s."""
+    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 2})
+    storage = open_storage(cfg.storage_url)
+    study = open_study(cfg, storage)
+    stopped = subprocess.Popen(["sleep", "30"])
+    try:
+        os.kill(stopped.pid, signal.SIGSTOP)
+        now = time.time()
+        setups = {"stopped here": (process_id(stopped.pid), now - 3600, None),
+                  "remote, slow": ("elsewhere/1/7/7", now - 8, 4.0),
+                  "remote, silent": ("elsewhere/1/8/8", now - 13, 4.0)}
+        numbers = {}
+        for what, (process, heartbeat, gap) in setups.items():
+            trial = study.ask()
+            record.write(trial, owner=f"{what}:1", process=process, heartbeat=heartbeat, heartbeat_gap=gap)
+            numbers[what] = trial.number
+        assert reap_stale(study, storage, grace=5.0) == [numbers["remote, silent"]]
+    finally:
+        stopped.kill()
+        stopped.wait()
+    assert reap_stale(study, storage, grace=5.0) == [numbers["stopped here"]]  # now it has ended
+
+
+def _sleepy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                  progress=None):
+    """The curve trainer, 1.5 s an epoch, counting its runs in $NASX_TEST_TRAINED."""
+    from study_fakes import curve_train
+
+    with open(os.environ["NASX_TEST_TRAINED"], "a") as f:
+        f.write(f"{spec.id}\n")
+    return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=1.5)
+
+
+def _run_worker(cfg: StudyConfig) -> None:
+    from nasx.study import Worker
+
+    Worker(cfg, 0, _sleepy_train).run()
+
+
+@pytest.mark.heavy
+def test_a_sigstopped_worker_keeps_its_trial_and_completes_it_once(tmp_path, monkeypatch):
+    """SIGSTOP a worker in its trial (heartbeat every 0.3 s, grace 1 s); 3 s later its trial is still its own, however
+    a reaper looks; SIGCONT: it completes the trial, trained once, nothing failed."""
+    import multiprocessing as mp
+
+    monkeypatch.setenv("NASX_OFFLINE", "1")
+    monkeypatch.setenv("NASX_TEST_TRAINED", str(tmp_path / "trained"))
+    monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{ROOT / 'tests'}")
+    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 1, "grace": 1.0,
+                         "epochs": 2})
+    worker = mp.get_context("spawn").Process(target=_run_worker, args=(cfg,))
+    worker.start()
+    try:
+        deadline = time.time() + 120
+        running = None
+        while running is None and time.time() < deadline:
+            time.sleep(0.1)
+            with_trials = (tmp_path / "trained").exists()
+            if with_trials:
+                study = optuna.load_study(study_name="s", storage=open_storage(cfg.storage_url))
+                running = next((t for t in study.get_trials() if t.state == TrialState.RUNNING), None)
+        assert running is not None, "the worker never started its trial"
+        os.kill(worker.pid, signal.SIGSTOP)
+        time.sleep(3.0)
+        storage = open_storage(cfg.storage_url)
+        study = optuna.load_study(study_name="s", storage=storage)
+        beat = study.get_trials()[running.number].user_attrs["heartbeat"]
+        assert time.time() - beat > 2.5  # past the grace and 3 x the heartbeat gaps
+        assert reap_stale(study, storage, grace=1.0) == []
+        os.kill(worker.pid, signal.SIGCONT)
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    finally:
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGCONT)
+            worker.kill()
+            worker.join()
+    trials = _replayed(tmp_path / "s.journal")
+    states = Counter(t.state for t in trials)  # pruned ones: structures the space rejected, never trained
+    assert states[TrialState.COMPLETE] == 1 and states[TrialState.FAIL] == states[TrialState.RUNNING] == 0
+    assert len((tmp_path / "trained").read_text().split()) == 1
