@@ -210,9 +210,10 @@ def test_temporary_snapshot_files_left_by_a_killed_writer_are_removed(tmp_path):
 
 # -- what is not a journal, a damaged one, a full disk --------------------------------------------------------------
 
-NOT_JOURNALS = {
-    "text": b"my notes: buy milk\nand eggs, then call back",
-    "binary": bytes(range(256)) * 8,
+NOT_JOURNALS = {  # without a newline, today's repair took the whole file for a cut record and dropped it
+    "text": b"meeting notes: call back Monday at 10am",
+    "text-lines": b"my notes: buy milk\nand eggs, then call back\n",
+    "binary": bytes(b for b in range(256) if b != 10) * 8,
     "json-lines": b'{"id": 1, "name": "a"}\n{"id": 2, "name": "b"}\n{"id": 3',
 }
 
@@ -394,3 +395,36 @@ def test_a_sigstopped_worker_keeps_its_trial_and_completes_it_once(tmp_path, mon
     states = Counter(t.state for t in trials)  # pruned ones: structures the space rejected, never trained
     assert states[TrialState.COMPLETE] == 1 and states[TrialState.FAIL] == states[TrialState.RUNNING] == 0
     assert len((tmp_path / "trained").read_text().split()) == 1
+
+
+def test_a_worker_whose_trial_was_failed_under_it_stops_and_writes_nothing(tmp_path):
+    """Another worker judges the trial lost while it trains (fails and re-queues it): this worker stops at the next
+    epoch and writes no result into the failed trial; the retry trains the net and completes."""
+    from nasx.study import Worker
+    from nasx.study.record import TrialRecord
+    from nasx.study.worker import requeue
+    from study_fakes import curve_train
+
+    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 1, "epochs": 2})
+    trained = []
+
+    def train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+        trained.append(spec.id)
+        if len(trained) == 1:
+            storage = open_storage(cfg.storage_url)
+            study = optuna.load_study(study_name="s", storage=storage)
+            running = [TrialRecord.from_trial(t) for t in study.get_trials(states=(TrialState.RUNNING,))]
+            assert requeue(study, storage, running[0], "lost: judged so by another worker")
+        return curve_train(spec, dataset, budget, device, seed, callback, config=config)
+
+    events: list[str] = []
+    Worker(cfg, 0, train, on_event=events.append).run()
+    trials = {t.number: t for t in _replayed(tmp_path / "s.journal")}
+    lost = next(t for t in trials.values() if t.state == TrialState.FAIL)
+    assert f"trial {lost.number}: failed meanwhile (lost: judged so by another worker); this worker stops it and " \
+           f"writes nothing" in events
+    assert lost.user_attrs["fail_reason"] == "lost: judged so by another worker"
+    assert "curve" not in lost.user_attrs and "val_acc" not in lost.user_attrs
+    retry = [t for t in trials.values() if t.user_attrs.get("retry_of") == lost.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and len(trained) == 2
+    assert trained[0] == trained[1]

@@ -457,7 +457,8 @@ class Worker:
         """_TakenOver if the trial is no longer RUNNING in the storage (failed under this worker as lost)."""
         stored = TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage, trial.number)))
         if stored.state != "RUNNING":
-            raise _TakenOver(f"{stored.state.lower()} meanwhile ({stored.outcome.fail_reason or 'by another worker'})")
+            state = {"FAIL": "failed", "COMPLETE": "completed"}.get(stored.state, stored.state.lower())
+            raise _TakenOver(f"{state} meanwhile ({stored.outcome.fail_reason or 'by another worker'})")
 
     def _fail(self, ctx: _Context, trial: Any, e: Exception) -> None:
         from optuna.trial import TrialState
