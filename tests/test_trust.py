@@ -5,6 +5,7 @@ never reaped, however old its heartbeat."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -428,3 +429,84 @@ def test_a_worker_whose_trial_was_failed_under_it_stops_and_writes_nothing(tmp_p
     retry = [t for t in trials.values() if t.user_attrs.get("retry_of") == lost.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and len(trained) == 2
     assert trained[0] == trained[1]
+
+
+# -- races under CPU load ---------------------------------------------------------------------------------------------
+
+def _counted_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                   progress=None):
+    """The curve trainer, 1 s an epoch, writing each net it trains to $NASX_TEST_TRAINED."""
+    from study_fakes import curve_train
+
+    with open(os.environ["NASX_TEST_TRAINED"], "a") as f:
+        f.write(f"{spec.id}\n")
+    return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=1.0)
+
+
+def _explore(cfg: StudyConfig, barrier, results) -> None:
+    """One `nasx explore` process: run_study with one worker, started when every process is ready."""
+    from nasx.study import run_study
+
+    barrier.wait()
+    try:
+        run_study(cfg, train_fn=_counted_train)
+        results.put("ok")
+    except BaseException as e:  # noqa: BLE001 - reported to the test
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def _busy() -> None:
+    while True:
+        pass
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("where", ["journal", "postgresql"])
+def test_four_processes_race_under_cpu_load_with_exact_counts_none_lost_none_trained_twice(tmp_path, monkeypatch,
+                                                                                        where):
+    """3 reps: 4 processes start one study of 8 trials at the same instant, beside 2 busy loops per core; heartbeat
+    0.3 s and grace 1 s, so a starved worker's heartbeat falls silent far past the grace: every trial completes once,
+    none is failed as lost, no net is trained twice."""
+    import multiprocessing as mp
+
+    from test_workers import POSTGRES, FreshDatabase
+
+    if where == "postgresql" and not POSTGRES:
+        pytest.skip("set NASX_TEST_POSTGRES_URL (.ci/run sets it)")
+    spawn = mp.get_context("spawn")
+    busy = [spawn.Process(target=_busy, daemon=True) for _ in range(2 * (os.cpu_count() or 1))]
+    for p in busy:
+        p.start()
+    figures = []
+    try:
+        for rep in range(3):
+            trained = tmp_path / f"trained{rep}"
+            monkeypatch.setenv("NASX_TEST_TRAINED", str(trained))
+            with contextlib.ExitStack() as stack:
+                storage = (stack.enter_context(FreshDatabase()) if where == "postgresql"
+                           else str(tmp_path / f"s{rep}.journal"))
+                cfg = StudyConfig(**{**TINY, "storage": storage, "study": "s", "trials": 8, "grace": 1.0})
+                barrier, results = spawn.Barrier(4), spawn.Queue()
+                procs = [spawn.Process(target=_explore, args=(cfg, barrier, results)) for _ in range(4)]
+                started = time.time()
+                for p in procs:
+                    p.start()
+                for p in procs:
+                    p.join(timeout=600)
+                outcomes = [results.get(timeout=5) for _ in procs]
+                trials = optuna.load_study(study_name="s", storage=open_storage(storage)).get_trials()
+            states = Counter(t.state for t in trials)
+            complete = [t.user_attrs["spec_id"] for t in trials if t.state == TrialState.COMPLETE]
+            lost = [t.number for t in trials if str(t.user_attrs.get("fail_reason", "")).startswith("lost")]
+            runs = Counter(trained.read_text().split())
+            figures.append((rep, round(time.time() - started, 1), states[TrialState.COMPLETE], len(lost),
+                            sum(n - 1 for n in runs.values())))
+            assert outcomes == ["ok"] * 4, outcomes
+            assert states[TrialState.COMPLETE] == 8 and not states[TrialState.FAIL] and not states[TrialState.RUNNING]
+            assert not lost and len(set(complete)) == 8
+            assert sorted(runs) == sorted(complete) and set(runs.values()) == {1}  # each net trained exactly once
+    finally:
+        for p in busy:
+            p.kill()
+            p.join()
+        print(f"{where}: (rep, seconds, complete, lost, trained twice) {figures}")

@@ -4,8 +4,10 @@ that another trial holds, complete, running or queued, is drawn again); then tra
 Each worker samples from its own stream of the study seed. Each running trial has a heartbeat thread
 that stores its progress every few seconds and a heartbeat timestamp; the same thread (and every idle
 worker, each time it looks for work) fails and re-queues other workers' trials whose worker ended on
-this machine, or whose heartbeat went silent for longer than the grace period, so a lost trial comes
-back even while every worker is busy in a long trial.
+this machine (a live one keeps its trial, however old its heartbeat), or, for a worker elsewhere, whose
+heartbeat went silent past the grace (longer for a worker whose heartbeats came late), so a lost trial
+comes back even while every worker is busy in a long trial. A worker whose trial was failed under it
+stops it and writes nothing.
 """
 
 from __future__ import annotations
