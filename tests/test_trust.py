@@ -248,22 +248,28 @@ def test_a_journal_damaged_mid_file_is_one_line_in_report_and_export(tmp_path, c
     assert len(out) == 1 and "damaged" in out[0] and str(path) in out[0], result.output
 
 
-def test_a_full_disk_under_the_journal_writer_is_one_line(tmp_path, monkeypatch):
-    path = tmp_path / "s.journal"
-    _write(path, 3)
-    study = optuna.load_study(study_name="s", storage=open_storage(str(path)))
-    before = path.read_bytes()
+def test_a_full_disk_under_a_worker_process_is_one_line_naming_the_journal(tmp_path, monkeypatch, capsys):
+    """A spawned worker (`explore --workers N`) whose journal write fails ends with one line and exit 1, not
+    multiprocessing's traceback of Optuna's OSError."""
+    from nasx.study.run import _worker_process
+    from study_fakes import curve_train
 
-    def full(fd):
-        raise OSError(28, "No space left on device")
+    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 2})
+    real = JournalFileBackend.append_logs
+    full = []
 
-    monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(JournalError) as e:
-        _add(study, 1, start=3)
-    assert str(e.value).startswith(f"cannot write journal {path} (No space left on device)")
-    assert "\n" not in str(e.value)
-    monkeypatch.undo()
-    assert path.read_bytes().startswith(before)
+    def append_logs(self, logs):  # the disk is full by the time the first trial ends, and stays full
+        if full or any(log.get("state") == TrialState.COMPLETE.value for log in logs):
+            full.append(logs)
+            raise OSError(28, "No space left on device")
+        return real(self, logs)
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", append_logs)
+    with pytest.raises(SystemExit) as e:
+        _worker_process(cfg, 3, {}, None, curve_train)
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"nasx: error: worker 3: cannot write {tmp_path / 's.journal'} (No space left on device)"
 
 
 # -- locks ------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Journal files: the journal's lock (an flock the kernel drops when its holder dies), one-line errors for a damaged
-journal or a full disk, and snapshots: Optuna's own replay state, saved beside a journal, so that opening a study of
+journal, a failed write naming the journal, and snapshots: Optuna's own replay state, saved beside a journal, so that opening a study of
 10,000 trials reads one file and the records written since instead of replaying every record.
 
 Optuna's `JournalStorage` asks a backend that is a `BaseJournalSnapshot` for a snapshot when it opens (it then
@@ -50,7 +50,7 @@ STALE_TMP = 600.0  # seconds after which a temporary snapshot file of ours is a 
 
 
 class JournalError(NasxError):
-    """A journal that cannot be read or written (damaged, not a journal, full disk); the message is one line."""
+    """A journal that cannot be read (damaged, not a journal); the message is one line."""
 
 
 def snapshot_path(journal: Path) -> Path:
@@ -217,7 +217,7 @@ class JournalFlock(BaseJournalFileLock):
 
 class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
     """A journal file under its flock, whose Optuna replay state is saved to and read from `<journal>.snapshot`
-    (`writable=False`: read, never saved); a damaged journal or a failed write is a JournalError."""
+    (`writable=False`: read, never saved); a damaged journal is a JournalError."""
 
     def __init__(self, file_path: str, lock_obj: Any = None, *, writable: bool = True) -> None:
         super().__init__(file_path, lock_obj or JournalFlock(lock_path(Path(file_path))))
@@ -238,12 +238,12 @@ class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
                                f"restore it from a copy") from None
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        """Optuna's write under the flock; a write that fails (full disk, read-only folder) is a JournalError."""
+        """Optuna's write under the flock; a write that fails (full disk, read-only folder) is an OSError naming the
+        journal (the CLI's one line, exit 1)."""
         try:
             super().append_logs(logs)
         except OSError as e:
-            advice = "; free space there and run the same command again to resume" if e.errno == errno.ENOSPC else ""
-            raise JournalError(f"cannot write journal {self._journal} ({e.strerror or e}){advice}") from None
+            raise OSError(e.errno, e.strerror or str(e), str(self._journal)) from None
 
     def save_snapshot(self, snapshot: bytes) -> None:
         """Header line (with the journal prefix's hash and the HMAC), then the zlib-compressed pickle; written to a
