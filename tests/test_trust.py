@@ -309,6 +309,7 @@ def test_a_sigkilled_lock_holder_costs_the_next_writer_under_two_seconds(tmp_pat
     started = time.perf_counter()
     _add(study, 1, start=2)
     waited = time.perf_counter() - started
+    print(f"the next writer waited {waited:.3f} s after the SIGKILL")
     assert waited < 2.0
     assert len(_replayed(path)) == 4  # the holder's record was written before its fsync
 
@@ -449,18 +450,6 @@ def _counted_train(spec, dataset, budget, device=None, seed=0, callback=None, *,
     return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=1.0)
 
 
-def _explore(cfg: StudyConfig, barrier, results) -> None:
-    """One `nasx explore` process: run_study with one worker, started when every process is ready."""
-    from nasx.study import run_study
-
-    barrier.wait()
-    try:
-        run_study(cfg, train_fn=_counted_train)
-        results.put("ok")
-    except BaseException as e:  # noqa: BLE001 - reported to the test
-        results.put(f"{type(e).__name__}: {e}")
-
-
 def _busy() -> None:
     while True:
         pass
@@ -475,7 +464,7 @@ def test_four_processes_race_under_cpu_load_with_exact_counts_none_lost_none_tra
     none is failed as lost, no net is trained twice."""
     import multiprocessing as mp
 
-    from test_workers import POSTGRES, FreshDatabase
+    from test_workers import POSTGRES, FreshDatabase, _explore
 
     if where == "postgresql" and not POSTGRES:
         pytest.skip("set NASX_TEST_POSTGRES_URL (.ci/run sets it)")
@@ -493,7 +482,7 @@ def test_four_processes_race_under_cpu_load_with_exact_counts_none_lost_none_tra
                            else str(tmp_path / f"s{rep}.journal"))
                 cfg = StudyConfig(**{**TINY, "storage": storage, "study": "s", "trials": 8, "grace": 1.0})
                 barrier, results = spawn.Barrier(4), spawn.Queue()
-                procs = [spawn.Process(target=_explore, args=(cfg, barrier, results)) for _ in range(4)]
+                procs = [spawn.Process(target=_explore, args=(cfg, barrier, results, _counted_train)) for _ in range(4)]
                 started = time.time()
                 for p in procs:
                     p.start()

@@ -106,20 +106,27 @@ def _snapshot_key(create: bool) -> Optional[bytes]:
     key = _read_key(path)
     if key is not None or not create or os.path.lexists(path):
         return key
-    tmp = None
-    try:
+    with contextlib.suppress(OSError):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)  # mode 0600
+        _install(path, secrets.token_bytes(32).hex().encode(), os.link)  # fails if another process made it first
+    return _read_key(path)
+
+
+def _install(path: Path, data: bytes, put: Callable[[str, Path], None]) -> None:
+    """Write `data` to a temporary file (mode 0600) beside `path`, then `put` it at `path` (os.replace: readers see
+    the old or the new file whole; os.link: fails if a file is there); the temporary name never stays. OSError if
+    any step fails."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    moved = False
+    try:
         with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32).hex().encode())
-        os.link(tmp, path)  # fails if another process made it first: then that one is read
-    except OSError:
-        pass
+            f.write(data)
+        put(tmp, path)
+        moved = put is os.replace
     finally:
-        if tmp is not None:
+        if not moved:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-    return _read_key(path)
 
 
 def _mac(key: bytes, header: dict, body: bytes) -> str:
@@ -259,7 +266,6 @@ class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
         if key is None or offset <= 0:
             return
         target = snapshot_path(self._journal)
-        tmp = None
         with _folder(target) as folder:
             if folder is None:
                 return
@@ -272,19 +278,10 @@ class SnapshotJournal(JournalFileBackend, BaseJournalSnapshot):
                 body = zlib.compress(snapshot, 1)
                 header = {**_versions(), "records": records, "offset": offset, "prefix": prefix, "journal_size": size}
                 header["mac"] = _mac(key, header, body)
-                fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(json.dumps(header).encode() + b"\n")
-                    f.write(body)
-                os.replace(tmp, target)
-                tmp = None
+                _install(target, json.dumps(header).encode() + b"\n" + body, os.replace)
                 _remove_stale_temps(folder, target.name)
             except OSError:
                 pass
-            finally:
-                if tmp is not None:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
 
     def _open_snapshot(self) -> Optional[tuple[dict, bytes]]:
         """(header, body) of the snapshot as read through a trusted folder without following a symlink, from a regular
