@@ -320,29 +320,68 @@ TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), e
             device="cpu", heartbeat=0.3, val_size=0.1, workers=1)
 
 
-def test_a_live_local_workers_trial_is_never_reaped_and_a_slow_remote_one_gets_its_gaps_grace(tmp_path):
-    """A stopped process of this machine holds its trial with an hour-old heartbeat; a remote owner whose heartbeats
-    came 4 s apart keeps its trial 8 s after its last one (3 x 4 s > 8 s), not past 12 s."""
-    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 2})
+def _study(tmp_path, **changes):
+    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 2, **changes})
     storage = open_storage(cfg.storage_url)
-    study = open_study(cfg, storage)
+    return open_study(cfg, storage), storage
+
+
+def test_a_stopped_local_worker_keeps_its_trial_however_old_its_heartbeat(tmp_path):
+    """Its process lives on this machine (SIGSTOPped: starved, paused): an hour-old heartbeat does not make its trial
+    lost; once the process has ended, the trial is reaped."""
+    study, storage = _study(tmp_path)
     stopped = subprocess.Popen(["sleep", "30"])
     try:
         os.kill(stopped.pid, signal.SIGSTOP)
-        now = time.time()
-        setups = {"stopped here": (process_id(stopped.pid), now - 3600, None),
-                  "remote, slow": ("elsewhere/1/7/7", now - 8, 4.0),
-                  "remote, silent": ("elsewhere/1/8/8", now - 13, 4.0)}
-        numbers = {}
-        for what, (process, heartbeat, gap) in setups.items():
-            trial = study.ask()
-            record.write(trial, owner=f"{what}:1", process=process, heartbeat=heartbeat, heartbeat_gap=gap)
-            numbers[what] = trial.number
-        assert reap_stale(study, storage, grace=5.0) == [numbers["remote, silent"]]
+        trial = study.ask()
+        record.write(trial, owner="stopped:1", process=process_id(stopped.pid), heartbeat=time.time() - 3600)
+        assert reap_stale(study, storage, grace=5.0) == []
     finally:
         stopped.kill()
         stopped.wait()
-    assert reap_stale(study, storage, grace=5.0) == [numbers["stopped here"]]  # now it has ended
+    assert reap_stale(study, storage, grace=5.0) == [trial.number]
+    assert study.get_trials()[trial.number].user_attrs["fail_reason"] == "lost: its worker stopped:1 ended"
+
+
+def test_a_remote_worker_whose_heartbeats_came_late_gets_a_longer_grace(tmp_path):
+    """A remote owner whose heartbeats came 4 s apart keeps its trial 8 s after its last one (3 x 4 s > 8 s, though the
+    grace is 5 s), and loses it past 12 s."""
+    study, storage = _study(tmp_path, trials=3)
+    now = time.time()
+    numbers = {}
+    for what, process, heartbeat, gap in (("slow", "elsewhere/1/7/7", now - 8, 4.0),
+                                          ("silent", "elsewhere/1/8/8", now - 13, 4.0),
+                                          ("steady", "elsewhere/1/9/9", now - 6, None)):
+        trial = study.ask()
+        record.write(trial, owner=f"{what}:1", process=process, heartbeat=heartbeat, heartbeat_gap=gap)
+        numbers[what] = trial.number
+    assert sorted(reap_stale(study, storage, grace=5.0)) == [numbers["silent"], numbers["steady"]]
+
+
+class _SlowStorage:
+    """Records the attributes a heartbeat writes; its third write takes 0.8 s (a loaded machine or database)."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, object]] = []
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: object) -> None:
+        self.writes.append((key, value))
+        if sum(k == "heartbeat" for k, _ in self.writes) == 3 and key == "heartbeat":
+            time.sleep(0.8)
+
+
+def test_a_heartbeat_stores_its_longest_gap_when_a_beat_comes_late():
+    from nasx.study.worker import Heartbeat
+
+    storage = _SlowStorage()
+    beat = Heartbeat(None, storage, interval=0.1, grace=1.0, lock=contextlib.nullcontext)
+    try:
+        beat.watch(7)
+        time.sleep(1.4)
+    finally:
+        beat.close()
+    gaps = [v for k, v in storage.writes if k == "heartbeat_gap"]
+    assert len(gaps) == 1 and 0.8 <= gaps[0] <= 1.3, storage.writes  # the late beat's gap; on time: none written
 
 
 def _sleepy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,

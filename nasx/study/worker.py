@@ -158,7 +158,7 @@ class Heartbeat:
         self.trial_id: Optional[int] = None
         self.progress: Optional[dict] = None
         self._written: Optional[dict] = None
-        self._gap = interval  # the longest gap between this trial's heartbeats so far
+        self._gap = interval  # the longest gap between this trial's heartbeats so far (stored when 1.5 x longer)
         self._last_beat = 0.0
         self._last_reap = time.time()
         self._wake = threading.Event()
@@ -184,7 +184,7 @@ class Heartbeat:
             now = time.time()
             if now - self._last_beat >= self.interval or progress is None:
                 fields["heartbeat"] = now
-                if self._last_beat and now - self._last_beat > self._gap:  # a late beat: a loaded machine
+                if self._last_beat and now - self._last_beat > 1.5 * self._gap:  # a late beat: a loaded machine
                     self._gap = fields["heartbeat_gap"] = round(now - self._last_beat, 1)
                 self._last_beat = now
             if progress is not None and progress != self._written:
