@@ -89,7 +89,7 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
             raise StudyError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
     from optuna.storages import JournalStorage
 
-    from .journal_snapshot import SnapshotJournal
+    from .journal_snapshot import SnapshotJournal, flock, lock_path
 
     path = journal_path(url)
     if read_only:
@@ -99,7 +99,7 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
         return JournalStorage(SnapshotJournal(str(path), writable=False))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(path.with_suffix(".lock")):
+        with _file_lock(path.with_suffix(".lock")), flock(lock_path(path)):  # no writer is mid-record meanwhile
             note = repair_journal(path)
         if note and warn is not None:
             warn(note)
@@ -110,13 +110,15 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
 
 @contextlib.contextmanager
 def no_empty_journal(url: str) -> Iterator[None]:
-    """If the block fails, remove the journal, lock file and studies folder that it created and left empty:
+    """If the block fails, remove the journal, lock files and studies folder that it created and left empty:
     a start refused by a check leaves nothing behind (a journal with any record is kept)."""
     if is_rdb(url):
         yield
         return
+    from .journal_snapshot import lock_path
+
     path = journal_path(url)
-    made = [p for p in (path, path.with_suffix(".lock")) if not p.exists()]
+    made = [p for p in (path, path.with_suffix(".lock"), lock_path(path)) if not p.exists()]
     folder = path.parent if not path.parent.exists() else None
     try:
         yield
