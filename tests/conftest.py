@@ -25,6 +25,7 @@ def nasx_offline_cache(tmp_path_factory):
     mp.setenv("NASX_OFFLINE", "1")
     mp.setenv("NASX_CACHE", str(cache))
     mp.delenv("NASX_DATA", raising=False)
+    mp.setenv("NASX_SNAPSHOT_KEY", str(cache / "snapshot.key"))  # snapshots' HMAC key: never the user's own
     yield cache
     mp.undo()
 

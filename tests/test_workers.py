@@ -72,11 +72,11 @@ def second_train(spec, dataset, budget, device=None, seed=0, callback=None, *, c
     return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=1.0)
 
 
-def _explore(cfg: StudyConfig, barrier, results) -> None:
+def _explore(cfg: StudyConfig, barrier, results, train_fn=second_train) -> None:
     """One `nasx explore` process: run_study with one worker, started when every process is ready."""
     barrier.wait()
     try:
-        run_study(cfg, train_fn=second_train)
+        run_study(cfg, train_fn=train_fn)
         results.put("ok")
     except BaseException as e:  # noqa: BLE001 - reported to the test
         results.put(f"{type(e).__name__}: {e}")

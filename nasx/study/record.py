@@ -92,6 +92,7 @@ class TrialRecord:
     retry_of: Optional[int] = None
     retries: Optional[int] = None
     heartbeat: Optional[float] = None
+    heartbeat_gap: Optional[float] = None  # the longest gap between its heartbeats so far (s): a loaded machine's
     owner: Optional[str] = None  # host:pid of the process training it
     process: Optional[str] = None  # boot id/pid namespace/pid/start time of that process: a local death is seen at once
     progress: Optional[Mapping[str, Any]] = None  # epoch, epochs, step, steps, seconds: for live displays
@@ -168,7 +169,8 @@ class TrialRecord:
         return out
 
 
-_RUN_FIELDS = ("duplicate_of", "rejected", "worker", "device", "versions", "owner", "process", "heartbeat", "progress")
+_RUN_FIELDS = ("duplicate_of", "rejected", "worker", "device", "versions", "owner", "process", "heartbeat",
+               "heartbeat_gap", "progress")
 """Record fields one run of a trial writes besides its outcome: a retry starts them afresh."""
 
 

@@ -7,11 +7,13 @@ import contextlib
 import dataclasses
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+from ..errors import NasxError
 from ..net.spec import NetSpec
 from . import record
 from .config import StudyConfig, check_memory, check_resolution, resolve, study_space
@@ -131,6 +133,10 @@ def _worker_process(cfg: StudyConfig, index: int, env: dict[str, str], deadline:
         Worker(cfg, index, train_fn).run(deadline)
     except KeyboardInterrupt:
         pass
+    except (NasxError, OSError) as e:  # this process's top level: one line as the CLI writes it, not a traceback
+        reason = f"cannot write {e.filename} ({e.strerror})" if isinstance(e, OSError) and e.filename else str(e)
+        sys.stderr.write(f"nasx: error: worker {index}: {reason}\n")
+        sys.exit(1 if isinstance(e, OSError) else 2)
 
 
 def run_study(cfg: StudyConfig, progress: Callable[[Snapshot], None] | None = None,

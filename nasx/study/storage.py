@@ -27,7 +27,10 @@ def journal_path(url: str) -> Path:
 
 
 def repair_journal(path: Path) -> Optional[str]:
-    """Cut a last record that a crash left half-written (returning a warning); StudyError on other damage."""
+    """Cut a last record that a crash left half-written (returning a warning); StudyError, with the file untouched,
+    when it is not an Optuna journal (text, binary, other JSON lines) or is damaged before its end."""
+    from .journal_snapshot import RECORD_START
+
     if not path.is_file():
         return None
     with open(path, "rb+") as f:
@@ -38,16 +41,26 @@ def repair_journal(path: Path) -> Optional[str]:
         tail = lines.pop()  # b"" when the file ends with a newline
         for number, line in enumerate(lines, start=1):
             try:
-                json.loads(line)
+                log = json.loads(line)
             except ValueError:
-                raise StudyError(f"journal {path} is damaged at record {number} of {len(lines)} (not a whole "
-                                 f"JSON record); restore it from a copy, or move it away to start the study "
-                                 f"anew") from None
+                log = None
+                if number > 1:
+                    raise StudyError(f"journal {path} is damaged at record {number} of {len(lines)} (not a whole "
+                                     f"JSON record); restore it from a copy, or move it away to start the study "
+                                     f"anew") from None
+            if not isinstance(log, dict) or not isinstance(log.get("op_code"), int):
+                raise StudyError(_not_a_journal(path, f"line {number} is not an Optuna journal record"))
         if not tail:
             return None
+        if not (tail.startswith(RECORD_START) or RECORD_START.startswith(tail)):  # what a cut record looks like
+            raise StudyError(_not_a_journal(path, "its last line is not an Optuna journal record"))
         f.truncate(len(data) - len(tail))
     return (f"journal {path}: its last record was cut off (a crash while writing?); read up to the last whole "
             f"record, {len(tail)} bytes dropped")
+
+
+def _not_a_journal(path: Path, why: str) -> str:
+    return f"{path} is not an Optuna journal ({why}); nothing was written to it: give --storage a journal or a new path"
 
 
 def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read_only: bool = False):
@@ -76,7 +89,7 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
             raise StudyError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
     from optuna.storages import JournalStorage
 
-    from .journal_snapshot import SnapshotJournal
+    from .journal_snapshot import SnapshotJournal, flock, lock_path
 
     path = journal_path(url)
     if read_only:
@@ -86,7 +99,7 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
         return JournalStorage(SnapshotJournal(str(path), writable=False))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(path.with_suffix(".lock")):
+        with _file_lock(path.with_suffix(".lock")), flock(lock_path(path)):  # no writer is mid-record meanwhile
             note = repair_journal(path)
         if note and warn is not None:
             warn(note)
@@ -97,13 +110,15 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
 
 @contextlib.contextmanager
 def no_empty_journal(url: str) -> Iterator[None]:
-    """If the block fails, remove the journal, lock file and studies folder that it created and left empty:
+    """If the block fails, remove the journal, lock files and studies folder that it created and left empty:
     a start refused by a check leaves nothing behind (a journal with any record is kept)."""
     if is_rdb(url):
         yield
         return
+    from .journal_snapshot import lock_path
+
     path = journal_path(url)
-    made = [p for p in (path, path.with_suffix(".lock")) if not p.exists()]
+    made = [p for p in (path, path.with_suffix(".lock"), lock_path(path)) if not p.exists()]
     folder = path.parent if not path.parent.exists() else None
     try:
         yield
@@ -118,16 +133,12 @@ def no_empty_journal(url: str) -> Iterator[None]:
         raise
 
 
-@contextlib.contextmanager
-def _file_lock(lock_path: Path) -> Iterator[None]:
-    import fcntl
+def _file_lock(lock_path: Path):
+    """The study-wide lock of a journal or single-machine database: an flock, dropped by the kernel when its holder
+    dies."""
+    from .journal_snapshot import flock
 
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return flock(lock_path)
 
 
 # one key for every nasx process on a server: Optuna's schema is per database, not per study

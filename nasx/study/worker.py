@@ -4,8 +4,10 @@ that another trial holds, complete, running or queued, is drawn again); then tra
 Each worker samples from its own stream of the study seed. Each running trial has a heartbeat thread
 that stores its progress every few seconds and a heartbeat timestamp; the same thread (and every idle
 worker, each time it looks for work) fails and re-queues other workers' trials whose worker ended on
-this machine, or whose heartbeat went silent for longer than the grace period, so a lost trial comes
-back even while every worker is busy in a long trial.
+this machine (a live one keeps its trial, however old its heartbeat), or, for a worker elsewhere, whose
+heartbeat went silent past the grace (longer for a worker whose heartbeats came late), so a lost trial
+comes back even while every worker is busy in a long trial. A worker whose trial was failed under it
+stops it and writes nothing.
 """
 
 from __future__ import annotations
@@ -80,15 +82,21 @@ def process_id(pid: Optional[int] = None) -> Optional[str]:
 def process_ended(process: str) -> bool:
     """Whether the process `process_id` named is known to have ended: it ran here (same boot, same pid namespace)
     and its pid is gone, a zombie, or another process now; False when it ran elsewhere."""
+    return _local_process(process) is False
+
+
+def _local_process(process: str) -> Optional[bool]:
+    """Whether the process `process_id` named lives (True) or has ended (False), when it ran on this machine (same
+    boot, same pid namespace); None when it ran elsewhere (only its heartbeat tells then)."""
     host, _, rest = process.rpartition("/")
     host, _, pid = host.rpartition("/")
     if host != _this_host() or not pid.isdigit():
-        return False
+        return None
     try:
         state, started = _stat(int(pid))
     except (OSError, IndexError):
-        return True
-    return state in ("Z", "X") or started != rest
+        return False
+    return state not in ("Z", "X") and started == rest
 
 
 def _trial_id(study: Any, storage: Any, number: int) -> int:
@@ -113,27 +121,35 @@ def requeue(study: Any, storage: Any, rec: TrialRecord, fail_reason: str, max_re
     return True
 
 
+GAP_FACTOR = 3.0  # a remote owner is lost once its heartbeat is older than this many times its longest gap so far
+
+
 def reap_stale(study: Any, storage: Any, grace: float, max_retries: int = 2,
                owners: Optional[set[str]] = None) -> list[int]:
-    """Fail RUNNING trials whose worker ended on this machine or whose heartbeat is older than `grace` s (or,
-    with `owners`, whose owner is one of those ended processes) and re-queue their nets; return their numbers."""
+    """Fail RUNNING trials whose worker is gone and re-queue their nets; return their numbers. A worker on this
+    machine is gone only when its process has ended (however old its heartbeat: a stopped or starved process keeps
+    its trial); one elsewhere when its heartbeat is older than `grace` s, or GAP_FACTOR times the longest gap
+    between its heartbeats so far if that is longer. With `owners`: the trials of those ended processes."""
     from optuna.trial import TrialState
 
     now = time.time()
     reaped = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         rec = TrialRecord.from_trial(t)
+        here = _local_process(rec.process) if rec.process is not None else None
         if owners is not None:
             if rec.owner not in owners:
                 continue
             reason = "interrupted"
-        elif rec.process is not None and process_ended(rec.process):
+        elif here is False:
             reason = f"lost: its worker {rec.owner} ended"
+        elif here is True:
+            continue
         else:
             last = rec.heartbeat
             if last is None and t.datetime_start is not None:
                 last = t.datetime_start.timestamp()
-            if last is None or now - last <= grace:
+            if last is None or now - last <= max(grace, GAP_FACTOR * (rec.heartbeat_gap or 0.0)):
                 continue
             reason = f"lost: no heartbeat for {now - last:.0f} s"
         if requeue(study, storage, rec, reason, max_retries):
@@ -151,6 +167,7 @@ class Heartbeat:
         self.trial_id: Optional[int] = None
         self.progress: Optional[dict] = None
         self._written: Optional[dict] = None
+        self._gap = interval  # the longest gap between this trial's heartbeats so far (stored when 1.5 x longer)
         self._last_beat = 0.0
         self._last_reap = time.time()
         self._wake = threading.Event()
@@ -161,6 +178,7 @@ class Heartbeat:
     def watch(self, trial_id: Optional[int]) -> None:
         with self._mutex:
             self.trial_id, self.progress, self._written = trial_id, None, None
+            self._gap, self._last_beat = self.interval, 0.0
         if trial_id is not None:
             self._beat(trial_id, None)
 
@@ -175,6 +193,8 @@ class Heartbeat:
             now = time.time()
             if now - self._last_beat >= self.interval or progress is None:
                 fields["heartbeat"] = now
+                if self._last_beat and now - self._last_beat > 1.5 * self._gap:  # a late beat: a loaded machine
+                    self._gap = fields["heartbeat_gap"] = round(now - self._last_beat, 1)
                 self._last_beat = now
             if progress is not None and progress != self._written:
                 fields["progress"] = progress
@@ -196,6 +216,10 @@ class Heartbeat:
 
     def close(self) -> None:
         self._wake.set()
+
+
+class _TakenOver(Exception):
+    """This worker's trial was failed under it (another worker judged it lost): its result must not be written."""
 
 
 @dataclass(frozen=True)
@@ -424,13 +448,24 @@ class Worker:
                 self._wait_for(ctx, trial, claim.original)
                 return
             result, prune_reason = self._train(ctx, trial, claim.proposal, claim.record.seed, claim.rung)
+            self._check_held(ctx, trial)
             self._record_result(ctx, trial, claim.proposal, result, prune_reason, claim.rung)
+        except _TakenOver as e:
+            self._say(f"trial {trial.number}: {e}; this worker stops it and writes nothing")
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 requeue(ctx.study, ctx.storage, claim.record, "interrupted")
             raise
         except Exception as e:  # noqa: BLE001 - one broken trial must not end a long study
             self._fail(ctx, trial, e)
+
+    @staticmethod
+    def _check_held(ctx: _Context, trial: Any) -> None:
+        """_TakenOver if the trial is no longer RUNNING in the storage (failed under this worker as lost)."""
+        stored = TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage, trial.number)))
+        if stored.state != "RUNNING":
+            state = {"FAIL": "failed", "COMPLETE": "completed"}.get(stored.state, stored.state.lower())
+            raise _TakenOver(f"{state} meanwhile ({stored.outcome.fail_reason or 'by another worker'})")
 
     def _fail(self, ctx: _Context, trial: Any, e: Exception) -> None:
         from optuna.trial import TrialState
@@ -510,6 +545,7 @@ class Worker:
         budget = ctx.budget_at(rung)
 
         def on_epoch(report) -> bool:
+            self._check_held(ctx, trial)  # a trial failed under this worker: stop training it now
             curve.append(report.val_acc)
             record.write(trial, curve=tuple(curve))
             if rule is None:
