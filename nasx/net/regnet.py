@@ -136,7 +136,7 @@ def rule_parameters(stages: Sequence[RuleStage], *, group_widths: Iterable[int],
     r = w_a / w_0 between bounds that rise with w_m: w_m^(i-1.5) <= 1 + r * j < w_m^(i-0.5) for the blocks j
     of stage i. w_m is searched on that interval for the widest gap between the bounds (a grid, then a
     golden-section refinement), and an answer is checked by running the rule forward: a spec the rule
-    cannot give is never called a member (tests/test_regnet.py finds every one of random rule outputs).
+    cannot give is never called a member (tests/net/test_regnet.py finds every one of random rule outputs).
     """
     stages = tuple(stages)
     if not stages:

@@ -407,7 +407,7 @@ def inception_v4() -> NetSpec:
 
 
 # Inception-ResNet-v1 as Szegedy et al. 2017 draw it (Figs. 7, 10-15, Table 1); no torchvision or timm
-# model to check against: tests/test_zoo.py derives its parameter count layer by layer. Where the
+# model to check against: tests/net/test_zoo.py derives its parameter count layer by layer. Where the
 # paper leaves a choice open, the choice taken (and why):
 # - the "Linear" 1x1 conv before each sum has a bias and no BN ("batch-normalization only on top of
 #   the traditional layers, but not on top of the summations", Sec. 3.3): MultiBranchBlock's residual
@@ -444,7 +444,7 @@ def _irv1_reduction_b() -> MultiBranchBlock:
 
 
 @register("inception_resnet_v1", "imagenet", "Szegedy et al. 2017, Figs. 10-15 (no library reference)", None,
-          note="parameters derived layer by layer in tests/test_zoo.py; residual scales 0.17 / 0.1 / 0.2 (the paper: "
+          note="parameters derived layer by layer in tests/net/test_zoo.py; residual scales 0.17 / 0.1 / 0.2 (the paper: "
                "0.1-0.3); the linear 1x1 convs before the sums have a bias")
 def inception_resnet_v1() -> NetSpec:
     """Fig. 14 stem (35x35x256), 5 x A, Reduction-A (k, l, m, n = 192, 192, 256, 384), 10 x B, Reduction-B, 5 x C, avg-pool, dropout 0.2, FC."""

@@ -372,7 +372,7 @@ def test_a_plain_proxy_budget_is_read_without_the_fidelity_experiment(tmp_path):
     probe = ("import sys\nsys.argv = ['nasx', 'explore', '--proxy', 'e1-f0.25', '--dataset', "
              "'imagefolder:/nonexistent', '--no-report', '--device', 'cpu']\nfrom nasx.cli.app import main\ntry:\n"
              "    main()\nexcept SystemExit as e:\n    print(e.code, 'nasx.experiments.fidelity' in sys.modules)")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr

@@ -105,7 +105,7 @@ def assert_exact_and_no_duplicates(cfg: StudyConfig, wanted: int) -> None:
     assert len({t.number for t in trials}) == len(trials)
 
 
-@pytest.mark.heavy  # CI time: tests/test_workers.py races 4 processes on the journal in the default tier
+@pytest.mark.heavy  # CI time: tests/study/test_workers.py races 4 processes on the journal in the default tier
 def test_four_local_workers_share_the_journal_exactly(tmp_path):
     cfg = config(tmp_path, trials=10, workers=4)
     summary = run_study(cfg, train_fn=slow_train)

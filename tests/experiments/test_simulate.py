@@ -16,7 +16,7 @@ from nasx.experiments.simulate import (FixedBudget, PlantedBenchmark, ReplayTabl
                            hypervolume, simulate)
 from nasx.space import load_space
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "examples" / "fidelity-resnext-cpu"
+EXAMPLE = Path(__file__).resolve().parents[2] / "reports" / "examples" / "fidelity-resnext-cpu"
 BAND = (10e6, 30e6)
 
 

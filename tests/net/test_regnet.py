@@ -11,7 +11,7 @@ from nasx.net.regnet import RegNetParams, RuleStage, make_divisible, regnet_stag
 from nasx.net.spec import AggregatedBlock, SpecError
 
 # per stage (depth, width, group width) as torchvision 0.29.1's BlockParams.from_init_params gives them for its
-# regnet_x_* parameters (tests/test_torchvision_reference.py compares the two live)
+# regnet_x_* parameters (tests/net/test_torchvision_reference.py compares the two live)
 TORCHVISION_STAGES = {
     "regnet_x_400mf": ((22, 24, 24.48, 2.54, 16), ((1, 32, 16), (2, 64, 16), (7, 160, 16), (12, 400, 16))),
     "regnet_x_800mf": ((16, 56, 35.73, 2.28, 16), ((1, 64, 16), (3, 128, 16), (7, 288, 16), (5, 672, 16))),

@@ -93,7 +93,7 @@ def test_a_worker_process_trains_with_the_threads_it_was_given(tmp_path):
     assert [t.user_attrs["images_per_s"] for t in study.get_trials() if t.state.name == "COMPLETE"] == [3.0, 3.0]
 
 
-@pytest.mark.heavy  # CI time: test_a_worker_process_trains_with_the_threads_it_was_given and tests/test_workers.py
+@pytest.mark.heavy  # CI time: test_a_worker_process_trains_with_the_threads_it_was_given and tests/study/test_workers.py
 def test_an_explore_of_two_cpu_workers_completes_exactly_n_trials(tmp_path):
     cfg = StudyConfig(dataset="synthetic", space="resnext", trials=4, epochs=1, fraction=0.25, workers=2,
                       device="cpu", sampler="random", storage=str(tmp_path / "x.journal"), heartbeat=1.0)

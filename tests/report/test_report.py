@@ -281,7 +281,7 @@ def test_ped_anova_import_never_hides_scikit_learn_from_another_thread(mode, exp
     import subprocess
     import sys
 
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", PED_ANOVA_PROBE, mode], env=env, capture_output=True, text=True,
                           timeout=120)

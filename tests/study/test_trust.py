@@ -34,7 +34,7 @@ from nasx.study.worker import process_id
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _add(study, n: int, start: int = 0, shift: float = 0.0) -> None:

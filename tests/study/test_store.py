@@ -11,7 +11,7 @@ import pytest
 from nasx.study.record import SCHEMA, Shelf, StudyInfo, TrialRecord
 from nasx.study.store import StoredStudy, open_studies, open_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 JOURNALS = sorted((ROOT / "reports" / "examples").glob("**/*.journal"))
 
 

@@ -215,7 +215,7 @@ def test_docs_rule_example_is_the_shipped_regnet_space(tmp_path):
     import re
     from pathlib import Path
 
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "spaces.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "spaces.md").read_text()
     path = tmp_path / "regnet.yaml"
     path.write_text(re.search(r"## Rule spaces.*?```yaml\n(.*?)```", docs, re.S).group(1))
     ours, shipped = load_space(path), load_space("regnet")

@@ -2,7 +2,7 @@
 function of FLOPs plus noise, ties, a restriction correlated with FLOPs, no effect given FLOPs), planted effects.
 
 Run with -s to see the measured table (docs/refine.md quotes it):
-    python -m pytest tests/test_refine_calibration.py -q -s
+    python -m pytest tests/experiments/test_refine_calibration.py -q -s
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def test_decisions_do_not_depend_on_the_permutation_seed():
     assert capped.decision == "undecided" and capped.permutations == 400
 
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "examples" / "refine-resnext-cpu"
+EXAMPLE = Path(__file__).resolve().parents[2] / "reports" / "examples" / "refine-resnext-cpu"
 
 
 @pytest.mark.slow

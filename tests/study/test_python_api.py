@@ -13,7 +13,7 @@ import pytest
 
 from nasx.study.synthetic import make_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_documented_example_runs_as_written(tmp_path, monkeypatch):
