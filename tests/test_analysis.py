@@ -190,6 +190,50 @@ def test_the_tau_interval_covers_a_known_tau_at_least_90_percent_of_the_time_at_
     assert coverage >= 0.90, coverage
 
 
+def paired_tau_coverage(n: int, r_a: float, r_b: float, r_ab: float, reps: int, n_boot: int = 2000,
+                        seed: int = 0) -> float:
+    """Share of reps whose paired_difference(kendall_tau) 95% interval holds the true tau difference, on trivariate
+    normal samples (reference y, rankings a and b) with corr(y, a) = r_a, corr(y, b) = r_b, corr(a, b) = r_ab: the
+    true difference is 2/pi (asin r_a - asin r_b)."""
+    from nasx.stats import paired_difference
+
+    rng = np.random.default_rng(seed)
+    truth = 2 / math.pi * (math.asin(r_a) - math.asin(r_b))
+    cov = [[1, r_a, r_b], [r_a, 1, r_ab], [r_b, r_ab, 1]]
+    hits = 0
+    for rep in range(reps):
+        y, a, b = rng.multivariate_normal([0, 0, 0], cov, size=n).T
+        d = paired_difference(kendall_tau, a, b, y, n_boot=n_boot, seed=rep)
+        hits += d.low <= truth <= d.high
+    return hits / reps
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("r_a, r_b, r_ab", [(0.5, 0.5, 0.25), (0.8, 0.4, 0.3)])
+def test_the_paired_tau_difference_interval_covers_the_true_difference_at_16_nets(r_a, r_b, r_ab):
+    """Reduced (200 samples; docs/fidelity.md has the full table): at least 90%."""
+    assert paired_tau_coverage(16, r_a, r_b, r_ab, reps=200, n_boot=1000, seed=3) >= 0.90
+
+
+def test_paired_difference_resamples_nets_together_and_the_verdict_reads_its_interval():
+    from nasx.stats import PairedDifference, compare_verdict, paired_difference, regret
+
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=30)
+    good, noise = y + rng.normal(0, 0.3, 30), rng.normal(size=30)
+    d = paired_difference(kendall_tau, good, noise, y, n_boot=500)
+    assert d.value == pytest.approx(kendall_tau(good, y) - kendall_tau(noise, y)) and 0 < d.low < d.value < d.high
+    assert compare_verdict(d) == "better"
+    assert compare_verdict(paired_difference(kendall_tau, noise, good, y, n_boot=500)) == "worse"
+    same = paired_difference(kendall_tau, good, good, y, n_boot=200)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)  # the same ranking: every resample differs by 0
+    assert compare_verdict(same) == "no evidence either way"
+    assert compare_verdict(PairedDifference(0.1, -0.2, 0.4)) == "no evidence either way"
+    assert compare_verdict(PairedDifference(-1.0, -2.0, -0.5), higher_is_better=False) == "better"
+    r = paired_difference(regret, good, noise, y, n_boot=200)
+    assert r.value == pytest.approx(regret(good, y) - regret(noise, y)) and r.low <= r.value <= r.high
+
+
 def _orders(values: np.ndarray):
     """Every strict order of the values consistent with them (ties permuted), as scores without ties."""
     groups = {}
