@@ -12,9 +12,20 @@ import numpy as np
 
 from .edf import MC_LEVEL, bin_index
 
-__all__ = ["AdjustedShift", "adjusted_shift_test", "STOP_HITS", "permutations_needed"]
+__all__ = ["AdjustedShift", "adjusted_shift_test", "STOP_HITS", "permutations_needed", "clopper_pearson"]
 
 STOP_HITS = 20  # Besag-Clifford: stop once this many permutations are at least as extreme as the observed split
+
+
+def clopper_pearson(k: int, n: int, level: float) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a binomial share k / n at `level`, from beta quantiles (as
+    scipy.stats.binomtest's proportion_ci "exact", without its root search)."""
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    low = float(beta.ppf(tail, k, n - k + 1)) if k > 0 else 0.0
+    high = float(beta.ppf(1 - tail, k + 1, n - k)) if k < n else 1.0
+    return low, high
 
 
 def permutations_needed(threshold: float, hits: int = STOP_HITS) -> int:
@@ -78,8 +89,6 @@ def adjusted_shift_test(a: Sequence[float], b: Sequence[float], flops_a: Sequenc
     still holds the threshold, the decision is "undecided". `borderline` marks a decision whose Monte Carlo
     interval (Clopper-Pearson at mc_level of the exact permutation p-value) holds the threshold.
     """
-    from scipy.stats import binomtest
-
     av, bv = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     fa, fb = np.asarray(flops_a, dtype=float).ravel(), np.asarray(flops_b, dtype=float).ravel()
     if av.shape != fa.shape or bv.shape != fb.shape:
@@ -143,8 +152,7 @@ def adjusted_shift_test(a: Sequence[float], b: Sequence[float], flops_a: Sequenc
             done += rows
         batch = done  # doubling
     p = at_least / done if stopped else (1 + at_least) / (1 + done)
-    ci = binomtest(at_least, done).proportion_ci(confidence_level=mc_level, method="exact")
-    low, high = float(ci.low), float(ci.high)
+    low, high = clopper_pearson(at_least, done, mc_level)
     decision = ""
     if threshold is not None:
         if p <= thr:
