@@ -28,7 +28,11 @@ def main() -> None:
                   flush=True)
     bench = example_bench()
     for effect in (float(e) for e in args.effects.split(",")):
-        out = whole_runs(effect, args.runs, bench=bench)
+        def progress(i, _outcome, effect=effect):
+            if (i + 1) % 20 == 0:
+                print(f"  effect -{effect * 100:g}: {i + 1} runs, {time.time() - start:.0f} s", flush=True)
+
+        out = whole_runs(effect, args.runs, bench=bench, on_run=progress)
         anykeep = sum(o.first_keep is not None for o in out) / len(out)
         r1 = sum(o.planted_round == 1 for o in out) / len(out)
         planted = sum(o.planted_round is not None for o in out) / len(out)

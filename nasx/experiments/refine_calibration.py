@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -137,7 +137,27 @@ def whole_run(bench: ExampleBench, effect: float, seed: int, rounds: int = 3,
 
 
 def whole_runs(effect: float, runs: int, rounds: int = 3, seed: int = 0, options: Optional[RefineOptions] = None,
-               bench: Optional[ExampleBench] = None) -> list[RunOutcome]:
-    """`runs` simulated runs (seeds seed..seed+runs-1)."""
+               bench: Optional[ExampleBench] = None,
+               on_run: Optional[Callable[[int, RunOutcome], None]] = None) -> list[RunOutcome]:
+    """`runs` simulated runs (seeds seed..seed+runs-1); `on_run(i, outcome)` after each. The in-band shares refine
+    measures (seeded draws of a space: the same for every run of the bench) are computed once per space."""
+    from unittest import mock
+
+    from . import refine as refine_module
+
     bench = bench or example_bench()
-    return [whole_run(bench, effect, seed + i, rounds, options) for i in range(runs)]
+    real, memo = refine_module.in_band_share, {}
+
+    def in_band_share(space, band, draws, seed):
+        key = (space.content_hash, tuple(band), draws, seed)
+        if key not in memo:
+            memo[key] = real(space, band, draws, seed)
+        return memo[key]
+
+    out = []
+    with mock.patch.object(refine_module, "in_band_share", in_band_share):
+        for i in range(runs):
+            out.append(whole_run(bench, effect, seed + i, rounds, options))
+            if on_run is not None:
+                on_run(i, out[-1])
+    return out
