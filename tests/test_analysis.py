@@ -221,10 +221,10 @@ def test_paired_difference_resamples_nets_together_and_the_verdict_reads_its_int
     rng = np.random.default_rng(2)
     y = rng.normal(size=30)
     good, noise = y + rng.normal(0, 0.3, 30), rng.normal(size=30)
-    d = paired_difference(kendall_tau, good, noise, y, n_boot=500)
+    d = paired_difference(kendall_tau, good, noise, y, n_boot=300)
     assert d.value == pytest.approx(kendall_tau(good, y) - kendall_tau(noise, y)) and 0 < d.low < d.value < d.high
     assert compare_verdict(d) == "better"
-    assert compare_verdict(paired_difference(kendall_tau, noise, good, y, n_boot=500)) == "worse"
+    assert compare_verdict(paired_difference(kendall_tau, noise, good, y, n_boot=300)) == "worse"
     same = paired_difference(kendall_tau, good, good, y, n_boot=200)
     assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)  # the same ranking: every resample differs by 0
     assert compare_verdict(same) == "no evidence either way"
