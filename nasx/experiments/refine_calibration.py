@@ -117,14 +117,15 @@ class RunOutcome:
 
 
 def whole_run(bench: ExampleBench, effect: float, seed: int, rounds: int = 3,
-              options: Optional[RefineOptions] = None) -> RunOutcome:
+              options: Optional[RefineOptions] = None, only: Optional[int] = None) -> RunOutcome:
     """One run of `rounds` rounds on the bench with planted errors, decided by `refine` as run_refine does: round k
     judges rounds 1..k pooled (the space did not change) at look k; the run stops at the first round that keeps a
-    restriction (its next round would sample the restricted space, which the bench does not hold)."""
+    restriction (its next round would sample the restricted space, which the bench does not hold). `only=k`: round
+    k's refinement alone (rounds 1..k pooled at look k), as if the earlier rounds had kept nothing."""
     rng = np.random.default_rng([seed, int(round(effect * 1000))])
     planted = [planted_records(recs, rng, effect) for recs in bench.rounds]
     kept: list[tuple[int, str]] = []
-    for k in range(1, rounds + 1):
+    for k in range(1, rounds + 1) if only is None else (only,):
         pooled = [r for recs in planted[:k] for r in recs]
         res = refine(pooled, bench.spaces[k - 1], source="bench", band=(int(BAND[0]), int(BAND[1])), look=k,
                      options=options)
@@ -137,8 +138,8 @@ def whole_run(bench: ExampleBench, effect: float, seed: int, rounds: int = 3,
 
 
 def whole_runs(effect: float, runs: int, rounds: int = 3, seed: int = 0, options: Optional[RefineOptions] = None,
-               bench: Optional[ExampleBench] = None,
-               on_run: Optional[Callable[[int, RunOutcome], None]] = None) -> list[RunOutcome]:
+               bench: Optional[ExampleBench] = None, on_run: Optional[Callable[[int, RunOutcome], None]] = None,
+               only: Optional[int] = None) -> list[RunOutcome]:
     """`runs` simulated runs (seeds seed..seed+runs-1); `on_run(i, outcome)` after each. The in-band shares refine
     measures (seeded draws of a space: the same for every run of the bench) are computed once per space."""
     from unittest import mock
@@ -157,7 +158,7 @@ def whole_runs(effect: float, runs: int, rounds: int = 3, seed: int = 0, options
     out = []
     with mock.patch.object(refine_module, "in_band_share", in_band_share):
         for i in range(runs):
-            out.append(whole_run(bench, effect, seed + i, rounds, options))
+            out.append(whole_run(bench, effect, seed + i, rounds, options, only))
             if on_run is not None:
                 on_run(i, out[-1])
     return out
