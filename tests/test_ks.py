@@ -100,3 +100,10 @@ def test_adjusted_shift_is_the_ols_membership_term_with_bin_effects_and_a_within
     assert r.p_value == pytest.approx(stats.t.cdf(r.t, df), abs=0.02)
     flipped = adjusted_shift_test(y[~side], y[side], f[~side], f[side], edges, n_perm=4000)
     assert flipped.t == pytest.approx(-r.t) and flipped.p_value > 0.5
+
+
+def test_adjusted_shift_without_a_shared_bin_is_nan():
+    from nasx.stats import adjusted_shift_test
+
+    r = adjusted_shift_test([0.1, 0.2, 0.3], [0.4, 0.5], [1.0, 1.5, 2.0], [9.0, 9.5], [1.0, 5.0, 10.0], threshold=0.01)
+    assert math.isnan(r.t) and math.isnan(r.p_value) and r.decision == "" and (r.left_out_a, r.left_out_b) == (3, 2)

@@ -102,6 +102,8 @@ def adjusted_shift_test(a: Sequence[float], b: Sequence[float], flops_a: Sequenc
     left_a, left_b = int((~keep_a).sum()), int((~keep_b).sum())
     thr = math.nan if threshold is None else float(threshold)
     nan = math.nan
+    if shared.size == 0:  # no bin holds nets of both sides: nothing to compare
+        return AdjustedShift(nan, nan, 0, nan, nan, nan, 0, 0, "", thr, False, left_a, left_b, 0)
     values = np.r_[av[keep_a], bv[keep_b]]
     logf = np.log(np.r_[fa[keep_a], fb[keep_b]])
     bins = np.r_[ba[keep_a], bb[keep_b]]
@@ -124,9 +126,9 @@ def adjusted_shift_test(a: Sequence[float], b: Sequence[float], flops_a: Sequenc
             return beta, beta / np.sqrt(rss / df / sxx)
 
     beta, t_obs = (float(v) for v in t_of(labels))
-    if shared.size == 0 or df < 1 or not math.isfinite(t_obs) or c0 - float(labels @ g) ** 2 <= 1e-12:
-        return AdjustedShift(nan if shared.size == 0 else beta, nan, max(df, 0), nan, nan, nan, 0, 0, "", thr, False,
-                             left_a, left_b, int(shared.size))
+    if df < 1 or not math.isfinite(t_obs) or c0 - float(labels @ g) ** 2 <= 1e-12:
+        return AdjustedShift(beta, nan, max(df, 0), nan, nan, nan, 0, 0, "", thr, False, left_a, left_b,
+                             int(shared.size))
     need = n_perm if threshold is None else max(n_perm, permutations_needed(thr, hits))
     total = need if max_perm is None else min(need, max_perm)
     rng = np.random.default_rng(seed)
