@@ -385,12 +385,18 @@ def test_a_missing_run_drops_one_row_and_per_seed_slopes_share_their_settings():
     full = _ablation(rng, -0.8, 0.3)
     gappy = {s: list(v) for s, v in full.items()}
     gappy[4][0] = math.nan  # seed 0 has no run at cardinality 4
+    from nasx.stats import lack_of_fit
+
     v = trend_verdict(gappy)
-    assert (v.n_seeds, v.n_runs, v.df) == (3, 14, 10)
     xs = np.log2(sorted(gappy))
     y = np.array([gappy[s] for s in sorted(gappy)])
     slope, low, high, df, _ = fixed_effects_slope(xs, y)
-    assert (v.slope, v.low, v.high, v.df) == pytest.approx((slope, low, high, df))
+    assert (v.n_seeds, v.n_runs, df) == (3, 14, 10)  # the line: 14 runs - 3 seeds - 1
+    lof = lack_of_fit(xs, y)
+    assert (lof.df1, lof.df2) == (3, 7) and v.lack_of_fit_p == pytest.approx(lof.p_value)  # 14 - 3 - 5 + 1
+    # the verdict's interval is the line's, or where the settings deviate from it the setting means' one
+    want_fit = (slope, low, high, df) if v.model == "seed fixed effects" else (lof.slope, lof.low, lof.high, lof.df)
+    assert (v.slope, v.low, v.high, v.df) == pytest.approx(want_fit)
     # every seed's own slope is fitted on the same 4 settings (without cardinality 4), not seed 0 on 4 and the rest on 5
     keep = [s for s in sorted(gappy) if s != 4]
     x4 = np.log2(keep)
