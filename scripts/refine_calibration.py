@@ -18,6 +18,7 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=4000, help="replicates of each single-test null")
     ap.add_argument("--runs", type=int, default=200, help="whole runs of each planted effect")
     ap.add_argument("--effects", default="0,0.05,0.03", help="planted effects of the whole runs (error points / 100)")
+    ap.add_argument("--seed", type=int, default=0, help="the first run's seed (runs use seed .. seed + runs - 1)")
     ap.add_argument("--only", type=int, default=None, help="round k's refinement alone (rounds 1..k pooled, look k)")
     args = ap.parse_args()
     start = time.time()
@@ -33,7 +34,7 @@ def main() -> None:
             if (i + 1) % 20 == 0:
                 print(f"  effect -{effect * 100:g}: {i + 1} runs, {time.time() - start:.0f} s", flush=True)
 
-        out = whole_runs(effect, args.runs, bench=bench, on_run=progress, only=args.only)
+        out = whole_runs(effect, args.runs, bench=bench, on_run=progress, only=args.only, seed=args.seed)
         anykeep = sum(o.first_keep is not None for o in out) / len(out)
         r1 = sum(o.planted_round == 1 for o in out) / len(out)
         planted = sum(o.planted_round is not None for o in out) / len(out)
