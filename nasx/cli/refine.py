@@ -47,9 +47,9 @@ def register(app: typer.Typer) -> None:
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Folder of the round files, refined.yaml and the page (default: reports/refine-NAME/)."),
         alpha: float = typer.Option(0.05, "--alpha", callback=finite("--alpha", 0, 1, above=True, below=True), help="Family-wise error rate of the whole run (with --correction spending), else of each step."),
         correction: Correction = typer.Option(Correction.spending, "--correction", help="spending (round k, step s: alpha / 2^k / 2^s / candidates; the run's family-wise error < alpha), bonferroni (alpha / candidates in each step) or none."),
-        permutations: int = typer.Option(1000, "--permutations", min=100, help="First batch of within-bin permutations of each KS p-value (doubled until its Monte Carlo interval clears the threshold)."),
-        max_permutations: int = typer.Option(64000, "--max-permutations", min=100, help="Cap of the permutations of one p-value: there the decision is undecided (not kept)."),
-        perm_seed: int = typer.Option(0, "--perm-seed", min=0, help="Seed of the permutations (the decisions do not depend on it beyond the Monte Carlo level)."),
+        permutations: int = typer.Option(1000, "--permutations", min=100, help="First batch of within-bin permutations of each p-value (doubled until 20 are as extreme as the observed split, or as many as the threshold needs: 20 / threshold)."),
+        max_permutations: Optional[int] = typer.Option(None, "--max-permutations", min=100, help="Cap of the permutations of one p-value (default: none, as many as the threshold needs); where it stops short and p's Monte Carlo interval holds the threshold, the decision is undecided (not kept)."),
+        perm_seed: int = typer.Option(0, "--perm-seed", min=0, help="Seed of the permutations (a valid p-value under every seed; a decision near the threshold may differ: the page marks it borderline)."),
         check_seeds: int = typer.Option(0, "--check-seeds", min=0, help="Redo each round's refinement (nothing trained) under permutation seeds 0..N-1 and say on the page whether every decision is the same."),
         no_download: bool = typer.Option(False, "--no-download", help="Never download a missing dataset."),
     ) -> None:
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
                         "storage": storage, "flops": band, "download": not no_download}
             cfg = StudyConfig(**{k: v for k, v in settings.items() if v is not None})
             options = RefineOptions(alpha=alpha, correction=correction.value, n_perm=permutations,
-                                    max_perm=max(max_permutations, permutations), perm_seed=perm_seed)
+                                    max_perm=None if max_permutations is None else max(max_permutations, permutations), perm_seed=perm_seed)
             run = run_refine(space, name=name, config=cfg, corner=corner, samples=samples, rounds=rounds, study=study,
                              out=out, options=options, progress=CountsLine(by_study=True),
                              on_note=lambda line: typer.echo(line, err=True), check_seeds=check_seeds)

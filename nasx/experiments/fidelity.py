@@ -26,7 +26,7 @@ from ..errors import NasxError
 from ..net.spec import NetSpec
 from ..train.budget import Budget, BudgetError
 
-__all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "FidelityResult", "BASELINES", "plan_fidelity",
+__all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "Versus", "FidelityResult", "BASELINES", "plan_fidelity",
            "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
            "measure", "resolve_proxy", "default_budgets", "MIN_TAU", "MIN_REFERENCE_RATIO"]
 
@@ -139,6 +139,23 @@ def run_fidelity(plan: FidelityPlan, config: Any, *, progress: Optional[Callable
 
 
 @dataclass(frozen=True)
+class Versus:
+    """A ranking against a zero-cost baseline on the same nets: the paired bootstrap intervals of the differences of
+    Kendall tau (higher is better) and of regret (lower is better), and the verdict the tau interval gives."""
+
+    baseline: str
+    tau: Any  # nasx.stats.PairedDifference: the ranking's tau minus the baseline's
+    regret: Any  # ... its regret minus the baseline's (0..1)
+    verdict: str  # "better", "worse" or "no evidence either way" (from the tau difference's 95% interval)
+    regret_verdict: str  # the same from the regret difference's interval
+
+    def text(self) -> str:
+        t, r = self.tau, self.regret
+        return (f"against {self.baseline}: tau {t.value:+.2f} [{t.low:+.2f}, {t.high:+.2f}], regret "
+                f"{100 * r.value:+.2f} points [{100 * r.low:+.2f}, {100 * r.high:+.2f}]: {self.verdict}")
+
+
+@dataclass(frozen=True)
 class ProxyFidelity:
     """How well one proxy ranks the nets the reference ranks, and what it costs."""
 
@@ -157,6 +174,7 @@ class ProxyFidelity:
     regret_range: tuple[float, float] = (math.nan, math.nan)
     kind: str = "proxy"  # "proxy" (a trained budget), "baseline" (ranking by FLOPs or params: no training) or
     # "ceiling" (the reference under another seed: the agreement a proxy can hope for)
+    versus: tuple[Versus, ...] = ()  # a proxy against each baseline, paired over the same nets
 
     def row(self) -> dict[str, Any]:
         return {"budget": self.budget, "kind": self.kind, "cost": self.cost, "seconds_per_net": self.seconds_per_net,
@@ -164,7 +182,11 @@ class ProxyFidelity:
                 "spearman_rho": self.rho, "rho_low": self.rho_ci[0], "rho_high": self.rho_ci[1],
                 "k": self.k, "top_k_overlap": self.top_k, "top_k_min": self.top_k_range[0],
                 "top_k_max": self.top_k_range[1], "regret_points": 100 * self.regret,
-                "regret_min_points": 100 * self.regret_range[0], "regret_max_points": 100 * self.regret_range[1]}
+                "regret_min_points": 100 * self.regret_range[0], "regret_max_points": 100 * self.regret_range[1],
+                **{f"{key}_vs_{v.baseline.split()[0].lower()}": value for v in self.versus for key, value in (
+                    ("tau_diff", v.tau.value), ("tau_diff_low", v.tau.low), ("tau_diff_high", v.tau.high),
+                    ("regret_diff_points", 100 * v.regret.value), ("regret_diff_low", 100 * v.regret.low),
+                    ("regret_diff_high", 100 * v.regret.high), ("verdict", v.verdict))}}
 
 
 BASELINES = {"flops": "FLOPs alone", "params": "params alone"}  # nets-table column -> the baseline's row name
@@ -186,8 +208,11 @@ class FidelityResult:
     ceiling: tuple[ProxyFidelity, ...] = ()  # the reference with another seed against the reference: the ceiling
 
     def beats_baselines(self, proxy: ProxyFidelity) -> bool:
-        """The proxy's tau is above every baseline's (a baseline with an undefined tau is no bar)."""
-        return all(not b.tau == b.tau or proxy.tau > b.tau for b in self.baselines)
+        """The paired 95% interval of the proxy's tau minus each baseline's lies above 0 ("better"; a baseline with
+        an undefined tau is no bar)."""
+        bars = {b.budget for b in self.baselines if b.tau == b.tau}
+        return all(v.verdict == "better" for v in proxy.versus if v.baseline in bars) and \
+            bars <= {v.baseline for v in proxy.versus}
 
     def cheapest(self, min_tau: float = MIN_TAU) -> Optional[ProxyFidelity]:
         """The cheapest proxy (by measured seconds per net) whose tau interval's lower bound reaches `min_tau` and
@@ -267,9 +292,27 @@ def measure(data: FidelityData, top_k: Optional[int] = None, level: float = 0.95
             baselines.append(agreement(label, "baseline", 0.0, 0.0, both[column].to_numpy(float),
                                        both[reference].to_numpy(float)))
     ceiling = _ceiling(data, table, reference, missing, agreement)
+    proxies = [dataclasses.replace(p, versus=_versus(table, p.budget, reference, level, n_boot, seed)) for p in proxies]
     return FidelityResult(name=data.name, reference=reference, reference_seconds=ref_seconds, proxies=tuple(proxies),
                           nets=table, device=device, dataset=dataset, missing=missing, baselines=tuple(baselines),
                           ceiling=tuple(ceiling))
+
+
+def _versus(table: Any, budget: str, reference: str, level: float, n_boot: int, seed: int) -> tuple[Versus, ...]:
+    """The proxy `budget` against each baseline over the nets complete under it and the reference with the count
+    known: paired bootstrap intervals of the tau and regret differences, and their verdicts."""
+    from ..stats import compare_verdict, kendall_tau, paired_difference, regret
+
+    out = []
+    for column, label in BASELINES.items():
+        if column not in table or budget not in table or reference not in table:
+            continue
+        both = table[[budget, column, reference]].dropna()
+        a, b, y = (both[c].to_numpy(float) for c in (budget, column, reference))
+        tau = paired_difference(kendall_tau, a, b, y, n_boot, level, seed)
+        lost = paired_difference(regret, a, b, y, n_boot, level, seed)
+        out.append(Versus(label, tau, lost, compare_verdict(tau), compare_verdict(lost, higher_is_better=False)))
+    return tuple(out)
 
 
 def _agreement(budget: str, kind: str, cost: float, seconds: float, x, y, top_k: Optional[int], level: float,

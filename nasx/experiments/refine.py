@@ -12,11 +12,11 @@ with the rest, keep the restriction when it is better, and repeat on the restric
                  dropped (a branch type, a shortcut kind)
     predicate    membership of the trained net in the edited space (`Space.contains`): the file that is written
                  and the nets that are judged can never disagree
-    test         error = 1 - validation accuracy (the test split is never read); the complexity-normalized EDF
-                 (over the FLOPs bins both sides populate, each side weighted so that every such bin weighs the
-                 same; nets in one-sided bins left out) of the nets that satisfy it against the nets that do not;
-                 KS statistic and its p-value from permutations within FLOPs bins, added until the p-value's Monte
-                 Carlo interval clears the threshold (`nasx.stats.ks_stratified_test`)
+    test         error = 1 - validation accuracy (the test split is never read); the nets that satisfy it against
+                 the nets that do not at the same FLOPs: the OLS t of membership in error ~ FLOPs bin + log FLOPs
+                 within bins + member (nets in one-sided bins left out), its one-sided p-value from permutations
+                 within FLOPs bins, as many as the threshold needs (Besag-Clifford sequential stopping:
+                 `nasx.stats.adjusted_shift_test`); the complexity-normalized EDFs' KS is shown beside it
     decision     greedy forward selection: in each step every candidate is tested on the nets of the current
                  space; the strongest one that is better (lower error), significant at alpha / 2^k / 2^s / m (round
                  k, step s, m candidates tested in it: the whole run's family-wise error rate stays below alpha),
@@ -52,7 +52,7 @@ from ..study.store import StoredStudy
 from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
 from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
 from ..space.sampling import default_band, in_band_share
-from ..stats import MC_LEVEL, StratifiedKS, ks_stratified_test, log_bins, subset_shift
+from ..stats import MC_LEVEL, STOP_HITS, AdjustedShift, StratifiedKS, adjusted_shift_test, ks_stratified_test, log_bins, subset_shift
 from ..units import exact
 
 if TYPE_CHECKING:
@@ -83,8 +83,10 @@ class RefineOptions:
         min_nets: a candidate is tested only when at least this many nets satisfy it and as many do not.
         cut: a range cut leaves out about this share of the nets (its cut point is an observed value, at most
             1 - cut of the nets out); the complementary cut at the same point is tested too.
-        n_perm: the first batch of permutations of a KS p-value (doubled until its Monte Carlo interval clears
-            the threshold); max_perm: the cap, where the decision is "undecided"; perm_seed: their seed.
+        n_perm: the first batch of within-bin permutations of a p-value (doubled until STOP_HITS of them are at
+            least as extreme, or until the threshold's permutations_needed are drawn); max_perm: a cap below what
+            the threshold needs (None: none), where a p-value whose Monte Carlo interval holds the threshold is
+            "undecided"; perm_seed: their seed.
         seed: the in-band draws' seed.
         min_in_band: a kept restriction leaves a space whose draws land in the band at least this often.
         in_band_draws: draws that measure it.
@@ -103,7 +105,7 @@ class RefineOptions:
     in_band_draws: int = 200
     bins: Optional[int] = None
     max_steps: int = 10
-    max_perm: int = 64_000
+    max_perm: Optional[int] = None
     perm_seed: int = 0
 
     def threshold(self, look: int, step: int, m: int) -> float:
@@ -125,7 +127,7 @@ class RefineOptions:
             raise RefineError(f"correction: {self.correction!r} is not one of {', '.join(CORRECTIONS)}")
         if not 0 <= self.min_removed < 1 or not 0 < self.cut < 1 or not 0 <= self.min_in_band <= 1:
             raise RefineError("min_removed and min_in_band must lie in [0, 1), cut in (0, 1)")
-        if self.max_perm < self.n_perm:
+        if self.max_perm is not None and self.max_perm < self.n_perm:
             raise RefineError(f"max_perm: {self.max_perm} must be >= n_perm {self.n_perm}")
         for key in ("min_nets", "n_perm", "in_band_draws", "max_steps"):
             if getattr(self, key) < 1:
@@ -165,7 +167,7 @@ class Evaluation:
     removed_structures: Optional[float]  # share of the structures it removes (Space.size; None: continuous, or widths)
     ks: float  # complexity-normalized KS of the nets that satisfy it against the rest, shared bins (NaN: not tested)
     ks_all: float  # ... against all the step's nets (as the papers plot restricted vs original)
-    p_value: float  # permutation p-value of ks (NaN: not tested)
+    p_value: float  # one-sided within-bin permutation p-value of the adjusted shift's t (NaN: not tested)
     mean_diff: float  # weighted mean error of the subset minus the rest's, in points (negative: better)
     better: bool  # the subset's EDF lies above the rest's where they differ most (lower error)
     threshold: float  # the p-value it had to reach (alpha, or alpha / m)
@@ -174,7 +176,10 @@ class Evaluation:
     verdict: str
     p_low: float = math.nan  # Clopper-Pearson interval (MC_LEVEL) of the exact permutation p-value
     p_high: float = math.nan
-    permutations: int = 0  # drawn until the interval cleared the threshold (or the cap)
+    permutations: int = 0  # drawn (Besag-Clifford: until STOP_HITS as extreme, or as many as the threshold needs)
+    shift: float = math.nan  # error of the subset minus the rest's at the same FLOPs, in points (the tested effect)
+    t: float = math.nan  # its t (error ~ FLOPs bin + log FLOPs within bins + member)
+    borderline: bool = False  # p's Monte Carlo interval holds the threshold: another permutation seed may decide otherwise
     ess_subset: float = math.nan  # Kish effective sample size of each side's complexity weights
     ess_rest: float = math.nan
     left_out: int = 0  # nets in FLOPs bins populated by one side only (weight 0 in the test)
@@ -194,7 +199,8 @@ class Evaluation:
                 "key": self.restriction.key, "nets": self.nets, "satisfy": self.satisfy, "removed": self.removed,
                 "removed_structures": self.removed_structures, "ks": self.ks, "ks_all": self.ks_all,
                 "p_value": self.p_value, "p_low": self.p_low, "p_high": self.p_high,
-                "permutations": self.permutations, "threshold": self.threshold,
+                "permutations": self.permutations, "threshold": self.threshold, "borderline": self.borderline,
+                "shift_points": self.shift, "t": self.t,
                 "ess_subset": self.ess_subset, "ess_rest": self.ess_rest, "left_out_one_sided_bins": self.left_out,
                 "shared_bins": self.shared_bins, "mean_error_diff_points": self.mean_diff,
                 "better": self.better, "in_band": self.in_band, "kept": self.kept, "verdict": self.verdict}
@@ -203,9 +209,11 @@ class Evaluation:
         """One line of evidence for the refined file's header."""
         structures = "" if self.removed_structures is None else f", {self.removed_structures:.0%} of the structures"
         band = "" if self.in_band is None else f"; in band {self.in_band:.0%} of draws"
-        return (f"KS {self.ks:.3f} vs the rest (p {self.p_value:.4f}, {MC_LEVEL:.1%} Monte Carlo interval "
-                f"{self.p_low:.4f}..{self.p_high:.4f} <= {self.threshold:.4f}, {self.permutations} within-bin "
-                f"permutations), mean error {self.mean_diff:+.2f} points; {self.satisfy} of {self.nets} nets satisfy "
+        return (f"error {self.shift:+.2f} points vs the rest at the same FLOPs (t {self.t:.2f}, one-sided p "
+                f"{self.p_value:.5f} <= {self.threshold:.5f}, {MC_LEVEL:.1%} Monte Carlo interval {self.p_low:.5f}.."
+                f"{self.p_high:.5f}{', borderline' if self.borderline else ''}, {self.permutations} within-bin "
+                f"permutations), KS {self.ks:.3f}, mean error {self.mean_diff:+.2f} points; {self.satisfy} of "
+                f"{self.nets} nets satisfy "
                 f"it (removes {self.removed:.0%} of the nets{structures}; effective sizes {self.ess_subset:.1f} vs "
                 f"{self.ess_rest:.1f}, {self.left_out} nets in one-sided FLOPs bins left out){band}")
 
@@ -226,6 +234,9 @@ class _Measured:
     p_low: float = math.nan
     p_high: float = math.nan
     permutations: int = 0
+    shift: float = math.nan
+    t: float = math.nan
+    borderline: bool = False
     ess_subset: float = math.nan
     ess_rest: float = math.nan
     left_out: int = 0
@@ -235,11 +246,12 @@ class _Measured:
     rest_errors: tuple[float, ...] = ()
     rest_flops: tuple[float, ...] = ()
 
-    def judged(self, res: StratifiedKS) -> "_Measured":
-        """With the within-bin permutation test's outcome."""
-        return dataclasses.replace(self, ks=res.ks, p_value=res.p_value, p_low=res.p_low, p_high=res.p_high,
-                                   permutations=res.permutations, better=res.up > res.down, ess_subset=res.ess_a,
-                                   ess_rest=res.ess_b, left_out=res.left_out_a + res.left_out_b, shared_bins=res.bins)
+    def judged(self, res: AdjustedShift, ks: StratifiedKS) -> "_Measured":
+        """With the adjusted shift test's outcome and the normalized EDFs' KS (shown, not tested)."""
+        return dataclasses.replace(self, ks=ks.ks, p_value=res.p_value, p_low=res.p_low, p_high=res.p_high,
+                                   permutations=res.permutations, shift=100 * res.shift, t=res.t,
+                                   borderline=res.borderline, better=res.shift < 0, ess_subset=ks.ess_a,
+                                   ess_rest=ks.ess_b, left_out=res.left_out_a + res.left_out_b, shared_bins=res.bins)
 
     def fields(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -254,7 +266,7 @@ class _Tested:
     subset: list[_Net]
     stats: _Measured
     verdict: str = ""
-    test: Optional[StratifiedKS] = None
+    test: Optional[AdjustedShift] = None
 
 
 def _member(space: Space, net: NetSpec, cache: dict) -> bool:
@@ -299,11 +311,12 @@ def _test(r: Restriction, base: list[_Net], current: Space, before: float, opts:
 
 
 def _judge(t: _Tested, threshold: float, opts: RefineOptions, edges: Sequence[float]) -> None:
-    """The within-bin permutation test of a tested candidate against its threshold (its stats filled in)."""
+    """The adjusted shift test of a tested candidate against its threshold (its stats filled in), and its KS."""
     s = t.stats
-    t.test = ks_stratified_test(s.subset_errors, s.rest_errors, s.subset_flops, s.rest_flops, edges,
-                                threshold=threshold, n_perm=opts.n_perm, max_perm=opts.max_perm, seed=opts.perm_seed)
-    t.stats = s.judged(t.test)
+    t.test = adjusted_shift_test(s.subset_errors, s.rest_errors, s.subset_flops, s.rest_flops, edges,
+                                 threshold=threshold, n_perm=opts.n_perm, max_perm=opts.max_perm, seed=opts.perm_seed)
+    ks = ks_stratified_test(s.subset_errors, s.rest_errors, s.subset_flops, s.rest_flops, edges, n_perm=1)
+    t.stats = s.judged(t.test, ks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,10 +365,11 @@ class Refinement:
                  f"test split never read)" + (f"; left out: {_counts(self.excluded)}" if self.excluded else "")]
         if judged:
             lines.append(f"# judged on {judged}")
-        lines.append(f"# test: complexity-normalized error EDF of the nets that satisfy a restriction vs the rest, KS "
-                     f"with a p-value from permutations within FLOPs bins ({o.n_perm} doubled until its "
-                     f"{MC_LEVEL:.1%} Monte Carlo interval clears the threshold, at most {o.max_perm}; seed "
-                     f"{o.perm_seed}), alpha {o.alpha:g} ({test}), greedy")
+        cap = "no cap" if o.max_perm is None else f"at most {o.max_perm}"
+        lines.append(f"# test: error of the nets that satisfy a restriction vs the rest at the same FLOPs (OLS t of "
+                     f"membership with FLOPs bins and a within-bin log-FLOPs slope), one-sided p-value from "
+                     f"permutations within FLOPs bins ({o.n_perm} doubled until {STOP_HITS} are as extreme or as "
+                     f"many as the threshold needs, {cap}; seed {o.perm_seed}), alpha {o.alpha:g} ({test}), greedy")
         if self.band:
             lines.append(f"# band: FLOPs {self.band[0]:,}..{self.band[1]:,}"
                          + ("" if self.in_band is None else f"; this space lands in it in {self.in_band:.0%} of draws"))
@@ -499,8 +513,8 @@ def _step(step: int, data: Mapping[str, Any], current: Space, base: list[_Net], 
         t.verdict = _verdict(t, threshold, opts)
         if not t.verdict:
             contenders.append(t)
-    # the strongest first, by a statistic free of Monte Carlo error (StratifiedKS.strength)
-    contenders.sort(key=lambda t: (-t.test.strength, t.restriction.text))
+    # the strongest first, by a statistic free of Monte Carlo error: the most negative t
+    contenders.sort(key=lambda t: (t.test.t, t.restriction.text))
     chosen, in_band = _choose(contenders, step, band, shape, opts)
     return [Evaluation(step=step, restriction=t.restriction, threshold=threshold, in_band=in_band.get(id(t)),
                        kept=t is chosen, verdict=t.verdict, **t.stats.fields()) for t in tested], chosen
@@ -509,14 +523,18 @@ def _step(step: int, data: Mapping[str, Any], current: Space, base: list[_Net], 
 def _verdict(t: _Tested, threshold: float, opts: RefineOptions) -> str:
     """Why a tested candidate cannot be kept ("" when it is a contender)."""
     s, res = t.stats, t.test
-    mc = f"{MC_LEVEL:.1%} Monte Carlo interval {s.p_low:.4f}..{s.p_high:.4f}, {s.permutations} permutations"
+    mc = (f"{MC_LEVEL:.1%} Monte Carlo interval {s.p_low:.5f}..{s.p_high:.5f}, {s.permutations} permutations"
+          + ("; borderline: the interval holds the threshold, another permutation seed may decide otherwise"
+             if s.borderline else ""))
+    if math.isnan(s.t):
+        return "not tested: membership is collinear with the FLOPs bins and log FLOPs"
     if not s.better:
-        return (f"not better: its EDF lies below the rest's where they differ most (mean error "
-                f"{s.mean_diff:+.2f} points)")
+        return f"not better: error {s.shift:+.2f} points vs the rest at the same FLOPs (t {s.t:.2f})"
     if res.decision == "not significant":
-        return f"not significant: p {s.p_value:.4f} > {threshold:.4f} ({mc})"
+        return f"not significant: p {s.p_value:.5f} > {threshold:.5f} ({mc})"
     if res.decision == "undecided":
-        return f"undecided, not kept: p {s.p_value:.4f} ({mc}) holds the threshold {threshold:.4f}"
+        return (f"undecided, not kept: p {s.p_value:.5f} ({mc}) holds the threshold {threshold:.5f} when "
+                f"--max-permutations ran out")
     if s.removed < opts.min_removed:
         return f"removes too little: {s.removed:.0%} of the nets < {opts.min_removed:.0%}"
     return ""
@@ -649,7 +667,7 @@ def _seed_check(refinement: Refinement, records: Sequence[TrialRecord], data: Ma
         return (f"round {k}: the same decisions (every candidate's verdict, {len(refinement.kept)} kept) under "
                 f"permutation seeds 0-{seeds - 1}")
     return (f"round {k}: decisions differ under permutation seed(s) {', '.join(map(str, differ))} of 0-{seeds - 1} "
-            f"(a Monte Carlo interval touched a threshold; more --max-permutations narrows it)")
+            f"(a p-value near its threshold: the page marks such decisions borderline)")
 
 
 def _existing_keys(storage: str, study: str) -> set[str]:

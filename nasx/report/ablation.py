@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..experiments.ablate import PAPER_TABLE3
-from ..stats import paired_comparison, trend_verdict
+from ..stats import LOF_LEVEL, paired_comparison, trend_verdict
 from ..study.record import Shelf, TrialRecord
 from ..units import human
 from .page import html_page, html_table
@@ -240,12 +240,22 @@ def _page(study_name: str, table, meta: dict, png: str, context, command: Option
         beside = ("n/a" if verdict.per_seed_low != verdict.per_seed_low else
                   f"{verdict.per_seed_mean:+.2f} points per doubling, 95% CI {verdict.per_seed_low:+.2f}.."
                   f"{verdict.per_seed_high:+.2f}")
-        parts.append(f"<h2>Verdict</h2><p class='verdict'>{e(verdict.text)}</p><p>Validation error; method: one "
-                     f"least-squares regression over all {verdict.n_runs} complete runs, error = (one offset per "
-                     f"seed) + slope x log2(setting), and the slope's Student t interval on its {verdict.df} residual "
-                     f"degrees of freedom (runs - seeds - 1). Each run is its own training: its noise is independent "
-                     f"once the seed's offset is taken out, so the interval is fit for few seeds (its false-trend "
-                     f"rate under a planted null of 3 seeds x 5 settings is measured in docs/ablations.md). Error "
+        lof = ("n/a" if verdict.lack_of_fit_p != verdict.lack_of_fit_p else f"{verdict.lack_of_fit_p:.2f}")
+        model = (f"<b>Model used: setting random effect</b> (lack of fit p {lof} < {LOF_LEVEL:g}: the settings "
+                 f"deviate from the line by more than run noise, as when settings differ for reasons other than the "
+                 f"knob): each setting's mean with the seed offsets taken out, then the least-squares line through "
+                 f"those means and its Student t interval on settings - 2 = {verdict.df} degrees of freedom, wider "
+                 f"because the settings' own scatter is the error the slope must beat."
+                 if verdict.model == "setting random effect" else
+                 f"<b>Model used: seed fixed effects</b> (lack of fit p {lof} >= {LOF_LEVEL:g}: the settings do not "
+                 f"deviate from the line beyond run noise): one least-squares regression over all {verdict.n_runs} "
+                 f"complete runs, error = (one offset per seed) + slope x log2(setting), and the slope's Student t "
+                 f"interval on its {verdict.df} residual degrees of freedom (runs - seeds - 1).")
+        parts.append(f"<h2>Verdict</h2><p class='verdict'>{e(verdict.text)}</p><p>Validation error. Lack of fit: the "
+                     f"F test of one mean per setting (plus the seed offsets) against the line. {model} Each run is "
+                     f"its own training: its noise is independent once the seed's offset is taken out. The rule's "
+                     f"false-trend rate under planted nulls of 3 seeds x 5 settings, with and without an offset per "
+                     f"setting, is measured in docs/ablations.md. Error "
                      f"falls (rises) when the interval lies below (above) 0; an interval that includes 0 means the "
                      f"differences are within seed noise. Beside it, not the verdict: the mean of each seed's own "
                      f"slope over the settings every seed has, {e(beside)} (a t interval over {verdict.n_seeds} slopes, "

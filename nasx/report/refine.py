@@ -110,17 +110,19 @@ def _cells(e: Evaluation) -> list[str]:
     structures = "— (widths are solved)" if e.removed_structures is None else f"{e.removed_structures:.0%}"
     verdict = f"<b>{h(e.verdict)}</b>" if e.kept else h(e.verdict)
     tested = e.tested and e.permutations > 0
-    interval = f"{e.p_low:.4f}..{e.p_high:.4f} ({e.permutations})" if tested else "—"
+    interval = (f"{e.p_low:.5f}..{e.p_high:.5f} ({e.permutations})" + (" <b>borderline</b>" if e.borderline else "")
+                if tested else "—")
     sizes = f"{e.ess_subset:.1f} / {e.ess_rest:.1f}" if tested else "—"
     return [str(e.step), f"<code>{h(e.restriction.text)}</code>", f"{e.satisfy} of {e.nets}", f"{e.removed:.0%}",
-            structures, sizes, str(e.left_out) if tested else "—", _num(e.ks, ".3f"), _num(e.ks_all, ".3f"),
-            _num(e.mean_diff, "+.2f"), _num(e.p_value, ".4f"), interval,
+            structures, sizes, str(e.left_out) if tested else "—", _num(e.shift, "+.2f"), _num(e.t, ".2f"),
+            _num(e.ks, ".3f"), _num(e.ks_all, ".3f"), _num(e.mean_diff, "+.2f"), _num(e.p_value, ".5f"), interval,
             _num(e.threshold if e.tested else None, ".5f"), "—" if e.in_band is None else f"{e.in_band:.0%}", verdict]
 
 
 HEADER = ["step", "restriction", "nets satisfying", "nets removed (share actually removed)", "structures removed",
-          "effective sizes (satisfy / rest)", "nets left out (one-sided FLOPs bins)", "KS vs rest", "KS vs all",
-          "mean error vs rest (points)", "p (within-bin permutation)",
+          "effective sizes (satisfy / rest)", "nets left out (one-sided FLOPs bins)",
+          "error vs rest at the same FLOPs (points)", "t", "KS vs rest", "KS vs all",
+          "normalized mean error vs rest (points)", "p (one-sided, within-bin permutation)",
           f"p's {MC_LEVEL:.1%} Monte Carlo interval (permutations)", "p needed", "in band", "decision"]
 
 
@@ -171,9 +173,8 @@ def _multiplicity(run: RefineRun) -> str:
                 f"\u03b1 / 2<sup>k</sup> / 2<sup>s</sup>, split equally over the m candidates the step tests "
                 f"(Bonferroni): p needed = {o.alpha:g} / 2<sup>k+s</sup> / m. By the union bound, this run's "
                 f"family-wise error rate, the chance that its {len(run.rounds)} round(s) keep any restriction with "
-                f"no effect, is at most {fwer:.4f} (< \u03b1 = {o.alpha:g} for any number of rounds and steps), plus the chance of a Monte "
-                f"Carlo misdecision (a candidate whose exact permutation p exceeds its threshold is called "
-                f"significant with probability at most {(1 - MC_LEVEL) / 2:.2%} per look at its interval).</p>")
+                f"no effect, is at most {fwer:.4f} (< \u03b1 = {o.alpha:g} for any number of rounds and steps): each "
+                f"sequential permutation p-value is itself a valid p-value, whatever the permutation seed.</p>")
     if o.correction == "bonferroni":
         return (f"<p class='verdict'>Multiplicity: Bonferroni within each step only (p needed = {o.alpha:g} / m); "
                 f"the family-wise error rate across the steps and rounds of this run is not controlled (up to "
@@ -210,15 +211,20 @@ def write_refine_report(run: RefineRun, command: Optional[str] = None) -> Path:
              f"a bin that holds nets of one side only has nothing to be compared with, so its nets are left out (the "
              f"table counts them); over the shared bins each side is weighted by 1 / (its nets in the bin), so every "
              f"shared bin weighs the same on both sides (complexity-normalized EDF, Radosavovic et al. 2019); the "
-             f"table gives each side's effective sample size (Kish, (\u03a3w)\u00b2 / \u03a3w\u00b2). The two EDFs "
-             f"are compared by the KS statistic; its p-value permutes the labels within each FLOPs bin, so every "
-             f"permuted split has the bin counts, hence the weights, of the observed one (a valid test whatever "
-             f"error does with FLOPs). Permutations are drawn in doubling batches ({o.n_perm}, then {2 * o.n_perm}, "
-             f"...; seed {o.perm_seed}) until the p-value's {MC_LEVEL:.1%} Clopper-Pearson interval lies on one side "
-             f"of the p needed; at {o.max_perm} permutations the candidate is undecided and not kept, so a decision "
-             f"does not hang on the permutation seed. Greedy: in each step the strongest candidate (largest KS "
-             f"\u00d7 \u221a(n\u2090n\u1d66 / (n\u2090 + n\u1d66)) of the effective sizes) that is better (its EDF "
-             f"above the rest's), significant, removes at least {o.min_removed:.0%} of the nets and leaves a space "
+             f"table gives each side's effective sample size (Kish, (\u03a3w)\u00b2 / \u03a3w\u00b2) and the KS "
+             f"of the two EDFs (shown, not tested). The test targets the shift refine looks for: the OLS t of "
+             f"membership in error ~ FLOPs bin + log FLOPs (one slope within bins) + member, i.e. the error of the "
+             f"nets that satisfy it minus the rest's at the same FLOPs; its one-sided p-value permutes the labels "
+             f"within each FLOPs bin (the statistic is adjusted for the FLOPs trend inside a bin, so wide bins do "
+             f"not leak: docs/refine.md, Calibration). Permutations are drawn in doubling batches ({o.n_perm}, then "
+             f"{2 * o.n_perm}, ...; seed {o.perm_seed}) until 20 are at least as extreme as the observed split "
+             f"(Besag-Clifford: p = 20 / drawn) or until 20 / (p needed) are drawn (p = (1 + b) / (1 + drawn))"
+             + ("" if o.max_perm is None else f", at most {o.max_perm}: where the cap stops it short with p's "
+                f"Monte Carlo interval holding the p needed the candidate is undecided and not kept")
+             + f". Either p is valid under any seed; a decision whose {MC_LEVEL:.1%} Clopper-Pearson interval "
+             f"holds the p needed is marked <b>borderline</b> (another permutation seed may decide it otherwise). "
+             f"Greedy: in each step the strongest candidate (most negative t) that is better (lower error at the "
+             f"same FLOPs), significant, removes at least {o.min_removed:.0%} of the nets and leaves a space "
              f"that lands in the band in at least {o.min_in_band:.0%} of its draws is kept; the next step tests the "
              f"rest among the nets that satisfy it. A round that keeps no restriction leaves the space as it was: "
              f"the next round samples it again (with its own seed) and its refinement judges the nets of every "

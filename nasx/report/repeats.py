@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from ..stats.intervals import student_t_quantile
-from ..stats.noise import front_probabilities
+from ..stats.noise import FLOPS_TOLERANCE, MeanFront, front_probabilities, mean_front_probabilities, pooled_std
 from ..study.record import TrialRecord
 from ..study.repeat import MARGIN, PHASE, TAG, StudyNet, repeats_name, seed_values, study_nets
 from ..units import human
 from .tables import StudyData
 
-__all__ = ["RepeatRow", "RepeatsSection", "repeat_rows", "repeats_sections", "CSV_COLUMNS", "LEVEL"]
+__all__ = ["RepeatRow", "RepeatsSection", "repeat_rows", "mean_fronts", "repeats_sections", "CSV_COLUMNS", "LEVEL"]
 
 LEVEL = 0.95
 CSV_COLUMNS = ("study", "trial", "spec_id", "seed", "val_acc")
@@ -34,7 +34,9 @@ class RepeatRow:
     flops: int
     seeds: tuple[tuple[int, float], ...]  # (seed, validation accuracy), by seed
     phase: Optional[int]  # 1: on the front; 2: within seed noise of it
-    p_front: float
+    p_front: float  # the share of seed draws (one result per net, drawn uniformly) in which it is non-dominated
+    selection_seed: Optional[int] = None  # the seed of the run it was selected on (the study's)
+    mean_front: Optional[MeanFront] = None  # P(its true mean accuracy is on the front), from the fresh seeds
 
     @property
     def n(self) -> int:
@@ -53,9 +55,30 @@ class RepeatRow:
     @property
     def half_width(self) -> float:
         """Half the 95% Student t interval of the mean (n - 1 degrees of freedom); NaN for one seed."""
-        if self.n < 2:
-            return math.nan
-        return student_t_quantile((1 + LEVEL) / 2, self.n - 1) * self.std / math.sqrt(self.n)
+        return _half_width([a for _, a in self.seeds])
+
+    @property
+    def fresh(self) -> tuple[float, ...]:
+        """The results of the seeds it was not selected on (the repeats): free of the winner's curse."""
+        return tuple(a for s, a in self.seeds if s != self.selection_seed)
+
+    @property
+    def fresh_mean(self) -> float:
+        return sum(self.fresh) / len(self.fresh) if self.fresh else math.nan
+
+    @property
+    def fresh_half_width(self) -> float:
+        return _half_width(self.fresh)
+
+
+def _half_width(values: Sequence[float]) -> float:
+    """Half the 95% Student t interval of the mean of values (n - 1 degrees of freedom); NaN below 2 values."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    m = sum(values) / n
+    sd = math.sqrt(sum((a - m) ** 2 for a in values) / (n - 1))
+    return student_t_quantile((1 + LEVEL) / 2, n - 1) * sd / math.sqrt(n)
 
 
 def repeat_rows(nets: Sequence[StudyNet], values: Mapping[int, Sequence[tuple[int, float]]],
@@ -64,10 +87,25 @@ def repeat_rows(nets: Sequence[StudyNet], values: Mapping[int, Sequence[tuple[in
     counts with its one result)."""
     index = [i for i, n in enumerate(nets) if len(values[n.number]) > 1]
     probs = front_probabilities([[a for _, a in values[n.number]] for n in nets], [n.flops for n in nets], index)
+    means = mean_fronts(nets, values, index)
     rows = [RepeatRow(nets[i].number, nets[i].spec_id, nets[i].description, nets[i].flops,
-                      tuple(values[nets[i].number]), (phases or {}).get(nets[i].number), p)
-            for i, p in zip(index, probs)]
+                      tuple(values[nets[i].number]), (phases or {}).get(nets[i].number), p, nets[i].seed, q)
+            for i, p, q in zip(index, probs, means)]
     return sorted(rows, key=lambda r: (r.flops, r.trial))
+
+
+def mean_fronts(nets: Sequence[StudyNet], values: Mapping[int, Sequence[tuple[int, float]]],
+                which: Sequence[int]) -> list[Optional[MeanFront]]:
+    """P(true mean on the front) of the nets at `which`: a repeated net's mean over its fresh seeds (not the one it was
+    selected on), any other net's one result; sigma pooled over the repeated nets' seeds (None without it)."""
+    fresh = [[a for s, a in values[n.number] if s != n.seed] for n in nets]
+    groups = [[a for _, a in values[n.number]] for n in nets if len(values[n.number]) > 1]
+    sigma = pooled_std(groups)
+    if math.isnan(sigma):
+        return [None] * len(which)
+    use = [f if f else [n.val_acc] for f, n in zip(fresh, nets)]
+    return mean_front_probabilities([sum(u) / len(u) for u in use], [len(u) for u in use], sigma,
+                                    sum(len(g) - 1 for g in groups), [n.flops for n in nets], which)
 
 
 @dataclass(frozen=True)
@@ -119,19 +157,32 @@ def _section(data: StudyData, nets: Sequence[StudyNet], rows: Sequence[RepeatRow
             f"{MARGIN:g} sigma of the front's accuracy at its FLOPs (the best seed-mean accuracy among front nets with "
             f"at most its FLOPs; sigma: the pooled seed standard deviation of the front's nets) was trained under the "
             f"same seeds. Mean and std over seeds (std with n - 1); the interval is the {LEVEL:.0%} Student t interval "
-            f"of the mean. P(front): the probability that the net is non-dominated when each net's accuracy is one of "
-            f"its seeds' results drawn uniformly and independently (a net not repeated keeps its one result): the mean "
-            f"over its seeds' accuracies a of the product over the other nets of (1 - the share of their results that "
-            f"dominate (a, its FLOPs)); exact, no sampling. Every seed's accuracy: repeats.csv.")
+            f"of the mean. A net was chosen on its first seed's result, its luckiest draw among the nets it beat (the "
+            f"winner's curse): the mean without that seed, over the repeats alone, is the unbiased one, shown beside "
+            f"the mean with it. P(mean on front): the probability that the net's true mean accuracy is non-dominated, "
+            f"under the posterior of the true means given the repeats' means (a net not repeated: its one result), "
+            f"with the pooled seed standard deviation (its own uncertainty included); a net dominates another when it "
+            f"is more accurate at no more than {1 + FLOPS_TOLERANCE:.2f}x its FLOPs, so the cheapest net too must "
+            f"beat the nets within {FLOPS_TOLERANCE:.0%} of its FLOPs; in brackets the 95% interval of its Monte "
+            f"Carlo estimate (calibration: docs/repeats.md). Seed-draw share: the share of draws of one seed result "
+            f"per net (uniformly, independently; a net not repeated keeps its one result) in which the net is "
+            f"non-dominated: a statement about one training run, not about the mean. Every seed's accuracy: "
+            f"repeats.csv.")
     header = ("trial", "architecture", "FLOPs", "why", "seeds", "mean", "std", f"{LEVEL:.0%} interval",
-              "accuracy per seed", "P(front)")
+              "mean without its selection seed (95% interval)", "accuracy per seed", "P(mean on front)",
+              "seed-draw share on the front")
     table = []
     for r in rows:
         interval = (f"{100 * (r.mean - r.half_width):.2f} - {100 * (r.mean + r.half_width):.2f}%"
                     if math.isfinite(r.half_width) else "-")
+        fresh = ("-" if not r.fresh else f"{100 * r.fresh_mean:.2f}%" + (
+            f" ({100 * (r.fresh_mean - r.fresh_half_width):.2f} - {100 * (r.fresh_mean + r.fresh_half_width):.2f}%)"
+            if math.isfinite(r.fresh_half_width) else ""))
+        q = r.mean_front
         table.append([str(r.trial), e(r.description), human(r.flops), e(_WHY.get(r.phase, "-")), str(r.n),
                       f"{100 * r.mean:.2f}%", f"{100 * r.std:.2f}" if math.isfinite(r.std) else "-", interval,
-                      e(", ".join(f"s{s}: {100 * a:.2f}" for s, a in r.seeds)), f"{r.p_front:.3f}"])
+                      fresh, e(", ".join(f"s{s}: {100 * a:.2f}" for s, a in r.seeds)),
+                      "-" if q is None else f"{q.p:.2f} ({q.low:.2f}-{q.high:.2f})", f"{r.p_front:.3f}"])
     csv_rows = [{"study": data.name, "trial": r.trial, "spec_id": r.spec_id, "seed": s, "val_acc": a}
                 for r in rows for s, a in r.seeds]
     try:
@@ -164,7 +215,7 @@ def _figure(data: StudyData, nets: Sequence[StudyNet], rows: Sequence[RepeatRow]
                     yerr=[100 * r.half_width if math.isfinite(r.half_width) else 0.0 for r in rows], fmt="o",
                     color="black", ms=5, capsize=3, label=f"mean, {LEVEL:.0%} t interval", zorder=3)
         for r in rows:
-            ax.annotate(f"#{r.trial} P={r.p_front:.2f}", (r.flops, 100 * r.mean), textcoords="offset points",
+            ax.annotate(f"#{r.trial} P={r.mean_front.p if r.mean_front else math.nan:.2f}", (r.flops, 100 * r.mean), textcoords="offset points",
                         xytext=(5, 3), fontsize=7)
         log_axis(ax, [float(n.flops) for n in nets])
         ax.set_xlabel("FLOPs (multiply-adds, log scale)")
@@ -174,5 +225,5 @@ def _figure(data: StudyData, nets: Sequence[StudyNet], rows: Sequence[RepeatRow]
         ax.set_title(title)
         caption = (f"Black: the mean validation accuracy of each repeated net over its seeds, with the {LEVEL:.0%} "
                    f"Student t interval of the mean; blue: each seed's result; grey: the study's other nets at their "
-                   f"one seed. Labels: trial and P(on the front) under seed noise.")
+                   f"one seed. Labels: trial and P(its true mean on the front).")
         return Figure(stem, title, caption, save(fig, out, stem))

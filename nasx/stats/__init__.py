@@ -1,4 +1,5 @@
-"""Pure statistics on result tables: Pareto fronts (`pareto`), error EDFs, KS and its permutation tests (`edf`), rank
+"""Pure statistics on result tables: Pareto fronts (`pareto`), error EDFs, KS and its permutation tests (`edf`), the
+complexity-adjusted shift test (`shift`), rank
 agreement (`rank`), t intervals and trend verdicts (`intervals`)."""
 
 from .edf import *  # noqa: F401,F403
@@ -9,5 +10,7 @@ from .pareto import *  # noqa: F401,F403
 from .pareto import __all__ as _pareto
 from .rank import *  # noqa: F401,F403
 from .rank import __all__ as _rank
+from .shift import *  # noqa: F401,F403
+from .shift import __all__ as _shift
 
-__all__ = [*_pareto, *_edf, *_rank, *_intervals]
+__all__ = [*_pareto, *_edf, *_rank, *_intervals, *_shift]

@@ -11,7 +11,10 @@ import numpy as np
 
 from .rank import pair_arrays
 
-__all__ = ["student_t_quantile", "PairedComparison", "paired_comparison", "fixed_effects_slope", "TrendVerdict", "trend_verdict"]
+__all__ = ["student_t_quantile", "PairedComparison", "paired_comparison", "fixed_effects_slope", "TrendVerdict", "trend_verdict",
+           "LackOfFit", "lack_of_fit", "LOF_LEVEL"]
+
+LOF_LEVEL = 0.5  # a lack-of-fit p-value below this switches the verdict to the setting random-effect interval
 
 
 # Student t intervals (scipy.stats.t)
@@ -100,6 +103,9 @@ class TrendVerdict:
     per_seed_mean: float = math.nan  # the mean of per_seed, with its t interval over seeds (n_seeds - 1 df)
     per_seed_low: float = math.nan
     per_seed_high: float = math.nan
+    lack_of_fit_p: float = math.nan  # the F test of the settings' deviations from the line (lack_of_fit)
+    model: str = "seed fixed effects"  # the verdict's model: "seed fixed effects" (the line fits) or "setting
+    # random effect" (lack of fit below LOF_LEVEL: the two-stage interval of the setting means' slope)
 
 
 def _decimals(*values: float) -> int:
@@ -133,6 +139,63 @@ def fixed_effects_slope(xs: np.ndarray, values: np.ndarray, level: float = 0.95)
         return slope, math.nan, math.nan, df, math.nan
     half = float(stats.t.ppf((1 + level) / 2, df)) * se
     return slope, slope - half, slope + half, df, float(2 * stats.t.sf(abs(slope) / se, df))
+
+
+@dataclass(frozen=True)
+class LackOfFit:
+    """Do the settings deviate from the line? The F test of the seed + setting additive model against the seed +
+    slope line, and the slope of the setting means with its t interval on settings - 2 degrees of freedom (the
+    setting random-effect, two-stage interval)."""
+
+    f: float
+    p_value: float  # NaN: not testable (fewer than 3 settings, or no residual degrees of freedom)
+    df1: int  # settings - 2
+    df2: int  # runs - seeds - settings + 1
+    slope: float  # of the setting means (seed offsets taken out) on x
+    low: float
+    high: float
+    df: int  # settings - 2
+
+
+def _lstsq_rss(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, int]:
+    coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    return coef, float(resid @ resid), int(rank)
+
+
+def lack_of_fit(xs: np.ndarray, values: np.ndarray, level: float = 0.95) -> LackOfFit:
+    """The lack-of-fit test of a line in x with one intercept per seed (values: settings x seeds, NaN: no run), and
+    the two-stage slope: each setting's mean from the additive seed + setting fit (seed offsets taken out), then the
+    least-squares line through those means, its t interval on settings - 2 degrees of freedom (valid when every
+    setting carries an offset of its own: their scatter about the line is the error the slope must beat)."""
+    from scipy import stats
+
+    nan = math.nan
+    ok = ~np.isnan(values)
+    seeds = [j for j in range(values.shape[1]) if ok[:, j].any()]
+    rows, cols = np.nonzero(ok[:, seeds])
+    y = values[:, seeds][rows, cols]
+    n_set = values.shape[0]
+    seed_d = np.eye(len(seeds))[cols]
+    setting_d = np.eye(n_set)[rows][:, 1:]
+    line = np.column_stack([xs[rows], seed_d])
+    full = np.column_stack([seed_d, setting_d])
+    df1, df2 = n_set - 2, y.size - len(seeds) - n_set + 1
+    coef, rss_full, rank = _lstsq_rss(full, y)
+    if df1 < 1 or rank < full.shape[1]:
+        return LackOfFit(nan, nan, max(df1, 0), max(df2, 0), nan, nan, nan, max(df1, 0))
+    _, rss_line, _ = _lstsq_rss(line, y)
+    f = p = nan
+    if df2 >= 1 and rss_full > 0:
+        f = ((rss_line - rss_full) / df1) / (rss_full / df2)
+        p = float(stats.f.sf(f, df1, df2))
+    means = float(np.mean(coef[:len(seeds)])) + np.r_[0.0, coef[len(seeds):]]  # each setting at the mean seed
+    x = xs - xs.mean()
+    slope = float(x @ (means - means.mean()) / (x @ x))
+    resid = means - means.mean() - slope * x
+    se = math.sqrt(float(resid @ resid) / df1 / float(x @ x))
+    half = float(stats.t.ppf((1 + level) / 2, df1)) * se
+    return LackOfFit(float(f), p, df1, df2, slope, slope - half, slope + half, df1)
 
 
 # long: its docstring states the method and its calibration (two thirds of the lines)
@@ -175,8 +238,17 @@ def trend_verdict(values_by_setting: Mapping[float, Sequence[float]], level: flo
             y = values[common, j]
             slopes.append(float(x @ (y - y.mean()) / (x @ x)))
     beside = _t_summary(np.asarray(slopes), level)
+    model, lof_p = "seed fixed effects", math.nan
     if len(used) >= 2:
         slope, low, high, df, p_value = fixed_effects_slope(xs, values[:, used], level)
+        lof = lack_of_fit(xs, values[:, used], level)
+        lof_p = lof.p_value
+        if math.isfinite(lof_p) and lof_p < LOF_LEVEL and math.isfinite(lof.low):
+            from scipy import stats
+
+            model, (slope, low, high, df) = "setting random effect", (lof.slope, lof.low, lof.high, lof.df)
+            se = (high - low) / 2 / float(stats.t.ppf((1 + level) / 2, df))
+            p_value = float(2 * stats.t.sf(abs(slope) / se, df)) if se > 0 else math.nan
     else:
         slope, low, high, df, p_value = math.nan, math.nan, math.nan, 0, math.nan
     n_runs = int(present[:, used].sum()) if used else 0
@@ -190,8 +262,11 @@ def trend_verdict(values_by_setting: Mapping[float, Sequence[float]], level: flo
                 f"as {setting} rises ({shown})")
     else:
         d = _decimals(high - slope)  # two significant digits of the interval's half-width
+        fit = (f"the settings deviate from a line (lack of fit p {lof_p:.2f} < {LOF_LEVEL:g}): the interval of the "
+               f"setting means' slope on {df} df" if model == "setting random effect" else
+               f"seed fixed effects, lack of fit p {lof_p:.2f}" if math.isfinite(lof_p) else "seed fixed effects")
         detail = (f"slope {slope:.{d}f} {unit} {per}, {pct} CI {low:.{d}f}..{high:.{d}f}, {n_runs} runs of "
-                  f"{len(used)} seeds")
+                  f"{len(used)} seeds; {fit}")
         if high < 0:
             direction, text = "falls", f"{quantity} falls as {setting} rises ({detail})"
         elif low > 0:
@@ -200,4 +275,4 @@ def trend_verdict(values_by_setting: Mapping[float, Sequence[float]], level: flo
             direction, text = "flat", f"differences in {quantity} across {setting} are within seed noise ({detail})"
     return TrendVerdict(direction, slope, low, high, len(seeds), level, tuple(slopes), text, n_runs=n_runs, df=df,
                         p_value=p_value, per_seed_mean=beside.mean_diff, per_seed_low=beside.low,
-                        per_seed_high=beside.high)
+                        per_seed_high=beside.high, lack_of_fit_p=lof_p, model=model)

@@ -5,11 +5,15 @@ nets lie within seed noise of a front."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["front_probabilities", "pooled_std", "front_accuracy_at"]
+__all__ = ["front_probabilities", "pooled_std", "front_accuracy_at", "mean_front_probabilities", "MeanFront",
+           "FLOPS_TOLERANCE"]
+
+FLOPS_TOLERANCE = 0.05  # nets whose FLOPs differ by at most this share are compared on accuracy alone
 
 
 def front_probabilities(values: Sequence[Sequence[float]], flops: Sequence[float],
@@ -60,3 +64,40 @@ def front_accuracy_at(flops: float, front_flops: Sequence[float], front_acc: Seq
     """The front's accuracy at `flops`: the best accuracy among front nets with at most these FLOPs (NaN if none)."""
     best = [acc for f, acc in zip(front_flops, front_acc) if f <= flops]
     return max(best) if best else math.nan
+
+
+@dataclass(frozen=True)
+class MeanFront:
+    """P(a net's true mean accuracy is on the front) and the 95% Clopper-Pearson interval of its Monte Carlo
+    estimate."""
+
+    p: float
+    low: float
+    high: float
+
+
+def mean_front_probabilities(means: Sequence[float], counts: Sequence[int], sigma: float, df: int,
+                             flops: Sequence[float], which: Optional[Sequence[int]] = None, draws: int = 20000,
+                             seed: int = 0, tolerance: float = FLOPS_TOLERANCE) -> list[MeanFront]:
+    """For each net i in `which`, the probability that its true mean accuracy is non-dominated: net j dominates i when
+    its FLOPs are at most (1 + tolerance) x i's and its true mean is higher (so the cheapest net too must be more
+    accurate than the nets within `tolerance` of its FLOPs), under the posterior of the true means given the observed
+    ones (flat prior: mean_i ~ N(observed_i, s^2 / counts_i), s^2 ~ sigma^2 df / chi2(df), sigma the pooled seed
+    standard deviation on df degrees of freedom; sigma taken as exact when df is 0), from `draws` joint draws."""
+    from .shift import clopper_pearson
+
+    m = np.asarray(means, dtype=float)
+    n = np.asarray(counts, dtype=float)
+    f = np.asarray(flops, dtype=float)
+    if not (m.size == n.size == f.size) or (n < 1).any() or np.isnan(m).any() or not sigma >= 0:
+        raise ValueError("one mean, count >= 1 and FLOPs count per net, no NaN, and sigma >= 0")
+    rng = np.random.default_rng(seed)
+    scale = sigma * (np.sqrt(df / rng.chisquare(df, draws)) if df > 0 else np.ones(draws))
+    mu = m[None, :] + scale[:, None] / np.sqrt(n)[None, :] * rng.standard_normal((draws, m.size))
+    out = []
+    for i in range(m.size) if which is None else which:
+        rivals = (f <= f[i] * (1 + tolerance)) & (np.arange(m.size) != i)
+        on = ~(mu[:, rivals] > mu[:, i:i + 1]).any(axis=1) if rivals.any() else np.ones(draws, bool)
+        k = int(on.sum())
+        out.append(MeanFront(k / draws, *clopper_pearson(k, draws, 0.95)))
+    return out

@@ -4,11 +4,12 @@ and regret (expected over the orders of tied nets, with their range)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["kendall_tau", "spearman_rho", "bootstrap_ci", "top_k_overlap", "top_k_range", "regret", "regret_range", "pair_arrays", "MAX_DEGENERATE"]
+__all__ = ["kendall_tau", "spearman_rho", "bootstrap_ci", "paired_difference", "PairedDifference", "compare_verdict", "top_k_overlap", "top_k_range", "regret", "regret_range", "pair_arrays", "MAX_DEGENERATE"]
 
 
 # Rank agreement of a proxy with a reference. Inputs are 1-D sequences of equal length; a NaN anywhere
@@ -117,6 +118,50 @@ def bootstrap_ci(stat: Callable[[np.ndarray, np.ndarray], float], x: Sequence[fl
     tail = (1 - level) / 2
     low, high = np.quantile(values[~degenerate], [tail, 1 - tail])
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """stat(a, y) - stat(b, y) over the same nets, with its paired percentile bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+def paired_difference(stat: Callable[[np.ndarray, np.ndarray], float], a: Sequence[float], b: Sequence[float],
+                      y: Sequence[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                      max_degenerate: float = MAX_DEGENERATE) -> PairedDifference:
+    """stat(a, y) - stat(b, y) and its percentile bootstrap interval: nets resampled with their three values together
+    (two rankings of the same nets against one reference), as bootstrap_ci does for one; NaN as bootstrap_ci."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), not {level}")
+    aa, ya = pair_arrays(a, y)
+    ba, _ = pair_arrays(b, y)
+    if _undefined(aa, ya) or _undefined(ba, ya):
+        return PairedDifference(math.nan, math.nan, math.nan)
+    value = stat(aa, ya) - stat(ba, ya)
+    idx = np.random.default_rng(seed).integers(0, ya.size, size=(n_boot, ya.size))
+    batched = _BATCHED.get(stat)
+    if batched is not None:
+        values = batched(aa[idx], ya[idx]) - batched(ba[idx], ya[idx])
+    else:
+        values = np.array([stat(aa[i], ya[i]) - stat(ba[i], ya[i]) for i in idx], dtype=float)
+    degenerate = np.isnan(values)
+    if degenerate.mean() > max_degenerate or not math.isfinite(value):
+        return PairedDifference(value, math.nan, math.nan)
+    tail = (1 - level) / 2
+    low, high = np.quantile(values[~degenerate], [tail, 1 - tail])
+    return PairedDifference(float(value), float(low), float(high))
+
+
+def compare_verdict(diff: PairedDifference, higher_is_better: bool = True) -> str:
+    """"better" when the interval of the difference lies on the good side of 0, "worse" on the other, else "no
+    evidence either way" (also when undefined)."""
+    if not (math.isfinite(diff.low) and math.isfinite(diff.high)):
+        return "no evidence either way"
+    low, high = (diff.low, diff.high) if higher_is_better else (-diff.high, -diff.low)
+    return "better" if low > 0 else "worse" if high < 0 else "no evidence either way"
 
 
 def _inclusion(values: np.ndarray, k: int) -> np.ndarray:

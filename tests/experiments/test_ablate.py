@@ -266,12 +266,14 @@ def test_a_failed_run_drops_one_row_of_the_verdict_and_one_pair_of_its_compariso
     records, errors = [], {}
     for order, cardinality in enumerate((1, 2, 4, 8)):
         for seed in range(3):
-            err = 30 - 1.0 * math.log2(cardinality) + rng.normal(0, 0.5)
+            err = 30 - 2.0 * math.log2(cardinality) + rng.normal(0, 0.5)
             failed = (cardinality, seed) == (4, 1)
             records.append(T(f"{cardinality}x", cardinality - 1, seed, 1 - err / 100, "FAIL" if failed else "COMPLETE"))
             errors.setdefault(cardinality, []).append(math.nan if failed else err)
     verdict, paired = verdict_for(ablation_rows(records), "cardinality")
-    assert (verdict.n_runs, verdict.df, verdict.n_seeds) == (11, 7, 3)
+    assert (verdict.n_runs, verdict.n_seeds) == (11, 3)
+    # the line's residual df is runs - seeds - 1 = 7; where the settings deviate from it, settings - 2 = 2
+    assert verdict.df == {"seed fixed effects": 7, "setting random effect": 2}[verdict.model]
     want = trend_verdict(errors, setting="cardinality")
     assert (verdict.slope, verdict.low, verdict.high) == pytest.approx((want.slope, want.low, want.high))
     assert verdict.direction == "falls", verdict.text

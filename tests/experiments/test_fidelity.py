@@ -377,3 +377,22 @@ def test_a_plain_proxy_budget_is_read_without_the_fidelity_experiment(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
     assert "nasx: note: proxy e1-f0.25" in out.stderr and "/nonexistent does not exist" in out.stderr
+def test_the_committed_example_reads_no_evidence_either_way_against_flops_alone():
+    """Issue 28: the best proxy's tau minus FLOPs alone's is -0.01 with a paired interval of about [-0.5, 0.4]: not
+    "no proxy beats FLOPs", which point taus said, but no evidence either way (nothing retrained)."""
+    from pathlib import Path
+
+    from nasx.experiments.fidelity import load_fidelity
+    from nasx.report.fidelity import verdict
+
+    journal = Path(__file__).resolve().parents[2] / "reports/examples/fidelity-resnext-cpu/fidelity-resnext-cpu.journal"
+    result = measure(load_fidelity("resnext-cpu", str(journal)), n_boot=1000)
+    best = max(result.proxies, key=lambda p: p.tau)
+    flops = next(v for v in best.versus if v.baseline == "FLOPs alone")
+    assert best.budget == "e1-f0.125-r24" and flops.tau.value == pytest.approx(-0.0070, abs=0.0005)
+    assert flops.tau.low < -0.3 and flops.tau.high > 0.3 and flops.verdict == "no evidence either way"
+    assert flops.regret.value == pytest.approx(1.45 / 100 - 3.60 / 100, abs=1e-4)
+    assert all(v.verdict == "no evidence either way" for p in result.proxies for v in p.versus)
+    assert not any(result.beats_baselines(p) for p in result.proxies)
+    text = verdict(result, 0.7)
+    assert "Against FLOPs alone, no evidence either way for any proxy" in text and "not above" not in text

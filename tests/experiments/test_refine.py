@@ -121,7 +121,9 @@ def test_planted_width_order_is_found_kept_and_written(planted_file, drawn, tmp_
     path = r.write(tmp_path / "refined.yaml")
     text = path.read_text()
     assert "# kept restrictions, in order:" in text and "1. ties.width: non_decreasing" in text
-    assert re.search(r"KS 1\.000 vs the rest \(p 0\.00\d+, 99\.9% Monte Carlo interval 0\.0000\.\.0\.00\d+ <= 0\.00\d+, \d+ within-bin permutations\)", text)
+    assert re.search(r"error -\d+\.\d\d points vs the rest at the same FLOPs \(t -\d+\.\d\d, one-sided p 0\.0000\d <= "
+                     r"0\.000\d\d, 99\.9% Monte Carlo interval 0\.00000\.\.0\.000\d\d, \d+ within-bin permutations\), "
+                     r"KS 1\.000", text)
     assert "test split never read" in text
     loaded = load_space(path)
     assert loaded.tied("width") == "non_decreasing"
@@ -294,7 +296,7 @@ def test_an_interrupted_round_resumes_where_it_stopped(planted_file, tmp_path):
 
 def weak_width(spec) -> float:
     """planted_width's effect, weak against the noise: 16 nets cannot keep it at round 1's level, 32 can at round 2's."""
-    return 0.5 + 0.06 * widths_non_decreasing(spec) + 0.1 * luck(spec)
+    return 0.5 + 0.035 * widths_non_decreasing(spec) + 0.1 * luck(spec)
 
 
 @pytest.fixture(scope="module")

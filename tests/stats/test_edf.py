@@ -76,3 +76,34 @@ def test_subset_shift_weighs_shared_bins_and_is_nan_without_one():
     assert 0 < got.ks_all <= 1
     alone = subset_shift([0.1, 0.5], [2.0, 30.0], [True, False], edges)  # no bin holds both sides
     assert not alone.shared and math.isnan(alone.ks_all) and math.isnan(alone.mean_diff)
+
+
+def test_adjusted_shift_is_the_ols_membership_term_with_bin_effects_and_a_within_bin_slope():
+    from scipy import stats
+
+    from nasx.stats import adjusted_shift_test
+
+    rng = np.random.default_rng(4)
+    f = np.exp(rng.uniform(np.log(10e6), np.log(30e6), 60))
+    side = rng.random(60) < 0.4
+    y = 0.8 - 0.05 * np.log(f / 10e6) + rng.normal(0, 0.03, 60) - 0.02 * side
+    edges = log_bins(list(f), 4)
+    r = adjusted_shift_test(y[side], y[~side], f[side], f[~side], edges, n_perm=4000)
+    bins = np.array([bin_index(x, edges) for x in f])
+    design = np.c_[np.stack([bins == k for k in np.unique(bins)], 1).astype(float), np.log(f), side.astype(float)]
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ beta
+    df = 60 - design.shape[1]
+    se = np.sqrt(resid @ resid / df * np.linalg.inv(design.T @ design)[-1, -1])
+    assert r.shift == pytest.approx(beta[-1]) and r.t == pytest.approx(beta[-1] / se) and r.df == df
+    # the permutation p-value is close to the t distribution's (normal errors) and one-sided: a lower
+    assert r.p_value == pytest.approx(stats.t.cdf(r.t, df), abs=0.02)
+    flipped = adjusted_shift_test(y[~side], y[side], f[~side], f[side], edges, n_perm=4000)
+    assert flipped.t == pytest.approx(-r.t) and flipped.p_value > 0.5
+
+
+def test_adjusted_shift_without_a_shared_bin_is_nan():
+    from nasx.stats import adjusted_shift_test
+
+    r = adjusted_shift_test([0.1, 0.2, 0.3], [0.4, 0.5], [1.0, 1.5, 2.0], [9.0, 9.5], [1.0, 5.0, 10.0], threshold=0.01)
+    assert math.isnan(r.t) and math.isnan(r.p_value) and r.decision == "" and (r.left_out_a, r.left_out_b) == (3, 2)
