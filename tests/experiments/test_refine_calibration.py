@@ -82,9 +82,6 @@ def test_p_values_reach_the_thresholds_refine_needs_and_the_seed_only_moves_bord
     assert capped.decision == "undecided" and capped.permutations == 400
 
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "reports" / "examples" / "refine-resnext-cpu"
-
-
 def _bench_records(effect: float, seed: int = 0):
     """The committed example's 142 nets (rounds 1-3) with planted errors, as run_refine's round 3 judges them."""
     bench = example_bench()
