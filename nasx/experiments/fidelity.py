@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 from ..errors import NasxError
 from ..net.spec import NetSpec
 from ..train.budget import Budget, BudgetError
+from ..study.record import COMPLETE
 
 __all__ = ["FidelityError", "FidelityPlan", "ProxyFidelity", "Versus", "FidelityResult", "BASELINES", "plan_fidelity",
            "budget_study", "fidelity_storage", "run_fidelity", "load_fidelity",
@@ -353,7 +354,7 @@ def _net_table(data: FidelityData) -> tuple[Any, dict[str, list[float]], dict[st
             for key in BASELINES:  # the counts the baselines rank by
                 if getattr(rec, key) is not None:
                     row[key] = getattr(rec, key)
-            if rec.state == "COMPLETE" and rec.outcome.val_acc is not None:
+            if rec.state == COMPLETE and rec.outcome.val_acc is not None:
                 row[budget] = rec.outcome.val_acc
                 seconds.setdefault(budget, []).append(float(rec.outcome.wall_time or math.nan))
                 device, dataset = rec.device or device, rec.dataset or dataset
@@ -371,10 +372,10 @@ def _ceiling(data: FidelityData, table: Any, reference: str, missing: dict[str, 
     ceiling = []
     for offset, records in sorted(data.ceiling.items()):
         label = f"{reference} seed +{offset}"
-        acc = {int(r.tags.get("net", -1)): r.outcome.val_acc for r in records if r.state == "COMPLETE" and r.outcome.val_acc is not None}
+        acc = {int(r.tags.get("net", -1)): r.outcome.val_acc for r in records if r.state == COMPLETE and r.outcome.val_acc is not None}
         table[label] = table["net"].map(acc).astype(float)
         both = table[[label, reference]].dropna() if reference in table else pd.DataFrame(columns=[label, reference])
-        spent = [float(r.outcome.wall_time or math.nan) for r in records if r.state == "COMPLETE"]
+        spent = [float(r.outcome.wall_time or math.nan) for r in records if r.state == COMPLETE]
         ceiling.append(agreement(label, "ceiling", data.costs.get(reference, math.nan),
                                  float(np.nanmean(spent)) if spent else math.nan, both[label].to_numpy(float),
                                  both[reference].to_numpy(float)))

@@ -47,7 +47,7 @@ import numpy as np
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..net.spec import NetSpec, parse_yaml
-from ..study.record import TrialRecord
+from ..study.record import COMPLETE, TrialRecord
 from ..study.store import StoredStudy
 from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
 from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
@@ -411,7 +411,7 @@ def _nets(records: Sequence[TrialRecord], space: Space) -> tuple[list[_Net], dic
         excluded[why] = excluded.get(why, 0) + 1
 
     for r in records:
-        if r.state != "COMPLETE" or r.outcome.val_acc is None or r.spec is None:
+        if r.state != COMPLETE or r.outcome.val_acc is None or r.spec is None:
             leave("not complete")
             continue
         net = r.net
@@ -817,7 +817,7 @@ def _plan(space: Optional[str], name: Optional[str], config: Optional["StudyConf
     if band is None:
         raise RefineError(f"{space}: the space has no FLOPs band; give one (--flops LO:HI)")
     first = list(stored.records) if stored is not None else None
-    n = samples or (sum(1 for r in first if r.state == "COMPLETE") if first else 48)
+    n = samples or (sum(1 for r in first if r.state == COMPLETE) if first else 48)
     cfg = dataclasses.replace(cfg, storage=cfg.shelf.url(f"refine-{name}"),
                               flops=band, test=False, sampler="random", corner=None)
     return _Plan(name=name, first_space=_Sampled(str(space), corner, data), cfg=cfg, n=n, options=options,

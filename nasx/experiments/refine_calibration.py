@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ..stats import adjusted_shift_test, log_bins
-from ..study.record import TrialRecord
+from ..study.record import COMPLETE, TrialRecord
 from .refine import RefineOptions, load_records, refine, space_mapping
 
 __all__ = ["planted_split", "single_test_rejections", "ExampleBench", "example_bench", "planted_records",
@@ -96,7 +96,7 @@ def planted_records(records: Sequence[TrialRecord], rng: np.random.Generator, ef
     planted restriction, PLANTED)."""
     out = []
     for r in records:
-        if r.state != "COMPLETE" or r.outcome.val_acc is None:
+        if r.state != COMPLETE or r.outcome.val_acc is None:
             out.append(r)
             continue
         z = math.log(r.flops / BAND[0]) / math.log(BAND[1] / BAND[0])

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from ..experiments.ablate import PAPER_TABLE3
 from ..stats import LOF_LEVEL, paired_comparison, trend_verdict
-from ..study.record import Shelf, TrialRecord
+from ..study.record import COMPLETE, Shelf, TrialRecord
 from ..units import human
 from .page import html_page, html_table
 from .page import read_studies
@@ -36,7 +36,7 @@ def ablation_rows(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
         if "setting" not in t or r.number in retried:
             continue
         rows.append({"setting": t["setting"], "order": t.get("order", 0), "state": r.state,
-                     "complete": r.state == "COMPLETE", "seed": r.seed, "cardinality": t.get("cardinality"),
+                     "complete": r.state == COMPLETE, "seed": r.seed, "cardinality": t.get("cardinality"),
                      "group_width": t.get("group_width"), "depths": t.get("depths"), "widths": t.get("widths"),
                      "value": t.get("value"), "params": r.params, "flops": r.flops, "deviation": t.get("deviation"),
                      "is_base": t.get("is_base", False), "val_acc": r.outcome.val_acc, "test_acc": r.outcome.test_acc,

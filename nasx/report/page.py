@@ -13,7 +13,7 @@ import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..study.record import Shelf
+from ..study.record import COMPLETE, FAIL, PRUNED, RUNNING, Shelf
 from ..units import human
 from .tables import (ReportError, StudyData, ZooRef, hv_vs_compute, pareto_table, study_input,
                      zoo_references)
@@ -76,14 +76,14 @@ def notes_for(datas: Sequence[StudyData]) -> list[str]:
         states = d.trials["state"].value_counts().to_dict() if len(d.trials) else {}
         if not len(d.trials):
             notes.append(f"Study {d.name} has no trials yet: nothing to chart.")
-        elif not states.get("COMPLETE"):
-            failed = d.trials[d.trials["state"] == "FAIL"]["fail_reason"].dropna()
+        elif not states.get(COMPLETE):
+            failed = d.trials[d.trials["state"] == FAIL]["fail_reason"].dropna()
             why = f" (first failure: {failed.iloc[0]})" if len(failed) else ""
             notes.append(f"Study {d.name} has no complete trial yet ({', '.join(f'{v} {k.lower()}' for k, v in states.items())})"
                          f"{why}: no front, accuracies or EDF.")
-        elif states.get("COMPLETE") == 1:
+        elif states.get(COMPLETE) == 1:
             notes.append(f"Study {d.name} has one complete trial: its front is that one point.")
-        if states.get("RUNNING"):
+        if states.get(RUNNING):
             notes.append(f"Study {d.name} has {states['RUNNING']} trial(s) still running (or left running by a "
                          f"stopped worker): they are not in the charts until they complete.")
     datasets = {d.info.dataset for d in datas if d.info}
@@ -114,7 +114,7 @@ def rungs_text(d: StudyData) -> Optional[str]:
     if i is None or not i.rungs:
         return None
     t = d.trials
-    trained = t[t["state"].isin(("COMPLETE", "PRUNED", "FAIL")) & t["rejected"].isna()] if len(t) else t
+    trained = t[t["state"].isin((COMPLETE, PRUNED, FAIL)) & t["rejected"].isna()] if len(t) else t
     counts = trained["rung"].value_counts().to_dict() if len(trained) else {}
     names = [b.name for b in i.ladder.budgets] if i.ladder else ["?"] * len(i.rungs)
     parts = [f"rung {k} ({name}): {int(counts.get(k, 0))} net{'s' if counts.get(k, 0) != 1 else ''}"
@@ -204,8 +204,8 @@ def render(datas: Sequence[StudyData], front_rows: Sequence[dict], zoo: Sequence
         i = d.info
         space = (i.space + (f" (corner {i.corner})" if i.corner else "")) if i else "?"
         rows.append([e(d.name), e(space), e(i.dataset if i else "?"), e(proxy_text(d)),
-                     str(states.get("COMPLETE", 0)), str(states.get("PRUNED", 0) - rejected), str(rejected),
-                     str(states.get("FAIL", 0)), str(states.get("RUNNING", 0)), f"<code>{e(d.storage)}</code>"])
+                     str(states.get(COMPLETE, 0)), str(states.get(PRUNED, 0) - rejected), str(rejected),
+                     str(states.get(FAIL, 0)), str(states.get(RUNNING, 0)), f"<code>{e(d.storage)}</code>"])
     parts.append("<h2>Studies</h2>" + html_table(["study", "space", "dataset", "proxy", "complete", "pruned",
                                                   "rejected structures", "failed", "running", "storage"], rows))
     parts.append("<h2>Pareto-optimal architectures</h2><p>Non-dominated in (validation accuracy &uarr;, FLOPs "

@@ -21,6 +21,7 @@ from ..study.config import redact
 from .figures import COLORS, RC, subplots, edf_pair, save
 from ..units import human
 from .page import html_page, html_table
+from ..study.record import COMPLETE
 
 __all__ = ["write_refine_report", "evaluation_rows", "round_letter", "space_letters"]
 
@@ -195,7 +196,7 @@ def write_refine_report(run: RefineRun, command: Optional[str] = None) -> Path:
         writer.writerows(rows)
     h = html.escape
     o = run.options
-    first = next((rec for r in run.rounds for rec in r.records if rec.state == "COMPLETE"), None)
+    first = next((rec for r in run.rounds for rec in r.records if rec.state == COMPLETE), None)
     budget = (first.budget if first is not None else None) or {}
     band = f"{human(run.band[0])}..{human(run.band[1])} FLOPs" if run.band else "the space's band"
     parts = [f"<p>{len(run.rounds)} round(s) of {run.samples} nets each, sampled i.i.d. in {band}; dataset "

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..stats import hv_reference, hypervolume_steps
-from ..study.record import TrialRecord
+from ..study.record import COMPLETE, FAIL, PRUNED, TrialRecord
 from ..study.store import (COLUMNS, StoredStudy, budget_name, pareto_table, study_points,  # noqa: F401 re-exported
                            trials_table)
 from ..units import human
@@ -106,7 +106,7 @@ def hv_vs_compute(data: StudyData) -> Optional[HvCurve]:
     points = study_points(t)
     if points.empty:
         return None
-    trained = t[t["state"].isin(("COMPLETE", "PRUNED", "FAIL")) & t["rejected"].isna()].copy()
+    trained = t[t["state"].isin((COMPLETE, PRUNED, FAIL)) & t["rejected"].isna()].copy()
     trained["completed"] = [data.completed.get(int(n)) for n in trained["number"]]
     trained = trained.sort_values(["completed", "number"], na_position="last", kind="stable")
     cost = trained["wall_time"].astype(float).fillna(0.0).where(trained["duplicate_of"].isna(), 0.0)

@@ -23,7 +23,7 @@ from ..stats.pareto import pareto_mask
 from ..train.budget import Budget
 from .config import StudyConfig
 from .progress import Snapshot
-from .record import Shelf, StudyInfo, TrialRecord
+from .record import COMPLETE, FAIL, PRUNED, Shelf, StudyInfo, TrialRecord
 from .run import Candidate, RunSummary
 from .store import StoredStudy, open_study
 
@@ -34,7 +34,7 @@ SUFFIX = "-repeats"
 MARGIN = 2.0  # phase 2 repeats the nets within MARGIN pooled seed standard deviations of the front
 TAG = "repeat_of"  # the trial of the study a repeat trains again
 PHASE = "repeat_phase"  # 1: on the front; 2: within seed noise of it
-_FINAL = ("COMPLETE", "PRUNED", "FAIL")
+_FINAL = (COMPLETE, PRUNED, FAIL)
 # settings the companion takes from the study: the data, its split (the study seed), the space and objectives, and
 # how to run; not the search's (sampler, trials, band, pruning, rungs), which a fixed study of candidates has not
 _KEEP = ("space", "dataset", "data_dir", "download", "val_size", "seed", "objectives", "corner", "batch_size", "test",
@@ -91,7 +91,7 @@ def seed_values(nets: Sequence[StudyNet], repeats: Sequence[TrialRecord]) -> dic
     ids = {n.number: n.spec_id for n in nets}
     for r in repeats:
         of = r.tags.get(TAG)
-        if r.state == "COMPLETE" and r.outcome.val_acc is not None and of in out and r.spec_id == ids[of]:
+        if r.state == COMPLETE and r.outcome.val_acc is not None and of in out and r.spec_id == ids[of]:
             out[of].append((int(r.seed), float(r.outcome.val_acc)))
     return {k: sorted(v) for k, v in out.items()}
 

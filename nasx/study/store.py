@@ -16,7 +16,7 @@ from ..net.spec import NetSpec
 from ..stats.pareto import pareto_mask
 from ..train.budget import Budget, BudgetError
 from .config import StudyError, redact
-from .record import Shelf, StudyInfo, TrialRecord, read_config, read_info
+from .record import COMPLETE, Shelf, StudyInfo, TrialRecord, read_config, read_info
 
 __all__ = ["StoredStudy", "Shelf", "open_study", "open_studies", "has_study", "trials_table", "study_points",
            "pareto_table", "budget_name", "COLUMNS"]
@@ -63,7 +63,7 @@ class StoredStudy:
         """Its complete trials that trained a net of their own (no duplicate) and hold it, in trial order; `top`: at
         the top budget only (the top rung's in a study with rungs)."""
         rung = self.top_rung if top else None
-        return [r for r in self.records if r.state == "COMPLETE" and r.duplicate_of is None and r.spec is not None
+        return [r for r in self.records if r.state == COMPLETE and r.duplicate_of is None and r.spec is not None
                 and (rung is None or r.rung == rung)]
 
     def nets(self, top: bool = False, n: Optional[int] = None) -> list[NetSpec]:
@@ -87,7 +87,7 @@ class StoredStudy:
     @property
     def complete(self):
         """The rows of its complete trials (every rung's)."""
-        return self.trials[self.trials["state"] == "COMPLETE"]
+        return self.trials[self.trials["state"] == COMPLETE]
 
     @property
     def points(self):
@@ -212,7 +212,7 @@ def trials_table(records: Sequence[TrialRecord], study: str = "", info: Optional
 def study_points(trials) -> Any:
     """The rows that make a study's front, chart, summary and hypervolume: its complete trials at its top budget
     (in a study with rungs, a lower rung's result is at a smaller budget and never competes with the top's)."""
-    done = trials["state"] == "COMPLETE"
+    done = trials["state"] == COMPLETE
     if "top_budget" in trials.columns:
         done &= trials["top_budget"].astype(bool)
     return trials[done]
