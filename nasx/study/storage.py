@@ -29,7 +29,7 @@ def journal_path(url: str) -> Path:
 def repair_journal(path: Path) -> Optional[str]:
     """Cut a last record that a crash left half-written (returning a warning); StudyError, with the file untouched,
     when it is not an Optuna journal (text, binary, other JSON lines) or is damaged before its end."""
-    from .journal_snapshot import RECORD_START
+    from .journal import RECORD_START
 
     if not path.is_file():
         return None
@@ -89,7 +89,7 @@ def open_storage(url: str, warn: Optional[Callable[[str], None]] = None, *, read
             raise StudyError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
     from optuna.storages import JournalStorage
 
-    from .journal_snapshot import SnapshotJournal, flock, lock_path
+    from .journal import SnapshotJournal, flock, lock_path
 
     path = journal_path(url)
     if read_only:
@@ -115,7 +115,7 @@ def no_empty_journal(url: str) -> Iterator[None]:
     if is_rdb(url):
         yield
         return
-    from .journal_snapshot import lock_path
+    from .journal import lock_path
 
     path = journal_path(url)
     made = [p for p in (path, path.with_suffix(".lock"), lock_path(path)) if not p.exists()]
@@ -136,7 +136,7 @@ def no_empty_journal(url: str) -> Iterator[None]:
 def _file_lock(lock_path: Path):
     """The study-wide lock of a journal or single-machine database: an flock, dropped by the kernel when its holder
     dies."""
-    from .journal_snapshot import flock
+    from .journal import flock
 
     return flock(lock_path)
 

@@ -92,7 +92,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
 
     from ..space import load_space
     from ..space.sampling import Rejected, suggest
-    from .journal_snapshot import SnapshotJournal
+    from .journal import SnapshotJournal
     from .record import StudyInfo, TrialRecord, write_by_id, write_info
 
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Journal snapshots (nasx.study.journal_snapshot): a study opens from Optuna's saved replay state and the records after
+"""Journal snapshots (nasx.study.journal): a study opens from Optuna's saved replay state and the records after
 it, reads exactly what a full replay reads, and a snapshot that does not belong to the journal is ignored."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
-from nasx.study.journal_snapshot import SnapshotJournal, snapshot_path
+from nasx.study.journal import SnapshotJournal, snapshot_path
 from nasx.study.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

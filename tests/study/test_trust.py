@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from nasx.cli.app import app
 from nasx.study import StudyConfig, open_storage, open_study, reap_stale, record
-from nasx.study.journal_snapshot import JournalError, SnapshotJournal, key_path, snapshot_path
+from nasx.study.journal import JournalError, SnapshotJournal, key_path, snapshot_path
 from nasx.study.worker import process_id
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
