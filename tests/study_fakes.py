@@ -87,3 +87,37 @@ def slow_rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *
                     progress=None):
     """The rung trainer, 0.2 s an epoch: workers overlap."""
     return rung_train(spec, dataset, budget, device, seed, callback, config=config, sleep=0.2)
+
+
+def continue_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                   progress=None, continuation=None, sleep=0.0):
+    """The rung trainer that also follows the trainer's continuation contract: with a Continuation it returns a
+    small pre-decay state (at its share of 100 top-budget steps, less a fifth for the decay) naming its net, seed
+    and top budget, and checks a state it is given as the real trainer does (CheckpointMismatch)."""
+    import torch
+
+    from nasx.train.trainer import CheckpointMismatch
+
+    result = rung_train(spec, dataset, budget, device, seed, callback, config=config, sleep=sleep)
+    if continuation is None:
+        return result
+    top = continuation.top
+    total = round(100 * budget.cost() / top.cost())
+    trunk = total - max(1, round(0.2 * total))
+    saved = continuation.state
+    if saved is not None:
+        if (saved["spec_id"], saved["seed"], saved["top"]) != (result.spec_id, seed, top.name) \
+                or not 0 < saved["step"] <= trunk:
+            raise CheckpointMismatch(f"checkpoint of net {saved['spec_id']}, step {saved['step']}: not this run's")
+        result.resumed_at = saved["step"]
+    result.pre_decay = {"model": {"weight": torch.full((4,), float(trunk))}, "optimizer": {"state": {}},
+                        "generator": torch.zeros(8, dtype=torch.uint8), "order": torch.arange(4), "step": trunk,
+                        "spec_id": result.spec_id, "seed": seed, "top": top.name}
+    return result
+
+
+def slow_continue_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                        progress=None, continuation=None):
+    """The continuing rung trainer, 0.2 s an epoch: workers overlap."""
+    return continue_train(spec, dataset, budget, device, seed, callback, config=config, continuation=continuation,
+                          sleep=0.2)

@@ -88,6 +88,11 @@ class StudyConfig:
     rungs: Optional[Ladder] = None
     eta: Optional[int] = None
     schedule: Optional[str] = None
+    # with rungs: each rung trains as a prefix of the top rung's run (warm-up, stable rate, a decay branch off a
+    # checkpoint of the pre-decay state), so a promotion trains on from that checkpoint instead of retraining
+    # (opt-in: `--continue`; docs/rungs.md); the checkpoints beside the study hold at most checkpoint_cap bytes
+    continuation: bool = False
+    checkpoint_cap: int = 2_000_000_000
 
     @property
     def name(self) -> str:
@@ -101,6 +106,15 @@ class StudyConfig:
     @property
     def storage_url(self) -> str:
         return self.shelf.url(self.name)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where a study in continue mode keeps its trials' checkpoints: beside its journal (<journal folder>/
+        <study>.ckpt), else (a database) in the studies folder."""
+        url = self.storage_url
+        base = Path(url[len("journal://"):]).parent if url.startswith("journal://") else \
+            Path(self.studies_dir) if re.match(r"^[a-z0-9+]+://", url) else Path(url).parent
+        return base / f"{self.name}.ckpt"
 
     @property
     def budget(self) -> Budget:
@@ -180,9 +194,15 @@ class StudyConfig:
             raise StudyError("give --rungs or --schedule asha, not both (asha derives the rungs from the budget)")
         if (self.rungs or self.schedule) and self.fixed:
             raise StudyError("rungs: a fixed list of nets (edf, ablate, references) trains on one budget")
+        if self.continuation and not (self.rungs or self.schedule):
+            raise StudyError("continue: trains a promotion on from its rung's checkpoint; it needs --rungs or "
+                             "--schedule asha")
         if self.rungs is None:
             return
         top = self.rungs.budgets[-1]
+        if self.continuation and any(b.resolution != top.resolution for b in self.rungs.budgets):
+            raise StudyError(f"continue: every rung must train at the top rung's side ({self.rungs.names}); a rung "
+                             f"at another side cannot be continued")
         if self.epochs is not None and (self.epochs, self.fraction, self.resolution) != (top.epochs, top.fraction,
                                                                                        top.resolution):
             raise StudyError(f"rungs: the top rung {top.name} is the study's budget; leave out epochs, fraction, "

@@ -84,6 +84,11 @@ class TrialRecord:
     # promotion, the trial of the rung below whose net it retrains at this rung's budget
     rung: Optional[int] = None
     promoted_from: Optional[int] = None
+    # continue mode: this trial's pre-decay checkpoint ({file, sha256, bytes, step}; None: none kept), the trial
+    # whose checkpoint it trained on from, or why it retrained from scratch instead
+    checkpoint: Optional[Mapping[str, Any]] = None
+    continued_from: Optional[int] = None
+    retrain_reason: Optional[str] = None
     # what came out (its fields are stored flat, under their own names, beside the record's)
     outcome: Outcome = field(default_factory=Outcome)
     # why a trial is not a plain complete one (with the outcome's prune_reason and fail_reason)
@@ -168,7 +173,8 @@ class TrialRecord:
         return out
 
 
-_RUN_FIELDS = ("duplicate_of", "rejected", "worker", "device", "versions", "owner", "process", "heartbeat", "progress")
+_RUN_FIELDS = ("duplicate_of", "rejected", "worker", "device", "versions", "owner", "process", "heartbeat", "progress",
+               "checkpoint", "continued_from", "retrain_reason")
 """Record fields one run of a trial writes besides its outcome: a retry starts them afresh."""
 
 

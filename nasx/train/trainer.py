@@ -37,9 +37,13 @@ from ..net.spec import NetSpec
 from .budget import Budget
 
 __all__ = ["TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment",
-           "resolve_device", "REASONS", "Continuation", "continued_steps"]
+           "resolve_device", "REASONS", "Continuation", "continued_steps", "CheckpointMismatch"]
 
 REASONS = ("completed", "nan", "oom", "pruned")
+
+
+class CheckpointMismatch(ValueError):
+    """A saved state that is not this run's: another net, seed or top budget, or past this run's trunk."""
 
 
 class Pruned(Exception):
@@ -395,14 +399,14 @@ def _fit_continued(state: dict, result: TrainResult, spec: NetSpec, dataset: Dat
 def _resume(loop: _Loop, saved: dict, spec: NetSpec, seed: int, top: Budget, trunk: int,
             dev: torch.device) -> tuple[int, torch.Tensor]:
     """Load a pre-decay state into the loop after checking it is this net's, seed's and top budget's, and no later
-    than this run's trunk (ValueError, one line, otherwise); return its step and data order."""
+    than this run's trunk (CheckpointMismatch, one line, otherwise); return its step and data order."""
     claims = (saved.get("spec_id"), saved.get("seed"), saved.get("top"))
     if claims != (spec.id, seed, top.name):
-        raise ValueError(f"checkpoint of net {claims[0]}, seed {claims[1]}, top {claims[2]}: this run is net "
+        raise CheckpointMismatch(f"checkpoint of net {claims[0]}, seed {claims[1]}, top {claims[2]}: this run is net "
                          f"{spec.id}, seed {seed}, top {top.name}")
     step = int(saved["step"])
     if not 0 < step <= trunk:
-        raise ValueError(f"checkpoint at step {step}: this run's trunk ends at step {trunk}")
+        raise CheckpointMismatch(f"checkpoint at step {step}: this run's trunk ends at step {trunk}")
     loop.model.load_state_dict(saved["model"])
     loop.optimizer.load_state_dict(saved["optimizer"])
     loop.generator.set_state(saved["generator"].cpu() if dev.type != "cuda" else saved["generator"])

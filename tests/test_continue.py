@@ -1,0 +1,165 @@
+"""Continue mode of a study with rungs (`--continue`): a promotion trains on from its rung's pre-decay checkpoint
+(written beside the study, checked against its record's hash), retrains and says so when the checkpoint is
+unreachable or fails its check, survives an interrupted promotion, promotes each net at most once with 3 workers
+racing, and leaves no checkpoint once no promotion can use it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import optuna
+import pytest
+import torch
+
+from nasx.study import StudyConfig, StudyError, open_storage, run_study
+from nasx.study import checkpoints
+from nasx.study.record import TrialRecord
+from nasx.train.budget import Ladder
+from study_fakes import continue_train, slow_continue_train
+
+RUNGS = "e1-f0.1,e1-f0.3,e1-f0.9"
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), device="cpu", heartbeat=0.5,
+            val_size=0.1, rungs=Ladder.parse(RUNGS, eta=2), workers=1, continuation=True)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("NASX_OFFLINE", "1")
+    monkeypatch.setenv("NASX_CACHE", str(tmp_path / "cache"))
+
+
+def config(tmp_path, **changes) -> StudyConfig:
+    return StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", **changes})
+
+
+def records_of(cfg: StudyConfig) -> list[TrialRecord]:
+    study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.storage_url))
+    return [TrialRecord.from_trial(t) for t in study.get_trials()]
+
+
+def promoted(records):
+    return [r for r in records if r.rung and r.state == "COMPLETE"]
+
+
+def assert_each_net_once_per_rung(records, nets):
+    trained = [r for r in records if r.state == "COMPLETE" and r.rung is not None]
+    assert Counter((r.spec_id, r.rung) for r in trained).most_common(1)[0][1] == 1
+    by_rung = Counter(r.rung for r in trained)
+    assert by_rung[0] == nets and by_rung[1] >= nets // 2 and by_rung[2] >= 1
+
+
+def test_promotions_train_on_from_their_checkpoints_which_are_gone_at_the_end(tmp_path):
+    cfg = config(tmp_path, trials=6)
+    events = []
+    run_study(cfg, train_fn=continue_train, on_note=events.append)
+    records = records_of(cfg)
+    assert_each_net_once_per_rung(records, 6)
+    ups = promoted(records)
+    assert ups and all(r.continued_from == r.promoted_from and r.retrain_reason is None for r in ups)
+    kept = [r for r in records if r.checkpoint]
+    assert {r.rung for r in kept} == {0, 1}  # the top rung keeps none
+    assert all(len(r.checkpoint["sha256"]) == 64 and r.checkpoint["step"] > 0 for r in kept)
+    assert not cfg.checkpoint_dir.exists()  # the study ended: every checkpoint removed
+    assert cfg.checkpoint_dir == tmp_path / "s.ckpt"
+    assert any("trains on from trial" in e for e in events)
+
+
+def test_a_promotion_whose_checkpoint_is_gone_retrains_and_says_so(tmp_path):
+    cfg = config(tmp_path, trials=6)
+
+    def losing(spec, dataset, budget, *args, continuation=None, **kwargs):
+        for path in cfg.checkpoint_dir.glob("*.pt"):  # another machine's disk: nothing reachable
+            path.unlink()
+        return continue_train(spec, dataset, budget, *args, continuation=continuation, **kwargs)
+
+    events = []
+    run_study(cfg, train_fn=losing, on_note=events.append)
+    records = records_of(cfg)
+    assert_each_net_once_per_rung(records, 6)
+    ups = promoted(records)  # each trained on, or (its checkpoint gone before it was claimed) retrained, and said so
+    assert all((r.continued_from, r.retrain_reason) == (r.promoted_from, None) or
+               (r.continued_from is None and "not reachable from this worker" in r.retrain_reason) for r in ups)
+    lost = [r for r in ups if r.retrain_reason]
+    assert lost and any(f"trial {r.number}: retrains from scratch: checkpoint" in e for e in events for r in lost)
+
+
+def test_a_full_checkpoint_folder_keeps_none_and_promotions_retrain(tmp_path):
+    cfg = config(tmp_path, trials=6, checkpoint_cap=10)
+    events = []
+    run_study(cfg, train_fn=continue_train, on_note=events.append)
+    ups = promoted(records_of(cfg))
+    assert ups and all("kept no checkpoint" in r.retrain_reason for r in ups)
+    assert any("would pass the cap of" in e for e in events)
+
+
+def test_an_interrupted_promotion_is_retried_from_the_same_checkpoint(tmp_path):
+    calls = []
+
+    def interrupting(spec, dataset, budget, *args, continuation=None, **kwargs):
+        calls.append(continuation.state is not None)
+        if continuation.state is not None and calls.count(True) == 1:  # the first promotion, mid-training
+            raise KeyboardInterrupt
+        return continue_train(spec, dataset, budget, *args, continuation=continuation, **kwargs)
+
+    cfg = config(tmp_path, trials=6)
+    assert run_study(cfg, train_fn=interrupting).interrupted
+    lost = next(r for r in records_of(cfg) if r.state == "FAIL")
+    assert lost.rung == 1 and lost.outcome.fail_reason == "interrupted"
+    assert (cfg.checkpoint_dir / f"{lost.promoted_from}.pt").exists()  # kept for the retry
+    run_study(cfg, train_fn=continue_train)
+    records = records_of(cfg)
+    retry = next(r for r in records if r.retry_of == lost.number)
+    assert (retry.state, retry.spec_id, retry.continued_from) == ("COMPLETE", lost.spec_id, lost.promoted_from)
+    assert_each_net_once_per_rung(records, 6)
+
+
+def test_a_checkpoint_is_read_only_when_its_hash_and_step_match(tmp_path):
+    state = {"model": {"w": torch.ones(3)}, "step": 7, "spec_id": "abc", "seed": 0, "top": "e1-f0.9"}
+    ref, why = checkpoints.save(tmp_path, 4, state, cap=10**6)
+    assert why is None and ref["file"] == "4.pt" and ref["step"] == 7
+    loaded, why = checkpoints.load(tmp_path, ref)
+    assert why is None and torch.equal(loaded["model"]["w"], torch.ones(3))
+    (tmp_path / "4.pt").write_bytes((tmp_path / "4.pt").read_bytes()[:-1] + b"x")
+    assert checkpoints.load(tmp_path, ref) == (None, f"checkpoint {tmp_path / '4.pt'} fails its check (its sha256 "
+                                                     f"is not the one its trial stored)")
+    assert "kept no checkpoint" in checkpoints.load(tmp_path, {"file": "../x.pt", "sha256": "0"})[1]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_checkpoints_go_once_their_net_cannot_be_promoted():
+    ladder = Ladder.parse(RUNGS, eta=3)
+
+    def rec(number, rung, acc, state="COMPLETE", **kw):
+        return TrialRecord.of(number, state, values=(acc, 1e6), spec_id=f"n{number % 100}", flops=1_000_000,
+                              rung=rung, checkpoint={"file": f"{number}.pt"} if rung < 2 else None, **kw)
+
+    low = [rec(i, 0, 0.5 + 0.01 * i) for i in range(6)]  # nets 4 and 5 are the rung's top third
+    # rung 0 still open (trials 9): nothing is removable yet; net 5 promoted but not trained on yet
+    records = low + [rec(105, 1, 0.7, state="RUNNING", promoted_from=5)]
+    assert checkpoints.removable(records, ladder, trials=9) == set()
+    # rung 0 closed (trials 6): the passed-over nets 0-3 go; net 4 is due, net 5 is being trained on
+    assert checkpoints.removable(records, ladder, trials=6) == {0, 1, 2, 3}
+    # net 5 trained on at rung 1: its rung-0 checkpoint goes too
+    records = low + [rec(105, 1, 0.7, promoted_from=5)]
+    assert 5 in checkpoints.removable(records, ladder, trials=9)
+
+
+def test_continue_needs_rungs_at_one_side():
+    with pytest.raises(StudyError, match="needs --rungs"):
+        StudyConfig(space="resnet", continuation=True).check()
+    with pytest.raises(StudyError, match="top rung's side"):
+        StudyConfig(space="resnet", continuation=True, rungs=Ladder.parse("e1-f0.5-r16,e1-f0.5")).check()
+
+
+@pytest.mark.heavy  # 30 s on 2 cores (3 spawned workers): too slow for the default tier
+@pytest.mark.slow
+def test_three_workers_racing_on_the_journal_continue_each_net_at_most_once(tmp_path):
+    cfg = config(tmp_path, trials=12, workers=3)
+    run_study(cfg, train_fn=slow_continue_train)
+    records = records_of(cfg)
+    assert_each_net_once_per_rung(records, 12)
+    ups = promoted(records)
+    assert Counter(r.promoted_from for r in ups).most_common(1)[0][1] == 1  # each promotion queued once
+    assert all(r.continued_from == r.promoted_from for r in ups)
+    assert len({r.owner for r in records if r.state == "COMPLETE"}) >= 2
+    assert not cfg.checkpoint_dir.exists()
