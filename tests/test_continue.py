@@ -5,6 +5,7 @@ racing, and leaves no checkpoint once no promotion can use it."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import optuna
@@ -20,6 +21,7 @@ from study_fakes import continue_train, slow_continue_train
 RUNGS = "e1-f0.1,e1-f0.3,e1-f0.9"
 TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), device="cpu", heartbeat=0.5,
             val_size=0.1, rungs=Ladder.parse(RUNGS, eta=2), workers=1, continuation=True)
+POSTGRES = os.environ.get("NASX_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +63,7 @@ def test_promotions_train_on_from_their_checkpoints_which_are_gone_at_the_end(tm
     assert all(len(r.checkpoint["sha256"]) == 64 and r.checkpoint["step"] > 0 for r in kept)
     assert not cfg.checkpoint_dir.exists()  # the study ended: every checkpoint removed
     assert cfg.checkpoint_dir == tmp_path / "s.ckpt"
-    assert any("trains on from trial" in e for e in events)
+    assert not [e for e in events if "retrains" in e] and "trained on from its checkpoint to the next" in events[0]
 
 
 def test_a_promotion_whose_checkpoint_is_gone_retrains_and_says_so(tmp_path):
@@ -163,3 +165,30 @@ def test_three_workers_racing_on_the_journal_continue_each_net_at_most_once(tmp_
     assert all(r.continued_from == r.promoted_from for r in ups)
     assert len({r.owner for r in records if r.state == "COMPLETE"}) >= 2
     assert not cfg.checkpoint_dir.exists()
+
+
+@pytest.mark.heavy
+@pytest.mark.slow
+@pytest.mark.skipif(not POSTGRES, reason="set NASX_TEST_POSTGRES_URL (.ci/run sets it)")
+def test_three_workers_racing_on_postgresql_continue_each_net_at_most_once(tmp_path):
+    import uuid
+
+    import sqlalchemy
+
+    base, _, _ = POSTGRES.rpartition("/")
+    name = f"nasx_continue_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    try:
+        cfg = config(tmp_path, trials=12, workers=3, storage=f"{base}/{name}", studies_dir=str(tmp_path / "studies"))
+        run_study(cfg, train_fn=slow_continue_train)
+        records = records_of(cfg)
+        assert_each_net_once_per_rung(records, 12)
+        ups = promoted(records)
+        assert Counter(r.promoted_from for r in ups).most_common(1)[0][1] == 1
+        assert all(r.continued_from == r.promoted_from for r in ups)
+        assert cfg.checkpoint_dir == tmp_path / "studies" / "s.ckpt" and not cfg.checkpoint_dir.exists()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -371,6 +371,7 @@ def _resolve_rungs(cfg: StudyConfig, trials_given: bool, notes: list[str]) -> St
         # the lowest rung's nets x its work, about trials / n top budgets on a geometric ladder
         cfg = dataclasses.replace(cfg, trials=max(eta, round(cfg.trials * eta ** (n - 1) / n)))
     notes.append(f"successive halving over {n} rungs ({', '.join(b.name for b in ladder.budgets)}; eta {eta}): up to "
-                 f"{cfg.trials} new nets at the lowest rung, the top 1/{eta} of each rung retrained at the next "
+                 f"{cfg.trials} new nets at the lowest rung, the top 1/{eta} of each rung "
+                 f"{'trained on from its checkpoint to' if cfg.continuation else 'retrained at'} the next "
                  f"(by Pareto rank of error and FLOPs); the front is the top rung's")
     return cfg

@@ -256,6 +256,7 @@ class Worker:
     index: int = 0
     train_fn: Optional[Callable] = None  # a nasx.train.Trainer; default nasx.train.trainer.train
     on_event: Optional[Callable[[str], None]] = None
+    on_note: Optional[Callable[[str], None]] = None  # what a user must see at once (a promotion that retrains)
 
     def run(self, deadline: Optional[float] = None) -> int:
         """Run trials until the study has `trials` complete ones (or max_trials started, or the deadline);
@@ -524,7 +525,7 @@ class Worker:
 
     def _retrains(self, trial: Any, why: str) -> None:
         record.write(trial, retrain_reason=why, continued_from=None)
-        self._say(f"trial {trial.number}: retrains from scratch: {why}")
+        self._note(f"trial {trial.number}: retrains from scratch: {why}")
 
     def _keep_checkpoint(self, trial: Any, result: Any, rung: Optional[int], top: int) -> None:
         """Continue mode, before the result is told: save a completed lower rung's pre-decay state (within the
@@ -535,7 +536,7 @@ class Worker:
         ref, why = checkpoints.save(cfg.checkpoint_dir, trial.number, result.pre_decay, cfg.checkpoint_cap)
         record.write(trial, **({"checkpoint": ref} if ref else {}))
         if why:
-            self._say(f"trial {trial.number}: {why}; a promotion of its net retrains")
+            self._note(f"trial {trial.number}: {why}; a promotion of its net retrains")
 
     def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int, rung: Optional[int],
                rec: Optional[TrialRecord] = None):
@@ -630,3 +631,9 @@ class Worker:
     def _say(self, message: str) -> None:
         if self.on_event is not None:
             self.on_event(message)
+
+    def _note(self, message: str) -> None:
+        """Said, and also noted to the user (a stored record says it too, for workers in other processes)."""
+        self._say(message)
+        if self.on_note is not None:
+            self.on_note(message)
