@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         eta: Optional[int] = typer.Option(None, "--eta", min=2, help="With --rungs or --schedule asha: a rung promotes its top 1/eta (default 3)."),
         schedule: Optional[Schedule] = typer.Option(None, "--schedule", help="asha: three rungs derived from the budget (its training share / eta^2, / eta, whole), as --rungs."),
         continue_: bool = typer.Option(False, "--continue", help="With --rungs or --schedule asha: each rung trains as a prefix of the top rung's run (warm-up, constant rate, a decay branch off a checkpoint of the state before it), so a promotion trains on from its checkpoint beside the study (studies/STUDY.ckpt/) instead of retraining; a worker that cannot reach it retrains and says so. Opt-in: see docs/rungs.md."),
+        predict_promotions: bool = typer.Option(False, "--predict-promotions", help="With --rungs or --schedule asha: once 8 nets were trained at both a rung and the top, rank the rung's nets by their predicted top-rung error (a Bayesian ridge regression on their rung error, log FLOPs and structure; optimistic bound) instead of their rung error. Opt-in: see docs/rungs.md."),
         repeats: int = typer.Option(0, "--repeats", help="After the search, train the front's nets and those within seed noise of it under K more seeds (as `nasx repeat`; 0: off)."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget.
@@ -102,6 +103,8 @@ def register(app: typer.Typer) -> None:
                 overrides["prune"] = False
             if continue_:
                 overrides["continuation"] = True
+            if predict_promotions:
+                overrides["predict_promotions"] = True
             if rungs is not None:
                 given = [o for o, v in (("--epochs", epochs), ("--fraction", fraction), ("--resolution", resolution),
                                         ("--proxy", proxy)) if v is not None]

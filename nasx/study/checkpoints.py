@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..train.budget import Ladder
 from .record import TrialRecord
-from .rungs import RungResult, due_promotions
+from .rungs import rung_standing
 
 __all__ = ["save", "load", "removable", "prune", "remove_all"]
 
@@ -74,10 +74,11 @@ def load(folder: Path, ref: Optional[Mapping[str, Any]]) -> tuple[Optional[dict]
     return state, None
 
 
-def removable(records: Sequence[TrialRecord], ladder: Ladder, trials: int) -> set[int]:
+def removable(records: Sequence[TrialRecord], ladder: Ladder, trials: int, predict: bool = False) -> set[int]:
     """Numbers of the trials whose checkpoints no promotion can use any more: their net trained on at the next rung
     (a complete trial there), or their rung is closed (nothing runs or is queued at it or below, every net has been
-    started at the lowest rung, and no promotion into it is due) and they are not due for promotion."""
+    started at the lowest rung, and no promotion into it is due) and they are not due for promotion (ranked as the
+    study ranks, `predict` as in rungs.rung_standing)."""
     at: dict[int, list[TrialRecord]] = defaultdict(list)
     for r in records:
         if r.rung is not None:
@@ -85,18 +86,14 @@ def removable(records: Sequence[TrialRecord], ladder: Ladder, trials: int) -> se
     out: set[int] = set()
     closed = sum(1 for r in at[0] if r.state in ("COMPLETE", "RUNNING", "WAITING")) >= trials
     for k in range(ladder.top):
-        live = any(r.state in ("RUNNING", "WAITING") for r in at[k])
-        closed = closed and not live
-        done = [r for r in at[k] if r.state == "COMPLETE" and r.duplicate_of is None and r.values
-                and r.flops is not None]
-        taken = {r.spec_id for r in at[k + 1] if r.spec_id}
+        closed = closed and not any(r.state in ("RUNNING", "WAITING") for r in at[k])
+        standing = rung_standing(records, ladder, k, predict)
         trained_on = {r.spec_id for r in at[k + 1] if r.state == "COMPLETE"}
-        due = set(due_promotions([RungResult(r.spec_id or "", 1.0 - float(r.values[0]), float(r.flops or 0))
-                                  for r in done], taken, ladder.eta))
+        due = set(standing.due(ladder.eta))
         for r in at[k]:
             if r.checkpoint is None:
                 continue
-            if r.spec_id in trained_on or (closed and r.spec_id not in due and r.spec_id not in taken) or \
+            if r.spec_id in trained_on or (closed and r.spec_id not in due and r.spec_id not in standing.taken) or \
                     r.state not in ("COMPLETE", "RUNNING"):
                 out.add(r.number)
         closed = closed and not due
@@ -104,9 +101,10 @@ def removable(records: Sequence[TrialRecord], ladder: Ladder, trials: int) -> se
     return out
 
 
-def prune(folder: Path, records: Sequence[TrialRecord], ladder: Ladder, trials: int) -> list[str]:
+def prune(folder: Path, records: Sequence[TrialRecord], ladder: Ladder, trials: int,
+          predict: bool = False) -> list[str]:
     """Remove the checkpoints `removable` names, and files no complete or running trial claims; return their names."""
-    drop = removable(records, ladder, trials)
+    drop = removable(records, ladder, trials, predict)
     claimed = {r.checkpoint.get("file") for r in records
                if r.checkpoint and r.number not in drop and r.state in ("COMPLETE", "RUNNING")}
     running = {f"{r.number}.pt" for r in records if r.state == "RUNNING"}  # may be writing its file now

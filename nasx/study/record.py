@@ -84,6 +84,7 @@ class TrialRecord:
     # promotion, the trial of the rung below whose net it retrains at this rung's budget
     rung: Optional[int] = None
     promoted_from: Optional[int] = None
+    ranked_by: Optional[str] = None  # a promotion: the ranking that chose it (error at the rung, or predicted top error)
     # continue mode: this trial's pre-decay checkpoint ({file, sha256, bytes, step}; None: none kept), the trial
     # whose checkpoint it trained on from, or why it retrained from scratch instead
     checkpoint: Optional[Mapping[str, Any]] = None

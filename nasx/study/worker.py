@@ -28,7 +28,7 @@ from ..train.budget import Budget, Ladder
 from . import checkpoints, record
 from .config import StudyConfig, StudyError, study_space
 from .record import Outcome, TrialRecord
-from .rungs import next_promotion
+from .rungs import next_promotion_ranked
 from .storage import make_sampler, open_study, open_storage, study_lock
 
 if TYPE_CHECKING:  # what the set-up holds, for type checkers (torch, Optuna and the data load on first use)
@@ -347,10 +347,11 @@ class Worker:
         `trials` were started there; else wait while trials run (one may make a promotion due), or end."""
         if any(r.state == "WAITING" for r in records):
             return ctx.study.ask(), False
-        due = next_promotion(records, ctx.ladder)
-        if due is not None:
+        found = next_promotion_ranked(records, ctx.ladder, self.cfg.predict_promotions)
+        if found is not None:
+            due, basis = found
             attrs = record.candidate_attrs(due.net, f"{due.spec_id}:{due.seed}", due.seed, due.tags,
-                                           rung=due.rung + 1, promoted_from=due.number)
+                                           rung=due.rung + 1, promoted_from=due.number, ranked_by=basis)
             ctx.study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             return ctx.study.ask(), False
         lowest = sum(1 for r in records if r.rung == 0 and r.state in ("COMPLETE", "RUNNING", "WAITING"))
@@ -433,7 +434,8 @@ class Worker:
             self._record_result(ctx, trial, claim.proposal, result, prune_reason, claim.rung)
             if continued:
                 records = [TrialRecord.from_trial(t) for t in ctx.study.get_trials(deepcopy=False)]
-                checkpoints.prune(self.cfg.checkpoint_dir, records, ctx.ladder, self.cfg.trials)
+                checkpoints.prune(self.cfg.checkpoint_dir, records, ctx.ladder, self.cfg.trials,
+                                  self.cfg.predict_promotions)
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 requeue(ctx.study, ctx.storage, claim.record, "interrupted")
