@@ -409,7 +409,7 @@ def _resume(loop: _Loop, saved: dict, spec: NetSpec, seed: int, top: Budget, tru
         raise CheckpointMismatch(f"checkpoint at step {step}: this run's trunk ends at step {trunk}")
     loop.model.load_state_dict(saved["model"])
     loop.optimizer.load_state_dict(saved["optimizer"])
-    loop.generator.set_state(saved["generator"].cpu() if dev.type != "cuda" else saved["generator"])
+    loop.generator.set_state(saved["generator"].cpu())  # a CPU byte tensor for either device's generator
     return step, saved["order"].to(dev)
 
 
