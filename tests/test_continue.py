@@ -147,6 +147,12 @@ def test_checkpoints_go_once_their_net_cannot_be_promoted():
 
 
 def test_continue_needs_rungs_at_one_side():
+    from nasx.train.budget import Budget
+    from nasx.train.trainer import continued_steps
+
+    assert continued_steps(Budget(1, 0.0556, 16), Budget(1, 0.5, 16), 900, 0.2) == (80, 100)  # 1/9 of the steps
+    with pytest.raises(ValueError, match="must train at the top rung e1-f0.5's side and batch"):
+        continued_steps(Budget(1, 0.0556, 16), Budget(1, 0.5), 900, 0.2)
     with pytest.raises(StudyError, match="needs --rungs"):
         StudyConfig(space="resnet", continuation=True).check()
     with pytest.raises(StudyError, match="top rung's side"):

@@ -171,7 +171,8 @@ def continued_steps(budget: Budget, top: Budget, top_steps: int, decay: float) -
     share of them, the last `decay` share of it a decay branch (ValueError: a budget at another side or batch)."""
     if budget.resolution != top.resolution or budget.batch_size != top.batch_size:
         raise ValueError(f"continuation: rung {budget.name} must train at the top rung {top.name}'s side and batch")
-    total = max(2, min(top_steps, round(top_steps * budget.cost() / top.cost())))
+    side = top.resolution  # both at one side (or both at the data's): the share is epochs x fraction
+    total = max(2, min(top_steps, round(top_steps * budget.cost(side) / top.cost(side))))
     return total - max(1, round(decay * total)), total
 
 
