@@ -22,7 +22,8 @@ def final_accuracy(spec) -> float:
     return 0.3 + 0.04 * math.log10(complexity(spec).flops) + 0.25 * luck
 
 
-def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None,
+def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                progress=None, continuation=None,
                 sleep=0.0):
     """Curves acc_e = final * (1 - 0.5^e) / (1 - 0.5^E): the order of nets never changes between epochs."""
     spec = fit(spec, dataset.input)  # what the real trainer builds
@@ -43,17 +44,20 @@ def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, *, co
                        peak_memory_bytes=None, device="cpu", seed=seed, spec_id=spec.id, params=0, split_hash="x")
 
 
-def slow_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def slow_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+               progress=None, continuation=None):
     """The curve trainer, 0.2 s an epoch: long enough for workers to overlap."""
     return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=0.2)
 
 
-def sleepy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def sleepy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                 progress=None, continuation=None):
     """The curve trainer, 6 s an epoch: a worker busy in one long trial."""
     return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=6.0)
 
 
-def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                    progress=None, continuation=None):
     """Hangs (until killed) on the first trial of the process whose marker file is named by NASX_TEST_HANG."""
     marker = os.environ.get("NASX_TEST_HANG")
     if marker and not os.path.exists(marker):
@@ -62,7 +66,8 @@ def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, *
     return curve_train(spec, dataset, budget, device, seed, callback, config=config)
 
 
-def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                 progress=None, continuation=None):
     """NaN for some nets, CUDA OOM for others, by the spec's hash."""
     bucket = int(spec.id[:2], 16) % 4
     if bucket in (0, 1):
@@ -73,7 +78,8 @@ def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, c
     return curve_train(spec, dataset, budget, device, seed, callback, config=config)
 
 
-def rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None,
+def rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+               progress=None, continuation=None,
                sleep=0.0):
     """The curve trainer whose final accuracy depends on the budget: a smaller share of the training split costs
     accuracy and adds noise fixed by (net, share), so a low rung orders nets only roughly."""
@@ -84,7 +90,7 @@ def rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, con
 
 
 def slow_rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
-                    progress=None):
+                    progress=None, continuation=None):
     """The rung trainer, 0.2 s an epoch: workers overlap."""
     return rung_train(spec, dataset, budget, device, seed, callback, config=config, sleep=0.2)
 
