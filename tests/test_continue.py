@@ -8,15 +8,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-import optuna
 import pytest
 import torch
 
-from nasx.study import StudyConfig, StudyError, open_storage, run_study
+from nasx.study import StudyConfig, StudyError, run_study
 from nasx.study import checkpoints
 from nasx.study.record import TrialRecord
 from nasx.train.budget import Ladder
 from study_fakes import continue_train, slow_continue_train
+from test_rung_study import config as rung_config, offline, records_of  # noqa: F401 - offline: an autouse fixture
 
 RUNGS = "e1-f0.1,e1-f0.3,e1-f0.9"
 TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), device="cpu", heartbeat=0.5,
@@ -24,19 +24,8 @@ TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), d
 POSTGRES = os.environ.get("NASX_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("NASX_OFFLINE", "1")
-    monkeypatch.setenv("NASX_CACHE", str(tmp_path / "cache"))
-
-
 def config(tmp_path, **changes) -> StudyConfig:
-    return StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", **changes})
-
-
-def records_of(cfg: StudyConfig) -> list[TrialRecord]:
-    study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.storage_url))
-    return [TrialRecord.from_trial(t) for t in study.get_trials()]
+    return rung_config(tmp_path, **{**TINY, **changes})
 
 
 def promoted(records):
@@ -67,7 +56,7 @@ def test_promotions_train_on_from_their_checkpoints_which_are_gone_at_the_end(tm
 
 
 def test_a_promotion_whose_checkpoint_is_gone_retrains_and_says_so(tmp_path):
-    cfg = config(tmp_path, trials=6)
+    cfg = config(tmp_path, trials=4)
 
     def losing(spec, dataset, budget, *args, continuation=None, **kwargs):
         for path in cfg.checkpoint_dir.glob("*.pt"):  # another machine's disk: nothing reachable
@@ -77,7 +66,7 @@ def test_a_promotion_whose_checkpoint_is_gone_retrains_and_says_so(tmp_path):
     events = []
     run_study(cfg, train_fn=losing, on_note=events.append)
     records = records_of(cfg)
-    assert_each_net_once_per_rung(records, 6)
+    assert_each_net_once_per_rung(records, 4)
     ups = promoted(records)  # each trained on, or (its checkpoint gone before it was claimed) retrained, and said so
     assert all((r.continued_from, r.retrain_reason) == (r.promoted_from, None) or
                (r.continued_from is None and "not reachable from this worker" in r.retrain_reason) for r in ups)
@@ -86,7 +75,7 @@ def test_a_promotion_whose_checkpoint_is_gone_retrains_and_says_so(tmp_path):
 
 
 def test_a_full_checkpoint_folder_keeps_none_and_promotions_retrain(tmp_path):
-    cfg = config(tmp_path, trials=6, checkpoint_cap=10)
+    cfg = config(tmp_path, trials=4, checkpoint_cap=10)
     events = []
     run_study(cfg, train_fn=continue_train, on_note=events.append)
     ups = promoted(records_of(cfg))

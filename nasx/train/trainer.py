@@ -430,16 +430,7 @@ def _steps(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device
         i = step % spe
         if i == 0 or order is None:
             order = torch.randperm(len(loop.train_y), device=dev, generator=loop.generator)
-        idx = order[i * bs:(i + 1) * bs]
-        x = loop.prepare(augment(loop.train_x[idx], loop.generator, cfg.crop_padding, cfg.flip))
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        with loop.autocast():
-            loss = loop.criterion(loop.step_model(x), loop.train_y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss = loss.detach().float()
+        loss = _step(loop, cfg, order[i * bs:(i + 1) * bs], lr_at(step))
         run += loss
         window += loss
         step, done, count = step + 1, done + 1, count + 1
@@ -505,16 +496,7 @@ def _epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device
     loss_window = torch.zeros((), device=dev)
     window = 0
     for i in range(loop.steps_per_epoch):
-        idx = order[i * bs:(i + 1) * bs]
-        x = loop.prepare(augment(loop.train_x[idx], loop.generator, cfg.crop_padding, cfg.flip))
-        for group in optimizer.param_groups:
-            group["lr"] = loop.lr_at(step)
-        with loop.autocast():
-            loss = loop.criterion(loop.step_model(x), loop.train_y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss = loss.detach().float()
+        loss = _step(loop, cfg, order[i * bs:(i + 1) * bs], loop.lr_at(step))
         loss_epoch += loss
         loss_window += loss
         step += 1
@@ -532,6 +514,20 @@ def _epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device
                 result.train_time += time.perf_counter() - t_epoch
                 return step, None
     return step, loss_epoch
+
+
+def _step(loop: _Loop, cfg: TrainConfig, idx: torch.Tensor, lr: float) -> torch.Tensor:
+    """One SGD step on the batch `idx` at learning rate `lr`: augment, prepare, forward, backward, update; the loss
+    (detached, on the device)."""
+    x = loop.prepare(augment(loop.train_x[idx], loop.generator, cfg.crop_padding, cfg.flip))
+    for group in loop.optimizer.param_groups:
+        group["lr"] = lr
+    with loop.autocast():
+        loss = loop.criterion(loop.step_model(x), loop.train_y[idx])
+    loop.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    loop.optimizer.step()
+    return loss.detach().float()
 
 
 def _end_epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device, budget: Budget, epoch: int,
