@@ -16,7 +16,7 @@ from nasx.study import checkpoints
 from nasx.study.record import TrialRecord
 from nasx.train.budget import Ladder
 from study_fakes import continue_train, slow_continue_train
-from test_rung_study import config as rung_config, offline, records_of  # noqa: F401 - offline: an autouse fixture
+from test_rung_study import config as rung_config, offline, postgres_database, records_of  # noqa: F401 - offline: an autouse fixture
 
 RUNGS = "e1-f0.1,e1-f0.3,e1-f0.9"
 TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), device="cpu", heartbeat=0.5,
@@ -166,17 +166,8 @@ def test_three_workers_racing_on_the_journal_continue_each_net_at_most_once(tmp_
 @pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="set NASX_TEST_POSTGRES_URL (.ci/run sets it)")
 def test_three_workers_racing_on_postgresql_continue_each_net_at_most_once(tmp_path):
-    import uuid
-
-    import sqlalchemy
-
-    base, _, _ = POSTGRES.rpartition("/")
-    name = f"nasx_continue_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    try:
-        cfg = config(tmp_path, trials=12, workers=3, storage=f"{base}/{name}", studies_dir=str(tmp_path / "studies"))
+    with postgres_database("nasx_continue") as url:
+        cfg = config(tmp_path, trials=12, workers=3, storage=url, studies_dir=str(tmp_path / "studies"))
         run_study(cfg, train_fn=slow_continue_train)
         records = records_of(cfg)
         assert_each_net_once_per_rung(records, 12)
@@ -184,6 +175,3 @@ def test_three_workers_racing_on_postgresql_continue_each_net_at_most_once(tmp_p
         assert Counter(r.promoted_from for r in ups).most_common(1)[0][1] == 1
         assert all(r.continued_from == r.promoted_from for r in ups)
         assert cfg.checkpoint_dir == tmp_path / "studies" / "s.ckpt" and not cfg.checkpoint_dir.exists()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
