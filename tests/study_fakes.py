@@ -127,3 +127,14 @@ def slow_continue_train(spec, dataset, budget, device=None, seed=0, callback=Non
     """The continuing rung trainer, 0.2 s an epoch: workers overlap."""
     return continue_train(spec, dataset, budget, device, seed, callback, config=config, continuation=continuation,
                           sleep=0.2)
+
+
+def hang_on_promotion_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                            progress=None, continuation=None):
+    """The continuing rung trainer that hangs (until killed) in the first promotion that trains on from a checkpoint,
+    in the process whose marker file NASX_TEST_HANG names."""
+    marker = os.environ.get("NASX_TEST_HANG")
+    if continuation is not None and continuation.state is not None and marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3600)
+    return continue_train(spec, dataset, budget, device, seed, callback, config=config, continuation=continuation)

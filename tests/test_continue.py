@@ -148,8 +148,7 @@ def test_continue_needs_rungs_at_one_side():
         StudyConfig(space="resnet", continuation=True, rungs=Ladder.parse("e1-f0.5-r16,e1-f0.5")).check()
 
 
-@pytest.mark.heavy  # 30 s on 2 cores (3 spawned workers): too slow for the default tier
-@pytest.mark.slow
+@pytest.mark.slow  # 3 spawned workers: 5 s on 2 cores (30 s under load)
 def test_three_workers_racing_on_the_journal_continue_each_net_at_most_once(tmp_path):
     cfg = config(tmp_path, trials=12, workers=3)
     run_study(cfg, train_fn=slow_continue_train)
@@ -162,7 +161,6 @@ def test_three_workers_racing_on_the_journal_continue_each_net_at_most_once(tmp_
     assert not cfg.checkpoint_dir.exists()
 
 
-@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="set NASX_TEST_POSTGRES_URL (.ci/run sets it)")
 def test_three_workers_racing_on_postgresql_continue_each_net_at_most_once(tmp_path):
@@ -175,3 +173,46 @@ def test_three_workers_racing_on_postgresql_continue_each_net_at_most_once(tmp_p
         assert Counter(r.promoted_from for r in ups).most_common(1)[0][1] == 1
         assert all(r.continued_from == r.promoted_from for r in ups)
         assert cfg.checkpoint_dir == tmp_path / "studies" / "s.ckpt" and not cfg.checkpoint_dir.exists()
+
+
+def _worker(cfg, train_fn):
+    from nasx.study.worker import Worker
+
+    Worker(cfg, 0, train_fn).run()
+
+
+@pytest.mark.slow  # a spawned worker process: 2 s on 2 cores
+def test_a_sigkilled_promotion_is_retried_from_the_same_checkpoint(tmp_path, monkeypatch):
+    import multiprocessing as mp
+    import signal
+    import time
+
+    from nasx.study import prepare
+    from study_fakes import hang_on_promotion_train
+
+    monkeypatch.setenv("NASX_TEST_HANG", str(tmp_path / "hung"))
+    cfg = config(tmp_path, trials=6, grace=2.0, heartbeat=0.3)
+    run_study(config(tmp_path, trials=1), train_fn=continue_train)  # create the study
+    ready, _ = prepare(cfg)
+    hung = mp.get_context("spawn").Process(target=_worker, args=(ready, hang_on_promotion_train))
+    hung.start()
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (tmp_path / "hung").exists():
+            time.sleep(0.2)
+        assert (tmp_path / "hung").exists(), "the worker never reached a promotion"
+        os.kill(hung.pid, signal.SIGKILL)
+        hung.join()
+    finally:
+        if hung.is_alive():
+            hung.kill()
+            hung.join()
+    lost = next(r for r in records_of(cfg) if r.state == "RUNNING" and r.rung == 1)
+    assert (cfg.checkpoint_dir / f"{lost.promoted_from}.pt").exists()
+    run_study(cfg, train_fn=continue_train)  # reaps the dead worker's trial (its process ended here) and retries it
+    records = records_of(cfg)
+    killed = next(r for r in records if r.number == lost.number)
+    assert killed.state == "FAIL" and killed.outcome.fail_reason.startswith("lost")
+    retry = next(r for r in records if r.retry_of == lost.number)
+    assert (retry.state, retry.spec_id, retry.continued_from) == ("COMPLETE", lost.spec_id, lost.promoted_from)
+    assert_each_net_once_per_rung(records, 6)
