@@ -535,7 +535,10 @@ class Worker:
         cfg = self.cfg
         if result.reason != "completed" or rung is None or rung >= top or result.pre_decay is None:
             return
-        ref, why = checkpoints.save(cfg.checkpoint_dir, trial.number, result.pre_decay, cfg.checkpoint_cap)
+        try:
+            ref, why = checkpoints.save(cfg.checkpoint_dir, trial.number, result.pre_decay, cfg.checkpoint_cap)
+        except OSError as e:  # a full or read-only disk: the result stands, a promotion retrains
+            ref, why = None, f"no checkpoint kept: {e.strerror or e}"
         record.write(trial, **({"checkpoint": ref} if ref else {}))
         if why:
             self._note(f"trial {trial.number}: {why}; a promotion of its net retrains")
