@@ -94,7 +94,7 @@ class StudyConfig:
     continuation: bool = False
     checkpoint_cap: int = 2_000_000_000
     # with rungs: rank a rung's nets by their predicted top-rung error once enough nets reached the top (opt-in,
-    # `--predict-promotions`; nasx.study.rungs.rung_standing), else by their error at the rung
+    # `--predict`; nasx.study.rungs.rung_standing), else by their error at the rung
     predict_promotions: bool = False
 
     @property
@@ -198,7 +198,7 @@ class StudyConfig:
         if (self.rungs or self.schedule) and self.fixed:
             raise StudyError("rungs: a fixed list of nets (edf, ablate, references) trains on one budget")
         if self.predict_promotions and not (self.rungs or self.schedule):
-            raise StudyError("predict-promotions: ranks a rung's promotions; it needs --rungs or --schedule asha")
+            raise StudyError("predict: ranks a rung's promotions; it needs --rungs or --schedule asha")
         if self.continuation and not (self.rungs or self.schedule):
             raise StudyError("continue: trains a promotion on from its rung's checkpoint; it needs --rungs or "
                              "--schedule asha")
