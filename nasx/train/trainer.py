@@ -12,6 +12,10 @@ torch.compile is off by default: on the GPU box it cost 50-85 s per net and gain
 this short. The loss is accumulated on the device; the host reads it once per `check_every` steps
 (to stop on NaN/inf) and once per epoch, so steps do not wait on the GPU.
 
+Continuation (`Continuation`, opt-in: a study's --continue): a budget trained as a prefix of a top budget's run
+(warm-up, constant rate, a decay branch off the trunk), its pre-decay state returned so that a later run trains on
+from it to a larger budget and equals the run trained straight through (same seed, same data order).
+
 Stops: `completed`; `nan` (non-finite training loss); `oom` (torch.cuda.OutOfMemoryError; model and
 optimizer are dropped and the CUDA cache emptied so the process can go on); `pruned` (the per-epoch
 callback returned a true value or raised `Pruned`). Knows nothing of Optuna; never prints.
