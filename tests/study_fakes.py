@@ -22,7 +22,8 @@ def final_accuracy(spec) -> float:
     return 0.3 + 0.04 * math.log10(complexity(spec).flops) + 0.25 * luck
 
 
-def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None,
+def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                progress=None, continuation=None,
                 sleep=0.0):
     """Curves acc_e = final * (1 - 0.5^e) / (1 - 0.5^E): the order of nets never changes between epochs."""
     spec = fit(spec, dataset.input)  # what the real trainer builds
@@ -43,17 +44,20 @@ def curve_train(spec, dataset, budget, device=None, seed=0, callback=None, *, co
                        peak_memory_bytes=None, device="cpu", seed=seed, spec_id=spec.id, params=0, split_hash="x")
 
 
-def slow_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def slow_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+               progress=None, continuation=None):
     """The curve trainer, 0.2 s an epoch: long enough for workers to overlap."""
     return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=0.2)
 
 
-def sleepy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def sleepy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                 progress=None, continuation=None):
     """The curve trainer, 6 s an epoch: a worker busy in one long trial."""
     return curve_train(spec, dataset, budget, device, seed, callback, config=config, sleep=6.0)
 
 
-def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                    progress=None, continuation=None):
     """Hangs (until killed) on the first trial of the process whose marker file is named by NASX_TEST_HANG."""
     marker = os.environ.get("NASX_TEST_HANG")
     if marker and not os.path.exists(marker):
@@ -62,7 +66,8 @@ def hang_once_train(spec, dataset, budget, device=None, seed=0, callback=None, *
     return curve_train(spec, dataset, budget, device, seed, callback, config=config)
 
 
-def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                 progress=None, continuation=None):
     """NaN for some nets, CUDA OOM for others, by the spec's hash."""
     bucket = int(spec.id[:2], 16) % 4
     if bucket in (0, 1):
@@ -73,7 +78,8 @@ def faulty_train(spec, dataset, budget, device=None, seed=0, callback=None, *, c
     return curve_train(spec, dataset, budget, device, seed, callback, config=config)
 
 
-def rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None,
+def rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+               progress=None, continuation=None,
                sleep=0.0):
     """The curve trainer whose final accuracy depends on the budget: a smaller share of the training split costs
     accuracy and adds noise fixed by (net, share), so a low rung orders nets only roughly."""
@@ -84,6 +90,51 @@ def rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, con
 
 
 def slow_rung_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
-                    progress=None):
+                    progress=None, continuation=None):
     """The rung trainer, 0.2 s an epoch: workers overlap."""
     return rung_train(spec, dataset, budget, device, seed, callback, config=config, sleep=0.2)
+
+
+def continue_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                   progress=None, continuation=None, sleep=0.0):
+    """The rung trainer that also follows the trainer's continuation contract: with a Continuation it returns a
+    small pre-decay state (at its share of 100 top-budget steps, less a fifth for the decay) naming its net, seed
+    and top budget, and checks a state it is given as the real trainer does (CheckpointMismatch)."""
+    import torch
+
+    from nasx.train.trainer import CheckpointMismatch
+
+    result = rung_train(spec, dataset, budget, device, seed, callback, config=config, sleep=sleep)
+    if continuation is None:
+        return result
+    top = continuation.top
+    total = round(100 * budget.cost() / top.cost())
+    trunk = total - max(1, round(0.2 * total))
+    saved = continuation.state
+    if saved is not None:
+        if (saved["spec_id"], saved["seed"], saved["top"]) != (result.spec_id, seed, top.name) \
+                or not 0 < saved["step"] <= trunk:
+            raise CheckpointMismatch(f"checkpoint of net {saved['spec_id']}, step {saved['step']}: not this run's")
+        result.resumed_at = saved["step"]
+    result.pre_decay = {"model": {"weight": torch.full((4,), float(trunk))}, "optimizer": {"state": {}},
+                        "generator": torch.zeros(8, dtype=torch.uint8), "order": torch.arange(4), "step": trunk,
+                        "spec_id": result.spec_id, "seed": seed, "top": top.name}
+    return result
+
+
+def slow_continue_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                        progress=None, continuation=None):
+    """The continuing rung trainer, 0.2 s an epoch: workers overlap."""
+    return continue_train(spec, dataset, budget, device, seed, callback, config=config, continuation=continuation,
+                          sleep=0.2)
+
+
+def hang_on_promotion_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                            progress=None, continuation=None):
+    """The continuing rung trainer that hangs (until killed) in the first promotion that trains on from a checkpoint,
+    in the process whose marker file NASX_TEST_HANG names."""
+    marker = os.environ.get("NASX_TEST_HANG")
+    if continuation is not None and continuation.state is not None and marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3600)
+    return continue_train(spec, dataset, budget, device, seed, callback, config=config, continuation=continuation)

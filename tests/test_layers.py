@@ -16,7 +16,7 @@ LAYERS = {
     "stats.pareto": 1, "stats.edf": 1, "stats.rank": 1, "stats.intervals": 1, "stats.noise": 1, "stats.shift": 1,
     "net.build": 2, "net.complexity": 2, "net.zoo": 2, "net.verify": 2, "net.regnet": 2,
     "space.parse": 3, "space.sampling": 3, "space.edit": 3, "train.budget": 3, "train.trainer": 3, "train.cores": 3, "train.bench": 3, "train.memory": 3,
-    "study.record": 4, "study.rungs": 4, "study.journal": 4,
+    "study.record": 4, "study.rungs": 4, "study.journal": 4, "study.checkpoints": 5,
     "study.prune": 5, "study.config": 5, "study.storage": 5, "study.progress": 5, "study.worker": 5,
     "study.run": 5, "study.references": 5, "study.explore": 5, "study.fixed": 5, "study.repeat": 5, "study.store": 5,
     "experiments.ablate": 6, "experiments.fidelity": 6, "experiments.refine": 6, "experiments.refine_calibration": 6, "report.tables": 6, "report.figures": 6, "report.page": 6,

@@ -60,6 +60,8 @@ def register(app: typer.Typer) -> None:
         rungs: Optional[str] = typer.Option(None, "--rungs", help="Successive halving: proxy budgets lowest first, e.g. e1-f0.125,e1-f0.5 (the top one is the study's budget). Every net starts at the lowest rung; the top 1/eta of a rung by Pareto rank of (error, FLOPs) is retrained at the next; the front is the top rung's. --trials then counts nets at the lowest rung. See docs/rungs.md."),
         eta: Optional[int] = typer.Option(None, "--eta", min=2, help="With --rungs or --schedule asha: a rung promotes its top 1/eta (default 3)."),
         schedule: Optional[Schedule] = typer.Option(None, "--schedule", help="asha: three rungs derived from the budget (its training share / eta^2, / eta, whole), as --rungs."),
+        continue_: bool = typer.Option(False, "--continue", help="With --rungs or --schedule asha: each rung trains as a prefix of the top rung's run (warm-up, constant rate, a decay branch off a checkpoint of the state before it), so a promotion trains on from its checkpoint beside the study instead of retraining; a worker that cannot reach it retrains and says so. Opt-in: see docs/rungs.md."),
+        predict_promotions: bool = typer.Option(False, "--predict", help="With --rungs or --schedule asha: once 8 nets were trained at both a rung and the top, rank the rung's nets by their predicted top-rung error (a Bayesian ridge regression on their rung error, log FLOPs and structure; optimistic bound) instead of their rung error. Opt-in: see docs/rungs.md."),
         repeats: int = typer.Option(0, "--repeats", min=0, help="After the search, train the front's nets and those within seed noise of it under K more seeds (as `nasx repeat`; 0: off)."),
     ) -> None:
         """Run (or resume) an Optuna study: maximize validation accuracy, minimize FLOPs, on the proxy budget.
@@ -97,6 +99,10 @@ def register(app: typer.Typer) -> None:
                 overrides["objectives"] = ("accuracy", "flops", "throughput")
             if no_prune:
                 overrides["prune"] = False
+            if continue_:
+                overrides["continuation"] = True
+            if predict_promotions:
+                overrides["predict_promotions"] = True
             if rungs is not None:
                 given = [o for o, v in (("--epochs", epochs), ("--fraction", fraction), ("--resolution", resolution),
                                         ("--proxy", proxy)) if v is not None]
@@ -186,6 +192,9 @@ class Display:
                 f"{snap.pruned} pruned, {snap.failed} failed")
         if snap.rungs:
             line += f" (by rung, lowest first: {' / '.join(map(str, snap.rungs))})"
+        if snap.continued or snap.retrained:
+            line += (f"; promotions: {snap.continued} trained on from a checkpoint, {snap.retrained} retrained (no "
+                     f"usable checkpoint)")
         if self.live is not None:
             from rich.console import Group
             from rich.progress_bar import ProgressBar

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         flops: str = typer.Option("10M:30M", "--flops", help="FLOPs band of the nets, LOW:HIGH."),
         replay: Optional[str] = typer.Option(None, "--replay", help="Replay a stored fidelity run (its name) instead of the planted benchmark: its budgets are the rungs, its reference the top."),
         storage: Optional[str] = typer.Option(None, "--storage", help="With --replay: the fidelity run's storage, a journal path or postgresql URL (default: its journal in studies/)."),
-        strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies", help="Comma-separated: random, nsga2, tpe (fixed budget; tpe is slow: its asks grow with the study) and rungs."),
+        strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies", help="Comma-separated: random, nsga2, tpe (fixed budget; tpe is slow: its asks grow with the study) and rungs; rungs+continue (a promotion trains on from its checkpoint), rungs+predict (promotions ranked by predicted top error), rungs+continue+predict."),
         rungs: str = typer.Option("1/9,1/3,1", "--rungs", help="Rung budgets as work relative to the top budget (1), e.g. 1/9,1/3,1 or 0.25,1; with --replay: budget names (e1-f0.125,e1-f0.5)."),
         eta: int = typer.Option(3, "--eta", min=2, help="Reduction factor: a rung promotes its top 1/eta."),
         compute: float = typer.Option(7200.0, "--compute", callback=finite("--compute", 1), help="Compute budget of every run in device-seconds (default: 2 workers x 1 h)."),
@@ -43,12 +43,13 @@ def register(app: typer.Typer) -> None:
         nasx simulate --proxy-noise 0.25 --strategies random,rungs   # a cheap budget that ranks better
         nasx simulate --replay resnext-cpu --rungs e1-f0.125,e1-f0.5 --eta 4
         """
-        from ..experiments.simulate import STRATEGIES, compare
+        from ..experiments.simulate import STRATEGIES, compare, strategy_known
 
         names = [s.strip() for s in strategies.split(",") if s.strip()]
-        unknown = [s for s in names if s not in STRATEGIES]
+        unknown = [s for s in names if not strategy_known(s)]
         if unknown or not names:
-            fail(f"--strategies: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(STRATEGIES)})")
+            fail(f"--strategies: unknown {', '.join(unknown) or '(none given)'} (use {', '.join(STRATEGIES)}, or "
+                 f"rungs+continue, rungs+predict, rungs+continue+predict)")
         if replay and proxy_noise != 1.0:
             fail("--proxy-noise scales the planted benchmark's noise; --replay serves recorded results as they are")
         with guard():
@@ -74,8 +75,11 @@ def register(app: typer.Typer) -> None:
                      f"{workers} simulated workers, {compute:g} device-seconds per run, {seeds} seeds per strategy "
                      f"({first_seed}-{first_seed + seeds - 1})",
                      f"rungs (work relative to the top): {', '.join(f'{w:.3g}' for w in work)}, eta {ladder.eta}; "
-                     f"a promoted net is retrained from scratch (work per net reaching the top: "
-                     f"{ladder.retrain_overhead(native):.2f} x the top budget)"]
+                     f"rungs: a promoted net is retrained from scratch (work per net reaching the top: "
+                     f"{ladder.retrain_overhead(native):.2f} x the top budget); rungs+continue: it trains on from its "
+                     f"checkpoint, paying the rest of the top's trunk and its own decay branch (a fifth of its work), "
+                     f"the fixed cost and 0.1 s of checkpoint I/O; rungs+predict: ranked by predicted top error "
+                     f"once 8 nets reached the top"]
             page = write_simulation_report(result, folder, "Search strategies at equal compute", setup)
         for o in result.outcomes:
             typer.echo(f"{o.strategy:>7}: compute to target {o.median_to_target:,.0f} s (median, "

@@ -21,14 +21,21 @@ from typing import Any, Optional, Protocol, Sequence
 import numpy as np
 
 from ..stats.pareto import hypervolume
-from ..study.rungs import RungResult, due_promotions
+from ..study.rungs import RungResult, due_promotions, predict_top_errors
 from ..train.budget import Budget, Ladder
 
 __all__ = ["Oracle", "PlantedBenchmark", "ReplayTable", "planted_ladder", "Job", "Trace", "FixedBudget", "Rungs",
            "simulate", "compare", "Comparison", "StrategyOutcome", "make_strategy", "hypervolume", "compute_to_reach",
-           "STRATEGIES"]
+           "STRATEGIES", "RUNG_OPTIONS", "strategy_known"]
 
 STRATEGIES = ("random", "nsga2", "tpe", "rungs")
+
+
+def strategy_known(name: str) -> bool:
+    """One of STRATEGIES, or rungs with options from RUNG_OPTIONS joined by + (rungs+continue+predict)."""
+    base, *options = name.split("+")
+    return name in STRATEGIES or (base == "rungs" and bool(options) and set(options) <= set(RUNG_OPTIONS)
+                                  and len(set(options)) == len(options))
 
 
 class Oracle(Protocol):
@@ -37,6 +44,7 @@ class Oracle(Protocol):
     band: tuple[float, float]
     chance: float
     native: Optional[int]  # the data's image side: a budget's work is its cost there (None: no budget names a side)
+    fixed: float  # seconds every training pays besides its work (set-up, evaluation)
 
     def new_net(self, rng: np.random.Generator) -> Optional[str]: ...
     def flops(self, key: str) -> float: ...
@@ -74,6 +82,7 @@ class PlantedBenchmark:
     chance: float = 0.9
     proxy_noise: float = 1.0
     native: Optional[int] = None  # its budgets are shares of one pass (e1-f0.111 is work 1/9): no image side
+    fixed: float = 3.0  # the planted fixed cost (the fidelity run's fit: 2.41 s, docs/simulate.md)
     _specs: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,8 +127,12 @@ class PlantedBenchmark:
         acc = (self.truth(key) - 0.12 * (1 - w ** 0.35)
                + s * 0.035 * math.log(1 / w) / math.log(9) * _unit_normal("budget", key, round(w, 9))
                + 0.015 * (1 + s * (w ** -0.25 - 1)) * _unit_normal("seed", key, round(w, 9), seed))
-        seconds = 52.5 * self.flops(key) / 20e6 * work + 3.0
+        seconds = 52.5 * self.flops(key) / 20e6 * work + self.fixed
         return min(max(acc, 0.0), 1.0), seconds
+
+    def features(self, key: str) -> tuple[float, ...]:
+        """The structure a predicted ranking sees: the net's depth (what the planted truth reads besides FLOPs)."""
+        return (float(self._specs[key][1]),)
 
     def proxy_tau(self, work: float = 1 / 9, nets: int = 300, seed: int = 0) -> float:
         """Kendall tau (scipy) between `nets` fresh nets' results at `work` and at the top budget, one seed each:
@@ -150,6 +163,7 @@ class ReplayTable:
     chance: float = 0.9
     band: tuple[float, float] = (0.0, 0.0)
     native: Optional[int] = None  # the recorded nets' image side
+    fixed: float = 2.41  # s per training: the fit to the committed fidelity run (docs/simulate.md)
 
     def __post_init__(self) -> None:
         self._results: dict[tuple[str, float], list[tuple[float, float]]] = {}
@@ -268,21 +282,38 @@ def _pruned():
     return TrialState.PRUNED
 
 
+RUNG_OPTIONS = ("continue", "predict")  # strategy names rungs+continue, rungs+predict, rungs+continue+predict
+CHECKPOINT_IO = 0.1  # s per continued promotion: saving and loading a checkpoint of a 10-30 MFLOP net (assumed)
+
+
 class Rungs:
     """Asynchronous successive halving over the ladder: a free worker takes the best due promotion (highest rung
-    first), else starts a new random net at the lowest rung; a promoted net is retrained from scratch."""
+    first), else starts a new random net at the lowest rung. A promoted net is retrained from scratch, or with
+    `continuation` trains on from its rung's pre-decay checkpoint: it pays its rung's work less the part of the
+    rung below it already trained (all of it but that rung's `decay` branch), the fixed cost and CHECKPOINT_IO (its
+    accuracy is the rung's, as if the schedule matched a retraining's). With `predict`, a rung ranks its nets by
+    their predicted top error (nasx.study.rungs.predict_top_errors) once enough nets reached the top."""
 
-    def __init__(self, oracle: Oracle, ladder: Ladder, seed: int):
+    def __init__(self, oracle: Oracle, ladder: Ladder, seed: int, continuation: bool = False, predict: bool = False,
+                 decay: float = 0.2):
         self.oracle, self.ladder, self.work = oracle, ladder, ladder.work(oracle.native)
+        self.continuation, self.predict, self.decay = continuation, predict, decay
         self.rng = np.random.default_rng(seed)
         self.results: list[list[RungResult]] = [[] for _ in ladder.budgets]
         self.promoted: list[set[str]] = [set() for _ in ladder.budgets]
         self.started: set[str] = set()
+        self.seconds: dict[tuple[str, int], float] = {}  # a run's full seconds at its rung
+        self.top_error: dict[str, float] = {}
         self.log: list[tuple[int, str, int]] = []  # (rung, key, how many results of the rung it was ranked among)
 
     def next_job(self) -> Optional[Job]:
         for rung in range(self.ladder.top - 1, -1, -1):
-            due = due_promotions(self.results[rung], self.promoted[rung], self.ladder.eta)
+            results = self.results[rung]
+            predicted = None
+            if self.predict:
+                predicted = predict_top_errors(results, [(r, self.top_error[r.key]) for r in results
+                                                         if r.key in self.top_error])
+            due = due_promotions(results, self.promoted[rung], self.ladder.eta, predicted)
             if due:
                 self.promoted[rung].add(due[0])
                 self.log.append((rung, due[0], len(self.results[rung])))
@@ -293,8 +324,20 @@ class Rungs:
         self.started.add(key)
         return Job(key, 0, 0)
 
+    def charge(self, job: Job, seconds: float) -> float:
+        """The seconds `job` pays, given its run's full `seconds` at its rung: all of them, or (continuation, a
+        promotion) less the trunk of the rung below it already trained, plus the checkpoint's I/O."""
+        self.seconds[(job.key, job.rung)] = seconds
+        below = self.seconds.get((job.key, job.rung - 1)) if job.rung else None
+        if not self.continuation or below is None:
+            return seconds
+        return seconds - (1 - self.decay) * (below - self.oracle.fixed) + CHECKPOINT_IO
+
     def done(self, job: Job, acc: float) -> None:
-        self.results[job.rung].append(RungResult(job.key, 1.0 - acc, self.oracle.flops(job.key)))
+        features = self.oracle.features(job.key) if self.predict and hasattr(self.oracle, "features") else ()
+        self.results[job.rung].append(RungResult(job.key, 1.0 - acc, self.oracle.flops(job.key), features))
+        if job.rung == self.ladder.top:
+            self.top_error[job.key] = 1.0 - acc
 
 
 @dataclass
@@ -344,6 +387,8 @@ def simulate(strategy: Any, oracle: Oracle, compute: float, workers: int = 2, na
         n = tries.get((job.key, job.rung), 0)
         tries[(job.key, job.rung)] = n + 1
         acc, seconds = oracle.observe(job.key, strategy.work[job.rung], seed * 1000 + n)
+        if hasattr(strategy, "charge"):
+            seconds = strategy.charge(job, seconds)
         committed += seconds
         order += 1
         heapq.heappush(running, (now + seconds, order, job, acc, seconds))
@@ -411,9 +456,11 @@ class Comparison:
 
 
 def make_strategy(name: str, oracle: Oracle, ladder: Ladder, seed: int) -> Any:
-    """A strategy by name; fixed-budget ones train at the ladder's top budget."""
-    if name == "rungs":
-        return Rungs(oracle, ladder, seed)
+    """A strategy by name; fixed-budget ones train at the ladder's top budget; rungs+continue, rungs+predict and
+    rungs+continue+predict: the rungs with continuation, the predicted ranking, or both."""
+    base, *options = name.split("+")
+    if base == "rungs" and set(options) <= set(RUNG_OPTIONS) and len(set(options)) == len(options):
+        return Rungs(oracle, ladder, seed, continuation="continue" in options, predict="predict" in options)
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r} (one of {', '.join(STRATEGIES)})")
     return FixedBudget(oracle, ladder.work(oracle.native)[-1], name, seed)

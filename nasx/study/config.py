@@ -90,6 +90,14 @@ class StudyConfig:
     rungs: Optional[Ladder] = None
     eta: Optional[int] = None
     schedule: Optional[str] = None
+    # with rungs: each rung trains as a prefix of the top rung's run (warm-up, stable rate, a decay branch off a
+    # checkpoint of the pre-decay state), so a promotion trains on from that checkpoint instead of retraining
+    # (opt-in: `--continue`; docs/rungs.md); the checkpoints beside the study hold at most checkpoint_cap bytes
+    continuation: bool = False
+    checkpoint_cap: int = 2_000_000_000
+    # with rungs: rank a rung's nets by their predicted top-rung error once enough nets reached the top (opt-in,
+    # `--predict`; nasx.study.rungs.rung_standing), else by their error at the rung
+    predict_promotions: bool = False
 
     @property
     def name(self) -> str:
@@ -103,6 +111,15 @@ class StudyConfig:
     @property
     def storage_url(self) -> str:
         return self.shelf.url(self.name)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where a study in continue mode keeps its trials' checkpoints: beside its journal (<journal folder>/
+        <study>.ckpt), else (a database) in the studies folder."""
+        url = self.storage_url
+        base = Path(url[len("journal://"):]).parent if url.startswith("journal://") else \
+            Path(self.studies_dir) if re.match(r"^[a-z0-9+]+://", url) else Path(url).parent
+        return base / f"{self.name}.ckpt"
 
     @property
     def budget(self) -> Budget:
@@ -208,9 +225,17 @@ class StudyConfig:
             raise StudyError("give --rungs or --schedule asha, not both (asha derives the rungs from the budget)")
         if (self.rungs or self.schedule) and self.fixed:
             raise StudyError("rungs: a fixed list of nets (edf, ablate, references) trains on one budget")
+        if self.predict_promotions and not (self.rungs or self.schedule):
+            raise StudyError("predict: ranks a rung's promotions; it needs --rungs or --schedule asha")
+        if self.continuation and not (self.rungs or self.schedule):
+            raise StudyError("continue: trains a promotion on from its rung's checkpoint; it needs --rungs or "
+                             "--schedule asha")
         if self.rungs is None:
             return
         top = self.rungs.budgets[-1]
+        if self.continuation and any(b.resolution != top.resolution for b in self.rungs.budgets):
+            raise StudyError(f"continue: every rung must train at the top rung's side ({self.rungs.names}); a rung "
+                             f"at another side cannot be continued")
         if self.epochs is not None and (self.epochs, self.fraction, self.resolution) != (top.epochs, top.fraction,
                                                                                        top.resolution):
             raise StudyError(f"rungs: the top rung {top.name} is the study's budget; leave out epochs, fraction, "
@@ -403,6 +428,7 @@ def _resolve_rungs(cfg: StudyConfig, trials_given: bool, notes: list[str]) -> St
         # the lowest rung's nets x its work, about trials / n top budgets on a geometric ladder
         cfg = dataclasses.replace(cfg, trials=max(eta, round(cfg.trials * eta ** (n - 1) / n)))
     notes.append(f"successive halving over {n} rungs ({', '.join(b.name for b in ladder.budgets)}; eta {eta}): up to "
-                 f"{cfg.trials} new nets at the lowest rung, the top 1/{eta} of each rung retrained at the next "
+                 f"{cfg.trials} new nets at the lowest rung, the top 1/{eta} of each rung "
+                 f"{'trained on from its checkpoint to' if cfg.continuation else 'retrained at'} the next "
                  f"(by Pareto rank of error and FLOPs); the front is the top rung's")
     return cfg

@@ -56,6 +56,8 @@ class Snapshot:
     elapsed: float = 0.0
     study: str = ""
     rungs: tuple[int, ...] = ()  # a study with rungs: complete trials at each rung, lowest first (the front: the top's)
+    continued: int = 0  # continue mode: promotions that trained on from their rung's checkpoint
+    retrained: int = 0  # continue mode: promotions that retrained from scratch (no usable checkpoint; the record says why)
 
     @property
     def started(self) -> int:
@@ -72,6 +74,8 @@ def snapshot(study: Any, elapsed: float = 0.0) -> Snapshot:
     now = time.time()
     for t in study.get_trials(deepcopy=False):
         rec = TrialRecord.from_trial(t)
+        snap.continued += rec.continued_from is not None
+        snap.retrained += rec.retrain_reason is not None and rec.promoted_from is not None
         if rec.state == COMPLETE:
             snap.complete += 1
             done.append(rec)

@@ -84,6 +84,12 @@ class TrialRecord:
     # promotion, the trial of the rung below whose net it retrains at this rung's budget
     rung: Optional[int] = None
     promoted_from: Optional[int] = None
+    ranked_by: Optional[str] = None  # a promotion: the ranking that chose it (error at the rung, or predicted top error)
+    # continue mode: this trial's pre-decay checkpoint ({file, sha256, bytes, step}; None: none kept), the trial
+    # whose checkpoint it trained on from, or why it retrained from scratch instead
+    checkpoint: Optional[Mapping[str, Any]] = None
+    continued_from: Optional[int] = None
+    retrain_reason: Optional[str] = None
     # what came out (its fields are stored flat, under their own names, beside the record's)
     outcome: Outcome = field(default_factory=Outcome)
     # why a trial is not a plain complete one (with the outcome's prune_reason and fail_reason)
@@ -170,7 +176,7 @@ class TrialRecord:
 
 
 _RUN_FIELDS = ("duplicate_of", "rejected", "worker", "device", "versions", "owner", "process", "heartbeat",
-               "heartbeat_gap", "progress")
+               "heartbeat_gap", "progress", "checkpoint", "continued_from", "retrain_reason")
 """Record fields one run of a trial writes besides its outcome: a retry starts them afresh."""
 
 

@@ -181,7 +181,7 @@ def run_study(cfg: StudyConfig, progress: Callable[[Snapshot], None] | None = No
         watcher = threading.Thread(target=monitor, daemon=True, name="nasx-monitor")
         watcher.start()
         try:
-            Worker(cfg, 0, train_fn).run(deadline)
+            Worker(cfg, 0, train_fn, on_note=on_note).run(deadline)
         except KeyboardInterrupt:
             interrupted = True
         finally:

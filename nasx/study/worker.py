@@ -27,10 +27,10 @@ from ..net.complexity import complexity
 from ..net.fit import InputShape, fit
 from ..net.spec import NetSpec
 from ..train.budget import Budget, Ladder
-from . import record
+from . import checkpoints, record
 from .config import StudyConfig, StudyError, study_space
 from .record import Outcome, TrialRecord
-from .rungs import next_promotion
+from .rungs import next_promotion_ranked
 from .storage import make_sampler, open_study, open_storage, study_lock
 
 if TYPE_CHECKING:  # what the set-up holds, for type checkers (torch, Optuna and the data load on first use)
@@ -280,6 +280,7 @@ class Worker:
     index: int = 0
     train_fn: Optional[Callable] = None  # a nasx.train.Trainer; default nasx.train.trainer.train
     on_event: Optional[Callable[[str], None]] = None
+    on_note: Optional[Callable[[str], None]] = None  # what a user must see at once (a promotion that retrains)
 
     def run(self, deadline: Optional[float] = None) -> int:
         """Run trials until the study has `trials` complete ones (or max_trials started, or the deadline);
@@ -295,6 +296,8 @@ class Worker:
                 with study_lock(cfg.storage_url, cfg.name, engines):
                     claim, done = self._claim(ctx)
                 if done:
+                    if cfg.continuation and cfg.rungs:
+                        checkpoints.remove_all(cfg.checkpoint_dir)
                     break
                 if claim is None:  # the others' running trials may still complete the study: wait for them
                     time.sleep(min(2.0, cfg.heartbeat))
@@ -368,10 +371,11 @@ class Worker:
         `trials` were started there; else wait while trials run (one may make a promotion due), or end."""
         if any(r.state == "WAITING" for r in records):
             return ctx.study.ask(), False
-        due = next_promotion(records, ctx.ladder)
-        if due is not None:
+        found = next_promotion_ranked(records, ctx.ladder, self.cfg.predict_promotions)
+        if found is not None:
+            due, basis = found
             attrs = record.candidate_attrs(due.net, f"{due.spec_id}:{due.seed}", due.seed, due.tags,
-                                           rung=due.rung + 1, promoted_from=due.number)
+                                           rung=due.rung + 1, promoted_from=due.number, ranked_by=basis)
             ctx.study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             return ctx.study.ask(), False
         lowest = sum(1 for r in records if r.rung == 0 and r.state in ("COMPLETE", "RUNNING", "WAITING"))
@@ -447,9 +451,16 @@ class Worker:
             if claim.original is not None:
                 self._wait_for(ctx, trial, claim.original)
                 return
-            result, prune_reason = self._train(ctx, trial, claim.proposal, claim.record.seed, claim.rung)
+            result, prune_reason = self._train(ctx, trial, claim.proposal, claim.record.seed, claim.rung, claim.record)
             self._check_held(ctx, trial)
+            continued = self.cfg.continuation and ctx.ladder
+            if continued:  # before the result is told: a promotion of this net finds its checkpoint
+                self._keep_checkpoint(trial, result, claim.rung, ctx.ladder.top)
             self._record_result(ctx, trial, claim.proposal, result, prune_reason, claim.rung)
+            if continued:
+                records = [TrialRecord.from_trial(t) for t in ctx.study.get_trials(deepcopy=False)]
+                checkpoints.prune(self.cfg.checkpoint_dir, records, ctx.ladder, self.cfg.trials,
+                                  self.cfg.predict_promotions)
         except _TakenOver as e:
             self._say(f"trial {trial.number}: {e}; this worker stops it and writes nothing")
         except KeyboardInterrupt:
@@ -531,12 +542,50 @@ class Worker:
         record.write(trial, **fields)
         return replace(rec, choices=dict(trial.params), **fields)
 
-    def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int, rung: Optional[int]):
-        """Train the proposal on the budget, storing the curve each epoch and pruning by the rule; return the
-        trainer's result and the rule's verdict (None if it did not prune)."""
+    def _continuation(self, ctx: _Context, trial: Any, rec: Optional[TrialRecord]) -> Any:
+        """Continue mode: the trainer's Continuation, from the checkpoint of the trial this one was promoted from
+        where it is reachable and checks out; else from scratch, and the record and the display say why."""
+        from ..train.trainer import Continuation
+
+        state, why = None, None
+        if rec is not None and rec.promoted_from is not None:
+            source = TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage,
+                                                                            rec.promoted_from)))
+            state, why = checkpoints.load(self.cfg.checkpoint_dir, source.checkpoint)
+            if state is not None:
+                record.write(trial, continued_from=rec.promoted_from)
+                self._say(f"trial {trial.number}: trains on from trial {rec.promoted_from}'s checkpoint "
+                          f"(step {state['step']})")
+            else:
+                self._retrains(trial, why)
+        return Continuation(ctx.ladder.budgets[-1], state=state)
+
+    def _retrains(self, trial: Any, why: str) -> None:
+        record.write(trial, retrain_reason=why, continued_from=None)
+        self._note(f"trial {trial.number}: retrains from scratch: {why}")
+
+    def _keep_checkpoint(self, trial: Any, result: Any, rung: Optional[int], top: int) -> None:
+        """Continue mode, before the result is told: save a completed lower rung's pre-decay state (within the
+        cap) and store where it is, or why none was kept."""
+        cfg = self.cfg
+        if result.reason != "completed" or rung is None or rung >= top or result.pre_decay is None:
+            return
+        try:
+            ref, why = checkpoints.save(cfg.checkpoint_dir, trial.number, result.pre_decay, cfg.checkpoint_cap)
+        except OSError as e:  # a full or read-only disk: the result stands, a promotion retrains
+            ref, why = None, f"no checkpoint kept: {e.strerror or e}"
+        record.write(trial, **({"checkpoint": ref} if ref else {}))
+        if why:
+            self._note(f"trial {trial.number}: {why}; a promotion of its net retrains")
+
+    def _train(self, ctx: _Context, trial: Any, p: Proposal, seed: int, rung: Optional[int],
+               rec: Optional[TrialRecord] = None):
+        """Train the proposal on the budget, storing the curve each epoch and pruning by the rule (continue mode:
+        from its rung's checkpoint, see `_continuation`); return the trainer's result and the rule's verdict (None
+        if it did not prune)."""
         from optuna.trial import TrialState
 
-        from ..train.trainer import train
+        from ..train.trainer import CheckpointMismatch, train
 
         rule = None if self.cfg.fixed else self.cfg.prune_rule  # a pruned candidate would bias an EDF or ablation
         curve: list[float] = []
@@ -567,8 +616,19 @@ class Worker:
                                       "step": step, "steps": steps, "started": started, "at": time.time()})
 
         train_fn = self.train_fn or train
-        result = train_fn(p.spec, ctx.dataset(rung), budget, ctx.device, seed, on_epoch, config=ctx.train_config,
-                          test=self.cfg.test, progress=on_progress)
+        if not (self.cfg.continuation and ctx.ladder):
+            result = train_fn(p.spec, ctx.dataset(rung), budget, ctx.device, seed, on_epoch, config=ctx.train_config,
+                              test=self.cfg.test, progress=on_progress)
+            return result, (verdict[-1] if verdict else None)
+        cont = self._continuation(ctx, trial, rec)
+        try:
+            result = train_fn(p.spec, ctx.dataset(rung), budget, ctx.device, seed, on_epoch, config=ctx.train_config,
+                              test=self.cfg.test, progress=on_progress, continuation=cont)
+        except CheckpointMismatch as e:  # a checkpoint that is not this net's: retrain, and say so
+            self._retrains(trial, f"checkpoint of trial {rec.promoted_from if rec else None}: {e}")
+            curve.clear()
+            result = train_fn(p.spec, ctx.dataset(rung), budget, ctx.device, seed, on_epoch, config=ctx.train_config,
+                              test=self.cfg.test, progress=on_progress, continuation=replace(cont, state=None))
         return result, (verdict[-1] if verdict else None)
 
     def _record_result(self, ctx: _Context, trial: Any, p: Proposal, result: Any,
@@ -612,3 +672,9 @@ class Worker:
     def _say(self, message: str) -> None:
         if self.on_event is not None:
             self.on_event(message)
+
+    def _note(self, message: str) -> None:
+        """Said, and also noted to the user (a stored record says it too, for workers in other processes)."""
+        self._say(message)
+        if self.on_note is not None:
+            self.on_note(message)

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from .budget import MIN_RESOLUTION, Budget, BudgetError, Ladder
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from .trainer import (REASONS, EpochReport, Pruned, Trainer, TrainConfig, TrainResult, augment,  # noqa: F401
-                          resolve_device, train)
+    from .trainer import (REASONS, CheckpointMismatch, Continuation, EpochReport, Pruned, Trainer,  # noqa: F401
+                          TrainConfig, TrainResult, augment, resolve_device, train)
 
 _TRAINER = ("TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment", "resolve_device",
-            "REASONS")
+            "REASONS", "Continuation", "CheckpointMismatch")
 
 __all__ = ["Budget", "BudgetError", "Ladder", "MIN_RESOLUTION", *_TRAINER]
 

@@ -12,6 +12,10 @@ torch.compile is off by default: on the GPU box it cost 50-85 s per net and gain
 this short. The loss is accumulated on the device; the host reads it once per `check_every` steps
 (to stop on NaN/inf) and once per epoch, so steps do not wait on the GPU.
 
+Continuation (`Continuation`, opt-in: a study's --continue): a budget trained as a prefix of a top budget's run
+(warm-up, constant rate, a decay branch off the trunk), its pre-decay state returned so that a later run trains on
+from it to a larger budget and equals the run trained straight through (same seed, same data order).
+
 Stops: `completed`; `nan` (non-finite training loss); `oom` (torch.cuda.OutOfMemoryError; model and
 optimizer are dropped and the CUDA cache emptied so the process can go on); `pruned` (the per-epoch
 callback returned a true value or raised `Pruned`). Knows nothing of Optuna; never prints.
@@ -19,10 +23,11 @@ callback returned a true value or raised `Pruned`). Knows nothing of Optuna; nev
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional, Protocol
 
 import torch
@@ -36,9 +41,13 @@ from ..net.spec import NetSpec
 from .budget import Budget
 
 __all__ = ["TrainConfig", "EpochReport", "TrainResult", "Pruned", "Trainer", "train", "augment",
-           "resolve_device", "REASONS"]
+           "resolve_device", "REASONS", "Continuation", "continued_steps", "CheckpointMismatch"]
 
 REASONS = ("completed", "nan", "oom", "pruned")
+
+
+class CheckpointMismatch(ValueError):
+    """A saved state that is not this run's: another net, seed or top budget, or past this run's trunk."""
 
 
 class Pruned(Exception):
@@ -135,9 +144,40 @@ class TrainResult:
     budget: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     error: Optional[str] = None
+    resumed_at: Optional[int] = None  # continuation: the step this run resumed at (None: it started from scratch)
+    # continuation: the state before this run's decay branch (model, optimizer, order's generator, step), from which
+    # a promotion trains on; never stored in the record (the study writes it to a checkpoint file)
+    pre_decay: Optional[dict] = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(replace(self, pre_decay=None)).items() if k != "pre_decay"}
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """A rung trained as a prefix of the top budget's run, so that a promotion trains on instead of retraining:
+    the steps of one run over the `top` budget's share of the training split (its data order, at its side and
+    batch), the learning rate warmed up over `warmup` of the top's steps, then held at its peak (the trunk); a rung
+    of work w takes the first w of the top's steps, its last `decay` share being a linear decay to 0 branched off
+    the trunk (warm-up, stable, decay: WSD). `state` (a run's `pre_decay`) is where the trunk is resumed."""
+
+    top: Budget
+    decay: float = 0.2
+    state: Optional[dict] = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.decay < 1:
+            raise ValueError(f"decay {self.decay} is a share of a rung's steps: it must lie in (0, 1)")
+
+
+def continued_steps(budget: Budget, top: Budget, top_steps: int, decay: float) -> tuple[int, int]:
+    """(the trunk's steps, the whole run's steps) of `budget` as a prefix of `top`'s `top_steps` steps: its work
+    share of them, the last `decay` share of it a decay branch (ValueError: a budget at another side or batch)."""
+    if budget.resolution != top.resolution or budget.batch_size != top.batch_size:
+        raise ValueError(f"continuation: rung {budget.name} must train at the top rung {top.name}'s side and batch")
+    side = top.resolution  # both at one side (or both at the data's): the share is epochs x fraction
+    total = max(2, min(top_steps, round(top_steps * budget.cost(side) / top.cost(side))))
+    return total - max(1, round(decay * total)), total
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -185,7 +225,8 @@ class Trainer(Protocol):
     def __call__(self, spec: NetSpec | str, dataset: Dataset, budget: Budget = ..., device: str | torch.device | None = ...,
                  seed: int = ..., callback: Callable[["EpochReport"], object] | None = ..., *,
                  config: "TrainConfig" = ..., test: bool = ...,
-                 progress: Callable[[str, int, int], None] | None = ...) -> "TrainResult": ...
+                 progress: Callable[[str, int, int], None] | None = ...,
+                 continuation: "Continuation | None" = ...) -> "TrainResult": ...
 
 
 def train(
@@ -199,6 +240,7 @@ def train(
     config: TrainConfig = TrainConfig(),
     test: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    continuation: Continuation | None = None,
 ) -> TrainResult:
     """Train `spec` (adapted to the dataset's classes, channels and resolution) for `budget` on `device`: at the
     budget's resolution (the dataset resized unless it is at that side) and batch size (else the device's default).
@@ -206,6 +248,8 @@ def train(
     callback(EpochReport) runs after each epoch; a true return value or `Pruned` stops the run as
     `pruned`. progress("train", step, total_steps) runs after every step (cheap: no host sync).
     With `test`, the test split is evaluated once at the end of a run that was not stopped early.
+    With `continuation`, the run is a prefix of the top budget's (see `Continuation`): trained from its `state`
+    when given, scored after its decay branch (one report), its pre-decay state returned in `pre_decay`.
     """
     from ..net.zoo import resolve
 
@@ -234,7 +278,11 @@ def train(
     if cfg.threads is not None and dev.type == "cpu":
         torch.set_num_threads(cfg.threads)
     try:
-        _fit(state, result, spec, dataset, budget, dev, seed, cfg, callback, test, progress)
+        if continuation is None:
+            _fit(state, result, spec, dataset, budget, dev, seed, cfg, callback, test, progress)
+        else:
+            _fit_continued(state, result, spec, dataset, budget, dev, seed, cfg, callback, test, progress,
+                           continuation)
     except torch.cuda.OutOfMemoryError as e:  # the same class as torch.OutOfMemoryError, on CPU builds too
         result.reason, result.error = "oom", (str(e).strip().splitlines() or ["out of memory"])[0][:300]
     except Pruned:
@@ -302,6 +350,111 @@ def _fit(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budg
                                     loop.prepare, loop.autocast)
 
 
+def _fit_continued(state: dict, result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Budget,
+                   dev: torch.device, seed: int, cfg: TrainConfig, callback, test: bool, progress,
+                   cont: Continuation) -> None:
+    """Set up on the top budget's share, resume the trunk from `cont.state` (if any), train the trunk to this
+    budget's pre-decay step, keep that state, run the decay branch, then score: one report, one validation."""
+    t0 = time.perf_counter()
+    state["loop"] = loop = _setup(result, spec, dataset, cont.top, dev, seed, cfg)
+    trunk, total = continued_steps(budget, cont.top, loop.total_steps, cont.decay)
+    warm = max(1, round(cfg.warmup * loop.total_steps)) if cfg.warmup > 0 else 0  # the top run's warm-up
+    peak = cfg.lr
+
+    def trunk_lr(s: int) -> float:
+        return peak * (s + 1) / warm if s < warm else peak
+
+    step, order = 0, None
+    if cont.state is not None:
+        step, order = _resume(loop, cont.state, spec, seed, cont.top, trunk, dev)
+        result.resumed_at = step
+    start = step
+    losses: list[torch.Tensor] = []
+    step, order = _steps(loop, result, cfg, dev, step, trunk, order, trunk_lr, progress, total, losses)
+    if order is None:
+        return  # a non-finite loss
+    result.pre_decay = {"model": {k: v.detach().clone() for k, v in loop.model.state_dict().items()},
+                        "optimizer": copy.deepcopy(loop.optimizer.state_dict()), "generator": loop.generator.get_state(),
+                        "order": order.clone(), "step": step, "spec_id": spec.id, "seed": seed, "top": cont.top.name}
+    base, branch = trunk_lr(trunk - 1), total - trunk
+    step, order = _steps(loop, result, cfg, dev, step, total, order,
+                         lambda s: base * (total - s) / branch, progress, total, losses)
+    if order is None:
+        return
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    result.train_loss.append(torch.stack(losses).sum().item() / max(1, total - start))
+    data = loop.data
+    val = _accuracy(loop.step_model, data.val_x, data.val_y, cfg.eval_batch_size, loop.prepare, loop.autocast) \
+        if len(data.val_y) else None
+    if val is not None:
+        result.val_acc.append(val)
+    result.epochs_done = budget.epochs
+    result.epoch_times.append(result.train_time)
+    result.epoch_images_per_s.append(result.images / result.train_time if result.train_time > 0 else 0.0)
+    if callback is not None and callback(EpochReport(budget.epochs, budget.epochs, val, result.train_loss[-1],
+                                                     time.perf_counter() - t0, result.epoch_images_per_s[-1])):
+        result.reason = "pruned"
+    result.final_val_acc = result.val_acc[-1] if result.val_acc else None
+    if test and result.reason == "completed" and loop.data.test_x is not None:
+        result.test_acc = _accuracy(loop.step_model, loop.data.test_x, loop.data.test_y, cfg.eval_batch_size,
+                                    loop.prepare, loop.autocast)
+
+
+def _resume(loop: _Loop, saved: dict, spec: NetSpec, seed: int, top: Budget, trunk: int,
+            dev: torch.device) -> tuple[int, torch.Tensor]:
+    """Load a pre-decay state into the loop after checking it is this net's, seed's and top budget's, and no later
+    than this run's trunk (CheckpointMismatch, one line, otherwise); return its step and data order."""
+    claims = (saved.get("spec_id"), saved.get("seed"), saved.get("top"))
+    if claims != (spec.id, seed, top.name):
+        raise CheckpointMismatch(f"checkpoint of net {claims[0]}, seed {claims[1]}, top {claims[2]}: this run is net "
+                         f"{spec.id}, seed {seed}, top {top.name}")
+    step = int(saved["step"])
+    if not 0 < step <= trunk:
+        raise CheckpointMismatch(f"checkpoint at step {step}: this run's trunk ends at step {trunk}")
+    loop.model.load_state_dict(saved["model"])
+    loop.optimizer.load_state_dict(saved["optimizer"])
+    loop.generator.set_state(saved["generator"].cpu())  # a CPU byte tensor for either device's generator
+    return step, saved["order"].to(dev)
+
+
+def _steps(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device, step: int, stop: int,
+           order: Optional[torch.Tensor], lr_at: Callable[[int], float], progress, total: int,
+           losses: list) -> tuple[int, Optional[torch.Tensor]]:
+    """Steps `step`..`stop` - 1 of the run's stream over the top budget's share (each pass in a fresh random order,
+    drawn as the stream enters it); the loss read on the host once per `check_every` steps. Returns the step and
+    the current order (None once the loss is not finite: the reason is then "nan")."""
+    loop.model.train()
+    bs, optimizer, spe = loop.batch, loop.optimizer, loop.steps_per_epoch
+    t = time.perf_counter()
+    run = torch.zeros((), device=dev)
+    window, done = torch.zeros((), device=dev), 0
+    count = 0
+    while step < stop:
+        i = step % spe
+        if i == 0 or order is None:
+            order = torch.randperm(len(loop.train_y), device=dev, generator=loop.generator)
+        loss = _step(loop, cfg, order[i * bs:(i + 1) * bs], lr_at(step))
+        run += loss
+        window += loss
+        step, done, count = step + 1, done + 1, count + 1
+        if progress:
+            progress("train", step, total)
+        if done == cfg.check_every or step == stop:
+            mean_loss = window.item() / done
+            result.loss_curve.append(mean_loss)
+            window.zero_()
+            done = 0
+            if not math.isfinite(mean_loss):
+                result.reason = "nan"
+                order = None
+                break
+    result.images += count * bs
+    result.train_time += time.perf_counter() - t
+    losses.append(run)
+    return step, order
+
+
 def _setup(result: TrainResult, spec: NetSpec, dataset: Dataset, budget: Budget, dev: torch.device, seed: int,
            cfg: TrainConfig) -> _Loop:
     """Data to the device (its stratified share), the model built in its memory format, optimizer, batch, schedule,
@@ -347,16 +500,7 @@ def _epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device
     loss_window = torch.zeros((), device=dev)
     window = 0
     for i in range(loop.steps_per_epoch):
-        idx = order[i * bs:(i + 1) * bs]
-        x = loop.prepare(augment(loop.train_x[idx], loop.generator, cfg.crop_padding, cfg.flip))
-        for group in optimizer.param_groups:
-            group["lr"] = loop.lr_at(step)
-        with loop.autocast():
-            loss = loop.criterion(loop.step_model(x), loop.train_y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss = loss.detach().float()
+        loss = _step(loop, cfg, order[i * bs:(i + 1) * bs], loop.lr_at(step))
         loss_epoch += loss
         loss_window += loss
         step += 1
@@ -374,6 +518,20 @@ def _epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device
                 result.train_time += time.perf_counter() - t_epoch
                 return step, None
     return step, loss_epoch
+
+
+def _step(loop: _Loop, cfg: TrainConfig, idx: torch.Tensor, lr: float) -> torch.Tensor:
+    """One SGD step on the batch `idx` at learning rate `lr`: augment, prepare, forward, backward, update; the loss
+    (detached, on the device)."""
+    x = loop.prepare(augment(loop.train_x[idx], loop.generator, cfg.crop_padding, cfg.flip))
+    for group in loop.optimizer.param_groups:
+        group["lr"] = lr
+    with loop.autocast():
+        loss = loop.criterion(loop.step_model(x), loop.train_y[idx])
+    loop.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    loop.optimizer.step()
+    return loss.detach().float()
 
 
 def _end_epoch(loop: _Loop, result: TrainResult, cfg: TrainConfig, dev: torch.device, budget: Budget, epoch: int,

@@ -139,7 +139,8 @@ def test_explicit_values_outside_tolerance_raise():
 # A tiny ablation and its report
 
 
-def seeded_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def seeded_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+                 progress=None, continuation=None):
     """The curve trainer, plus 1 point of accuracy per seed and a test accuracy 0.05 below validation."""
     r = curve_train(spec, dataset, budget, device, seed, callback, config=config)
     bump = 0.01 * seed

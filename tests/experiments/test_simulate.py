@@ -199,3 +199,51 @@ def test_steep_rungs_reach_a_third_of_random_with_a_better_cheap_budget():
                      compute=7200.0, seeds=20, workers=2, first_seed=100)
     random_, rungs = result.outcome("random"), result.outcome("rungs")
     assert rungs.reached == 20 and rungs.median_to_target <= random_.median_to_target / 3
+
+
+def test_a_continued_promotion_pays_only_what_its_rung_below_did_not_train():
+    """rungs+continue: a promotion pays its rung's seconds less the rung below's trunk (all but its decay fifth, net
+    of the fixed cost) plus the checkpoint I/O; a net at the lowest rung and a retraining pay in full; the same
+    nets and results as retraining, for less compute."""
+    from nasx.experiments.simulate import CHECKPOINT_IO, make_strategy, strategy_known
+
+    ladder = Ladder.geometric(Budget(1, 1.0), eta=3, rungs=3)
+    runs = {}
+    for name in ("rungs", "rungs+continue"):
+        b = bench()
+        strategy = make_strategy(name, b, ladder, seed=1)
+        runs[name] = (simulate(strategy, b, compute=3000.0, workers=1), b, strategy)
+    (plain, b, _), (cont, _, strategy) = runs["rungs"], runs["rungs+continue"]
+    assert strategy.continuation and not runs["rungs"][2].continuation
+    assert [(k, r, a) for k, r, a, _ in cont.jobs[:40]] == [(k, r, a) for k, r, a, _ in plain.jobs[:40]]
+    full = {(k, r): s for k, r, _, s in plain.jobs}
+    work = ladder.work()
+    for key, rung, _, paid in cont.jobs[:40]:
+        seconds = b.observe(key, work[rung], 0)[1]
+        if rung == 0:
+            assert paid == pytest.approx(seconds)
+        else:
+            below = b.observe(key, work[rung - 1], 0)[1]
+            assert paid == pytest.approx(seconds - 0.8 * (below - 3.0) + CHECKPOINT_IO)
+            assert paid < full[(key, rung)]
+    assert len(cont.jobs) > len(plain.jobs)  # the same compute buys more trainings
+    assert all(map(strategy_known, ("rungs+continue", "rungs+predict", "rungs+continue+predict")))
+    assert not any(map(strategy_known, ("rungs+retrain", "random+continue", "rungs+predict+predict")))
+
+
+def test_a_predicted_ranking_starts_once_enough_nets_reached_the_top():
+    """rungs+predict: the same promotions as the plain rungs until 8 nets have top results; then some differ."""
+    from nasx.experiments.simulate import make_strategy
+    from nasx.study.rungs import MIN_PAIRS
+
+    ladder = Ladder.geometric(Budget(1, 1.0), eta=3, rungs=3)
+    logs = {}
+    for name in ("rungs", "rungs+predict"):
+        b = bench()
+        strategy = make_strategy(name, b, ladder, seed=2)
+        trace = simulate(strategy, b, compute=5000.0, workers=1)
+        logs[name] = (strategy.log, [k for k, r, *_ in trace.jobs if r == 2])
+    (plain, plain_top), (pred, _) = logs["rungs"], logs["rungs+predict"]
+    # before its MIN_PAIRS-th promotion fewer than MIN_PAIRS nets can have top results: the fallback, the same order
+    assert pred[:MIN_PAIRS] == plain[:MIN_PAIRS]
+    assert pred != plain and len(plain_top) >= MIN_PAIRS

@@ -26,7 +26,8 @@ FIGURES = ("accuracy_vs_flops", "accuracy_vs_params", "accuracy_vs_throughput", 
            "error_vs_params-small", "pareto_curves", "hv_vs_compute-small")
 
 
-def nan_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
+def nan_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
+              progress=None, continuation=None):
     """Every net diverges."""
     result = curve_train(spec, dataset, budget, device, seed, callback, config=config)
     result.reason, result.error = "nan", "loss is nan"

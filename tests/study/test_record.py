@@ -150,7 +150,8 @@ def test_fakes_follow_the_trainers_signature():
     want = shape(train)
     assert want == [(n, k) for n, k in shape(Trainer.__call__)[1:]]
     fakes = [study_fakes.curve_train, study_fakes.slow_train, study_fakes.sleepy_train, study_fakes.hang_once_train,
-             study_fakes.faulty_train, test_study.interrupting_train, test_report.nan_train, test_ablate.seeded_train]
+             study_fakes.faulty_train, study_fakes.rung_train, study_fakes.slow_rung_train, study_fakes.continue_train,
+             study_fakes.slow_continue_train, test_study.interrupting_train, test_report.nan_train, test_ablate.seeded_train]
     for fake in fakes:
         assert shape(fake)[:len(want)] == want, fake.__name__
         assert all(p.default is not inspect.Parameter.empty for p in list(inspect.signature(fake).parameters.values())[len(want):])

@@ -4,6 +4,7 @@ once per rung, also with 3 workers racing on the journal and on PostgreSQL, and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections import Counter
@@ -114,17 +115,24 @@ def test_three_workers_racing_on_the_journal_promote_each_net_at_most_once(tmp_p
 @pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="set NASX_TEST_POSTGRES_URL (.ci/run sets it)")
 def test_three_workers_racing_on_postgresql_promote_each_net_at_most_once(tmp_path):
+    with postgres_database("nasx_rungs") as url:
+        cfg = config(tmp_path, trials=12, workers=3, storage=url)
+        run_study(cfg, train_fn=slow_rung_train)
+        assert_promotions_as_specified(records_of(cfg), 12, sequential=False)
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str):
+    """A fresh database on the test server (its URL), dropped afterwards."""
     import sqlalchemy
 
     base, _, _ = POSTGRES.rpartition("/")
-    name = f"nasx_rungs_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
     try:
-        cfg = config(tmp_path, trials=12, workers=3, storage=f"{base}/{name}")
-        run_study(cfg, train_fn=slow_rung_train)
-        assert_promotions_as_specified(records_of(cfg), 12, sequential=False)
+        yield f"{base}/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

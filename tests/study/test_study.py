@@ -80,7 +80,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
 
 def interrupting_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
-                       progress=None):
+                       progress=None, continuation=None):
     raise KeyboardInterrupt
 
 

@@ -290,3 +290,24 @@ def test_cuda_real_oom_is_caught_and_memory_freed(synthetic):
     assert r.reason == "oom", r.error
     assert torch.cuda.memory_allocated() - before < 64 * 2**20
     assert train(tiny_net(), synthetic, Budget(epochs=1), "cuda", seed=0).reason == "completed"
+
+
+def test_a_continued_run_equals_one_trained_straight_through(synthetic):
+    """Continuation: a rung's pre-decay state, trained on to the top budget, gives the run trained straight
+    through to it (same seed, same data order): the same losses, accuracy and weights, bit for bit on CPU."""
+    from nasx.train.trainer import CheckpointMismatch, Continuation
+
+    top, low, each = Budget(2, 0.25, batch_size=64), Budget(1, 0.125, batch_size=64), TrainConfig(lr=0.1, check_every=1)
+    straight = train(tiny_net(), synthetic, top, "cpu", seed=3, config=each, continuation=Continuation(top))
+    rung = train(tiny_net(), synthetic, low, "cpu", seed=3, config=each, continuation=Continuation(top))
+    on = train(tiny_net(), synthetic, top, "cpu", seed=3, config=each, continuation=Continuation(top, state=rung.pre_decay))
+    steps = 2 * (round(0.25 * len(synthetic.train_y)) // 64)
+    assert rung.pre_decay["step"] == round(steps / 4) - round(0.2 * round(steps / 4)) and on.resumed_at == \
+        rung.pre_decay["step"] and straight.resumed_at is None and straight.pre_decay["step"] == steps - round(0.2 * steps)
+    assert on.val_acc == straight.val_acc and on.loss_curve == straight.loss_curve[on.resumed_at:]  # every step's loss
+    assert rung.loss_curve[:on.resumed_at] == straight.loss_curve[:on.resumed_at]  # the rung is the top's prefix
+    assert on.train_loss[0] != straight.train_loss[0]  # the continued run's mean is over its own steps only
+    assert all(torch.equal(a, b) for a, b in zip(on.pre_decay["model"].values(), straight.pre_decay["model"].values()))
+    assert rung.val_acc != straight.val_acc and "pre_decay" not in straight.to_dict()
+    with pytest.raises(CheckpointMismatch, match="seed 3, top e2-f0.25-b64: this run is net .*, seed 4"):
+        train(tiny_net(), synthetic, top, "cpu", seed=4, config=each, continuation=Continuation(top, state=rung.pre_decay))
