@@ -258,7 +258,7 @@ def candidate_attrs(spec: NetSpec, key: str, seed: int, tags: Mapping[str, Any],
 # The study's own record
 
 
-SCHEMA = 1
+SCHEMA = 2
 """The version of the stored study info (its `schema` key); a study stored before the key has version 0."""
 
 
@@ -278,6 +278,7 @@ class StudyInfo:
     corner: Optional[str] = None  # the corner of the space file searched (None: the whole file)
     rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Budget.to_dict), lowest first
     eta: Optional[int] = None  # successive halving: a rung promotes the top 1/eta of its nets
+    continuation: bool = False  # successive halving: promotions train on from a checkpoint (another schedule)
     schema: int = SCHEMA  # the version of this stored form (see `upgrade`)
 
     @property
@@ -374,7 +375,13 @@ def _schema_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_UPGRADES = (_schema_0_to_1,)  # _UPGRADES[k] takes a stored info from schema k to k + 1
+def _schema_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 to 2: `continuation` (promotions trained on from a checkpoint) stored; every earlier study retrained
+    its promotions."""
+    return {"continuation": False, **data}
+
+
+_UPGRADES = (_schema_0_to_1, _schema_1_to_2)  # _UPGRADES[k] takes a stored info from schema k to k + 1
 
 
 _INFO, _CONFIG, _WORKERS = "nasx", "config", "workers"

@@ -216,7 +216,7 @@ def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
                      objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
                      space_hash=space_hash, proxy=proxy, corner=cfg.corner if cfg.corner != "none" else None,
                      rungs=tuple(b.to_dict() for b in cfg.rungs.budgets) if cfg.rungs else (),
-                     eta=cfg.rungs.eta if cfg.rungs else None)
+                     eta=cfg.rungs.eta if cfg.rungs else None, continuation=bool(cfg.continuation and cfg.rungs))
 
 
 def open_study(cfg: StudyConfig, storage: Any, space_hash: Optional[str] = None):

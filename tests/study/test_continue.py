@@ -216,3 +216,14 @@ def test_a_sigkilled_promotion_is_retried_from_the_same_checkpoint(tmp_path, mon
     retry = next(r for r in records if r.retry_of == lost.number)
     assert (retry.state, retry.spec_id, retry.continued_from) == ("COMPLETE", lost.spec_id, lost.promoted_from)
     assert_each_net_once_per_rung(records, 6)
+
+
+def test_a_study_resumed_in_the_other_mode_is_refused(tmp_path):
+    """Continuation is part of what a study is made with: resuming with or without --continue would mix two
+    schedules in one study, so it is refused like any other changed setting."""
+    import dataclasses
+
+    cfg = config(tmp_path, trials=2)
+    run_study(cfg, train_fn=continue_train)
+    with pytest.raises(StudyError, match=r"continuation=True, not False"):
+        run_study(dataclasses.replace(cfg, continuation=False, trials=3), train_fn=continue_train)
