@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 
 def main() -> None:
-    """Draw the nets (nasx's sampler, the corner's band), train each under every seed with cosine and with
-    continuation at the budget, then the table and the paired interval (scipy)."""
+    """Draw the nets (nasx's sampler, the corner's band), compare the schedules (nasx.experiments.schedule)."""
+    import dataclasses
+
     import numpy as np
     import torch
-    from scipy import stats
 
-    from nasx import data
+    from nasx.data import load
+    from nasx.experiments.schedule import compare_schedules
     from nasx.space import load_space, parse_band
     from nasx.space.sampling import sample
-    from nasx.train import Budget, TrainConfig, train
-    from nasx.train.trainer import Continuation
+    from nasx.train import Budget
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="resnext")
@@ -46,35 +44,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    budget = Budget.parse(args.budget)
     val = int(args.val_size) if args.val_size >= 1 else args.val_size
-    dataset = data.load(args.dataset, data_dir=args.data_dir, val_size=val, seed=0).to("cpu")
+    dataset = load(args.dataset, data_dir=args.data_dir, val_size=val, seed=0).to("cpu")
     space = load_space(args.space).with_corner(args.corner).at(dataset.input)
     drawn = sample(space, np.random.default_rng(0), args.samples, flops=parse_band(args.flops, "--flops"))
-    rows = []
-    for k, d in enumerate(drawn):
-        for seed in seeds:
-            for schedule in ("cosine", "continuation"):
-                t = time.time()
-                result = train(d.spec, dataset, budget, "cpu", seed, config=TrainConfig(schedule="cosine"),
-                               continuation=Continuation(budget) if schedule == "continuation" else None)
-                rows.append({"net": d.spec.id, "flops": d.complexity.flops, "seed": seed, "schedule": schedule,
-                             "val_acc": result.final_val_acc, "seconds": time.time() - t})
-                print(json.dumps(rows[-1]), flush=True)
-    acc = {(r["net"], r["seed"], r["schedule"]): r["val_acc"] for r in rows}
-    nets = list(dict.fromkeys(r["net"] for r in rows))
-    diff = [statistics.mean(acc[(n, s, "continuation")] - acc[(n, s, "cosine")] for s in seeds) for n in nets]
-    noise = statistics.mean(statistics.stdev(acc[(n, s, "cosine")] for s in seeds) for n in nets) \
-        if len(seeds) > 1 else float("nan")
-    lo, hi = stats.t.interval(0.95, len(diff) - 1, loc=np.mean(diff), scale=stats.sem(diff)) \
-        if len(diff) > 1 else (float("nan"), float("nan"))
-    for schedule in ("cosine", "continuation"):
-        print(f"{schedule}: mean val acc {np.mean([r['val_acc'] for r in rows if r['schedule'] == schedule]):.4f}")
-    print(f"continuation - cosine: {np.mean(diff):+.4f} (95% interval {lo:+.4f} to {hi:+.4f}, {len(nets)} nets x "
-          f"{len(seeds)} seeds); cosine's seed std per net, mean: {noise:.4f}")
+    result = compare_schedules([d.spec for d in drawn], dataset, Budget.parse(args.budget), seeds,
+                               on_row=lambda row: print(json.dumps(dataclasses.asdict(row)), flush=True))
+    for schedule, acc in result.mean.items():
+        print(f"{schedule}: mean val acc {acc:.4f}")
+    print(result.summary())
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump([dataclasses.asdict(r) for r in result.rows], f, indent=1)
 
 
 if __name__ == "__main__":
