@@ -19,14 +19,9 @@ def main() -> None:
     """Draw the nets (nasx's sampler, the corner's band), compare the schedules (nasx.experiments.schedule)."""
     import dataclasses
 
-    import numpy as np
     import torch
 
-    from nasx.data import load
-    from nasx.experiments.schedule import compare_schedules
-    from nasx.space import load_space, parse_band
-    from nasx.space.sampling import sample
-    from nasx.train import Budget
+    from nasx.experiments.schedule import schedule_check
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="resnext")
@@ -43,13 +38,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    val = int(args.val_size) if args.val_size >= 1 else args.val_size
-    dataset = load(args.dataset, data_dir=args.data_dir, val_size=val, seed=0).to("cpu")
-    space = load_space(args.space).with_corner(args.corner).at(dataset.input)
-    drawn = sample(space, np.random.default_rng(0), args.samples, flops=parse_band(args.flops, "--flops"))
-    result = compare_schedules([d.spec for d in drawn], dataset, Budget.parse(args.budget), seeds,
-                               on_row=lambda row: print(json.dumps(dataclasses.asdict(row)), flush=True))
+    result = schedule_check(args.space, args.corner, args.flops, args.dataset, args.data_dir, args.budget,
+                            args.val_size, args.samples, [int(s) for s in args.seeds.split(",") if s.strip()],
+                            on_row=lambda row: print(json.dumps(dataclasses.asdict(row)), flush=True))
     for schedule, acc in result.mean.items():
         print(f"{schedule}: mean val acc {acc:.4f}")
     print(result.summary())

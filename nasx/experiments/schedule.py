@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-__all__ = ["ScheduleRow", "ScheduleComparison", "compare_schedules"]
+__all__ = ["ScheduleRow", "ScheduleComparison", "compare_schedules", "schedule_check"]
 
 SCHEDULES = ("cosine", "continuation")
 
@@ -82,3 +82,22 @@ def compare_schedules(specs: Sequence, dataset, budget, seeds: Sequence[int],
     mean = {s: float(np.mean([r.val_acc for r in rows if r.schedule == s])) for s in SCHEDULES}
     return ScheduleComparison(tuple(rows), mean, float(np.mean(diff)), float(low), float(high), noise, len(nets),
                               len(seeds))
+
+
+def schedule_check(space: str = "resnext", corner: Optional[str] = "cpu", flops: str = "10M:30M",
+                   dataset: str = "cifar10", data_dir: Optional[str] = None, budget: str = "e1-f0.5-b128",
+                   val_size: float = 2000, samples: int = 8, seeds: Sequence[int] = (0, 1, 2),
+                   on_row: Optional[Callable[[ScheduleRow], None]] = None) -> ScheduleComparison:
+    """`samples` nets drawn (seed 0) from the space's corner in the FLOPs band, compared at `budget`
+    (`compare_schedules`) on the dataset's held-out validation split."""
+    import numpy as np
+
+    from ..data import load
+    from ..space import load_space, parse_band
+    from ..space.sampling import sample
+    from ..train import Budget
+
+    data = load(dataset, data_dir=data_dir, val_size=int(val_size) if val_size >= 1 else val_size, seed=0).to("cpu")
+    members = sample(load_space(space).with_corner(corner).at(data.input), np.random.default_rng(0), samples,
+                     flops=parse_band(flops, "--flops"))
+    return compare_schedules([m.spec for m in members], data, Budget.parse(budget), seeds, on_row=on_row)
