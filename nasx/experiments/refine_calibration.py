@@ -19,7 +19,7 @@ from ..study.record import COMPLETE, TrialRecord
 from .refine import RefineOptions, load_records, refine, space_mapping
 
 __all__ = ["planted_split", "single_test_rejections", "ExampleBench", "example_bench", "planted_records",
-           "RunOutcome", "whole_run", "whole_runs", "mc_se", "EXAMPLE", "PLANTED"]
+           "RunOutcome", "whole_run", "whole_runs", "mc_se", "EXAMPLE", "PLANTED", "TailCheck", "tail_check"]
 
 BAND = (10e6, 30e6)
 EXAMPLE = Path(__file__).resolve().parents[2] / "reports" / "examples" / "refine-resnext-cpu"
@@ -162,3 +162,56 @@ def whole_runs(effect: float, runs: int, rounds: int = 3, seed: int = 0, options
             if on_run is not None:
                 on_run(i, out[-1])
     return out
+
+
+@dataclass(frozen=True)
+class TailCheck:
+    """Round 1's candidates tested at round 1's threshold on planted null errors: how many tests, and how many the
+    permutation test and the Student t test rejected (expected under the null: threshold x tests)."""
+
+    candidates: int
+    threshold: float
+    tests: int
+    permutation_rejections: int
+    t_rejections: int
+
+
+def tail_check(draws: int = 2000, seed: int = 123, bench: Optional[ExampleBench] = None,
+               on_progress: Optional[Callable[[TailCheck], None]] = None) -> TailCheck:
+    """The refine test's level at round 1's threshold (0.05 / 4 / m) on the example's 48 real specs: every candidate
+    with at least 5 nets on each side, tested on `draws` planted null error draws (error 0.76 - 0.03 z + noise sd
+    3.1 points, rounded to 0.0005, z the log-FLOPs position in 10-30M)."""
+    from scipy import stats
+
+    from ..space import parse_space
+    from ..space.edit import candidates, flat
+    from .refine import _member, _nets
+
+    bench = bench or example_bench()
+    data = flat(bench.spaces[0])
+    space = parse_space(data, "x")
+    nets = _nets(list(bench.rounds[0]), space)[0]
+    specs = [n.spec for n in nets]
+    flops = np.array([n.flops for n in nets])
+    edges = log_bins(list(flops), 4)
+    members = []
+    for r in candidates(data, space, specs):
+        sub, cache = parse_space(r.data, "x"), {}
+        inside = np.array([_member(sub, s, cache) for s in specs])
+        if 5 <= inside.sum() <= len(specs) - 5:
+            members.append(inside)
+    threshold = 0.05 / 4 / len(members)
+    rng = np.random.default_rng(seed)
+    z = np.log(flops / 10e6) / np.log(3)
+    tests = perm = par = 0
+    for rep in range(draws):
+        error = np.round((0.76 - 0.03 * z + rng.normal(0, 0.031, len(z))) / 0.0005) * 0.0005
+        for m in members:
+            r = adjusted_shift_test(error[m], error[~m], flops[m], flops[~m], edges, threshold=threshold, n_perm=200,
+                                    seed=rep)
+            tests += 1
+            perm += r.decision == "significant"
+            par += stats.t.cdf(r.t, r.df) <= threshold
+        if on_progress is not None and (rep + 1) % 250 == 0:
+            on_progress(TailCheck(len(members), threshold, tests, perm, int(par)))
+    return TailCheck(len(members), threshold, tests, perm, int(par))

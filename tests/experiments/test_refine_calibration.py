@@ -142,3 +142,13 @@ def test_the_committed_example_decides_the_same_under_ten_permutation_seeds():
         seen.add(tuple((e.step, e.restriction.text, e.kept, e.verdict.split(":")[0]) for e in r.evaluations))
     assert len(seen) == 1
     assert not any(kept for _, _, kept, _ in next(iter(seen)))  # the example keeps nothing
+
+
+def test_the_tail_check_tests_round_one_s_candidates_at_round_one_s_threshold():
+    """docs/refine.md's tail check (scripts/refine_tail_check.py): the example's 19 round-1 candidates with 5 nets a
+    side, each tested at 0.05 / 4 / 19 on every planted null draw; a valid test rejects almost none."""
+    from nasx.experiments.refine_calibration import tail_check
+
+    check = tail_check(draws=5)
+    assert (check.candidates, check.tests) == (19, 95) and check.threshold == pytest.approx(0.05 / 4 / 19)
+    assert check.permutation_rejections <= 1 and check.t_rejections <= 1
