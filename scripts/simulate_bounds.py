@@ -15,30 +15,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from nasx.experiments.simulate import PlantedBenchmark, compare, planted_ladder
-from nasx.space import load_space
-
-
-class PerfectProxy(PlantedBenchmark):
-    """Below the top budget: truth - 0.12 (1 - w^0.35), no noise (Kendall tau 1 against the truth)."""
-
-    def observe(self, key: str, work: float, seed: int) -> tuple[float, float]:
-        acc, seconds = super().observe(key, work, seed)
-        return (self.truth(key) - 0.12 * (1 - float(work) ** 0.35), seconds) if work < 1 else (acc, seconds)
-
-
-class NoFixedCost(PlantedBenchmark):
-    """Below the top budget a training costs its FLOPs' share only (the planted 3 s fixed cost removed)."""
-
-    def observe(self, key: str, work: float, seed: int) -> tuple[float, float]:
-        acc, seconds = super().observe(key, work, seed)
-        return acc, seconds - 3.0 if work < 1 else seconds
+from nasx.experiments.simulate import BOUNDS, bound_benchmark, compare, planted_ladder
 
 
 def main() -> None:
     """Run random and the rungs on the chosen bound over the seeds, then print the medians and the compute split."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bound", choices=["perfect", "no-fixed-cost"], required=True)
+    parser.add_argument("--bound", choices=list(BOUNDS), required=True)
     parser.add_argument("--rungs", default="1/9,1/3,1")
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--proxy-noise", type=float, default=1.0)
@@ -46,10 +29,8 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--compute", type=float, default=7200.0)
     args = parser.parse_args()
-    kind = {"perfect": PerfectProxy, "no-fixed-cost": NoFixedCost}[args.bound]
-    space, band = load_space("resnext").corner("cpu"), (10e6, 30e6)
     ladder = planted_ladder([Fraction(r) for r in args.rungs.split(",")], args.eta)
-    result = compare(lambda: kind(space, band, proxy_noise=args.proxy_noise), ["random", "rungs"], ladder,
+    result = compare(lambda: bound_benchmark(args.bound, args.proxy_noise), ["random", "rungs"], ladder,
                      args.compute, args.seeds, first_seed=args.first_seed)
     random_, rungs = result.outcome("random"), result.outcome("rungs")
     print(f"{args.bound}, rungs {args.rungs}, eta {args.eta}, proxy noise {args.proxy_noise:g}: target "

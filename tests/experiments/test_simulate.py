@@ -247,3 +247,20 @@ def test_a_predicted_ranking_starts_once_enough_nets_reached_the_top():
     # before its MIN_PAIRS-th promotion fewer than MIN_PAIRS nets can have top results: the fallback, the same order
     assert pred[:MIN_PAIRS] == plain[:MIN_PAIRS]
     assert pred != plain and len(plain_top) >= MIN_PAIRS
+
+
+def test_the_bounds_change_only_what_they_name_below_the_top_budget():
+    """scripts/simulate_bounds.py's benchmarks: a perfect cheap budget observes truth less the shared shift, no noise;
+    no fixed cost takes the planted 3 s off a cheap training only; the top budget is the planted benchmark's."""
+    from nasx.experiments.simulate import PlantedBenchmark, bound_benchmark
+    from nasx.space import load_space
+
+    plain = PlantedBenchmark(load_space("resnext").corner("cpu"), (10e6, 30e6))
+    perfect, free = bound_benchmark("perfect"), bound_benchmark("no-fixed-cost")
+    key = [b.new_net(np.random.default_rng(7)) for b in (plain, perfect, free)][0]  # the same net in each
+    w = 1 / 9
+    assert perfect.observe(key, w, 3)[0] == pytest.approx(perfect.truth(key) - 0.12 * (1 - w ** 0.35))
+    assert plain.observe(key, w, 3)[0] != pytest.approx(perfect.observe(key, w, 3)[0])
+    assert free.observe(key, w, 3) == pytest.approx((plain.observe(key, w, 3)[0], plain.observe(key, w, 3)[1] - 3.0))
+    for bench in (perfect, free):
+        assert bench.observe(key, 1, 3) == plain.observe(key, 1, 3)
