@@ -839,9 +839,10 @@ def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
         space, corner = info.space, corner or info.corner
     cfg = dataclasses.replace(cfg, storage=storage)
     if info is not None:  # later rounds train on the study's own proxy
-        cfg = dataclasses.replace(cfg, dataset=info.dataset, epochs=info.epochs, fraction=info.fraction,
-                                  val_size=info.val_size, seed=info.seed,
-                                  batch_size=info.proxy.get("batch_size", cfg.batch_size))
+        budget = info.budget
+        cfg = dataclasses.replace(cfg, dataset=info.dataset, val_size=info.val_size, seed=info.seed,
+                                  epochs=budget.epochs if budget else None, fraction=budget.fraction if budget else None,
+                                  batch_size=(budget.batch_size if budget else None) or cfg.batch_size)
     return stored, cfg, space, corner
 
 

@@ -258,7 +258,7 @@ def candidate_attrs(spec: NetSpec, key: str, seed: int, tags: Mapping[str, Any],
 # The study's own record
 
 
-SCHEMA = 2
+SCHEMA = 3
 """The version of the stored study info (its `schema` key); a study stored before the key has version 0."""
 
 
@@ -268,26 +268,16 @@ class StudyInfo:
 
     space: str
     dataset: str
-    epochs: Optional[int]
-    fraction: Optional[float]
+    budget: Optional[Budget]  # what its trials train on (the top rung's with rungs); None: the earliest studies
     objectives: tuple[str, ...]
     val_size: Optional[float]
     seed: int
     space_hash: Optional[str] = None  # the space file's content: a changed file is another experiment
-    proxy: Mapping[str, Any] = field(default_factory=dict)  # batch size, resolution when not the defaults
     corner: Optional[str] = None  # the corner of the space file searched (None: the whole file)
     rungs: tuple[Mapping[str, Any], ...] = ()  # successive halving: each rung's proxy (Budget.to_dict), lowest first
     eta: Optional[int] = None  # successive halving: a rung promotes the top 1/eta of its nets
     continuation: bool = False  # successive halving: promotions train on from a checkpoint (another schedule)
     schema: int = SCHEMA  # the version of this stored form (see `upgrade`)
-
-    @property
-    def budget(self) -> Optional[Budget]:
-        """The proxy budget the study trained on (None when the stored info names no epochs or fraction)."""
-        try:
-            return Budget(self.epochs, self.fraction, self.proxy.get("resolution"), self.proxy.get("batch_size"))
-        except (BudgetError, TypeError):
-            return None
 
     @property
     def ladder(self) -> Optional[Ladder]:
@@ -326,9 +316,9 @@ class StudyInfo:
 
     def to_attrs(self) -> dict[str, Any]:
         """The stored form (the study's `nasx` attribute), at the current schema."""
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["budget"] = self.budget.to_dict() if self.budget is not None else None
         d["objectives"] = list(self.objectives)
-        d["proxy"] = dict(self.proxy)
         d["rungs"] = [dict(r) for r in self.rungs]
         return d
 
@@ -340,8 +330,11 @@ class StudyInfo:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["objectives"] = tuple(kwargs["objectives"])
-        kwargs["proxy"] = dict(kwargs["proxy"])
         kwargs["rungs"] = tuple(dict(r) for r in kwargs["rungs"])
+        try:
+            kwargs["budget"] = Budget(**kwargs["budget"]) if kwargs.get("budget") is not None else None
+        except (BudgetError, TypeError) as e:
+            raise RecordError(f"the study's stored budget {kwargs['budget']!r} is not one nasx trains on ({e})") from None
         return cls(**kwargs)
 
 
@@ -381,7 +374,18 @@ def _schema_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
     return {"continuation": False, **data}
 
 
-_UPGRADES = (_schema_0_to_1, _schema_1_to_2)  # _UPGRADES[k] takes a stored info from schema k to k + 1
+def _schema_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 to 3: the budget stored as one `budget` (Budget.to_dict, as every trial stores its own) instead of
+    epochs and fraction beside a `proxy` of resolution and batch size; none where the earliest studies stored no
+    epochs or fraction."""
+    out = {k: v for k, v in data.items() if k not in ("epochs", "fraction", "proxy")}
+    epochs, fraction = data.get("epochs"), data.get("fraction")
+    proxy = {k: v for k, v in dict(data.get("proxy") or {}).items() if k in ("resolution", "batch_size")}
+    out["budget"] = None if epochs is None or fraction is None else {"epochs": epochs, "fraction": fraction, **proxy}
+    return out
+
+
+_UPGRADES = (_schema_0_to_1, _schema_1_to_2, _schema_2_to_3)  # _UPGRADES[k] takes a stored info from schema k to k + 1
 
 
 _INFO, _CONFIG, _WORKERS = "nasx", "config", "workers"

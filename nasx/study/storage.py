@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from .config import OBJECTIVES, StudyConfig, StudyError, redact
 from .record import StudyInfo, read_info, write_info
+from ..train.budget import Budget
 
 __all__ = ["open_storage", "study_lock", "make_sampler", "open_study", "study_info", "is_rdb", "journal_path",
            "repair_journal", "no_empty_journal"]
@@ -211,10 +212,10 @@ def make_sampler(name: str, seed: int, worker_number: int):
 
 def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
     """What the study is made with, as compared on resume."""
-    proxy = {k: v for k, v in (("batch_size", cfg.batch_size), ("resolution", cfg.resolution)) if v is not None}
-    return StudyInfo(space=cfg.space, dataset=cfg.dataset, epochs=cfg.epochs, fraction=cfg.fraction,
+    budget = cfg.budget if cfg.epochs is not None and cfg.fraction is not None else None
+    return StudyInfo(space=cfg.space, dataset=cfg.dataset, budget=budget,
                      objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
-                     space_hash=space_hash, proxy=proxy, corner=cfg.corner if cfg.corner != "none" else None,
+                     space_hash=space_hash, corner=cfg.corner if cfg.corner != "none" else None,
                      rungs=tuple(b.to_dict() for b in cfg.rungs.budgets) if cfg.rungs else (),
                      eta=cfg.rungs.eta if cfg.rungs else None, continuation=bool(cfg.continuation and cfg.rungs))
 
@@ -240,7 +241,8 @@ def open_study(cfg: StudyConfig, storage: Any, space_hash: Optional[str] = None)
             if key == "space_hash":
                 raise StudyError(f"study {cfg.name!r} was made from another version of the space file {cfg.space!r} "
                                  f"(content {theirs}, now {mine}); use another --study name, or restore the file")
-            raise StudyError(f"study {cfg.name!r} was made with {key}={theirs!r}, not {mine!r}; "
+            shown = {k: v.name if isinstance(v, Budget) else repr(v) for k, v in (("theirs", theirs), ("mine", mine))}
+            raise StudyError(f"study {cfg.name!r} was made with {key}={shown['theirs']}, not {shown['mine']}; "
                              f"use another --study name or the same settings to resume it")
     if [d.name.lower() for d in study.directions] != directions:
         raise StudyError(f"study {cfg.name!r} has other objectives; use another --study name")

@@ -93,6 +93,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
     from ..space import load_space
     from ..space.sampling import Rejected, suggest
     from .journal import SnapshotJournal
+    from ..train.budget import Budget
     from .record import StudyInfo, TrialRecord, write_by_id, write_info
 
     started = time.perf_counter()
@@ -142,7 +143,7 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
                                    distributions=drawn.distributions, user_attrs=attrs))
     logs = _Logs()
     study = optuna.create_study(study_name=name, storage=JournalStorage(logs), directions=["maximize", "minimize"])
-    info = StudyInfo(space=space, dataset="synthetic", epochs=epochs, fraction=1.0, objectives=("accuracy", "flops"),
+    info = StudyInfo(space=space, dataset="synthetic", budget=Budget(epochs, 1.0), objectives=("accuracy", "flops"),
                      val_size=0.1, seed=seed)
     write_info(study, info, {"space": space, "dataset": "synthetic", "epochs": epochs, "trials": n, "seed": seed})
     if as_workers:

@@ -256,7 +256,7 @@ def test_two_rounds_end_to_end_then_resume_trains_nothing(planted_file, tmp_path
     stored = load_records("refine-p-r2", run.storage)
     recs, info = stored.records, stored.info
     assert stored.band == (1_000_000, 5_000_000)
-    assert info.space == str(out / "round-2.yaml") and info.proxy.get("corner") is None
+    assert info.space == str(out / "round-2.yaml") and info.corner is None
     done = [r for r in recs if r.state == "COMPLETE"]
     assert len(done) == 16 and all(widths_non_decreasing(r.net) for r in done)
     assert all(r.outcome.test_acc is None for r in done) and all(r.tags["round"] == 2 for r in done)

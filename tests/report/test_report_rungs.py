@@ -8,6 +8,8 @@ import datetime
 import optuna
 import pandas as pd
 import pytest
+
+from nasx.train.budget import Budget
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
@@ -48,7 +50,7 @@ def make_rung_study(path, name: str = "rungs") -> None:
     """The PLAN as a stored rung study (StudyInfo with three rungs, eta 3; --flops band in its config)."""
     storage = JournalStorage(JournalFileBackend(str(path)))
     study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"])
-    write_info(study, StudyInfo(space="resnet", dataset="synthetic", epochs=3, fraction=1.0,
+    write_info(study, StudyInfo(space="resnet", dataset="synthetic", budget=Budget(3, 1.0),
                                 objectives=("accuracy", "flops"), val_size=0.1, seed=0, rungs=RUNGS, eta=3),
                {"space": "resnet", "dataset": "synthetic", "flops": list(BAND)})
     for number, (net, rung, state, acc, flops, wall, source, dup) in enumerate(PLAN):

@@ -118,17 +118,18 @@ def test_a_retry_copies_the_record_whole_but_what_the_lost_run_wrote():
 
 def test_a_study_info_that_kept_the_corner_in_its_proxy_loads_as_the_space_s_corner():
     """Studies written when the corner was stored with the proxy (batch size, resolution) still resume: the corner
-    is read as the space's, and the info compares equal to the one a study of the same settings makes now."""
+    is read as the space's, the budget as one Budget, and the info compares equal to the one a study of the same
+    settings makes now."""
     base = {"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.5, "objectives": ["accuracy", "flops"],
             "val_size": 2000, "seed": 0, "space_hash": "h"}
     old = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128, "corner": "cpu", "resolution": 24}})
-    now = StudyInfo(**{**base, "objectives": ("accuracy", "flops")}, proxy={"batch_size": 128, "resolution": 24},
-                    corner="cpu")
-    assert old == now and old.differences(now) == [] and dict(old.proxy) == {"batch_size": 128, "resolution": 24}
+    now = StudyInfo("resnext", "cifar10", Budget(1, 0.5, resolution=24, batch_size=128), ("accuracy", "flops"), 2000,
+                    0, "h", corner="cpu")
+    assert old == now and old.differences(now) == []
     assert StudyInfo.from_attrs(now.to_attrs()) == now and now.to_attrs()["corner"] == "cpu"
-    assert now.budget == Budget(1, 0.5, resolution=24, batch_size=128)
+    assert now.to_attrs()["budget"] == {"epochs": 1, "fraction": 0.5, "resolution": 24, "batch_size": 128}
     whole = StudyInfo.from_attrs({**base, "proxy": {"batch_size": 128}})
-    assert whole.corner is None and [d[0] for d in whole.differences(now)] == ["proxy", "corner"]
+    assert whole.corner is None and [d[0] for d in whole.differences(now)] == ["budget", "corner"]
     assert StudyInfo.from_attrs({"space": "resnext"}).budget is None  # an early study without epochs: no budget
 
 
@@ -205,22 +206,24 @@ def test_study_info_carries_a_schema_and_one_upgrade_reads_the_versions_before_i
     the earliest studies lacked) reads as the current schema stores it, and a newer schema is one line."""
     from nasx.study.record import SCHEMA, upgrade
 
-    now = StudyInfo("resnext", "cifar10", 1, 0.5, ("accuracy", "flops"), 2000, 0, "h", {"batch_size": 128}, "cpu")
+    now = StudyInfo("resnext", "cifar10", Budget(1, 0.5, batch_size=128), ("accuracy", "flops"), 2000, 0, "h", "cpu")
     stored = now.to_attrs()
-    assert stored["schema"] == SCHEMA == 2 and stored["rungs"] == [] and stored["eta"] is None
-    assert stored["continuation"] is False
+    assert stored["schema"] == SCHEMA == 3 and stored["rungs"] == [] and stored["eta"] is None
+    assert stored["continuation"] is False and stored["budget"] == {"epochs": 1, "fraction": 0.5, "batch_size": 128}
     assert StudyInfo.from_attrs(stored) == now
     zero = {"space": "resnext", "dataset": "cifar10", "epochs": 1, "fraction": 0.5, "objectives": ["accuracy", "flops"],
             "val_size": 2000, "seed": 0, "space_hash": "h", "proxy": {"batch_size": 128, "corner": "cpu"}}
     assert upgrade(zero) == stored
     assert StudyInfo.from_attrs(zero) == now and now.differences(StudyInfo.from_attrs(zero)) == []
     bare = StudyInfo.from_attrs({"space": "resnext"})
-    assert (bare.dataset, bare.objectives, bare.seed, bare.epochs, bare.schema) == ("?", ("accuracy", "flops"), 0,
+    assert (bare.dataset, bare.objectives, bare.seed, bare.budget, bare.schema) == ("?", ("accuracy", "flops"), 0,
                                                                                    None, SCHEMA)
-    one = {k: v for k, v in stored.items() if k != "continuation"} | {"schema": 1}  # before continuation was stored
-    assert upgrade(one) == stored and StudyInfo.from_attrs(one) == now
-    with pytest.raises(RecordError, match=r"^the study was written by a newer nasx \(study info schema 3; this "
-                                          r"version reads up to 2\); upgrade nasx$"):
-        StudyInfo.from_attrs({**stored, "schema": 3})
+    two = {k: v for k, v in stored.items() if k != "budget"} | {"schema": 2, "epochs": 1, "fraction": 0.5,
+                                                                 "proxy": {"batch_size": 128}}  # budget in pieces
+    one = {k: v for k, v in two.items() if k != "continuation"} | {"schema": 1}  # before continuation was stored
+    assert upgrade(two) == upgrade(one) == stored and StudyInfo.from_attrs(one) == now
+    with pytest.raises(RecordError, match=r"^the study was written by a newer nasx \(study info schema 4; this "
+                                          r"version reads up to 3\); upgrade nasx$"):
+        StudyInfo.from_attrs({**stored, "schema": 4})
     with pytest.raises(RecordError, match="not a version nasx wrote"):
         upgrade({**stored, "schema": "1"})

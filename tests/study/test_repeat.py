@@ -10,6 +10,8 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+
+from nasx.train.budget import Budget
 from typer.testing import CliRunner
 
 from nasx.cli.app import app
@@ -111,7 +113,7 @@ def test_phase_two_takes_a_net_within_two_sigma_and_not_one_far_below():
 
 
 def test_a_study_with_rungs_is_judged_at_its_top_rung_only():
-    info = StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 0,
+    info = StudyInfo("resnet", "synthetic", Budget(1, 0.5), ("accuracy", "flops"), 0.1, 0,
                      rungs=({"epochs": 1, "fraction": 0.25}, {"epochs": 1, "fraction": 1.0}), eta=3)
     spec = {"x": 1}
     recs = [TrialRecord.of(0, "COMPLETE", spec=spec, spec_id="a", flops=10, seed=0, val_acc=0.9, rung=0),
@@ -119,7 +121,7 @@ def test_a_study_with_rungs_is_judged_at_its_top_rung_only():
             TrialRecord.of(2, "COMPLETE", spec=spec, spec_id="b", flops=20, seed=0, val_acc=0.7, rung=1),
             TrialRecord.of(3, "COMPLETE", spec=spec, spec_id="c", flops=5, seed=0, val_acc=0.8, rung=0)]
     assert [n.number for n in study_nets(StoredStudy("s", tuple(recs), info))] == [1, 2]
-    plain = StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 0)
+    plain = StudyInfo("resnet", "synthetic", Budget(1, 0.5), ("accuracy", "flops"), 0.1, 0)
     assert [n.number for n in study_nets(StoredStudy("s", tuple(recs), plain))] == [0, 1, 2, 3]
 
 
@@ -155,7 +157,7 @@ def test_repeat_trains_the_front_under_k_more_seeds_then_the_nets_near_it_and_re
     run_study(cfg, train_fn=noisy_train)
     main = records(cfg, "tiny")
     nets = study_nets(StoredStudy("tiny", tuple(main),
-                                    StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 3)))
+                                    StudyInfo("resnet", "synthetic", Budget(1, 0.5), ("accuracy", "flops"), 0.1, 3)))
     front = front_nets(nets)
     assert len(nets) >= 4 and 1 <= len(front) < len(nets)
     CALLS.clear()

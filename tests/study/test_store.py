@@ -8,6 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from nasx.train.budget import Budget
+
 from nasx.study.record import SCHEMA, Shelf, StudyInfo, TrialRecord
 from nasx.study.store import StoredStudy, open_studies, open_study
 
@@ -39,7 +41,7 @@ def test_every_committed_journal_opens_through_the_reader(journal):
 def test_top_rung_points_front_and_the_two_net_rules():
     """The top rung is the info's; results and the front are the top rung's; nets() is every rung's distinct nets
     (the fidelity rule), results(top=True) the top rung's non-duplicate records (the repeat rule)."""
-    info = StudyInfo("resnet", "synthetic", 1, 0.5, ("accuracy", "flops"), 0.1, 0,
+    info = StudyInfo("resnet", "synthetic", Budget(1, 0.5), ("accuracy", "flops"), 0.1, 0,
                      rungs=({"epochs": 1, "fraction": 0.25}, {"epochs": 1, "fraction": 0.5}), eta=2)
     spec = {"stem": {"kind": "cifar", "width": 8}, "stages": [], "head": {"kind": "linear"}}
 

@@ -75,7 +75,7 @@ def test_resume_adds_trials_instead_of_starting_over(tmp_path):
 
 def test_resume_refuses_other_settings(tmp_path):
     run_study(config(tmp_path, trials=1), train_fn=curve_train)
-    with pytest.raises(StudyError, match="epochs=2, not 3"):
+    with pytest.raises(StudyError, match="budget=e2-f0.5, not e3-f0.5"):
         run_study(config(tmp_path, trials=1, epochs=3), train_fn=curve_train)
 
 
