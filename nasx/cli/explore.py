@@ -156,6 +156,9 @@ def register(app: typer.Typer) -> None:
                  f"trials' fail_reason (`nasx report {cfg.name}`, trials.csv)", code=1)
 
 
+LOCK_SLOW = 5.0  # seconds a journal's lock may be held before the display says so (a write holds it for ms)
+
+
 def _eta(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -192,6 +195,9 @@ class Display:
                 f"{snap.pruned} pruned, {snap.failed} failed")
         if snap.rungs:
             line += f" (by rung, lowest first: {' / '.join(map(str, snap.rungs))})"
+        if snap.lock_wait >= LOCK_SLOW:
+            line += (f"; the journal's lock has been held for {snap.lock_wait:.0f} s (every writer waits: a stopped "
+                     f"or stuck process holds it)")
         if snap.continued or snap.retrained:
             line += (f"; promotions: {snap.continued} trained on from a checkpoint, {snap.retrained} retrained (no "
                      f"usable checkpoint)")

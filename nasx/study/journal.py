@@ -40,7 +40,7 @@ from optuna.storages.journal._base import BaseJournalSnapshot  # what JournalSto
 
 from ..errors import NasxError
 
-__all__ = ["SnapshotJournal", "JournalError", "JournalFlock", "flock", "snapshot_path", "key_path", "lock_path",
+__all__ = ["SnapshotJournal", "JournalError", "JournalFlock", "LockWatch", "flock", "snapshot_path", "key_path", "lock_path",
            "KEY_ENV", "RECORD_START"]
 
 _FORMAT = 2
@@ -200,6 +200,34 @@ def flock(path: Path, on_wait: Optional[Callable[[float], None]] = None) -> Iter
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+class LockWatch:
+    """How long a journal's lock has been held, as a monitor sees it by non-blocking probes: a writer holds it for
+    milliseconds, so a lock found busy on every probe for seconds has a stopped or stuck holder, and every writer
+    waits behind it."""
+
+    def __init__(self, journal: Path) -> None:
+        self._path = lock_path(journal)
+        self._busy_since: Optional[float] = None
+
+    def probe(self) -> float:
+        """Seconds the lock has been busy at every probe since it was first found busy (0.0 when it is free now)."""
+        try:
+            fd = os.open(self._path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:  # no lock file yet: nobody holds it
+            self._busy_since = None
+            return 0.0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # free: held for no longer than this call
+            self._busy_since = None
+            return 0.0
+        except BlockingIOError:
+            now = time.monotonic()
+            self._busy_since = self._busy_since if self._busy_since is not None else now
+            return now - self._busy_since
+        finally:
+            os.close(fd)
 
 
 class JournalFlock(BaseJournalFileLock):

@@ -58,6 +58,7 @@ class Snapshot:
     rungs: tuple[int, ...] = ()  # a study with rungs: complete trials at each rung, lowest first (the front: the top's)
     continued: int = 0  # continue mode: promotions that trained on from their rung's checkpoint
     retrained: int = 0  # continue mode: promotions that retrained from scratch (no usable checkpoint; the record says why)
+    lock_wait: float = 0.0  # seconds the journal's lock has been held by one holder (LockWatch); 0 when free
 
     @property
     def started(self) -> int:

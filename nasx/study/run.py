@@ -11,15 +11,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import NasxError
 from ..net.spec import NetSpec
 from . import record
+from .journal import LockWatch
 from .config import StudyConfig, check_memory, check_resolution, resolve, study_space
 from .progress import Snapshot, snapshot
 from .record import WAITING, TrialRecord
-from .storage import open_storage, open_study, study_lock
+from .storage import is_rdb, open_storage, open_study, study_lock
 from .worker import Worker, owner_id, reap_stale
 
 __all__ = ["Candidate", "RunSummary", "enqueue", "prepare", "run_study"]
@@ -164,8 +166,12 @@ def run_study(cfg: StudyConfig, progress: Callable[[Snapshot], None] | None = No
     deadline = start + cfg.timeout if cfg.timeout else None
     interrupted = False
 
+    watch = None if is_rdb(cfg.storage_url) else LockWatch(Path(cfg.storage_url))
+
     def show() -> Snapshot:
         snap = snapshot(study, time.time() - start)
+        if watch is not None:
+            snap.lock_wait = watch.probe()
         if progress is not None:
             progress(snap)
         return snap

@@ -544,3 +544,42 @@ def test_four_processes_race_under_cpu_load_with_exact_counts_none_lost_none_tra
             p.kill()
             p.join()
         print(f"{where}: (rep, seconds, complete, lost, trained twice) {figures}")
+
+
+def test_a_lock_held_for_seconds_is_seen_by_the_monitor_and_shown_by_the_display(tmp_path, capsys):
+    """A journal lock whose holder is alive but stuck (stopped, say) keeps every writer waiting: the monitor's
+    non-blocking probes see it busy since the first probe, the live line says so past LOCK_SLOW, and a free lock
+    reads 0 again."""
+    import threading
+    import time
+
+    from nasx.cli.explore import LOCK_SLOW, Display
+    from nasx.study.journal import LockWatch, flock, lock_path
+    from nasx.study.progress import Snapshot
+
+    journal = tmp_path / "s.journal"
+    watch = LockWatch(journal)
+    assert watch.probe() == 0.0  # no lock file: nobody holds it
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with flock(lock_path(journal)):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    try:
+        assert watch.probe() == 0.0  # first seen busy now
+        time.sleep(0.3)
+        assert 0.3 <= watch.probe() < 5
+    finally:
+        release.set()
+        thread.join()
+    assert watch.probe() == 0.0
+    display = Display("s")  # not a terminal here: one line per change on stderr
+    display.update(Snapshot(lock_wait=LOCK_SLOW + 7))
+    display.update(Snapshot(lock_wait=0.0, complete=1))
+    lines = capsys.readouterr().err.splitlines()
+    assert "the journal's lock has been held for 12 s" in lines[0] and "lock" not in lines[1]
