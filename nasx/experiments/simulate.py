@@ -11,6 +11,7 @@ mean over recorded seeds), so a strategy is not rewarded for lucky seeds. Hyperv
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import math
@@ -52,8 +53,10 @@ class Oracle(Protocol):
     def truth(self, key: str) -> float: ...
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def _unit_normal(*parts: Any) -> float:
-    """A standard normal fixed by its arguments (a net's planted effect is the same on every run)."""
+    """A standard normal fixed by its arguments (a net's planted effect is the same on every run; cached, as a fit
+    of the noise scale reads the same draws under every scale)."""
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return float(np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal())
 
@@ -209,11 +212,14 @@ class ReplayTable:
 
     @classmethod
     def from_fidelity(cls, data: Any, chance: float = 0.9) -> "ReplayTable":
-        """From a stored fidelity run (nasx.experiments.fidelity.load_fidelity): every complete record of every budget, its
-        work relative to the reference budget (= 1) and its measured wall time."""
+        """From a stored fidelity run (nasx.experiments.fidelity.load_fidelity): every complete record of every budget,
+        the reference's other seeds (its ceiling) included, its work relative to the reference budget (= 1) and its
+        measured wall time."""
         reference = next(b for b, role in data.roles.items() if role == "reference")
         rows, flops_of, native = [], {}, None
-        for budget, records in data.budgets.items():
+        runs = [(budget, records) for budget, records in data.budgets.items()]
+        runs += [(reference, data.ceiling[k]) for k in sorted(data.ceiling)]
+        for budget, records in runs:
             work = data.costs[budget] / data.costs[reference]
             for rec in records:
                 if rec.state != "COMPLETE" or rec.outcome.val_acc is None or rec.spec_id is None:
