@@ -74,3 +74,35 @@ def test_fit_interval_covers_the_planted_scale_at_24_nets():
             total += 1
     print(f"coverage {covered}/{total}")
     assert covered / total >= 0.85
+
+
+def test_the_committed_fidelity_run_gives_the_taus_its_page_states():
+    from pathlib import Path
+
+    from nasx.experiments.fidelity import load_fidelity
+    from nasx.experiments.planted_fit import measured_taus
+
+    journal = Path(__file__).parents[2] / "reports/examples/fidelity-resnext-cpu/fidelity-resnext-cpu.journal"
+    data = measured_taus(load_fidelity("resnext-cpu", str(journal)))
+    taus, ceiling = data.taus()
+    assert data.names == ("e1-f0.0625", "e1-f0.125-r24", "e1-f0.125") and data.native_side == (True, False, True)
+    assert data.works == pytest.approx((0.125, 0.1406, 0.25), abs=1e-3) and data.proxy_acc.shape == (3, 16)
+    assert [round(t, 2) for t in taus] == [0.19, 0.31, 0.22]  # its README's table
+    assert ceiling != ceiling  # one reference seed: no seed-to-seed tau
+
+
+@pytest.mark.heavy
+def test_simulate_fits_the_noise_to_a_stored_fidelity_run(tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from nasx.cli import app
+
+    journal = Path(__file__).parents[2] / "reports/examples/fidelity-resnext-cpu/fidelity-resnext-cpu.journal"
+    result = CliRunner().invoke(app, ["simulate", "--noise-from", "resnext-cpu", "--storage", str(journal),
+                                      "--seeds", "1", "--compute", "300", "--strategies", "random,rungs",
+                                      "--out", str(tmp_path / "sim")])
+    assert result.exit_code == 0, result.output
+    assert "proxy noise fitted to fidelity run resnext-cpu (16 nets): S = " in result.output
+    assert "proxy noise fitted" in (tmp_path / "sim" / "index.html").read_text()

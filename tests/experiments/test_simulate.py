@@ -171,7 +171,10 @@ def test_cli_writes_the_page_and_refuses_bad_input(tmp_path):
     for args, says in [(["--strategies", "grid"], "unknown grid"), (["--rungs", "0.5,0.25"], "increasing"),
                        (["--rungs", "0.25,0.5"], "write it as 1"), (["--flops", "30M:10M"], "--flops"),
                        (["--proxy-noise", "-0.5"], "'--proxy-noise': -0.5 must be >= 0"),
-                       (["--replay", "resnext-cpu", "--proxy-noise", "0.5"], "--replay serves recorded results as they are")]:
+                       (["--replay", "resnext-cpu", "--proxy-noise", "0.5"], "--replay serves recorded results as they are"),
+                       (["--noise-from", "rungs-cpu", "--proxy-noise", "0.5"], "not both"),
+                       (["--noise-from", "nothing-here", "--storage", str(tmp_path / "none.journal")],
+                        "no fidelity run 'nothing-here'")]:
         bad = runner.invoke(app, ["simulate", "--seeds", "1", "--out", str(tmp_path / "x"), *args])
         assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
         assert len(bad.output.strip().splitlines()) == 1, bad.output
