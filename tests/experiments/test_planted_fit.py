@@ -97,7 +97,7 @@ def test_simulate_fits_the_noise_to_a_stored_fidelity_run(tmp_path):
 
     from typer.testing import CliRunner
 
-    from nasx.cli import app
+    from nasx.cli.app import app
 
     journal = Path(__file__).parents[2] / "reports/examples/fidelity-resnext-cpu/fidelity-resnext-cpu.journal"
     result = CliRunner().invoke(app, ["simulate", "--noise-from", "resnext-cpu", "--storage", str(journal),
