@@ -147,7 +147,8 @@ def _fit_noise(name: str, storage: Optional[str], space: str, corner: Optional[s
                      for n, w, f, m, p in zip(fit.names, fit.works, fit.fitted, fit.measured, fit.planted))
     lines = [f"proxy noise fitted to fidelity run {name} ({fit.nets} nets): S = {fit.scale:g}, "
              f"{int(fit.boots)} bootstrap fits over the nets: 95% {fit.interval[0]:g}-{fit.interval[1]:g}"
-             + (f" ({fit.at_edge:.0%} at the grid's end, 0-4)" if fit.at_edge else ""),
+             + (f" ({fit.at_edge:.0%} of them at the grid's end, 0-8: there the measured proxies rank about as well as "
+                "chance, and S is a lower bound)" if fit.at_edge else ""),
              f"Kendall tau against each reference seed, mean: {rows}",
              f"top budget seed-to-seed tau: {fit.ceiling_measured:.2f} measured / {fit.ceiling_planted:.2f} planted"]
     return fit.scale, lines

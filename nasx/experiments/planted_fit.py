@@ -17,7 +17,7 @@ from .simulate import PlantedBenchmark
 
 __all__ = ["MeasuredTaus", "NoiseFit", "measured_taus", "planted_taus", "fit_proxy_noise", "GRID"]
 
-GRID = tuple(round(0.05 * k, 2) for k in range(0, 81))  # S from 0 to 4 in steps of 0.05
+GRID = tuple(round(0.1 * k, 1) for k in range(0, 81))  # S from 0 to 8 in steps of 0.1 (at 8, tau at 1/9 is ~0.05)
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,10 @@ def measured_taus(data: Any) -> MeasuredTaus:
 
     proxies = sorted((b for b, role in data.roles.items() if role == "proxy"), key=lambda b: data.costs[b])
     columns = [accuracies(data.budgets[b]) for b in proxies]
-    seeds = [accuracies(data.budgets[reference])] + [accuracies(data.ceiling[k]) for k in sorted(data.ceiling)]
+    seeds = [accuracies(data.budgets[reference])]
     nets = sorted(set.intersection(*(set(c) for c in columns + seeds)))
+    # the reference's other seeds where they cover those nets (a ceiling run still training adds none)
+    seeds += [s for s in (accuracies(data.ceiling[k]) for k in sorted(data.ceiling)) if set(nets) <= set(s)]
     if len(nets) < 4 or not proxies:
         raise ValueError(f"fidelity run {data.name!r}: {len(nets)} nets complete under every budget and "
                          f"{len(proxies)} proxies; the fit needs 4 nets and one proxy")
