@@ -125,21 +125,17 @@ def rungs_text(d: StudyData) -> Optional[str]:
 
 
 def read_studies(names: Sequence[str], shelf: Shelf) -> list[StudyData]:
-    """The stored studies `names` on the shelf (ReportError if one is not there)."""
-    from ..study.config import StudyError
+    """The stored studies `names` on the shelf (StudyError naming the one that is not there)."""
     from ..study.store import open_study
 
-    try:
-        return [open_study(name, shelf.url(name)) for name in names]
-    except StudyError as e:
-        raise ReportError(str(e)) from None
+    return [open_study(name, shelf.url(name)) for name in names]
 
 
 def write_report(studies: Sequence[str], shelf: Shelf = Shelf(), out: str | Path | None = None,
                  references: Sequence[str] = (), formats: Sequence[str] | None = None) -> Path:
     """Write the report of one or more studies on the shelf (and zoo accuracies from `references` studies), each figure
     once per format (default: figures.STUDY_FORMATS, SVG; the page shows the first and links the others); return
-    index.html."""
+    index.html. StudyError names a study that is not there."""
     import pandas as pd
 
     from . import figures as figs
