@@ -84,7 +84,7 @@ def notes_for(datas: Sequence[StudyData]) -> list[str]:
         elif states.get(COMPLETE) == 1:
             notes.append(f"Study {d.name} has one complete trial: its front is that one point.")
         if states.get(RUNNING):
-            notes.append(f"Study {d.name} has {states['RUNNING']} trial(s) still running (or left running by a "
+            notes.append(f"Study {d.name} has {states[RUNNING]} trial(s) still running (or left running by a "
                          f"stopped worker): they are not in the charts until they complete.")
     datasets = {d.info.dataset for d in datas if d.info}
     if len(datasets) > 1:
