@@ -239,16 +239,16 @@ def test_under_a_planted_null_the_3_seed_interval_covers_0_95_percent_of_the_tim
 @pytest.mark.heavy
 @pytest.mark.parametrize("seeds", [3, 5, 10])
 def test_the_interval_covers_the_true_difference_and_its_power_grows_with_the_gap_and_the_seeds(seeds):
-    """docs/rungs.md's table: coverage and power at planted gaps of 1.5 and 3 points (hypervolume about 0.009 and
-    0.018, the CPU example's size), fronts of twins and of nets at their own FLOPs."""
-    rows = []
+    """docs/rungs.md's table: coverage and power at planted gaps of 1.5 and 3 points of accuracy (hypervolume about
+    0.009 and 0.018, the CPU example's size) on twin fronts, and coverage on fronts whose own nets lie at FLOPs of
+    their own (each pair's true difference its own, of either sign: no power to read there)."""
+    power = []
     for twins in (True, False):
         for gap in (0.0, 0.015, 0.03):
-            coverage, power, truth = coverage_and_power(gap, 2000, seeds, twins, seed=1)
-            rows.append((twins, gap, truth, coverage, power))
-            print(f"seeds {seeds}, {'twins' if twins else 'own FLOPs'}, gap {gap}: true hv difference {truth:+.4f}, "
-                  f"coverage {coverage:.3f}, intervals excluding 0 {power:.3f}")
+            coverage, excludes, truth = coverage_and_power(gap, 2000, seeds, twins, seed=1)
+            print(f"seeds {seeds}, {'twins' if twins else 'own FLOPs'}, gap {gap}: mean true hv difference "
+                  f"{truth:+.4f}, coverage {coverage:.3f}, intervals excluding 0 {excludes:.3f}")
             assert 0.92 <= coverage <= 0.98
-    for twins in (True, False):
-        power = [r[4] for r in rows if r[0] == twins]
-        assert power[0] < power[1] < power[2]
+            if twins:
+                power.append(excludes)
+    assert power[0] <= 0.08 and power[0] < power[1] < power[2]
