@@ -13,6 +13,7 @@ import argparse
 import numpy as np
 
 from nasx.experiments.fidelity import load_fidelity
+from nasx.study.record import COMPLETE
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     reference = next(b for b, role in data.roles.items() if role == "reference")
     rows = [(rec.flops * data.costs[budget] / data.costs[reference], rec.outcome.wall_time, budget)
             for budget, records in data.budgets.items() for rec in records
-            if rec.state == "COMPLETE" and rec.outcome.wall_time is not None]
+            if rec.state == COMPLETE and rec.outcome.wall_time is not None]
     x = np.array([[flops_work, 1.0] for flops_work, _, _ in rows])
     y = np.array([seconds for _, seconds, _ in rows])
     (a, b), *_ = np.linalg.lstsq(x, y, rcond=None)

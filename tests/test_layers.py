@@ -19,10 +19,10 @@ LAYERS = {
     "study.record": 4, "study.rungs": 4, "study.journal": 4, "study.checkpoints": 5,
     "study.prune": 5, "study.config": 5, "study.storage": 5, "study.progress": 5, "study.worker": 5,
     "study.run": 5, "study.references": 5, "study.explore": 5, "study.fixed": 5, "study.repeat": 5, "study.store": 5,
-    "experiments.ablate": 6, "experiments.fidelity": 6, "experiments.refine": 6, "experiments.refine_calibration": 6, "experiments.schedule": 6, "report.tables": 6, "report.figures": 6, "report.page": 6,
+    "experiments.ablate": 6, "experiments.compare": 6, "experiments.fidelity": 6, "experiments.refine": 6, "experiments.refine_calibration": 6, "experiments.schedule": 6, "report.tables": 6, "report.figures": 6, "report.page": 6,
     "report.ablation": 6, "report.fidelity": 6, "report.refine": 6, "experiments.simulate": 6, "experiments.planted_fit": 6, "report.simulate": 6, "report.repeats": 6,
     "cli.common": 7, "cli.net": 7, "cli.space": 7, "cli.train": 7, "cli.explore": 7, "cli.report": 7,
-    "cli.ablate": 7, "cli.fidelity": 7, "cli.refine": 7, "cli.simulate": 7, "cli.repeat": 7, "cli.app": 7,
+    "cli.ablate": 7, "cli.compare": 7, "cli.fidelity": 7, "cli.refine": 7, "cli.simulate": 7, "cli.repeat": 7, "cli.app": 7,
     "study.synthetic": 5,  # a study of made-up results (tests, examples, runs at scale)
 }
 

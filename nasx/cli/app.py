@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from . import ablate, explore, fidelity, net, refine, repeat, report, simulate, space, train
+from . import ablate, compare, explore, fidelity, net, refine, repeat, report, simulate, space, train
 from .common import OneLineErrors
 
 app = typer.Typer(
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=OneLineErrors,
 )
-for module in (net, space, train, explore, repeat, report, ablate, fidelity, refine, simulate):
+for module in (net, space, train, explore, repeat, compare, report, ablate, fidelity, refine, simulate):
     module.register(app)
 
 # commands that never open a study: they (and any --help) skip importing Optuna, 0.5 s, only to set its log level

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where default journal files lie."),
     ) -> None:
         """Write a trial's spec (JSON or YAML by suffix) for nasx count / nasx train / nasx.build."""
-        from ..report import best_trial, find_trial
+        from ..report import best_trial
         from ..space import parse_count
         from ..study.store import open_study
 
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 number = int(row["number"])
             else:
                 number = trial
-            rec = find_trial(data, number)
+            rec = data.record(number)
             spec = rec.net
             if spec is None:
                 fail(f"trial {number} of {study} holds no spec ({rec.state.lower()})")

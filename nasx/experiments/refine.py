@@ -47,8 +47,9 @@ import numpy as np
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..net.spec import NetSpec, parse_yaml
+from ..study.config import StudyError
 from ..study.record import COMPLETE, TrialRecord
-from ..study.store import StoredStudy
+from ..study.store import StoredStudy, open_study
 from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
 from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
 from ..space.sampling import default_band, in_band_share
@@ -59,14 +60,14 @@ if TYPE_CHECKING:
     from ..study import StudyConfig
 
 __all__ = ["RefineError", "RefineOptions", "Evaluation", "Refinement", "Round", "RefineRun", "MIN_NETS",
-           "CORRECTIONS", "refine", "space_mapping", "load_records", "run_refine", "round_study"]
+           "CORRECTIONS", "refine", "space_mapping", "run_refine", "round_study"]
 
 MIN_NETS = 8  # complete nets a refinement needs at all
 CORRECTIONS = ("spending", "bonferroni", "none")
 
 
 class RefineError(NasxError, ValueError):
-    """A refinement that cannot be done (unknown study, too few complete nets, another plan); one line."""
+    """A refinement that cannot be done (too few complete nets, a rule space, another plan); one line."""
 
 
 @dataclass(frozen=True)
@@ -565,17 +566,6 @@ def _choose(contenders: Sequence[_Tested], step: int, band: Optional[tuple[int, 
 # Rounds: sample, train, refine, repeat
 
 
-def load_records(study: str, storage: str) -> StoredStudy:
-    """The stored study (records, info, settings, band: nasx.study.store); RefineError if there is no such study."""
-    from ..study.config import StudyError
-    from ..study.store import open_study
-
-    try:
-        return open_study(study, storage)
-    except StudyError as e:
-        raise RefineError(str(e)) from None
-
-
 def round_study(name: str, k: int) -> str:
     """The fixed study of round k of the refinement `name`."""
     return f"refine-{name}-r{k}"
@@ -672,8 +662,8 @@ def _seed_check(refinement: Refinement, records: Sequence[TrialRecord], data: Ma
 
 def _existing_keys(storage: str, study: str) -> set[str]:
     try:
-        records = load_records(study, storage).records
-    except RefineError:
+        records = open_study(study, storage).records
+    except StudyError:
         return set()
     return {r.candidate_key for r in records if r.candidate_key is not None}
 
@@ -830,7 +820,7 @@ def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
     """A stored study refined as round 1: it, the config with its band, storage and (for later rounds) its proxy,
     and its space and corner where none is given."""
     storage = cfg.shelf.url(study)
-    stored = load_records(study, storage)
+    stored = open_study(study, storage)
     info = stored.info
     cfg = dataclasses.replace(cfg, flops=cfg.flops or stored.band)
     if space is None:
@@ -869,7 +859,7 @@ def _train_round(plan: _Plan, k: int, src: _Sampled, same: Sequence[Round],
                         train_fn=hooks.train_fn)
     snap = summary.snapshot
     hooks.note(f"round {k}: {snap.complete} complete, {snap.failed} failed in {summary.wall_time:.0f} s")
-    return None if summary.interrupted else list(load_records(study_name, storage).records)
+    return None if summary.interrupted else list(open_study(study_name, storage).records)
 
 
 def _refine_round(plan: _Plan, run: RefineRun, k: int, src: _Sampled, records: list[TrialRecord], study_name: str,

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..stats import adjusted_shift_test, log_bins
 from ..study.record import COMPLETE, TrialRecord
-from .refine import RefineOptions, load_records, refine, space_mapping
+from ..study.store import open_study
+from .refine import RefineOptions, refine, space_mapping
 
 __all__ = ["planted_split", "single_test_rejections", "ExampleBench", "example_bench", "planted_records",
            "RunOutcome", "whole_run", "whole_runs", "mc_se", "EXAMPLE", "PLANTED", "TailCheck", "tail_check"]
@@ -78,7 +79,7 @@ def example_bench(example: Path = EXAMPLE) -> ExampleBench:
     import yaml
 
     journal = str(example / "refine-resnext-cpu.journal")
-    rounds = tuple(tuple(load_records(f"refine-resnext-cpu-r{k}", journal).records) for k in (1, 2, 3))
+    rounds = tuple(tuple(open_study(f"refine-resnext-cpu-r{k}", journal).records) for k in (1, 2, 3))
     spaces = (space_mapping("resnext", corner="cpu")[0], yaml.safe_load((example / "round-2.yaml").read_text()),
               yaml.safe_load((example / "round-3.yaml").read_text()))
     return ExampleBench(rounds, spaces)

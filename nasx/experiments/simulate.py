@@ -22,6 +22,7 @@ from typing import Any, Optional, Protocol, Sequence
 import numpy as np
 
 from ..stats.pareto import hypervolume
+from ..study.record import COMPLETE
 from ..study.rungs import RungResult, due_promotions, predict_top_errors
 from ..train.budget import Budget, Ladder
 
@@ -222,7 +223,7 @@ class ReplayTable:
         for budget, records in runs:
             work = data.costs[budget] / data.costs[reference]
             for rec in records:
-                if rec.state != "COMPLETE" or rec.outcome.val_acc is None or rec.spec_id is None:
+                if rec.state != COMPLETE or rec.outcome.val_acc is None or rec.spec_id is None:
                     continue
                 rows.append((rec.spec_id, work, int(rec.seed or 0), float(rec.outcome.val_acc), float(rec.outcome.wall_time or 0.0)))
                 flops_of[rec.spec_id] = float(rec.flops)

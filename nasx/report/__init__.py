@@ -14,12 +14,12 @@ if TYPE_CHECKING:
     from .ablation import write_ablation_report
     from .page import default_out, write_report
     from .refine import write_refine_report
-    from .tables import ReportError, StudyData, ZooRef, best_trial, find_trial, pareto_table, trials_table
+    from .tables import ReportError, StudyData, ZooRef, best_trial, pareto_table, trials_table
 
 # public name -> its module in this package
 _PUBLIC = {"write_ablation_report": "ablation", "default_out": "page", "write_report": "page",
            "write_refine_report": "refine",
-           **{name: "tables" for name in ("ReportError", "StudyData", "ZooRef", "best_trial", "find_trial", "pareto_table",
+           **{name: "tables" for name in ("ReportError", "StudyData", "ZooRef", "best_trial", "pareto_table",
                                           "trials_table")}}
 
 __all__ = sorted(_PUBLIC)

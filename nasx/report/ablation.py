@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 
 from ..experiments.ablate import PAPER_TABLE3
 from ..stats import LOF_LEVEL, paired_comparison, trend_verdict
+from ..study.config import StudyError
 from ..study.record import COMPLETE, Shelf, TrialRecord
 from ..units import human
 from .page import html_page, html_table
@@ -190,7 +191,7 @@ def write_ablation_report(name: str, storage: Optional[str] = None, out: Optiona
     url = Shelf(storage).url(study_name)
     try:
         data, = read_studies([study_name], Shelf(url))
-    except ReportError:
+    except StudyError:
         raise ReportError(f"no study {study_name!r} in {url}; run the ablation first") from None
     rows = ablation_rows(data.records)
     table = ablation_table(rows)

@@ -84,7 +84,7 @@ def notes_for(datas: Sequence[StudyData]) -> list[str]:
         elif states.get(COMPLETE) == 1:
             notes.append(f"Study {d.name} has one complete trial: its front is that one point.")
         if states.get(RUNNING):
-            notes.append(f"Study {d.name} has {states['RUNNING']} trial(s) still running (or left running by a "
+            notes.append(f"Study {d.name} has {states[RUNNING]} trial(s) still running (or left running by a "
                          f"stopped worker): they are not in the charts until they complete.")
     datasets = {d.info.dataset for d in datas if d.info}
     if len(datasets) > 1:
@@ -125,21 +125,17 @@ def rungs_text(d: StudyData) -> Optional[str]:
 
 
 def read_studies(names: Sequence[str], shelf: Shelf) -> list[StudyData]:
-    """The stored studies `names` on the shelf (ReportError if one is not there)."""
-    from ..study.config import StudyError
+    """The stored studies `names` on the shelf (StudyError naming the one that is not there)."""
     from ..study.store import open_study
 
-    try:
-        return [open_study(name, shelf.url(name)) for name in names]
-    except StudyError as e:
-        raise ReportError(str(e)) from None
+    return [open_study(name, shelf.url(name)) for name in names]
 
 
 def write_report(studies: Sequence[str], shelf: Shelf = Shelf(), out: str | Path | None = None,
                  references: Sequence[str] = (), formats: Sequence[str] | None = None) -> Path:
     """Write the report of one or more studies on the shelf (and zoo accuracies from `references` studies), each figure
     once per format (default: figures.STUDY_FORMATS, SVG; the page shows the first and links the others); return
-    index.html."""
+    index.html. StudyError names a study that is not there."""
     import pandas as pd
 
     from . import figures as figs

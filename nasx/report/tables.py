@@ -13,13 +13,13 @@ from typing import Any, Optional, Sequence
 from ..errors import NasxError
 from ..net.fit import InputShape, input_of
 from ..stats import hv_reference, hypervolume_steps
-from ..study.record import COMPLETE, FAIL, PRUNED, TrialRecord
+from ..study.record import COMPLETE, FAIL, PRUNED
 from ..study.store import (COLUMNS, StoredStudy, budget_name, pareto_table, study_points,  # noqa: F401 re-exported
                            trials_table)
 from ..units import human
 
 __all__ = ["ReportError", "StudyData", "ZooRef", "trials_table", "pareto_table", "zoo_references",
-           "best_trial", "find_trial", "study_input", "study_points", "budget_name", "HvCurve", "hv_vs_compute",
+           "best_trial", "study_input", "study_points", "budget_name", "HvCurve", "hv_vs_compute",
            "COLUMNS"]
 
 StudyData = StoredStudy  # what a page reports on: a study as the reader gives it
@@ -155,11 +155,3 @@ def best_trial(trials, max_flops: Optional[float] = None):
     return done.sort_values(["val_acc", "flops", "number"], ascending=[False, True, True]).iloc[0]
 
 
-def find_trial(data: StoredStudy, number: int) -> TrialRecord:
-    """The record of trial `number`; ReportError naming the range if there is none."""
-    from ..study.config import StudyError
-
-    try:
-        return data.record(number)
-    except StudyError as e:
-        raise ReportError(str(e)) from None

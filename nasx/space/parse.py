@@ -877,10 +877,7 @@ def load_space(name_or_path: str | Path) -> Space:
             raise SpaceError(f"{name_or_path!r}: no such space ({where}: {', '.join(known) or 'none found'})")
         path = known[str(name_or_path)]
     source = str(path)
-    try:
-        text = read_text(path)
-    except SpecError as e:  # names the file
-        raise SpaceError(str(e)) from None
+    text = read_text(path)  # an unreadable or binary file: SpecError naming it
     try:
         data = parse_yaml(text)
     except SpecError as e:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from ..train.budget import Ladder
-from .record import TrialRecord
+from .record import COMPLETE, RUNNING, WAITING, TrialRecord
 from .rungs import rung_standing
 
 __all__ = ["save", "load", "removable", "prune", "remove_all"]
@@ -84,17 +84,17 @@ def removable(records: Sequence[TrialRecord], ladder: Ladder, trials: int, predi
         if r.rung is not None:
             at[r.rung].append(r)
     out: set[int] = set()
-    closed = sum(1 for r in at[0] if r.state in ("COMPLETE", "RUNNING", "WAITING")) >= trials
+    closed = sum(1 for r in at[0] if r.state in (COMPLETE, RUNNING, WAITING)) >= trials
     for k in range(ladder.top):
-        closed = closed and not any(r.state in ("RUNNING", "WAITING") for r in at[k])
+        closed = closed and not any(r.state in (RUNNING, WAITING) for r in at[k])
         standing = rung_standing(records, ladder, k, predict)
-        trained_on = {r.spec_id for r in at[k + 1] if r.state == "COMPLETE"}
+        trained_on = {r.spec_id for r in at[k + 1] if r.state == COMPLETE}
         due = set(standing.due(ladder.eta))
         for r in at[k]:
             if r.checkpoint is None:
                 continue
             if r.spec_id in trained_on or (closed and r.spec_id not in due and r.spec_id not in standing.taken) or \
-                    r.state not in ("COMPLETE", "RUNNING"):
+                    r.state not in (COMPLETE, RUNNING):
                 out.add(r.number)
         closed = closed and not due
     out.update(r.number for r in records if r.checkpoint is not None and r.rung == ladder.top)
@@ -106,8 +106,8 @@ def prune(folder: Path, records: Sequence[TrialRecord], ladder: Ladder, trials: 
     """Remove the checkpoints `removable` names, and files no complete or running trial claims; return their names."""
     drop = removable(records, ladder, trials, predict)
     claimed = {r.checkpoint.get("file") for r in records
-               if r.checkpoint and r.number not in drop and r.state in ("COMPLETE", "RUNNING")}
-    running = {f"{r.number}.pt" for r in records if r.state == "RUNNING"}  # may be writing its file now
+               if r.checkpoint and r.number not in drop and r.state in (COMPLETE, RUNNING)}
+    running = {f"{r.number}.pt" for r in records if r.state == RUNNING}  # may be writing its file now
     gone = []
     if not folder.is_dir():
         return gone

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..net.spec import NetSpec
 from ..train.budget import Ladder
-from .record import TrialRecord
+from .record import COMPLETE, TrialRecord
 
 __all__ = ["RungResult", "promotion_order", "due_promotions", "crowding_distance", "next_promotion", "rung_standing",
            "predict_top_errors", "structure_features", "Standing", "MIN_PAIRS"]
@@ -165,7 +165,7 @@ def rung_standing(records: Sequence[TrialRecord], ladder: Ladder, rung: int, pre
 
 
 def _usable(r: TrialRecord) -> bool:
-    return r.state == "COMPLETE" and r.duplicate_of is None and bool(r.values) and r.flops is not None \
+    return r.state == COMPLETE and r.duplicate_of is None and bool(r.values) and r.flops is not None \
         and r.spec_id is not None
 
 

@@ -29,7 +29,7 @@ from ..net.spec import NetSpec
 from ..train.budget import Budget, Ladder
 from . import checkpoints, record
 from .config import StudyConfig, StudyError, study_space
-from .record import Outcome, TrialRecord
+from .record import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, Outcome, TrialRecord
 from .rungs import next_promotion_ranked
 from .storage import make_sampler, open_study, open_storage, study_lock
 
@@ -346,7 +346,7 @@ class Worker:
         reap_stale(ctx.study, ctx.storage, cfg.grace)
         records = [TrialRecord.from_trial(t) for t in ctx.study.get_trials(deepcopy=False)]
         states = [r.state for r in records]
-        complete, running, waiting = states.count("COMPLETE"), states.count("RUNNING"), states.count("WAITING")
+        complete, running, waiting = states.count(COMPLETE), states.count(RUNNING), states.count(WAITING)
         # structures the space rejected (or other trials held) cost no training: they have their own, larger cap
         rejected = sum(1 for r in records if r.rejected is not None)
         started = len(records) - waiting - rejected
@@ -369,7 +369,7 @@ class Worker:
         """Under the study lock: a queued trial (a lost one's retry), else the promotion due next (queued and taken
         at once, so no other worker promotes that net again), else a new net at the lowest rung while fewer than
         `trials` were started there; else wait while trials run (one may make a promotion due), or end."""
-        if any(r.state == "WAITING" for r in records):
+        if any(r.state == WAITING for r in records):
             return ctx.study.ask(), False
         found = next_promotion_ranked(records, ctx.ladder, self.cfg.predict_promotions)
         if found is not None:
@@ -378,10 +378,10 @@ class Worker:
                                            rung=due.rung + 1, promoted_from=due.number, ranked_by=basis)
             ctx.study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             return ctx.study.ask(), False
-        lowest = sum(1 for r in records if r.rung == 0 and r.state in ("COMPLETE", "RUNNING", "WAITING"))
+        lowest = sum(1 for r in records if r.rung == 0 and r.state in (COMPLETE, RUNNING, WAITING))
         if lowest < self.cfg.trials:
             return ctx.study.ask(), False
-        return None, not any(r.state == "RUNNING" for r in records)
+        return None, not any(r.state == RUNNING for r in records)
 
     def _claim(self, ctx: _Context) -> tuple[Optional[_Claim], bool]:
         """(the trial this worker trains or waits for, or None; whether the study is done); call under the study lock.
@@ -416,7 +416,7 @@ class Worker:
                 if holder is None:
                     return _Claim(trial, rec, proposal), False
                 record.write(trial, duplicate_of=holder.number)
-                if holder.state != "COMPLETE":
+                if holder.state != COMPLETE:
                     self._say(f"trial {trial.number}: same net as trial {holder.number}, waiting for its result")
                     return _Claim(trial, rec, proposal, holder.number), False
                 self._take_result(ctx, trial, holder)
@@ -430,19 +430,19 @@ class Worker:
                    if r.rung == rung}
 
         def net(r: TrialRecord) -> Optional[str]:
-            if r.state == "WAITING" and r.retry_of is not None and r.retry_of in records:
+            if r.state == WAITING and r.retry_of is not None and r.retry_of in records:
                 return records[r.retry_of].spec_id
-            return r.spec_id if r.state in ("COMPLETE", "RUNNING") else None
+            return r.spec_id if r.state in (COMPLETE, RUNNING) else None
 
         holders = [r for r in records.values() if r.number != trial.number and net(r) == spec_id]
         if not holders:
             return None
-        best = min(holders, key=lambda r: (r.state != "COMPLETE", r.duplicate_of is not None, r.number))
+        best = min(holders, key=lambda r: (r.state != COMPLETE, r.duplicate_of is not None, r.number))
         seen = {trial.number}
         while best.duplicate_of is not None and best.duplicate_of in records and best.number not in seen:
             seen.add(best.number)
             best = records[best.duplicate_of]
-        return best if best.state in ("COMPLETE", "RUNNING", "WAITING") else None  # else its retry trains it
+        return best if best.state in (COMPLETE, RUNNING, WAITING) else None  # else its retry trains it
 
     # -- one trial: train (or wait for the holder of its net) -> record ---------------------------
     def _run_claim(self, ctx: _Context, claim: _Claim) -> None:
@@ -474,8 +474,8 @@ class Worker:
     def _check_held(ctx: _Context, trial: Any) -> None:
         """_TakenOver if the trial is no longer RUNNING in the storage (failed under this worker as lost)."""
         stored = TrialRecord.from_trial(ctx.storage.get_trial(_trial_id(ctx.study, ctx.storage, trial.number)))
-        if stored.state != "RUNNING":
-            state = {"FAIL": "failed", "COMPLETE": "completed"}.get(stored.state, stored.state.lower())
+        if stored.state != RUNNING:
+            state = {FAIL: "failed", COMPLETE: "completed"}.get(stored.state, stored.state.lower())
             raise _TakenOver(f"{state} meanwhile ({stored.outcome.fail_reason or 'by another worker'})")
 
     def _fail(self, ctx: _Context, trial: Any, e: Exception) -> None:
@@ -492,7 +492,7 @@ class Worker:
         original_id = _trial_id(ctx.study, ctx.storage, number)
         while True:
             original = TrialRecord.from_trial(ctx.storage.get_trial(original_id))
-            if original.state not in ("RUNNING", "WAITING"):
+            if original.state not in (RUNNING, WAITING):
                 break
             time.sleep(min(2.0, cfg.heartbeat))
             with study_lock(cfg.storage_url, cfg.name, {}):
@@ -508,10 +508,10 @@ class Worker:
         if outcome.fail_reason:
             outcome = replace(outcome, fail_reason=f"as trial {original.number}: {outcome.fail_reason}")
         record.write_outcome(trial, outcome, duplicate_of=original.number)
-        if original.state == "COMPLETE":
+        if original.state == COMPLETE:
             self._tell(ctx, trial, values=list(original.values))
         else:
-            self._tell(ctx, trial, state=TrialState.PRUNED if original.state == "PRUNED" else TrialState.FAIL)
+            self._tell(ctx, trial, state=TrialState.PRUNED if original.state == PRUNED else TrialState.FAIL)
         self._say(f"trial {trial.number}: same net as trial {original.number}, its result reused")
 
     def _propose(self, ctx: _Context, trial: Any, rec: TrialRecord) -> Optional[Proposal]:

@@ -14,7 +14,7 @@ from nasx.net import zoo
 from nasx.experiments.ablate import AblationError, default_template, eq4_params, plan, run_ablation, settings
 from nasx.study.record import TrialRecord
 from nasx.report.ablation import ablation_rows, ablation_table, verdict_for
-from nasx.report import write_ablation_report
+from nasx.report import ReportError, write_ablation_report
 from nasx.cli.ablate import register
 from nasx.net.complexity import complexity
 from nasx.net.spec import AggregatedBlock, NetSpec, Stage, Stem
@@ -238,6 +238,12 @@ def test_paper_context_is_labelled_and_separate(tmp_path):
     ctx_csv = (out / "paper-context.csv").read_text()
     assert "Table 3" in ctx_csv and "1x64d,23.9" in ctx_csv
     assert "23.9" not in (out / "ablation.csv").read_text()
+
+
+def test_a_missing_ablation_study_says_to_run_it_first(tmp_path):
+    with pytest.raises(ReportError, match=r"^no study 'ablation-gone' in .*; run the ablation first$"):
+        write_ablation_report("gone", storage=str(tmp_path / "abl.journal"), out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("effect, direction", [(-5.0, "falls"), (5.0, "rises"), (0.02, "flat")])

@@ -17,12 +17,13 @@ from typer.testing import CliRunner
 
 from nasx.cli.app import app
 from nasx.study.record import TrialRecord
-from nasx.experiments.refine import MIN_NETS, RefineError, RefineOptions, load_records, refine, run_refine, space_mapping
+from nasx.experiments.refine import MIN_NETS, RefineError, RefineOptions, refine, run_refine, space_mapping
 from nasx.report import write_refine_report
 from nasx.space import load_space, parse_space
 from nasx.space.edit import candidates
 from nasx.space.sampling import in_band_share, sample
 from nasx.study import Candidate, StudyConfig, run_study
+from nasx.study.store import open_study
 from nasx.train import TrainResult
 
 from study_fakes import curve_train
@@ -253,7 +254,7 @@ def test_two_rounds_end_to_end_then_resume_trains_nothing(planted_file, tmp_path
     assert [r.judged for r in run.rounds] == [((1, "refine-p-r1", 16),), ((2, "refine-p-r2", 16),)]
     assert not second.pooled and second.refinement.nets == 16 and second.judged_text() == "round 2's own 16 nets"
     # round 2 sampled the refined space: every net of it satisfies the kept tie
-    stored = load_records("refine-p-r2", run.storage)
+    stored = open_study("refine-p-r2", run.storage)
     recs, info = stored.records, stored.info
     assert stored.band == (1_000_000, 5_000_000)
     assert info.space == str(out / "round-2.yaml") and info.corner is None

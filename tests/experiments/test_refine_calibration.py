@@ -129,10 +129,11 @@ def test_the_single_test_level_at_005_and_001(n):
 def test_the_committed_example_decides_the_same_under_ten_permutation_seeds():
     """Round 3 of the committed example (rounds 1-3 pooled, 142 nets; nothing trained): the same decisions, the same
     verdict kind for every candidate, under permutation seeds 0-9."""
-    from nasx.experiments.refine import RefineOptions, load_records, refine
+    from nasx.experiments.refine import RefineOptions, refine
+    from nasx.study.store import open_study
 
     journal = str(EXAMPLE / "refine-resnext-cpu.journal")
-    records = [r for k in (1, 2, 3) for r in load_records(f"refine-resnext-cpu-r{k}", journal).records]
+    records = [r for k in (1, 2, 3) for r in open_study(f"refine-resnext-cpu-r{k}", journal).records]
     data = yaml.safe_load((EXAMPLE / "round-3.yaml").read_text())
     seen = set()
     for seed in range(10):

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 import nasx
 from nasx.cli.report import register
-from nasx.report import ReportError, pareto_table, write_report
+from nasx.report import pareto_table, write_report
 from nasx.net.spec import load_spec
-from nasx.study import StudyConfig, open_storage, run_study
+from nasx.study import StudyConfig, StudyError, open_storage, run_study
 from nasx.study.record import Shelf
 from study_fakes import curve_train, final_accuracy
 
@@ -222,7 +222,7 @@ def test_unknown_studies_are_one_line_errors(studies, tmp_path):
     res = CliRunner().invoke(app(), ["report", "nosuch", "--storage", storage, "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "unknown study 'nosuch'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r" / "index.html").exists()
-    with pytest.raises(ReportError, match=r"unknown study 'x': no storage at .*x\.journal"):
+    with pytest.raises(StudyError, match=r"unknown study 'x': no storage at .*x\.journal"):
         write_report(["x"], Shelf(folder=tmp_path))
     assert not (tmp_path / "x.journal").exists()  # looking must not create a journal
 

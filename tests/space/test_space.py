@@ -461,6 +461,13 @@ def test_unknown_space_name():
         load_space("nope")
 
 
+def test_an_unreadable_space_file_is_the_readers_one_error(tmp_path):
+    """read_text's SpecError names the file; load_space passes it on as it is (no re-wrap into SpaceError)."""
+    (tmp_path / "binary.yaml").write_bytes(b"\x80\x81")
+    with pytest.raises(SpecError, match=r"binary\.yaml: not a text file \(byte 0 is not UTF-8\)$"):
+        load_space(tmp_path / "binary.yaml")
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 
