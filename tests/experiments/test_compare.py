@@ -30,6 +30,7 @@ from study_fakes import curve_train, final_accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "reports" / "examples" / "rungs-vs-default-cpu"
+EARLIER = EXAMPLE / "2026-12-01"  # the first comparison (rungs retrained, 2 seeds)
 BAND, CHANCE = (5_000_000, 30_000_000), 0.9
 
 
@@ -133,7 +134,7 @@ def test_compare_retrains_each_front_net_once_a_seed_and_rerenders_without_train
 
 
 def test_bad_comparisons_are_one_line_errors(tmp_path):
-    shutil.copy(EXAMPLE / "e2e-after.journal", tmp_path / "base.journal")  # a study named e2e-after
+    shutil.copy(EARLIER / "e2e-after.journal", tmp_path / "base.journal")  # a study named e2e-after
     shelf = Shelf(folder=tmp_path)
     with pytest.raises(CompareError, match="two or more distinct studies"):
         compare(["base", "base"], shelf=shelf)
@@ -156,20 +157,29 @@ def _hv_of_mean(page: str) -> dict[str, tuple[float, list[float]]]:
     return {s: (float(m), [float(x) for x in per.split(", ")]) for s, m, per in rows}
 
 
-def test_the_committed_cpu_example_rerenders_from_its_journals_without_training(tmp_path):
-    for name in ("e2e-after", "cmp-rungs", "cmp-retrain"):
-        shutil.copy(EXAMPLE / f"{name}.journal", tmp_path)  # a copy: nothing can write into the committed files
-    res = CliRunner().invoke(app, ["compare", "e2e-after", "cmp-rungs", "--studies-dir", str(tmp_path), "--retrain",
-                                   "cmp-retrain", "--seeds", "1,2", "--device", "cpu", "--out", str(tmp_path / "out")])
+@pytest.mark.parametrize("folder, studies, seeds, says", [
+    (EXAMPLE, ("cmp-default", "cmp-continue"), "1,2,3",
+     ["(cmp-continue - cmp-default) per retraining seed: -0.0089, +0.0000, -0.0041; mean -0.0043",
+      "95% interval -0.0155 .. +0.0068 (t, 2 df): no difference shown"]),
+    (EARLIER, ("e2e-after", "cmp-rungs"), "1,2",
+     ["(cmp-rungs - e2e-after) per retraining seed: -0.0003, -0.0152; mean -0.0078", "(t, 1 df): no difference shown"]),
+])
+def test_the_committed_cpu_examples_rerender_from_their_journals_without_training(tmp_path, folder, studies, seeds,
+                                                                                  says):
+    names = (*studies, "cmp-retrain")
+    for name in names:
+        shutil.copy(folder / f"{name}.journal", tmp_path)  # a copy: nothing can write into the committed files
+    res = CliRunner().invoke(app, ["compare", *studies, "--studies-dir", str(tmp_path), "--retrain",
+                                   "cmp-retrain", "--seeds", seeds, "--device", "cpu", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "0 retraining(s) run" in res.output
-    committed = _hv_of_mean((EXAMPLE / "compare.md").read_text())
+    committed = _hv_of_mean((folder / "compare.md").read_text())
     again = _hv_of_mean((tmp_path / "out" / "compare.md").read_text())
-    assert set(committed) == {"e2e-after", "cmp-rungs"} and again == committed  # 0.3612 and 0.3540 of the means
-    assert "(cmp-rungs - e2e-after) per retraining seed: -0.0003, -0.0152; mean -0.0078" in res.output
-    assert "(t, 1 df): no difference shown" in res.output
-    for name in ("e2e-after", "cmp-rungs", "cmp-retrain"):
-        assert (tmp_path / f"{name}.journal").read_bytes() == (EXAMPLE / f"{name}.journal").read_bytes()
+    assert set(committed) == set(studies) and again == committed  # e.g. 0.4212 and 0.4160 of the means
+    for text in says:
+        assert text in res.output
+    for name in names:
+        assert (tmp_path / f"{name}.journal").read_bytes() == (folder / f"{name}.journal").read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------
