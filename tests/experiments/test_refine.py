@@ -23,6 +23,7 @@ from nasx.space import load_space, parse_space
 from nasx.space.edit import candidates
 from nasx.space.sampling import in_band_share, sample
 from nasx.study import Candidate, StudyConfig, run_study
+from nasx.train.budget import Budget
 from nasx.train import TrainResult
 
 from study_fakes import curve_train
@@ -233,7 +234,7 @@ class Planted:
 
 
 def tiny(tmp_path) -> StudyConfig:
-    return StudyConfig(dataset="synthetic", epochs=1, fraction=0.5, device="cpu", workers=1,
+    return StudyConfig(dataset="synthetic", budget=Budget(1, 0.5), device="cpu", workers=1,
                        storage=str(tmp_path / "refine.journal"), flops=(1_000_000, 5_000_000))
 
 
@@ -381,8 +382,8 @@ def handmade(tmp_path_factory):
 
     shape = nasx_data.input_shape("synthetic:32")
     run = sample(space.at(shape), np.random.default_rng(0), MIN_NETS, flops=(10_000_000, 30_000_000))
-    cfg = StudyConfig(space="resnext", corner="cpu", dataset="synthetic:32", epochs=1, fraction=0.25, val_size=200,
-                      batch_size=128, flops=(10_000_000, 30_000_000), study="refine-hand-r1", storage=storage,
+    cfg = StudyConfig(space="resnext", corner="cpu", dataset="synthetic:32", budget=Budget(1, 0.25, batch_size=128),
+                      val_size=200, flops=(10_000_000, 30_000_000), study="refine-hand-r1", storage=storage,
                       workers=1, seed=0, sampler="random", device="cpu")
     run_study(cfg, candidates=[Candidate(s.spec, seed=0, tags={"round": 1}) for s in run], train_fn=Planted())
     few = dataclasses.replace(cfg, study="few")
@@ -393,7 +394,7 @@ def handmade(tmp_path_factory):
 def test_a_handmade_round_one_is_resumed_not_retrained(handmade):
     folder, storage = handmade
     trainer = Planted()
-    cfg = StudyConfig(dataset="synthetic:32", epochs=1, fraction=0.25, val_size=200, batch_size=128,
+    cfg = StudyConfig(dataset="synthetic:32", budget=Budget(1, 0.25, batch_size=128), val_size=200,
                       flops=(10_000_000, 30_000_000), storage=storage, seed=0, device="cpu")
     run = run_refine("resnext", corner="cpu", name="hand", config=cfg, samples=MIN_NETS, out=folder / "out",
                      train_fn=trainer)

@@ -140,8 +140,8 @@ def noisy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, co
 
 
 def tiny(tmp_path, **changes) -> StudyConfig:
-    return StudyConfig(**{"dataset": "synthetic", "space": "resnet", "flops": (1_000_000, 4_000_000), "epochs": 1,
-                          "fraction": 0.5, "device": "cpu", "sampler": "random", "workers": 1, "trials": 8,
+    return StudyConfig(**{"dataset": "synthetic", "space": "resnet", "flops": (1_000_000, 4_000_000),
+                          "budget": Budget(1, 0.5), "device": "cpu", "sampler": "random", "workers": 1, "trials": 8,
                           "seed": 3, "prune": False, "study": "tiny", "storage": str(tmp_path / "t.journal"),
                           **changes})
 
