@@ -407,6 +407,17 @@ def test_a_handmade_round_one_is_resumed_not_retrained(handmade):
 # The command
 
 
+def test_later_rounds_of_a_stored_study_train_on_its_whole_proxy_side_included():
+    """A study refined as round 1 hands its budget on whole: a proxy at 24 px stays at 24 px (with the batch given)."""
+    from nasx.experiments.refine import _from_study
+
+    journal = str(Path(__file__).resolve().parents[2] / "reports" / "examples" / "fidelity-resnext-cpu" /
+                  "fidelity-resnext-cpu.journal")
+    given = StudyConfig(storage=journal, budget=Budget.given(batch_size=64))
+    _, cfg, space, _ = _from_study("fidelity-resnext-cpu-e1-f0.125-r24", given, None, None)
+    assert (cfg.budget, cfg.dataset, space) == (Budget(1, 0.125, resolution=24, batch_size=64), "cifar10", "resnext")
+
+
 def test_cli_refines_an_existing_study(handmade):
     folder, storage = handmade
     result = CliRunner().invoke(app, ["refine", "--study", "refine-hand-r1", "--storage", storage,
