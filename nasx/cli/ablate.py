@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
         if name is None:
             name = f"{vary.value}-{label}" + (f"-x{factor:g}" if vary is Axis.scale else "")
         overrides = {"space": space, "dataset": dataset, "data_dir": data_dir,
-                     "budget": Budget.given(epochs, fraction), "workers": workers, "per_gpu": per_gpu, "device": device, "storage": storage,
+                     "budget": Budget.given(epochs, fraction), "workers": workers, "per_gpu": per_gpu,
+                     "device": device, "storage": storage,
                      "val_size": val_size}
         try:
             cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -83,8 +83,8 @@ def register(app: typer.Typer) -> None:
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
             "val_size": val_size, "sampler": sampler.value if sampler else None, "study": study,
-            "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed, "corner": corner,
-            "eta": eta if schedule else None, "schedule": schedule.value if schedule else None,
+            "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
+            "corner": corner, "eta": eta if schedule else None, "schedule": schedule.value if schedule else None,
         }
         proxy_note = None
         try:

@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
         with guard():
             band = parse_band(flops, "--flops") if flops is not None else None
             settings = {"dataset": dataset, "data_dir": data_dir, "val_size": val_size,
-                        "budget": Budget.given(epochs, fraction, batch_size=batch_size), "seed": seed, "workers": workers, "device": device,
+                        "budget": Budget.given(epochs, fraction, batch_size=batch_size), "seed": seed,
+                        "workers": workers, "device": device,
                         "storage": storage, "flops": band, "download": not no_download}
             cfg = StudyConfig(**{k: v for k, v in settings.items() if v is not None})
             options = RefineOptions(alpha=alpha, correction=correction.value, n_perm=permutations,

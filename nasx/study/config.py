@@ -59,8 +59,8 @@ class StudyConfig:
     trials: Optional[int] = None  # COMPLETE trials wanted
     max_trials: Optional[int] = None  # cap on trials trained (complete, pruned, failed); default 3 x trials + 10
     timeout: Optional[float] = None  # seconds; no new trial starts after it
-    # the proxy budget (epochs, share of the training split, image side, batch); partial where the user gave only some
-    # parts: `resolve` fills epochs and fraction for the machine (with rungs: the top rung's), so a resolved one is whole
+    # the proxy budget (epochs, share of the training split, image side, batch); partial where the user gave only
+    # some parts: `resolve` fills epochs and fraction for the machine (with rungs: the top rung's), so it ends whole
     budget: Optional[Budget] = None
     flops: Optional[tuple[int, int]] = None  # band; default the space's
     params: Optional[tuple[int, int]] = None
@@ -132,8 +132,8 @@ class StudyConfig:
         if self.rungs:
             return self.rungs.budgets
         if self.budget is None or not self.budget.whole:
-            raise StudyError(f"budget {self.budget.name if self.budget else 'e?-f?'}: epochs and fraction are not "
-                             f"chosen yet (see nasx.study.resolve)")
+            raise StudyError(f"budget {(self.budget or Budget(None, None)).name}: epochs and fraction are not chosen "
+                             f"yet (see nasx.study.resolve)")
         return (self.budget,)
 
     @property
@@ -228,9 +228,8 @@ class StudyConfig:
         if self.continuation and any(b.resolution != top.resolution for b in self.rungs.budgets):
             raise StudyError(f"continue: every rung must train at the top rung's side ({self.rungs.names}); a rung "
                              f"at another side cannot be continued")
-        own = self.budget
-        if own is not None and (own.epochs, own.fraction, own.resolution) not in ((None, None, None),
-                                                                                (top.epochs, top.fraction,
+        own = self.budget or Budget(None, None)  # a batch alone is the study's batch on every rung
+        if (own.epochs, own.fraction, own.resolution) not in ((None, None, None), (top.epochs, top.fraction,
                                                                                  top.resolution)):
             raise StudyError(f"rungs: the top rung {top.name} is the study's budget; leave out epochs, fraction, "
                              f"resolution and batch size")
@@ -314,9 +313,9 @@ def _file_budget(data: dict[str, Any], override: Optional[Budget]) -> Optional[B
 # 2-core machine, 2026-11-27: one pass over half the training split lifts a ~15 MFLOP net of the resnext
 # space's `cpu` corner to ~40% validation accuracy in under a minute; see docs/benchmarks.md). `trials` is per
 # concurrent trial: the timeout, not the count, ends it.
-CPU_DEFAULT = {"trials": 10, "val_size": 2000, "timeout": 660.0}  # no trial starts after 11 minutes: the last one
-# and the references end by ~15; its budget (epochs and fraction also fill a sized CPU study's budget)
-CPU_BUDGET = Budget(1, 0.5, batch_size=128)
+CPU_DEFAULT = {"trials": 10, "val_size": 2000,
+               "timeout": 660.0}  # no trial starts after 11 minutes: the last one and the references end by ~15
+CPU_BUDGET = Budget(1, 0.5, batch_size=128)  # its budget; a study sized by the user takes its epochs and fraction
 # Threads per trial of the CPU default: these nets are too small for one trial to keep several cores busy, and
 # threads that wait for each other spin; concurrent one-thread trials trained more images/s than one trial with
 # every thread (docs/benchmarks.md, "CPU cores: concurrent trials vs threads")
@@ -358,9 +357,9 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
 
 
 def check_memory(cfg: StudyConfig, images: int, shape, specs, memory: int) -> None:
-    """StudyError when the proxy side (cfg.budget.resolution) cannot fit in `memory` bytes: the data resized to it plus the
-    largest of `specs` (weights and one batch's activations, by the analytic count); a lower bound of the need, so
-    nothing that fits is refused."""
+    """StudyError when the proxy side (cfg.budget.resolution) cannot fit in `memory` bytes: the data resized to it
+    plus the largest of `specs` (weights and one batch's activations, by the analytic count); a lower bound of the
+    need, so nothing that fits is refused."""
     from ..net.complexity import complexity
     from ..train.memory import MemoryNeed
 
@@ -402,7 +401,7 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
             if getattr(cfg, key) is None and not sized:
                 changes[key] = value * workers if key == "trials" else value
         changes.setdefault("trials", cfg.trials or CPU_DEFAULT["trials"])
-        fill = CPU_BUDGET if not sized else Budget(CPU_BUDGET.epochs, CPU_BUDGET.fraction)  # a sized one: no batch
+        fill = CPU_BUDGET if not sized else Budget(CPU_BUDGET.epochs, CPU_BUDGET.fraction)  # sized: the trainer's batch
         changes["budget"] = budget = budget.filled(**dataclasses.asdict(fill))
         if not cfg.fixed and cfg.corner is None:
             from ..space import load_space

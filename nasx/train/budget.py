@@ -75,8 +75,10 @@ class Budget:
     @property
     def name(self) -> str:
         """e1-f0.25-r24-b128; a part the machine will choose shows as ? (e?-f?-r24)."""
-        return (f"e{'?' if self.epochs is None else self.epochs}-f{'?' if self.fraction is None else f'{self.fraction:g}'}"
-                + (f"-r{self.resolution}" if self.resolution else "") + (f"-b{self.batch_size}" if self.batch_size else ""))
+        epochs = "?" if self.epochs is None else self.epochs
+        fraction = "?" if self.fraction is None else f"{self.fraction:g}"
+        return (f"e{epochs}-f{fraction}" + (f"-r{self.resolution}" if self.resolution else "")
+                + (f"-b{self.batch_size}" if self.batch_size else ""))
 
     def batch_for(self, cuda: bool) -> int:
         """The batch the trainer takes: this budget's, else the device's default (512 on CUDA, 128 on a CPU)."""

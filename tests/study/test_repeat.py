@@ -136,7 +136,8 @@ def test_the_companion_reads_the_batch_of_a_stored_config_of_either_form():
     common = {"space": "resnet", "dataset": "synthetic", "seed": 3, "objectives": ["accuracy", "flops"]}
     old = {**common, "epochs": 1, "fraction": 0.5, "batch_size": 64, "resolution": None}
     new = {**common, "budget": {"epochs": 1, "fraction": 0.5, "batch_size": 64}}
-    stored_now = StudyConfig(space="resnet", dataset="synthetic", seed=3, budget=Budget(1, 0.5, batch_size=64)).to_dict()
+    stored_now = StudyConfig(space="resnet", dataset="synthetic", seed=3,
+                             budget=Budget(1, 0.5, batch_size=64)).to_dict()
     for settings in (old, new, stored_now):
         cfg = repeats_config("s", settings, info, "s.journal")
         assert (cfg.budget, cfg.seed, cfg.name) == (Budget(1, 0.5, batch_size=64), 3, "s-repeats")

@@ -453,7 +453,8 @@ def test_a_worker_whose_trial_was_failed_under_it_stops_and_writes_nothing(tmp_p
     from nasx.study.worker import requeue
     from study_fakes import curve_train
 
-    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 1, "budget": Budget(2, 0.5)})
+    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 1,
+                         "budget": Budget(2, 0.5)})
     trained = []
 
     def train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):
