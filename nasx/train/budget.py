@@ -88,14 +88,16 @@ class Budget:
         """Training work relative to one pass over the whole training split at the data's side `native` (needed
         only when the budget names a resolution): epochs x fraction x (resolution / native)^2, as conv FLOPs scale
         with the image area."""
-        self._need_whole()
+        self.check_whole()
         area = 1.0 if self.resolution is None else (self.resolution / native) ** 2
         return self.epochs * self.fraction * area
 
-    def _need_whole(self) -> None:
+    def check_whole(self) -> "Budget":
+        """This budget, or a one-line BudgetError when its epochs or fraction is not chosen yet."""
         if not self.whole:
             raise BudgetError(f"budget {self.name}: epochs and fraction are not chosen yet (nasx.study.resolve fills "
                               f"them for the machine)")
+        return self
 
     def describe(self) -> str:
         epochs = "? epochs" if self.epochs is None else f"{self.epochs} epoch{'s' if self.epochs > 1 else ''}"
@@ -171,7 +173,7 @@ class Ladder:
         """`rungs` budgets that cut the top budget's share of the training split by eta per rung (same epochs, side
         and batch; Hyperband's geometric ladder), each share rounded to `digits` significant digits where given
         (`--schedule asha`: 3, so that e1-f0.5 with eta 3 gives e1-f0.0556, e1-f0.167, e1-f0.5)."""
-        top._need_whole()
+        top.check_whole()
         shares = [top.fraction / eta ** (rungs - 1 - k) for k in range(rungs - 1)]
         if digits is not None:
             shares = [float(f"{share:.{digits}g}") for share in shares]

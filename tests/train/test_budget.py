@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nasx.train.budget import Budget, BudgetError, Ladder
+from nasx.train.trainer import train
 
 
 def test_a_partial_budget_names_its_missing_parts_and_cannot_be_costed():
@@ -17,6 +18,8 @@ def test_a_partial_budget_names_its_missing_parts_and_cannot_be_costed():
         partial.cost(32)
     with pytest.raises(BudgetError, match="not chosen yet"):
         Ladder.geometric(partial)
+    with pytest.raises(BudgetError, match=r"^budget e3-f\?: epochs and fraction are not chosen yet"):
+        train("resnet20", None, Budget(3, None))  # refused before the data is looked at
     assert Budget(**partial.to_dict()) == partial and partial.to_dict() == {"epochs": None, "fraction": 0.5,
                                                                             "resolution": 24}
 
