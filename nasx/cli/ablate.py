@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         from ..report import write_ablation_report
         from ..errors import NasxError
         from ..study import StudyConfig, redact
+        from ..train.budget import Budget
 
         try:
             cuda = device.startswith("cuda") or (device == "auto" and __import__("torch").cuda.is_available())
@@ -74,8 +75,9 @@ def register(app: typer.Typer) -> None:
             return
         if name is None:
             name = f"{vary.value}-{label}" + (f"-x{factor:g}" if vary is Axis.scale else "")
-        overrides = {"space": space, "dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
-                     "workers": workers, "per_gpu": per_gpu, "device": device, "storage": storage,
+        overrides = {"space": space, "dataset": dataset, "data_dir": data_dir,
+                     "budget": Budget.given(epochs, fraction), "workers": workers, "per_gpu": per_gpu,
+                     "device": device, "storage": storage,
                      "val_size": val_size}
         try:
             cfg = StudyConfig(**{k: v for k, v in overrides.items() if v is not None})

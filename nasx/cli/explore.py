@@ -82,13 +82,13 @@ def register(app: typer.Typer) -> None:
             check_out(out, folder=True)  # a report that cannot be written: before any training
         overrides = {
             "space": space, "dataset": dataset, "data_dir": data_dir, "trials": trials, "timeout": timeout,
-            "epochs": epochs, "val_size": val_size, "fraction": fraction, "sampler": sampler.value if sampler else None, "study": study,
+            "val_size": val_size, "sampler": sampler.value if sampler else None, "study": study,
             "storage": storage, "workers": workers, "per_gpu": per_gpu, "device": device, "seed": seed,
-            "batch_size": batch_size, "corner": corner, "resolution": resolution,
-            "eta": eta if schedule else None, "schedule": schedule.value if schedule else None,
+            "corner": corner, "eta": eta if schedule else None, "schedule": schedule.value if schedule else None,
         }
         proxy_note = None
         try:
+            overrides["budget"] = Budget.given(epochs, fraction, resolution, batch_size)  # the parts given; None: none
             if flops:
                 overrides["flops"] = parse_band(flops, "--flops")
             if params:

@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
         from ..report import write_refine_report
         from ..space import parse_band
         from ..study import StudyConfig
+        from ..train.budget import Budget
 
         if space is None and study is None:
             fail("give --space (sample and train round 1) or --study (refine an existing study)")
@@ -69,9 +70,9 @@ def register(app: typer.Typer) -> None:
                 fail(f"--study {study}: later rounds train on the study's own proxy; leave out {', '.join(given)}")
         with guard():
             band = parse_band(flops, "--flops") if flops is not None else None
-            settings = {"dataset": dataset, "data_dir": data_dir, "epochs": epochs, "fraction": fraction,
-                        "val_size": val_size,
-                        "batch_size": batch_size, "seed": seed, "workers": workers, "device": device,
+            settings = {"dataset": dataset, "data_dir": data_dir, "val_size": val_size,
+                        "budget": Budget.given(epochs, fraction, batch_size=batch_size), "seed": seed,
+                        "workers": workers, "device": device,
                         "storage": storage, "flops": band, "download": not no_download}
             cfg = StudyConfig(**{k: v for k, v in settings.items() if v is not None})
             options = RefineOptions(alpha=alpha, correction=correction.value, n_perm=permutations,

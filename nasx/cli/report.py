@@ -120,6 +120,7 @@ def register(app: typer.Typer) -> None:
         from ..study import StudyConfig
         from ..study.fixed import draw, run_fixed
         from ..study.record import Shelf
+        from ..train.budget import Budget
 
         names = []
         if out is not None:
@@ -128,13 +129,13 @@ def register(app: typer.Typer) -> None:
             band = parse_band(flops, "--flops")
             for name in space:  # the cheap checks (spaces, settings, device), before decoding the data
                 load_space(name)
-                StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
+                StudyConfig(space=name, dataset=dataset, data_dir=data_dir, budget=Budget(epochs, fraction),
                             flops=band, storage=storage, workers=workers, device=device, seed=seed).check()
             shape = nasx_data.input_shape(dataset, data_dir=data_dir)
             for name in space:
                 nets = draw(load_space(name).at(shape), n, seed, flops=band)
                 study = edf_study_name(name, dataset, band, epochs, n, seed)
-                cfg = StudyConfig(space=name, dataset=dataset, data_dir=data_dir, epochs=epochs, fraction=fraction,
+                cfg = StudyConfig(space=name, dataset=dataset, data_dir=data_dir, budget=Budget(epochs, fraction),
                                   flops=band, study=study, storage=storage, workers=workers, device=device, seed=seed,
                                   sampler="random")
                 typer.echo(f"{name}: {len(nets)} samples in {flops} -> study {study}", err=True)

@@ -54,6 +54,7 @@ from ..space import Space, SpaceError, load_space, mapping_hash, parse_space
 from ..space.edit import Restriction, candidates, dump, flat, flat_mapping, is_width, with_value
 from ..space.sampling import default_band, in_band_share
 from ..stats import MC_LEVEL, STOP_HITS, AdjustedShift, StratifiedKS, adjusted_shift_test, ks_stratified_test, log_bins, subset_shift
+from ..train.budget import Budget
 from ..units import exact
 
 if TYPE_CHECKING:
@@ -829,10 +830,8 @@ def _from_study(study: str, cfg: "StudyConfig", space: Optional[str],
         space, corner = info.space, corner or info.corner
     cfg = dataclasses.replace(cfg, storage=storage)
     if info is not None:  # later rounds train on the study's own proxy
-        budget = info.budget
-        cfg = dataclasses.replace(cfg, dataset=info.dataset, val_size=info.val_size, seed=info.seed,
-                                  epochs=budget.epochs if budget else None, fraction=budget.fraction if budget else None,
-                                  batch_size=(budget.batch_size if budget else None) or cfg.batch_size)
+        cfg = dataclasses.replace(cfg, dataset=info.dataset, val_size=info.val_size,
+                                  seed=info.seed).with_budget(info.budget or Budget(None, None))
     return stored, cfg, space, corner
 
 

@@ -18,7 +18,7 @@ from .prune import PruneRule
 from .record import Shelf
 
 __all__ = ["StudyConfig", "StudyError", "load_config", "resolve", "redact", "study_space", "check_resolution", "check_memory",
-           "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "MIN_RESOLUTION", "cpu_cores"]
+           "OBJECTIVES", "SAMPLERS", "CPU_DEFAULT", "CPU_BUDGET", "BUDGET_KEYS", "MIN_RESOLUTION", "cpu_cores"]
 
 # objective name -> maximize?
 OBJECTIVES = {"accuracy": True, "flops": False, "throughput": True}
@@ -59,8 +59,9 @@ class StudyConfig:
     trials: Optional[int] = None  # COMPLETE trials wanted
     max_trials: Optional[int] = None  # cap on trials trained (complete, pruned, failed); default 3 x trials + 10
     timeout: Optional[float] = None  # seconds; no new trial starts after it
-    epochs: Optional[int] = None  # the budget (with fraction, batch_size and resolution: see `budget`)
-    fraction: Optional[float] = None  # of the training split per epoch
+    # the proxy budget (epochs, share of the training split, image side, batch); partial where the user gave only
+    # some parts: `resolve` fills epochs and fraction for the machine (with rungs: the top rung's), so it ends whole
+    budget: Optional[Budget] = None
     flops: Optional[tuple[int, int]] = None  # band; default the space's
     params: Optional[tuple[int, int]] = None
     sampler: Optional[str] = None  # nsga2, tpe or random; default nsga2 (random in a study with rungs, as ASHA draws)
@@ -73,8 +74,6 @@ class StudyConfig:
     seed: int = 0
     objectives: tuple[str, ...] = ("accuracy", "flops")
     val_size: Optional[float] = None  # held out of the training split: a share (< 1) or a count; default 0.1
-    batch_size: Optional[int] = None
-    resolution: Optional[int] = None  # proxy: train at this image side (counts stay the deployed net's); None: the data's
     prune: bool = True
     prune_quantile: float = 0.5
     prune_min_peers: int = 3
@@ -121,26 +120,21 @@ class StudyConfig:
             Path(self.studies_dir) if re.match(r"^[a-z0-9+]+://", url) else Path(url).parent
         return base / f"{self.name}.ckpt"
 
-    @property
-    def budget(self) -> Budget:
-        """The budget the study trains on (its file keys epochs, fraction, resolution, batch_size; once `resolve`
-        has filled epochs and fraction)."""
-        if self.epochs is None or self.fraction is None:
-            raise StudyError("the budget needs epochs and fraction set (see nasx.study.resolve)")
-        try:
-            return Budget(self.epochs, self.fraction, self.resolution, self.batch_size)
-        except BudgetError as e:
-            raise StudyError(str(e)) from None
-
     def with_budget(self, budget: Budget) -> "StudyConfig":
         """This study trained on `budget` (its batch size where it names one, else this config's)."""
-        return dataclasses.replace(self, epochs=budget.epochs, fraction=budget.fraction, resolution=budget.resolution,
-                                   batch_size=budget.batch_size if budget.batch_size is not None else self.batch_size)
+        batch = self.budget.batch_size if self.budget is not None else None
+        return dataclasses.replace(self, budget=budget.filled(batch_size=batch))
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
-        """The budgets its trials train on, lowest first: its rungs', else its one budget."""
-        return self.rungs.budgets if self.rungs else (self.budget,)
+        """The budgets its trials train on, lowest first: its rungs', else its one budget (once `resolve` made it
+        whole)."""
+        if self.rungs:
+            return self.rungs.budgets
+        if self.budget is None or not self.budget.whole:
+            raise StudyError(f"budget {(self.budget or Budget(None, None)).name}: epochs and fraction are not chosen "
+                             f"yet (see nasx.study.resolve)")
+        return (self.budget,)
 
     @property
     def prune_rule(self) -> Optional[PruneRule]:
@@ -162,14 +156,10 @@ class StudyConfig:
         if unknown or not self.objectives or tuple(self.objectives[:2]) != ("accuracy", "flops"):
             raise StudyError(f"objectives: {list(self.objectives)} must start with accuracy, flops "
                              f"(optionally then throughput)")
-        for key in ("trials", "max_trials", "epochs", "workers", "threads", "per_gpu", "batch_size", "resolution"):
+        for key in ("trials", "max_trials", "workers", "threads", "per_gpu"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise StudyError(f"{key}: {value!r} must be a whole number >= 1")
-        if self.resolution is not None and self.resolution < MIN_RESOLUTION:
-            raise StudyError(f"resolution: {self.resolution} px is below the smallest proxy side, {MIN_RESOLUTION} px")
-        if self.fraction is not None and not 0 < self.fraction <= 1:
-            raise StudyError(f"fraction: {self.fraction} must lie in (0, 1]")
         if self.val_size is not None and not (0 < self.val_size < 1 or (float(self.val_size).is_integer()
                                                                          and self.val_size >= 1)):
             raise StudyError(f"val_size: {self.val_size} must be a share in (0, 1) or a whole number of images")
@@ -206,10 +196,12 @@ class StudyConfig:
                   "tuple[int, int]": isinstance(value, tuple) and len(value) == 2 and all(
                       isinstance(v, int) and not isinstance(v, bool) for v in value),
                   "tuple[str, ...]": isinstance(value, tuple) and all(isinstance(v, str) for v in value),
+                  "Budget": isinstance(value, Budget),  # its parts checked when it was made
                   "Ladder": True}[kind]  # a ladder: _check_rungs
             if not ok:
                 wanted = {"int": "a whole number", "float": "a finite number", "str": "text", "bool": "true or false",
-                          "tuple[int, int]": "a band LO:HI", "tuple[str, ...]": "a list of names"}[kind]
+                          "tuple[int, int]": "a band LO:HI", "tuple[str, ...]": "a list of names",
+                          "Budget": "a nasx.train.budget.Budget (in a study file: budget: e1-f0.5)"}[kind]
                 raise StudyError(f"{f.name}: {value!r} must be {wanted}")
 
     def _check_rungs(self) -> None:
@@ -236,30 +228,36 @@ class StudyConfig:
         if self.continuation and any(b.resolution != top.resolution for b in self.rungs.budgets):
             raise StudyError(f"continue: every rung must train at the top rung's side ({self.rungs.names}); a rung "
                              f"at another side cannot be continued")
-        if self.epochs is not None and (self.epochs, self.fraction, self.resolution) != (top.epochs, top.fraction,
-                                                                                       top.resolution):
+        own = self.budget or Budget(None, None)  # a batch alone is the study's batch on every rung
+        if (own.epochs, own.fraction, own.resolution) not in ((None, None, None), (top.epochs, top.fraction,
+                                                                                 top.resolution)):
             raise StudyError(f"rungs: the top rung {top.name} is the study's budget; leave out epochs, fraction, "
                              f"resolution and batch size")
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form (the study's `config` attribute): its rungs by name and their eta."""
-        d = dataclasses.asdict(dataclasses.replace(self, rungs=None))
+        """The stored form (the study's `config` attribute): its budget as `Budget.to_dict`, its rungs by name and
+        their eta."""
+        d = dataclasses.asdict(dataclasses.replace(self, rungs=None, budget=None))
+        d["budget"] = self.budget.to_dict() if self.budget is not None else None
         d["storage"] = redact(self.storage) if self.storage else None
         if self.rungs:
             d["rungs"], d["eta"] = self.rungs.names, self.rungs.eta
         return d
 
 
+# a study file's keys for the parts of its budget, beside `budget: e1-f0.5` (users' files name them one by one)
+BUDGET_KEYS = ("epochs", "fraction", "resolution", "batch_size")
+
+
 def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
-    """A StudyConfig from a YAML file under studies/ (keys are StudyConfig's fields), with overrides."""
+    """A StudyConfig from a YAML file under studies/ (keys are StudyConfig's fields, the budget either as `budget:
+    e1-f0.5` or by its parts: epochs, fraction, resolution, batch_size), with overrides (an override's budget
+    replaces the parts it gives)."""
     from ..net.spec import SpecError, parse_yaml, read_text
     from ..space import parse_band
 
     path = Path(path)
-    try:
-        text = read_text(path)
-    except SpecError as e:  # names the file
-        raise StudyError(str(e)) from None
+    text = read_text(path)  # a SpecError names the file
     try:
         data = parse_yaml(text)
     except SpecError as e:
@@ -268,7 +266,7 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
         raise StudyError(f"{path}: empty; a study file is a mapping of settings (see `nasx explore --help`)")
     if not isinstance(data, dict):
         raise StudyError(f"{path}: expected a mapping of study settings")
-    known = {f.name for f in dataclasses.fields(StudyConfig)}
+    known = {f.name for f in dataclasses.fields(StudyConfig)} | set(BUDGET_KEYS)
     for key in data:
         if key not in known:
             raise StudyError(f"{path}: {key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -276,30 +274,48 @@ def load_config(path: str | Path, **overrides: Any) -> StudyConfig:
         for key in ("flops", "params"):
             if data.get(key) is not None:
                 data[key] = parse_band(data[key], key)
-    except NasxError as e:
-        raise StudyError(f"{path}: {e}") from None
-    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}  # YAML lists: the fields' tuples
-    if data.get("rungs") is not None:  # names, comma-separated or a list, lowest first; eta goes with them
-        names = data["rungs"] if isinstance(data["rungs"], str) else ",".join(map(str, data["rungs"]))
-        try:
-            data["rungs"] = Ladder.parse(names, data.pop("eta", None) or 3)
-        except BudgetError as e:
-            raise StudyError(f"{path}: rungs: {e}") from None
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
+        data["budget"] = _file_budget(data, overrides.pop("budget", None))
+        if data.get("rungs") is not None:  # names, comma-separated or a list, lowest first; eta goes with them
+            names = data["rungs"] if isinstance(data["rungs"], str) else ",".join(map(str, data["rungs"]))
+            try:
+                data["rungs"] = Ladder.parse(names, data.pop("eta", None) or 3)
+            except BudgetError as e:
+                raise StudyError(f"rungs: {e}") from None
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}  # YAML lists: the fields' tuples
+        data.update({k: v for k, v in overrides.items() if v is not None})
         return StudyConfig(**data).check()
-    except StudyError as e:
+    except (NasxError, TypeError) as e:
         raise StudyError(f"{path}: {e}") from None
-    except TypeError as e:
-        raise StudyError(f"{path}: {e}") from None
+
+
+def _file_budget(data: dict[str, Any], override: Optional[Budget]) -> Optional[Budget]:
+    """The budget of a study file's mapping (popping its keys: `budget`, or the parts), with the parts `override`
+    gives in place of the file's."""
+    parts = {key: data.pop(key) for key in BUDGET_KEYS if key in data}
+    given = data.pop("budget", None)
+    if given is not None and parts:
+        raise StudyError(f"budget: give it as budget: e1-f0.5 or by its parts ({', '.join(parts)}), not both")
+    if isinstance(given, dict):
+        unknown = sorted(set(given) - set(BUDGET_KEYS))
+        if unknown:
+            raise StudyError(f"budget: {unknown[0]}: unknown part (known: {', '.join(BUDGET_KEYS)})")
+        budget = Budget.given(**given)
+    elif given is not None:
+        budget = Budget.parse(str(given))
+    else:
+        budget = Budget.given(**parts)
+    if override is None or budget is None:
+        return override or budget
+    return override.filled(**dataclasses.asdict(budget))
 
 
 # The CPU study `nasx explore` runs with no sizing options: about 15 minutes, real accuracies (measured on a
 # 2-core machine, 2026-11-27: one pass over half the training split lifts a ~15 MFLOP net of the resnext
 # space's `cpu` corner to ~40% validation accuracy in under a minute; see docs/benchmarks.md). `trials` is per
 # concurrent trial: the timeout, not the count, ends it.
-CPU_DEFAULT = {"trials": 10, "epochs": 1, "fraction": 0.5, "val_size": 2000, "batch_size": 128,
+CPU_DEFAULT = {"trials": 10, "val_size": 2000,
                "timeout": 660.0}  # no trial starts after 11 minutes: the last one and the references end by ~15
+CPU_BUDGET = Budget(1, 0.5, batch_size=128)  # its budget; a study sized by the user takes its epochs and fraction
 # Threads per trial of the CPU default: these nets are too small for one trial to keep several cores busy, and
 # threads that wait for each other spin; concurrent one-thread trials trained more images/s than one trial with
 # every thread (docs/benchmarks.md, "CPU cores: concurrent trials vs threads")
@@ -315,7 +331,7 @@ def study_space(cfg: StudyConfig):
 
 
 def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
-    """StudyError when the proxy side (cfg.resolution) is below the smallest side that nets of the space
+    """StudyError when the proxy side (cfg.budget.resolution) is below the smallest side that nets of the space
     (drawn in the study's band at the data's input) accept: their grid would collapse and every trial fail."""
     import numpy as np
 
@@ -323,7 +339,8 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
     from ..space import SpaceError
     from ..space.sampling import sample
 
-    if cfg.resolution is None or space is None:
+    side = cfg.budget.resolution if cfg.budget is not None else None
+    if side is None or space is None:
         return
     drawn: list = []
     try:
@@ -334,26 +351,27 @@ def check_resolution(cfg: StudyConfig, space, shape, draws: int = 32) -> None:
             return
     sides = [(smallest_side(s.spec, shape.resolution), s.spec) for s in drawn]
     need, spec = max(sides, key=lambda t: t[0])
-    if cfg.resolution < need:
-        raise StudyError(f"resolution: {cfg.resolution} px is too small for the space {space.name!r}: its nets need "
+    if side < need:
+        raise StudyError(f"resolution: {side} px is too small for the space {space.name!r}: its nets need "
                          f"at least {need} px (e.g. {spec.describe()}); give --resolution {need} or more")
 
 
 def check_memory(cfg: StudyConfig, images: int, shape, specs, memory: int) -> None:
-    """StudyError when the proxy side (cfg.resolution) cannot fit in `memory` bytes: the data resized to it plus the
-    largest of `specs` (weights and one batch's activations, by the analytic count); a lower bound of the need, so
-    nothing that fits is refused."""
+    """StudyError when the proxy side (cfg.budget.resolution) cannot fit in `memory` bytes: the data resized to it
+    plus the largest of `specs` (weights and one batch's activations, by the analytic count); a lower bound of the
+    need, so nothing that fits is refused."""
     from ..net.complexity import complexity
     from ..train.memory import MemoryNeed
 
-    if cfg.resolution is None or cfg.resolution <= shape.resolution:
+    budget = cfg.budget or Budget(None, None)
+    side = budget.resolution
+    if side is None or side <= shape.resolution:
         return
-    side = cfg.resolution
     counts = [complexity(spec, side) for spec in specs]
     need = MemoryNeed.of(images=images, channels=shape.in_channels, side=side,
                          params=max((c.params for c in counts), default=0),
                          acts=max((c.acts for c in counts), default=0),
-                         batch=cfg.batch_size or 128)  # the trainer's smaller default (CPU)
+                         batch=budget.batch_for(cuda=False))  # the trainer's smaller default (CPU)
     refusal = need.refusal(memory)
     if refusal:
         raise StudyError(f"resolution: {side} px {refusal}; give a smaller side (--resolution, or -r in a budget's "
@@ -363,15 +381,15 @@ def check_memory(cfg: StudyConfig, images: int, shape, specs, memory: int) -> No
 def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[str]]:
     """Fill the machine-dependent defaults (the one place they are chosen); return the config and notes."""
     notes: list[str] = []
-    sized = any(v is not None for v in (cfg.trials, cfg.epochs, cfg.fraction))  # by the user, not by the rungs
+    budget = cfg.budget or Budget(None, None)
+    # sized by the user, not by the rungs
+    sized = cfg.trials is not None or budget.epochs is not None or budget.fraction is not None
     trials_given = cfg.trials is not None
     if cfg.rungs:  # the top rung is the study's budget
-        top = cfg.rungs.budgets[-1]
-        cfg = dataclasses.replace(cfg, epochs=top.epochs, fraction=top.fraction, resolution=top.resolution,
-                                  batch_size=top.batch_size or cfg.batch_size)
+        budget = cfg.rungs.budgets[-1].filled(batch_size=budget.batch_size)
     if cuda:
         # ~10 minutes on one H100: 5-epoch proxies on 45k images, several per GPU
-        changes: dict[str, Any] = {"epochs": cfg.epochs or 5, "fraction": cfg.fraction or 1.0,
+        changes: dict[str, Any] = {"budget": budget.filled(epochs=5, fraction=1.0),
                                    "trials": cfg.trials or 40, "workers": cfg.workers or max(1, gpus) * cfg.per_gpu}
     else:
         cores = cpu_cores()
@@ -383,8 +401,8 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
             if getattr(cfg, key) is None and not sized:
                 changes[key] = value * workers if key == "trials" else value
         changes.setdefault("trials", cfg.trials or CPU_DEFAULT["trials"])
-        changes.setdefault("epochs", cfg.epochs or CPU_DEFAULT["epochs"])
-        changes.setdefault("fraction", cfg.fraction or CPU_DEFAULT["fraction"])
+        fill = CPU_BUDGET if not sized else Budget(CPU_BUDGET.epochs, CPU_BUDGET.fraction)  # sized: the trainer's batch
+        changes["budget"] = budget = budget.filled(**dataclasses.asdict(fill))
         if not cfg.fixed and cfg.corner is None:
             from ..space import load_space
 
@@ -400,9 +418,9 @@ def resolve(cfg: StudyConfig, cuda: bool, gpus: int) -> tuple[StudyConfig, list[
                        f"one trial at a time with {threads} thread{'s' * (threads > 1)}")
             notes.append(f"no GPU: a CPU study of about 15 minutes on {cores} core{'s' * (cores > 1)}: {at_once}, up "
                          f"to {changes['trials']} trials of "
-                         f"{changes['epochs']} epoch on {changes['fraction']:.0%} of the training split (none starts "
+                         f"{budget.epochs} epoch on {budget.fraction:.0%} of the training split (none starts "
                          f"after {changes.get('timeout', cfg.timeout) / 60:.0f} minutes), batch "
-                         f"{changes.get('batch_size', cfg.batch_size)}, nets from {where}, validation on "
+                         f"{budget.batch_size}, nets from {where}, validation on "
                          f"{changes.get('val_size', cfg.val_size):,} held-out images; size it with --trials, "
                          f"--epochs, --fraction, --flops, --timeout, or --corner none for the whole space")
     if changes.get("val_size", cfg.val_size) is None:
@@ -420,7 +438,7 @@ def _resolve_rungs(cfg: StudyConfig, trials_given: bool, notes: list[str]) -> St
     if cfg.schedule == "asha":
         cfg = dataclasses.replace(cfg, rungs=Ladder.geometric(cfg.budget, cfg.eta or 3, digits=3), schedule=None,
                                   eta=None)
-    ladder = cfg.rungs.with_batch(cfg.batch_size)
+    ladder = cfg.rungs.with_batch(cfg.budget.batch_size)
     cfg = dataclasses.replace(cfg, rungs=ladder)
     n, eta = len(ladder), ladder.eta
     if not trials_given:

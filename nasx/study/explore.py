@@ -63,13 +63,14 @@ def explore(cfg: StudyConfig, *, references: bool = True, progress: Callable[[Sn
     band = default_band(study_space(done), done.flops)
     shape = nasx_data.input_shape(done.dataset, data_dir=done.data_dir, download=done.download)
     nets = reference_nets(shape, band)
-    if done.resolution is not None:  # a zoo net whose grid collapses at the proxy side would only fail
+    side = done.budget.resolution
+    if side is not None:  # a zoo net whose grid collapses at the proxy side would only fail
         from ..net.fit import smallest_side
 
-        dropped = [name for name, spec in nets if smallest_side(spec, shape.resolution) > done.resolution]
+        dropped = [name for name, spec in nets if smallest_side(spec, shape.resolution) > side]
         if dropped and on_note is not None:
             on_note(f"zoo net(s) {', '.join(dropped)} left out as references: they collapse at the proxy's "
-                    f"{done.resolution} px")
+                    f"{side} px")
         nets = [(name, spec) for name, spec in nets if name not in dropped]
     if not nets:
         return Exploration(summary, None, None, again)

@@ -37,8 +37,8 @@ PHASE = "repeat_phase"  # 1: on the front; 2: within seed noise of it
 _FINAL = (COMPLETE, PRUNED, FAIL)
 # settings the companion takes from the study: the data, its split (the study seed), the space and objectives, and
 # how to run; not the search's (sampler, trials, band, pruning, rungs), which a fixed study of candidates has not
-_KEEP = ("space", "dataset", "data_dir", "download", "val_size", "seed", "objectives", "corner", "batch_size", "test",
-         "per_gpu", "heartbeat", "grace")
+_KEEP = ("space", "dataset", "data_dir", "download", "val_size", "seed", "objectives", "corner", "test", "per_gpu",
+         "heartbeat", "grace")
 
 
 class RepeatError(NasxError, ValueError):
@@ -126,9 +126,12 @@ def repeats_config(study: str, settings: Mapping[str, Any], info: StudyInfo, url
     kept = {k: settings[k] for k in _KEEP if settings.get(k) is not None}
     if "objectives" in kept:
         kept["objectives"] = tuple(kept["objectives"])
+    # its batch: the stored budget's (settings stored before the budget was one key hold batch_size beside it)
+    batch = (settings.get("budget") or {}).get("batch_size", settings.get("batch_size"))
     cfg = StudyConfig(**kept, **{k: v for k, v in run.items() if v is not None}, study=repeats_name(study),
-                      storage=url, fixed=True, prune=False, sampler="random")
-    return cfg.with_budget(top_budget(info)).check()
+                      storage=url, fixed=True, prune=False, sampler="random",
+                      budget=top_budget(info).filled(batch_size=batch))
+    return cfg.check()
 
 
 @dataclass

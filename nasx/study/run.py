@@ -98,9 +98,9 @@ def prepare(cfg: StudyConfig, warn: Optional[Callable[[str], None]] = None) -> t
     drawn = [] if space is None else [s.spec for s in sample(space.at(dataset.input), np.random.default_rng(cfg.seed),
                                                              1, flops=cfg.flops, params=cfg.params)]
     images = sum(len(x) for x in (dataset.train_x, dataset.val_x, dataset.test_x) if x is not None)
-    for side in {b.resolution for b in cfg.budgets}:  # a proxy side the space's nets collapse at
-        check_resolution(dataclasses.replace(cfg, resolution=side), space, dataset.input)  # before any trial
-        check_memory(dataclasses.replace(cfg, resolution=side), images, dataset.input, drawn, _memory(cfg))
+    for budget in {b.resolution: b for b in cfg.budgets}.values():  # a proxy side the space's nets collapse at
+        check_resolution(dataclasses.replace(cfg, budget=budget), space, dataset.input)  # before any trial
+        check_memory(dataclasses.replace(cfg, budget=budget), images, dataset.input, drawn, _memory(cfg))
     open_study(cfg, storage, space_hash=space.content_hash if space else None)
     return cfg, notes
 

@@ -212,7 +212,7 @@ def make_sampler(name: str, seed: int, worker_number: int):
 
 def study_info(cfg: StudyConfig, space_hash: Optional[str]) -> StudyInfo:
     """What the study is made with, as compared on resume."""
-    budget = cfg.budget if cfg.epochs is not None and cfg.fraction is not None else None
+    budget = cfg.budget if cfg.budget is not None and cfg.budget.whole else None
     return StudyInfo(space=cfg.space, dataset=cfg.dataset, budget=budget,
                      objectives=tuple(cfg.objectives), val_size=cfg.val_size, seed=cfg.seed,
                      space_hash=space_hash, corner=cfg.corner if cfg.corner != "none" else None,

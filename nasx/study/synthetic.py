@@ -143,9 +143,11 @@ def make_study(path: str | Path, name: str, n: int, space: str = "resnet", seed:
                                    distributions=drawn.distributions, user_attrs=attrs))
     logs = _Logs()
     study = optuna.create_study(study_name=name, storage=JournalStorage(logs), directions=["maximize", "minimize"])
-    info = StudyInfo(space=space, dataset="synthetic", budget=Budget(epochs, 1.0), objectives=("accuracy", "flops"),
-                     val_size=0.1, seed=seed)
-    write_info(study, info, {"space": space, "dataset": "synthetic", "epochs": epochs, "trials": n, "seed": seed})
+    budget = Budget(epochs, 1.0)
+    info = StudyInfo(space=space, dataset="synthetic", budget=budget, objectives=("accuracy", "flops"), val_size=0.1,
+                     seed=seed)
+    write_info(study, info, {"space": space, "dataset": "synthetic", "budget": budget.to_dict(), "trials": n,
+                             "seed": seed})
     if as_workers:
         storage, study_id = study._storage, study._study_id
         for t, attrs in zip(trials, stored):

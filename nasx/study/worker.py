@@ -286,8 +286,8 @@ class Worker:
         """Run trials until the study has `trials` complete ones (or max_trials started, or the deadline);
         return how many this worker finished."""
         cfg = self.cfg
-        if cfg.trials is None or cfg.epochs is None or cfg.fraction is None or cfg.val_size is None:
-            raise StudyError("a worker needs trials, epochs, fraction and val_size set (see nasx.study.resolve)")
+        if cfg.trials is None or cfg.budget is None or not cfg.budget.whole or cfg.val_size is None:
+            raise StudyError("a worker needs trials, a whole budget and val_size set (see nasx.study.resolve)")
         ctx = self._setup()
         engines: dict = {}
         finished = 0

@@ -31,30 +31,53 @@ def _whole(value: Any) -> bool:
 class Budget:
     """`epochs` passes over `fraction` of the training split (a fixed, stratified, seeded subset when < 1) at
     `resolution` px (None: the data's), batch `batch_size` (None: the trainer's default for the device). Its name
-    is its text form: e1-f0.25-r24-b128."""
+    is its text form: e1-f0.25-r24-b128. A study's budget may be partial: epochs or fraction None where the user
+    gave none, chosen for the machine by `nasx.study.resolve` (`filled`); only a whole budget trains."""
 
-    epochs: int = 5
-    fraction: float = 1.0
+    epochs: Optional[int] = 5
+    fraction: Optional[float] = 1.0
     resolution: Optional[int] = None
     batch_size: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if not _whole(self.epochs):
+        if self.epochs is not None and not _whole(self.epochs):
             raise BudgetError(f"budget {self.epochs!r} epochs: must be a whole number >= 1")
-        if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)) \
-                or not 0 < self.fraction <= 1:
-            raise BudgetError(f"budget fraction {self.fraction}: must lie in (0, 1]")
+        if self.fraction is not None and (isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float))
+                                          or not 0 < self.fraction <= 1):
+            raise BudgetError(f"budget fraction {self.fraction!r}: must be a number in (0, 1]")
         for key in ("resolution", "batch_size"):
             value = getattr(self, key)
             if value is not None and not _whole(value):
                 raise BudgetError(f"budget {key} {value!r}: must be a whole number >= 1")
         if self.resolution is not None and self.resolution < MIN_RESOLUTION:
-            raise BudgetError(f"budget resolution {self.resolution} px: below the smallest proxy side, "
+            raise BudgetError(f"budget resolution {self.resolution} px is below the smallest proxy side, "
                               f"{MIN_RESOLUTION} px")
+
+    @classmethod
+    def given(cls, epochs: Optional[int] = None, fraction: Optional[float] = None, resolution: Optional[int] = None,
+              batch_size: Optional[int] = None) -> Optional["Budget"]:
+        """The (partial) budget of the parts a user gave (flags, a study file's keys); None when none was given."""
+        parts = (epochs, fraction, resolution, batch_size)
+        return None if all(p is None for p in parts) else cls(*parts)
+
+    @property
+    def whole(self) -> bool:
+        """Epochs and fraction both set: a budget a net can train on."""
+        return self.epochs is not None and self.fraction is not None
+
+    def filled(self, *, epochs: Optional[int] = None, fraction: Optional[float] = None,
+               resolution: Optional[int] = None, batch_size: Optional[int] = None) -> "Budget":
+        """This budget with each part it leaves unset (None) taken from the arguments."""
+        return replace(self, **{k: v for k, v in (("epochs", epochs), ("fraction", fraction),
+                                                  ("resolution", resolution), ("batch_size", batch_size))
+                                if getattr(self, k) is None and v is not None})
 
     @property
     def name(self) -> str:
-        return (f"e{self.epochs}-f{self.fraction:g}" + (f"-r{self.resolution}" if self.resolution else "")
+        """e1-f0.25-r24-b128; a part the machine will choose shows as ? (e?-f?-r24)."""
+        epochs = "?" if self.epochs is None else self.epochs
+        fraction = "?" if self.fraction is None else f"{self.fraction:g}"
+        return (f"e{epochs}-f{fraction}" + (f"-r{self.resolution}" if self.resolution else "")
                 + (f"-b{self.batch_size}" if self.batch_size else ""))
 
     def batch_for(self, cuda: bool) -> int:
@@ -65,11 +88,21 @@ class Budget:
         """Training work relative to one pass over the whole training split at the data's side `native` (needed
         only when the budget names a resolution): epochs x fraction x (resolution / native)^2, as conv FLOPs scale
         with the image area."""
+        self.check_whole()
         area = 1.0 if self.resolution is None else (self.resolution / native) ** 2
         return self.epochs * self.fraction * area
 
+    def check_whole(self) -> "Budget":
+        """This budget, or a one-line BudgetError when its epochs or fraction is not chosen yet."""
+        if not self.whole:
+            raise BudgetError(f"budget {self.name}: epochs and fraction are not chosen yet (nasx.study.resolve fills "
+                              f"them for the machine)")
+        return self
+
     def describe(self) -> str:
-        text = f"{self.epochs} epoch{'s' if self.epochs > 1 else ''} on {self.fraction:.3g} of the training split"
+        epochs = "? epochs" if self.epochs is None else f"{self.epochs} epoch{'s' if self.epochs > 1 else ''}"
+        share = "?" if self.fraction is None else f"{self.fraction:.3g}"
+        text = f"{epochs} on {share} of the training split"
         if self.resolution:
             text += f" at {self.resolution} px"
         if self.batch_size:
@@ -77,7 +110,8 @@ class Budget:
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form (a trial's `budget`): epochs and fraction, then resolution and batch size where set."""
+        """The stored form (a trial's `budget`, a study config's): epochs and fraction (None where not chosen yet),
+        then resolution and batch size where set; `Budget(**d)` reads it back."""
         return {"epochs": self.epochs, "fraction": self.fraction,
                 **({"resolution": self.resolution} if self.resolution is not None else {}),
                 **({"batch_size": self.batch_size} if self.batch_size is not None else {})}
@@ -139,6 +173,7 @@ class Ladder:
         """`rungs` budgets that cut the top budget's share of the training split by eta per rung (same epochs, side
         and batch; Hyperband's geometric ladder), each share rounded to `digits` significant digits where given
         (`--schedule asha`: 3, so that e1-f0.5 with eta 3 gives e1-f0.0556, e1-f0.167, e1-f0.5)."""
+        top.check_whole()
         shares = [top.fraction / eta ** (rungs - 1 - k) for k in range(rungs - 1)]
         if digits is not None:
             shares = [float(f"{share:.{digits}g}") for share in shares]

@@ -254,6 +254,7 @@ def train(
     from ..net.zoo import resolve
 
     t_start = time.perf_counter()
+    budget.check_whole()
     dev = resolve_device(device)
     batch = budget.batch_for(dev.type == "cuda")
     cfg = config.resolved(dev, batch)

@@ -32,6 +32,7 @@ from nasx.net.complexity import complexity
 from nasx.net.spec import NetSpec
 from nasx.net.zoo import ZOO
 from nasx.study import StudyConfig, StudyError, redact, run_study
+from nasx.train.budget import Budget
 from study_fakes import curve_train, final_accuracy
 
 runner = CliRunner()
@@ -268,7 +269,8 @@ def test_a_proxy_resolution_below_what_nets_accept_is_refused(tmp_path, monkeypa
         from nasx.space import load_space
         from nasx.study.config import check_resolution
 
-        check_resolution(StudyConfig(space="vgg", resolution=16), load_space("vgg"), InputShape(32, 3, 10))
+        check_resolution(StudyConfig(space="vgg", budget=Budget(1, 1.0, resolution=16)), load_space("vgg"),
+                         InputShape(32, 3, 10))
 
 
 def test_a_study_where_every_trial_failed_exits_non_zero(tmp_path, monkeypatch):
@@ -285,7 +287,7 @@ def test_report_export_and_fidelity_read_a_read_only_studies_folder(tmp_path, mo
     from nasx.experiments.fidelity import FidelityError, load_fidelity
 
     studies = tmp_path / "studies"
-    run_study(StudyConfig(space="resnet", dataset="synthetic", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
+    run_study(StudyConfig(space="resnet", dataset="synthetic", flops=(1_000_000, 4_000_000), budget=Budget(1, 0.5),
                           device="cpu", sampler="random", study="small", trials=2, studies_dir=str(studies)),
               train_fn=curve_train)
     (studies / "small.lock").unlink()
@@ -590,7 +592,9 @@ def test_a_file_that_is_not_a_spec_space_or_study_file_is_one_line_naming_it(arg
     ("", "empty; a study file is a mapping of settings"),
     ("timeout: .nan\n", "timeout: nan must be a finite number"),
     ("objectives: 5\n", "objectives: 5 must be a list of names"),
-    ("fraction: half\n", "fraction: 'half' must be a finite number"),
+    ("fraction: half\n", "budget fraction 'half': must be a number in (0, 1]"),
+    ("budget: half\n", "budget 'half': write e<epochs>-f<fraction>"),
+    ("budget: e1-f0.5\nepochs: 2\n", "budget: give it as budget: e1-f0.5 or by its parts (epochs), not both"),
     ("seed: -1\n", "seed: -1 must be a whole number >= 0"),
     ("space: 5\n", "space: 5 must be text"),
     ("study: ''\n", "study: '' is an empty name"),

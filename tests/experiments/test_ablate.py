@@ -19,6 +19,7 @@ from nasx.cli.ablate import register
 from nasx.net.complexity import complexity
 from nasx.net.spec import AggregatedBlock, NetSpec, Stage, Stem
 from nasx.study import StudyConfig, open_storage
+from nasx.train.budget import Budget
 from nasx.train import TrainResult
 
 from study_fakes import curve_train, final_accuracy
@@ -150,7 +151,7 @@ def seeded_train(spec, dataset, budget, device=None, seed=0, callback=None, *, c
 
 
 def tiny_config(tmp_path) -> StudyConfig:
-    return StudyConfig(dataset="synthetic", epochs=1, fraction=0.5, device="cpu", workers=1,
+    return StudyConfig(dataset="synthetic", budget=Budget(1, 0.5), device="cpu", workers=1,
                        storage=str(tmp_path / "abl.journal"))
 
 

@@ -24,6 +24,7 @@ from nasx.space.edit import candidates
 from nasx.space.sampling import in_band_share, sample
 from nasx.study import Candidate, StudyConfig, run_study
 from nasx.study.store import open_study
+from nasx.train.budget import Budget
 from nasx.train import TrainResult
 
 from study_fakes import curve_train
@@ -234,7 +235,7 @@ class Planted:
 
 
 def tiny(tmp_path) -> StudyConfig:
-    return StudyConfig(dataset="synthetic", epochs=1, fraction=0.5, device="cpu", workers=1,
+    return StudyConfig(dataset="synthetic", budget=Budget(1, 0.5), device="cpu", workers=1,
                        storage=str(tmp_path / "refine.journal"), flops=(1_000_000, 5_000_000))
 
 
@@ -382,8 +383,8 @@ def handmade(tmp_path_factory):
 
     shape = nasx_data.input_shape("synthetic:32")
     run = sample(space.at(shape), np.random.default_rng(0), MIN_NETS, flops=(10_000_000, 30_000_000))
-    cfg = StudyConfig(space="resnext", corner="cpu", dataset="synthetic:32", epochs=1, fraction=0.25, val_size=200,
-                      batch_size=128, flops=(10_000_000, 30_000_000), study="refine-hand-r1", storage=storage,
+    cfg = StudyConfig(space="resnext", corner="cpu", dataset="synthetic:32", budget=Budget(1, 0.25, batch_size=128),
+                      val_size=200, flops=(10_000_000, 30_000_000), study="refine-hand-r1", storage=storage,
                       workers=1, seed=0, sampler="random", device="cpu")
     run_study(cfg, candidates=[Candidate(s.spec, seed=0, tags={"round": 1}) for s in run], train_fn=Planted())
     few = dataclasses.replace(cfg, study="few")
@@ -394,7 +395,7 @@ def handmade(tmp_path_factory):
 def test_a_handmade_round_one_is_resumed_not_retrained(handmade):
     folder, storage = handmade
     trainer = Planted()
-    cfg = StudyConfig(dataset="synthetic:32", epochs=1, fraction=0.25, val_size=200, batch_size=128,
+    cfg = StudyConfig(dataset="synthetic:32", budget=Budget(1, 0.25, batch_size=128), val_size=200,
                       flops=(10_000_000, 30_000_000), storage=storage, seed=0, device="cpu")
     run = run_refine("resnext", corner="cpu", name="hand", config=cfg, samples=MIN_NETS, out=folder / "out",
                      train_fn=trainer)
@@ -405,6 +406,17 @@ def test_a_handmade_round_one_is_resumed_not_retrained(handmade):
 
 # ---------------------------------------------------------------------------------------------
 # The command
+
+
+def test_later_rounds_of_a_stored_study_train_on_its_whole_proxy_side_included():
+    """A study refined as round 1 hands its budget on whole: a proxy at 24 px stays at 24 px (with the batch given)."""
+    from nasx.experiments.refine import _from_study
+
+    journal = str(Path(__file__).resolve().parents[2] / "reports" / "examples" / "fidelity-resnext-cpu" /
+                  "fidelity-resnext-cpu.journal")
+    given = StudyConfig(storage=journal, budget=Budget.given(batch_size=64))
+    _, cfg, space, _ = _from_study("fidelity-resnext-cpu-e1-f0.125-r24", given, None, None)
+    assert (cfg.budget, cfg.dataset, space) == (Budget(1, 0.125, resolution=24, batch_size=64), "cifar10", "resnext")
 
 
 def test_cli_refines_an_existing_study(handmade):

@@ -18,9 +18,10 @@ from nasx.report import pareto_table, write_report
 from nasx.net.spec import load_spec
 from nasx.study import StudyConfig, StudyError, open_storage, run_study
 from nasx.study.record import Shelf
+from nasx.train.budget import Budget
 from study_fakes import curve_train, final_accuracy
 
-TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=3, fraction=0.5,
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), budget=Budget(3, 0.5),
             device="cpu", sampler="random", heartbeat=0.5)
 FIGURES = ("accuracy_vs_flops", "accuracy_vs_params", "accuracy_vs_throughput", "error_edf", "importance-small",
            "error_vs_params-small", "pareto_curves", "hv_vs_compute-small")

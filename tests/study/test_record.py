@@ -174,8 +174,8 @@ def test_a_fashion_mnist_study_stores_counts_and_exports_the_net_it_trained(tmp_
     if not FASHION_DIR.is_dir():
         pytest.skip(f"no Fashion-MNIST at {FASHION_DIR}")
     monkeypatch.chdir(tmp_path)
-    cfg = StudyConfig(space="resnet", dataset="fashion-mnist", data_dir=str(FASHION_DIR), trials=1, epochs=1,
-                      fraction=0.01, val_size=500, flops=(2_000_000, 6_000_000), device="cpu", sampler="random",
+    cfg = StudyConfig(space="resnet", dataset="fashion-mnist", data_dir=str(FASHION_DIR), trials=1,
+                      budget=Budget(1, 0.01), val_size=500, flops=(2_000_000, 6_000_000), device="cpu", sampler="random",
                       storage=str(tmp_path / "f.journal"), study="fm")
     summary = run_study(cfg)
     assert summary.snapshot.complete == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -125,6 +126,29 @@ def test_a_study_with_rungs_is_judged_at_its_top_rung_only():
     assert [n.number for n in study_nets(StoredStudy("s", tuple(recs), plain))] == [0, 1, 2, 3]
 
 
+def test_the_companion_reads_the_batch_of_a_stored_config_of_either_form():
+    """Configs stored before the budget was one key hold epochs, fraction and batch_size beside the other settings;
+    later ones hold budget: Budget.to_dict(). The companion trains at the study's top budget with its batch."""
+    from nasx.study.repeat import repeats_config
+    from nasx.study.store import open_study
+
+    info = StudyInfo("resnet", "synthetic", Budget(1, 0.5), ("accuracy", "flops"), 0.1, 0)
+    common = {"space": "resnet", "dataset": "synthetic", "seed": 3, "objectives": ["accuracy", "flops"]}
+    old = {**common, "epochs": 1, "fraction": 0.5, "batch_size": 64, "resolution": None}
+    new = {**common, "budget": {"epochs": 1, "fraction": 0.5, "batch_size": 64}}
+    stored_now = StudyConfig(space="resnet", dataset="synthetic", seed=3,
+                             budget=Budget(1, 0.5, batch_size=64)).to_dict()
+    for settings in (old, new, stored_now):
+        cfg = repeats_config("s", settings, info, "s.journal")
+        assert (cfg.budget, cfg.seed, cfg.name) == (Budget(1, 0.5, batch_size=64), 3, "s-repeats")
+    assert repeats_config("s", common, info, "s.journal").budget == Budget(1, 0.5)  # no batch stored: the trainer's
+    root = Path(__file__).resolve().parents[2]  # a committed example, stored in the old form
+    journal = str(root / "reports" / "examples" / "resnext-cifar10-cpu" / "resnext.journal")
+    stored = open_study("resnext", journal)
+    assert "epochs" in stored.config and "budget" not in stored.config
+    assert repeats_config("resnext", stored.config, stored.info, journal).budget == Budget(1, 0.5, batch_size=128)
+
+
 # ---------------------------------------------------------------------------------------------
 # `repeat` on a small synthetic study
 
@@ -140,8 +164,8 @@ def noisy_train(spec, dataset, budget, device=None, seed=0, callback=None, *, co
 
 
 def tiny(tmp_path, **changes) -> StudyConfig:
-    return StudyConfig(**{"dataset": "synthetic", "space": "resnet", "flops": (1_000_000, 4_000_000), "epochs": 1,
-                          "fraction": 0.5, "device": "cpu", "sampler": "random", "workers": 1, "trials": 8,
+    return StudyConfig(**{"dataset": "synthetic", "space": "resnet", "flops": (1_000_000, 4_000_000),
+                          "budget": Budget(1, 0.5), "device": "cpu", "sampler": "random", "workers": 1, "trials": 8,
                           "seed": 3, "prune": False, "study": "tiny", "storage": str(tmp_path / "t.journal"),
                           **changes})
 

@@ -150,9 +150,9 @@ def test_asha_derives_three_rungs_and_equal_compute_trials():
     assert cfg.trials == round(10 * cfg.workers * 9 / 3) and cfg.timeout == 660.0
     assert any("successive halving over 3 rungs" in n for n in notes)
     given, _ = resolve(StudyConfig(rungs=Ladder.parse("e1-f0.1,e2-f0.5"), trials=7, device="cpu"), cuda=False, gpus=0)
-    assert (given.trials, given.epochs, given.fraction, given.budget.name) == (7, 2, 0.5, "e2-f0.5")
-    batched, _ = resolve(StudyConfig(rungs=Ladder.parse("e1-f0.1,e2-f0.5"), batch_size=64, device="cpu"), cuda=False,
-                         gpus=0)
+    assert (given.trials, given.budget) == (7, Budget(2, 0.5))
+    batched, _ = resolve(StudyConfig(rungs=Ladder.parse("e1-f0.1,e2-f0.5"), budget=Budget.given(batch_size=64),
+                                     device="cpu"), cuda=False, gpus=0)
     assert batched.rungs.names == "e1-f0.1-b64,e2-f0.5-b64"  # the study's batch on every rung that names none
 
 

@@ -21,9 +21,10 @@ from nasx import data as nasx_data
 from nasx.stats import pareto_front
 from nasx.net.spec import NetSpec, SpecError
 from nasx.study import StudyConfig, StudyError, Worker, open_storage, redact, run_study
+from nasx.train.budget import Budget
 from study_fakes import curve_train, faulty_train, hang_once_train, sleepy_train, slow_train
 
-TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=2, fraction=0.5,
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), budget=Budget(2, 0.5),
             device="cpu", sampler="random", heartbeat=0.5)
 
 
@@ -76,7 +77,7 @@ def test_resume_adds_trials_instead_of_starting_over(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     run_study(config(tmp_path, trials=1), train_fn=curve_train)
     with pytest.raises(StudyError, match="budget=e2-f0.5, not e3-f0.5"):
-        run_study(config(tmp_path, trials=1, epochs=3), train_fn=curve_train)
+        run_study(config(tmp_path, trials=1, budget=Budget(3, 0.5)), train_fn=curve_train)
 
 
 def interrupting_train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False,
@@ -188,8 +189,8 @@ def test_a_sigkilled_workers_trial_is_requeued_while_the_others_are_busy(tmp_pat
 @pytest.mark.slow
 def test_pruning_prunes_and_finds_the_same_front_at_lower_cost(tmp_path):
     n = 40
-    full = config(tmp_path, trials=n, max_trials=n, epochs=4, prune=False, study="full")
-    pruned = config(tmp_path, trials=n, max_trials=n, epochs=4, prune=True, study="pruned")
+    full = config(tmp_path, trials=n, max_trials=n, budget=Budget(4, 0.5), prune=False, study="full")
+    pruned = config(tmp_path, trials=n, max_trials=n, budget=Budget(4, 0.5), prune=True, study="pruned")
     run_study(full, train_fn=curve_train)
     run_study(pruned, train_fn=curve_train)
     a, b = trials_of(full), trials_of(pruned)

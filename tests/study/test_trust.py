@@ -31,6 +31,7 @@ from nasx.cli.app import app
 from nasx.study import StudyConfig, open_storage, open_study, reap_stale, record
 from nasx.study.journal import JournalError, SnapshotJournal, key_path, snapshot_path
 from nasx.study.worker import process_id
+from nasx.train.budget import Budget
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
@@ -316,7 +317,7 @@ def test_a_sigkilled_lock_holder_costs_the_next_writer_under_two_seconds(tmp_pat
 
 # -- reaping ----------------------------------------------------------------------------------------------------------
 
-TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), budget=Budget(1, 0.5),
             device="cpu", heartbeat=0.3, val_size=0.1, workers=1)
 
 
@@ -410,7 +411,7 @@ def test_a_sigstopped_worker_keeps_its_trial_and_completes_it_once(tmp_path, mon
     monkeypatch.setenv("NASX_TEST_TRAINED", str(tmp_path / "trained"))
     monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{ROOT / 'tests'}")
     cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 1, "grace": 1.0,
-                         "epochs": 2})
+                         "budget": Budget(2, 0.5)})
     worker = mp.get_context("spawn").Process(target=_run_worker, args=(cfg,))
     worker.start()
     try:
@@ -452,7 +453,8 @@ def test_a_worker_whose_trial_was_failed_under_it_stops_and_writes_nothing(tmp_p
     from nasx.study.worker import requeue
     from study_fakes import curve_train
 
-    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 1, "epochs": 2})
+    cfg = StudyConfig(**{**TINY, "storage": str(tmp_path / "s.journal"), "study": "s", "trials": 1,
+                         "budget": Budget(2, 0.5)})
     trained = []
 
     def train(spec, dataset, budget, device=None, seed=0, callback=None, *, config=None, test=False, progress=None):

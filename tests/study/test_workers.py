@@ -20,9 +20,10 @@ from optuna.trial import TrialState
 from nasx.study import record
 from nasx.study import StudyConfig, Worker, open_storage, open_study, reap_stale, run_study, study_lock
 from nasx.study.worker import REDRAWS, owner_id, process_ended, process_id
+from nasx.train.budget import Budget
 from study_fakes import curve_train, hang_once_train
 
-TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), budget=Budget(1, 0.5),
             device="cpu", heartbeat=0.3, val_size=0.1, workers=1)
 POSTGRES = os.environ.get("NASX_TEST_POSTGRES_URL")
 needs_postgres = pytest.mark.skipif(not POSTGRES, reason="set NASX_TEST_POSTGRES_URL (.ci/run sets it)")

@@ -11,6 +11,7 @@ import pytest
 from nasx.study import StudyConfig, explore, open_storage, run_study
 from nasx.study import config as study_config
 from nasx.study.config import CPU_DEFAULT, cpu_cores, resolve
+from nasx.train.budget import Budget
 from study_fakes import curve_train
 
 
@@ -80,7 +81,7 @@ def test_threads_must_be_a_whole_number():
         StudyConfig(threads=0).check()
 
 
-TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
+TINY = dict(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), budget=Budget(1, 0.5),
             device="cpu", sampler="random", heartbeat=0.5)
 
 
@@ -95,7 +96,7 @@ def test_a_worker_process_trains_with_the_threads_it_was_given(tmp_path):
 
 @pytest.mark.heavy  # CI time: test_a_worker_process_trains_with_the_threads_it_was_given and tests/study/test_workers.py
 def test_an_explore_of_two_cpu_workers_completes_exactly_n_trials(tmp_path):
-    cfg = StudyConfig(dataset="synthetic", space="resnext", trials=4, epochs=1, fraction=0.25, workers=2,
+    cfg = StudyConfig(dataset="synthetic", space="resnext", trials=4, budget=Budget(1, 0.25), workers=2,
                       device="cpu", sampler="random", storage=str(tmp_path / "x.journal"), heartbeat=1.0)
     done = explore(cfg, references=False)  # the real trainer, one thread in each of the two worker processes
     assert done.study.config.threads == max(1, cpu_cores() // 2)
