@@ -26,6 +26,7 @@ from nasx.study import StudyConfig, run_study
 from nasx.study.record import COMPLETE, Shelf
 from nasx.study.run import Candidate
 from nasx.study.store import open_study
+from nasx.train.budget import Budget
 from study_fakes import curve_train, final_accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ def retrain_fn(spec, dataset, budget, device=None, seed=0, callback=None, *, con
 
 
 def tiny(tmp_path, study: str, trials: int) -> StudyConfig:
-    return StudyConfig(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), epochs=1, fraction=0.5,
+    return StudyConfig(dataset="synthetic", space="resnet", flops=(1_000_000, 4_000_000), budget=Budget(1, 0.5),
                        device="cpu", sampler="random", workers=1, trials=trials, seed=3, prune=False, study=study,
                        storage=str(tmp_path / f"{study}.journal"))
 
