@@ -112,3 +112,15 @@ def test_lazy_faces_show_type_checkers_every_public_name():
                     seen.update(a.asname or a.name for a in stmt.names)
         module = importlib.import_module(".".join(filter(None, ["nasx", module_name(path)])))
         assert set(module.__all__) <= seen, f"{path.relative_to(ROOT)}: {sorted(set(module.__all__) - seen)}"
+
+
+def test_library_code_changes_no_process_wide_module_table():
+    """No nasx module writes into or deletes from sys.modules (an import hidden from other threads, a module
+    replaced under a notebook's feet): the report imports Optuna's importance package as it is."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "nasx"
+    writes = re.compile(r"sys\.modules\[[^\]]+\]\s*=[^=]|del\s+sys\.modules|sys\.modules\.(pop|update|setdefault)\(")
+    found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if writes.search(line)]
+    assert found == []

@@ -456,7 +456,8 @@ def param_importances(study, numbers: Optional[set[int]] = None, scope: str = ""
 
         method, evaluator, target = "fANOVA", FanovaImportanceEvaluator(seed=0), lambda t: t.values[0]
     else:  # PED-ANOVA minimizes its target: the top quantile by accuracy is the lowest -accuracy
-        PedAnovaImportanceEvaluator, get_param_importances = _ped_anova()
+        from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+
         method, target = "PED-ANOVA", lambda t: -t.values[0]
         evaluator = PedAnovaImportanceEvaluator(target_quantile=PED_ANOVA_QUANTILE)
     try:
@@ -471,41 +472,6 @@ def param_importances(study, numbers: Optional[set[int]] = None, scope: str = ""
     note = (f"Conditional parameters (not sampled in every trial) are left out: {', '.join(left_out)}."
             if left_out else "")
     return Importances({k: float(v) for k, v in result.items()}, method, note, n, scope)
-
-
-_OPTUNA_IMPORTANCE = "optuna.importance"
-
-
-def _ped_anova():
-    """Optuna's PedAnovaImportanceEvaluator and get_param_importances, without paying for scikit-learn when it can.
-
-    `optuna.importance` imports scikit-learn (and with it scipy.stats: ~2 s, a third of a 1,000-trial report) for
-    fANOVA, which PED-ANOVA does not use. Only in a process where this is the one Python thread (the `nasx report`
-    command, a forked figure process), and where neither is imported yet, the package is imported with
-    scikit-learn marked absent (Optuna's optional import then skips it) and sys.modules is put back before anything
-    else runs: the modules that saw it absent are taken out, so a later `import optuna.importance` (fANOVA) imports
-    them afresh, with it. Beside other threads (a notebook, a server), which could import while it is marked
-    absent, the package is imported as it is, scikit-learn and all."""
-    import importlib
-
-    if _OPTUNA_IMPORTANCE in sys.modules or "sklearn" in sys.modules or threading.active_count() > 1:
-        module = importlib.import_module(_OPTUNA_IMPORTANCE)
-        return module.PedAnovaImportanceEvaluator, module.get_param_importances
-    import optuna
-
-    before, attr = set(sys.modules), optuna.__dict__.get("importance")
-    sys.modules["sklearn"] = None  # type: ignore[assignment]  # import sklearn -> ImportError while inside
-    try:
-        module = importlib.import_module(_OPTUNA_IMPORTANCE)
-        found = module.PedAnovaImportanceEvaluator, module.get_param_importances
-    finally:
-        del sys.modules["sklearn"]
-        for name in set(sys.modules) - before:
-            if name == _OPTUNA_IMPORTANCE or name.startswith(_OPTUNA_IMPORTANCE + "."):
-                del sys.modules[name]
-        if attr is not None:
-            optuna.importance = attr  # Optuna's lazy attribute, as it was
-    return found
 
 
 def importance_figure(data, imp: Importances, out: Path) -> Figure:

@@ -255,37 +255,3 @@ def test_edf_command_trains_each_space_once_and_reports_both(tmp_path, monkeypat
     assert len(pd.read_csv(tmp_path / "edf" / "trials.csv")) == 8
 
 
-PED_ANOVA_PROBE = """
-import sys, threading, time
-from nasx.report.figures import _ped_anova
-
-seen, stop = [], threading.Event()
-def watch():
-    while not stop.is_set():
-        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
-            seen.append(1)
-        time.sleep(0)
-if sys.argv[1] == "threads":
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-evaluator, importances = _ped_anova()
-stop.set()
-print(evaluator.__name__, bool(seen), "sklearn" in sys.modules, "optuna.importance" in sys.modules)
-"""
-
-
-@pytest.mark.parametrize("mode, expected", [("threads", "PedAnovaImportanceEvaluator False True True"),
-                                            ("alone", "PedAnovaImportanceEvaluator False False False")])
-def test_ped_anova_import_never_hides_scikit_learn_from_another_thread(mode, expected):
-    """Beside another thread the import is the plain one (scikit-learn loaded, never marked absent where that thread
-    could see it); alone, scikit-learn stays out and sys.modules is left as it was."""
-    import os
-    import subprocess
-    import sys
-
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", PED_ANOVA_PROBE, mode], env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == expected
